@@ -12,7 +12,6 @@
 #include "audit/audit.h"
 #include "cmd/commands.h"
 #include "connector/configdir.h"
-#include "connector/weak_deps.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -384,10 +383,6 @@ int pc_connector_run(const char *config_path)
     c->started_ms = now_ms();
     char err[1024] = "";
 
-    if (!pc_config_load || !pc_spool_open || !pc_snapshot_load_dir) {
-        fatal_config("this build lacks the configuration or spool module", "not linked");
-        return PC_EXIT_FAILURE;
-    }
     if (!pc_config_load(config_path, &c->cfg, err, sizeof err)) {
         fatal_config("invalid configuration", err);
         return PC_EXIT_USAGE;

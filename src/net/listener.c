@@ -13,7 +13,6 @@
 #include "net/worker_int.h"
 
 #include "core/log.h"
-#include "connector/weak_deps.h"
 
 #include <errno.h>
 #include <netinet/in.h>

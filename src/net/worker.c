@@ -10,7 +10,6 @@
 #include "net/worker_int.h"
 
 #include "core/log.h"
-#include "connector/weak_deps.h"
 
 #include <string.h>
 
