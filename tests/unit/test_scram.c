@@ -70,6 +70,20 @@ static void test_rfc7677_server(void **state)
                      PC_SCRAM_MALFORMED);
 }
 
+/* RFC client through client-first and client-final, awaiting server-final. */
+static void client_up_to_final(pc_scram_client_t *c)
+{
+    char out[PC_SCRAM_MAX_OUT];
+    size_t n;
+    const char *problem;
+    assert_true(pc_scram_client_init(c, "pencil", 6, "user", RFC_CLIENT_NONCE));
+    assert_int_not_equal(pc_scram_client_first(c, out, sizeof out), 0);
+    assert_int_equal(pc_scram_client_final(c, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), out,
+                                           sizeof out, &n, &problem),
+                     PC_SCRAM_OK);
+    assert_string_equal(out, RFC_CLIENT_FINAL);
+}
+
 static void test_rfc7677_client(void **state)
 {
     pc_scram_client_t c;
@@ -90,22 +104,14 @@ static void test_rfc7677_client(void **state)
     pc_scram_client_clear(&c);
 
     /* A server that does not know the password cannot produce the signature. */
-    assert_true(pc_scram_client_init(&c, "pencil", 6, "user", RFC_CLIENT_NONCE));
-    assert_int_not_equal(pc_scram_client_first(&c, out, sizeof out), 0);
-    assert_int_equal(pc_scram_client_final(&c, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), out,
-                                           sizeof out, &n, &problem),
-                     PC_SCRAM_OK);
+    client_up_to_final(&c);
     const char *forged = "v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
     assert_int_equal(pc_scram_client_verify(&c, forged, strlen(forged), &problem),
                      PC_SCRAM_FAILED);
     pc_scram_client_clear(&c);
 
     /* Server error attribute. */
-    assert_true(pc_scram_client_init(&c, "pencil", 6, "user", RFC_CLIENT_NONCE));
-    assert_int_not_equal(pc_scram_client_first(&c, out, sizeof out), 0);
-    assert_int_equal(pc_scram_client_final(&c, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), out,
-                                           sizeof out, &n, &problem),
-                     PC_SCRAM_OK);
+    client_up_to_final(&c);
     assert_int_equal(pc_scram_client_verify(&c, "e=invalid-proof", 15, &problem),
                      PC_SCRAM_FAILED);
     pc_scram_client_clear(&c);
