@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pc_scram_server_clear(&s);
     } else {
         pc_scram_client_t c;
-        PC_BUG_ON(!pc_scram_client_init(&c, "pencil", 6, NULL, "fuzznonce"));
+        PC_BUG_ON(!pc_scram_client_init(&c, "pencil", 6, "fuzznonce"));
         PC_BUG_ON(pc_scram_client_first(&c, out, sizeof out) == 0);
         pc_scram_result_t r = pc_scram_client_final(&c, m1, l1, out, sizeof out, &out_len,
                                                     &problem);

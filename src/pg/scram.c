@@ -498,7 +498,13 @@ pc_scram_result_t pc_scram_server_final(pc_scram_server_t *s, const char *msg, s
     } while (0)
 
 bool pc_scram_client_init(pc_scram_client_t *c, const char *password, size_t len,
-                          const char *username, const char *client_nonce)
+                          const char *client_nonce)
+{
+    return pc_scram_client_init_user(c, password, len, NULL, client_nonce);
+}
+
+bool pc_scram_client_init_user(pc_scram_client_t *c, const char *password, size_t len,
+                               const char *username, const char *client_nonce)
 {
     memset(c, 0, sizeof *c);
     /* saslname: ',' and '=' are escaped as =2C and =3D (RFC 5802 §5.1). */

@@ -110,12 +110,15 @@ typedef struct pc_scram_client {
 } pc_scram_client_t;
 
 /**
- * username: NULL = empty, as libpq sends (PostgreSQL ignores the SCRAM user
- * name and uses the startup packet's); client_nonce: NULL = random (always,
- * except in tests). False if the nonce or user name is unusable.
+ * Start an exchange sending an empty SCRAM user name, as libpq does
+ * (PostgreSQL ignores it and uses the startup packet's). client_nonce: NULL =
+ * random (always, except in tests). False if the nonce is unusable.
  */
 bool pc_scram_client_init(pc_scram_client_t *c, const char *password, size_t len,
-                          const char *username, const char *client_nonce) PC_WUR;
+                          const char *client_nonce) PC_WUR;
+/** Same with a SCRAM user name (escaped as RFC 5802 saslname; NULL = empty). */
+bool pc_scram_client_init_user(pc_scram_client_t *c, const char *password, size_t len,
+                               const char *username, const char *client_nonce) PC_WUR;
 /** The client-first-message "n,,n=<user>,r=<nonce>"; 0 if called out of order. */
 size_t pc_scram_client_first(pc_scram_client_t *c, char *out, size_t cap);
 /** server-first-message in, client-final-message out. */

@@ -76,7 +76,7 @@ static void client_up_to_final(pc_scram_client_t *c)
     char out[PC_SCRAM_MAX_OUT];
     size_t n;
     const char *problem;
-    assert_true(pc_scram_client_init(c, "pencil", 6, "user", RFC_CLIENT_NONCE));
+    assert_true(pc_scram_client_init_user(c, "pencil", 6, "user", RFC_CLIENT_NONCE));
     assert_int_not_equal(pc_scram_client_first(c, out, sizeof out), 0);
     assert_int_equal(pc_scram_client_final(c, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), out,
                                            sizeof out, &n, &problem),
@@ -90,7 +90,7 @@ static void test_rfc7677_client(void **state)
     char out[PC_SCRAM_MAX_OUT];
     size_t n;
     const char *problem;
-    assert_true(pc_scram_client_init(&c, "pencil", 6, "user", RFC_CLIENT_NONCE));
+    assert_true(pc_scram_client_init_user(&c, "pencil", 6, "user", RFC_CLIENT_NONCE));
     n = pc_scram_client_first(&c, out, sizeof out);
     assert_int_equal(n, strlen(RFC_CLIENT_FIRST));
     assert_string_equal(out, RFC_CLIENT_FIRST);
@@ -135,7 +135,7 @@ static void test_round_trip(void **state)
             size_t n1, n2, n3, n4;
             const char *problem;
             const char *cpw = good ? pw : "wrong";
-            assert_true(pc_scram_client_init(&c, cpw, strlen(cpw), NULL, NULL));
+            assert_true(pc_scram_client_init(&c, cpw, strlen(cpw), NULL));
             pc_scram_server_init(&s, &v, NULL, NULL);
             n1 = pc_scram_client_first(&c, m1, sizeof m1);
             assert_int_not_equal(n1, 0);
@@ -310,7 +310,7 @@ static void test_malformed_server_messages(void **state)
         char out[PC_SCRAM_MAX_OUT];
         size_t n;
         const char *problem = NULL;
-        assert_true(pc_scram_client_init(&c, "pencil", 6, "user", RFC_CLIENT_NONCE));
+        assert_true(pc_scram_client_init_user(&c, "pencil", 6, "user", RFC_CLIENT_NONCE));
         assert_int_not_equal(pc_scram_client_first(&c, out, sizeof out), 0);
         assert_int_equal(
             pc_scram_client_final(&c, bad_first[i], strlen(bad_first[i]), out, sizeof out, &n,
@@ -322,12 +322,12 @@ static void test_malformed_server_messages(void **state)
     /* Out of order calls. */
     pc_scram_client_t c;
     const char *problem;
-    assert_true(pc_scram_client_init(&c, "pencil", 6, NULL, NULL));
+    assert_true(pc_scram_client_init(&c, "pencil", 6, NULL));
     assert_int_equal(pc_scram_client_verify(&c, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL),
                                             &problem),
                      PC_SCRAM_MALFORMED);
     pc_scram_client_clear(&c);
-    assert_false(pc_scram_client_init(&c, "pencil", 6, NULL, "bad,nonce"));
+    assert_false(pc_scram_client_init(&c, "pencil", 6, "bad,nonce"));
     pc_scram_client_clear(&c);
 }
 
