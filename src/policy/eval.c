@@ -1096,14 +1096,14 @@ static int unify_val(E *e, F *f, pc_term *t, const pc_value *v, K *k)
     case T_ARRAY:
         if (unbound_pattern(e, f, t)) {
             if (v->kind != PC_ARRAY || v->len != t->n) return 0;
-            uni_k u = {.f = f, .t = t, .v = v, .i = 0, .next = k};
+            uni_k u = {.k.fn = unify_items_from, .f = f, .t = t, .v = v, .i = 0, .next = k};
             return unify_items_from(e, &u.k, NULL);
         }
         break;
     case T_OBJECT:
         if (unbound_pattern(e, f, t)) {
             if (v->kind != PC_OBJECT || v->len != t->n) return 0;
-            uni_k u = {.f = f, .t = t, .v = v, .i = 0, .next = k};
+            uni_k u = {.k.fn = unify_items_from, .f = f, .t = t, .v = v, .i = 0, .next = k};
             return unify_items_from(e, &u.k, NULL);
         }
         break;
@@ -1126,6 +1126,28 @@ static int uni2_cb(E *e, K *k, const pc_value *v)
     return unify_val(e, u->f, u->other, v, u->next);
 }
 
+/* Element-wise unification of two array patterns: [x, 1] = [2, y]. */
+typedef struct {
+    K k;
+    F *f;
+    pc_term *a, *b;
+    uint32_t i;
+    K *next;
+} pair_k;
+
+static int unify_terms(E *e, F *f, pc_term *a, pc_term *b, K *k);
+
+static int pair_cb(E *e, K *k, const pc_value *unused)
+{
+    (void)unused;
+    pair_k *p = (pair_k *)k;
+    if (p->i == p->a->n) return p->next->fn(e, p->next, NULL);
+    pair_k n = *p;
+    n.i = p->i + 1;
+    /* elements whose both sides are still unknown go last */
+    return unify_terms(e, p->f, p->a->items[p->i], p->b->items[p->i], &n.k);
+}
+
 static int unify_terms(E *e, F *f, pc_term *a, pc_term *b, K *k)
 {
     bool pa = unbound_pattern(e, f, a), pb = unbound_pattern(e, f, b);
@@ -1139,20 +1161,8 @@ static int unify_terms(E *e, F *f, pc_term *a, pc_term *b, K *k)
     }
     if (a->kind == T_ARRAY && b->kind == T_ARRAY) {
         if (a->n != b->n) return 0;
-        /* pairwise; a small recursion through a chain */
-        if (a->n == 0) return k->fn(e, k, NULL);
-        for (uint32_t i = 0; i < a->n; i++) {
-            bool x = unbound_pattern(e, f, a->items[i]), y = unbound_pattern(e, f, b->items[i]);
-            if (x && y) continue;
-            /* evaluate the known side and unify into the other, then retry */
-            typedef struct {
-                K k;
-                F *f;
-                pc_term *a, *b;
-                K *next;
-            } rk;
-            (void)sizeof(rk);
-        }
+        pair_k p = {.k.fn = pair_cb, .f = f, .a = a, .b = b, .i = 0, .next = k};
+        return pair_cb(e, &p.k, NULL);
     }
     pc_term *bad = a->kind == T_VAR ? a : b;
     return fail(e, "rego_unsafe_var_error", bad->loc, "var %s is unsafe",
@@ -1243,7 +1253,8 @@ static int every_coll_cb(E *e, K *k, const pc_value *coll)
 {
     coll_k *c = (coll_k *)k;
     pc_expr *x = c->x;
-    if (coll->kind == PC_ARRAY || coll->kind == PC_OBJECT || coll->kind == PC_SET) {
+    if (coll->kind != PC_ARRAY && coll->kind != PC_OBJECT && coll->kind != PC_SET) return 0;
+    {
         for (uint32_t i = 0; i < coll->len; i++) {
             const pc_value *key = coll->kind == PC_OBJECT ? coll->u.kvs[i].key
                                  : coll->kind == PC_SET   ? coll->u.items[i]
