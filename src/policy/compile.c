@@ -529,13 +529,32 @@ static void resolve_body(C *c, scope *s, pc_body *b)
     for (uint32_t i = 0; i < b->n && !c->failed; i++) resolve_expr(c, s, b->exprs[i]);
 }
 
+/* Function arguments are always local variables, whatever rules exist. */
+static void declare_args(C *c, scope *s, pc_term *t)
+{
+    if (!t) return;
+    switch (t->kind) {
+    case T_VAR:
+        if (sc_find(s, t->name, true) < 0 || t->wildcard) sc_add(c, s, t->name, new_slot(c));
+        return;
+    case T_ARRAY:
+    case T_SET:
+        for (uint32_t i = 0; i < t->n; i++) declare_args(c, s, t->items[i]);
+        return;
+    case T_OBJECT:
+        for (uint32_t i = 0; i < t->n; i++) declare_args(c, s, t->items[i]);
+        return;
+    default: return;
+    }
+}
+
 static bool compile_rule(C *c, pc_rule *r)
 {
     c->rule = r;
     c->nslots = 0;
     scope s = {0};
     c->rule_args_declared = 0;
-    for (uint32_t i = 0; i < r->nargs; i++) collect_vars(c, &s, r->args[i]);
+    for (uint32_t i = 0; i < r->nargs; i++) declare_args(c, &s, r->args[i]);
     c->rule_args_declared = (int)s.len;
     for (uint32_t i = 0; i < r->nargs; i++) r->args[i] = resolve_term(c, &s, r->args[i]);
     resolve_body(c, &s, r->body);
@@ -548,7 +567,7 @@ static bool compile_rule(C *c, pc_rule *r)
         C sub = *c;
         sub.nslots = 0;
         scope es = {0};
-        for (uint32_t i = 0; i < e->nargs; i++) collect_vars(&sub, &es, e->args[i]);
+        for (uint32_t i = 0; i < e->nargs; i++) declare_args(&sub, &es, e->args[i]);
         sub.rule_args_declared = (int)es.len;
         resolve_body(&sub, &es, e->body);
         e->value = resolve_term(&sub, &es, e->value);

@@ -814,6 +814,45 @@ static const pc_value *build_partial(E *e, pc_node *n, const pc_value *const *en
     return v;
 }
 
+/* Two rules contribute to one document: objects merge, sets unite, equal
+ * values agree, anything else is a conflict. */
+static const pc_value *merge_docs(E *e, const pc_value *x, const pc_value *y, pc_node *n, bool *err)
+{
+    if (pc_value_equal(x, y)) return x;
+    if (x->kind == PC_SET && y->kind == PC_SET) {
+        pc_vbuf b;
+        pc_vbuf_init(&b, e->arena);
+        for (uint32_t i = 0; i < x->len; i++) pc_vbuf_push(&b, x->u.items[i]);
+        for (uint32_t i = 0; i < y->len; i++) pc_vbuf_push(&b, y->u.items[i]);
+        const pc_value *r = pc_vbuf_set(&b);
+        if (!r) {
+            oom(e);
+            *err = true;
+        }
+        return r;
+    }
+    if (x->kind == PC_OBJECT && y->kind == PC_OBJECT) {
+        const pc_value *r = x;
+        for (uint32_t i = 0; i < y->len; i++) {
+            const pc_value *k = y->u.kvs[i].key;
+            const pc_value *xv = pc_value_object_get(x, k);
+            const pc_value *v = xv ? merge_docs(e, xv, y->u.kvs[i].val, n, err) : y->u.kvs[i].val;
+            if (*err) return NULL;
+            r = upsert(e, r, &k, 1, v);
+            if (!r) {
+                oom(e);
+                *err = true;
+                return NULL;
+            }
+        }
+        return r;
+    }
+    pc_rule *r = n->nrules ? n->rules[0] : NULL;
+    fail(e, "eval_conflict_error", r ? r->loc : (pc_loc){0}, "object keys must be unique");
+    *err = true;
+    return NULL;
+}
+
 static const pc_value *node_value(E *e, pc_node *n, bool *err)
 {
     const pc_value *c = e->cache[n->id];
@@ -870,6 +909,26 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
         }
         result = build_partial(e, n, ents.items, ents.len, 0, err);
         if (*err) goto error;
+        /* rules defined below this node (p.q.r := ...) add to the same document */
+        for (uint32_t i = 0; i < n->nkids && result; i++) {
+            pc_node *kid = n->kids[i];
+            if (!kid->has_rules_below || kid->kind == R_FUNC) continue;
+            const pc_value *cv = node_full(e, kid, err);
+            if (*err) goto error;
+            if (!cv) continue;
+            const pc_value *mine = result->kind == PC_OBJECT ? pc_value_object_get(result, kid->key) : NULL;
+            const pc_value *merged = cv;
+            if (mine) {
+                merged = merge_docs(e, mine, cv, n, err);
+                if (*err) goto error;
+            }
+            const pc_value *key = kid->key;
+            result = upsert(e, result, &key, 1, merged);
+            if (!result) {
+                oom(e);
+                goto error;
+            }
+        }
         if (!result && n->dflt) {
             rule_k rk = {0};
             if (run_rule(e, n->dflt, &rk) || e->failed) goto error;

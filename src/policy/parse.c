@@ -985,14 +985,15 @@ static pc_rule *parse_rule(P *p, pc_module *m)
     if (r->kind != R_PSET && r->kind != R_FUNC) {
         pc_term *last = r->path[r->npath - 1];
         bool last_var = r->npath > 1 && last->kind != T_VALUE;
+        bool dynamic = false;
+        for (uint32_t i = 1; i < r->npath; i++)
+            if (r->path[i]->kind != T_VALUE || r->path[i]->value->kind != PC_STRING) dynamic = true;
         if (p->v0 && !r->value && last_var && r->npath == 2) {
             r->kind = R_PSET; /* v0: p[x] { ... } */
             r->key = last;
             r->npath--;
-        } else if (last_var) {
-            r->kind = R_POBJ;
-            r->key = last;
-            r->npath--;
+        } else if (dynamic) {
+            r->kind = R_POBJ; /* keys are the path elements after the constant prefix */
         } else {
             r->kind = R_COMPLETE;
         }
