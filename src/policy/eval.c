@@ -814,6 +814,45 @@ static const pc_value *build_partial(E *e, pc_node *n, const pc_value *const *en
     return v;
 }
 
+/* Two rules contribute to one document: objects merge, sets unite, equal
+ * values agree, anything else is a conflict. */
+static const pc_value *merge_docs(E *e, const pc_value *x, const pc_value *y, pc_node *n, bool *err)
+{
+    if (pc_value_equal(x, y)) return x;
+    if (x->kind == PC_SET && y->kind == PC_SET) {
+        pc_vbuf b;
+        pc_vbuf_init(&b, e->arena);
+        for (uint32_t i = 0; i < x->len; i++) pc_vbuf_push(&b, x->u.items[i]);
+        for (uint32_t i = 0; i < y->len; i++) pc_vbuf_push(&b, y->u.items[i]);
+        const pc_value *r = pc_vbuf_set(&b);
+        if (!r) {
+            oom(e);
+            *err = true;
+        }
+        return r;
+    }
+    if (x->kind == PC_OBJECT && y->kind == PC_OBJECT) {
+        const pc_value *r = x;
+        for (uint32_t i = 0; i < y->len; i++) {
+            const pc_value *k = y->u.kvs[i].key;
+            const pc_value *xv = pc_value_object_get(x, k);
+            const pc_value *v = xv ? merge_docs(e, xv, y->u.kvs[i].val, n, err) : y->u.kvs[i].val;
+            if (*err) return NULL;
+            r = upsert(e, r, &k, 1, v);
+            if (!r) {
+                oom(e);
+                *err = true;
+                return NULL;
+            }
+        }
+        return r;
+    }
+    pc_rule *r = n->nrules ? n->rules[0] : NULL;
+    fail(e, "eval_conflict_error", r ? r->loc : (pc_loc){0}, "object keys must be unique");
+    *err = true;
+    return NULL;
+}
+
 static const pc_value *node_value(E *e, pc_node *n, bool *err)
 {
     const pc_value *c = e->cache[n->id];
@@ -870,6 +909,26 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
         }
         result = build_partial(e, n, ents.items, ents.len, 0, err);
         if (*err) goto error;
+        /* rules defined below this node (p.q.r := ...) add to the same document */
+        for (uint32_t i = 0; i < n->nkids && result; i++) {
+            pc_node *kid = n->kids[i];
+            if (!kid->has_rules_below || kid->kind == R_FUNC) continue;
+            const pc_value *cv = node_full(e, kid, err);
+            if (*err) goto error;
+            if (!cv) continue;
+            const pc_value *mine = result->kind == PC_OBJECT ? pc_value_object_get(result, kid->key) : NULL;
+            const pc_value *merged = cv;
+            if (mine) {
+                merged = merge_docs(e, mine, cv, n, err);
+                if (*err) goto error;
+            }
+            const pc_value *key = kid->key;
+            result = upsert(e, result, &key, 1, merged);
+            if (!result) {
+                oom(e);
+                goto error;
+            }
+        }
         if (!result && n->dflt) {
             rule_k rk = {0};
             if (run_rule(e, n->dflt, &rk) || e->failed) goto error;
@@ -1096,14 +1155,14 @@ static int unify_val(E *e, F *f, pc_term *t, const pc_value *v, K *k)
     case T_ARRAY:
         if (unbound_pattern(e, f, t)) {
             if (v->kind != PC_ARRAY || v->len != t->n) return 0;
-            uni_k u = {.f = f, .t = t, .v = v, .i = 0, .next = k};
+            uni_k u = {.k.fn = unify_items_from, .f = f, .t = t, .v = v, .i = 0, .next = k};
             return unify_items_from(e, &u.k, NULL);
         }
         break;
     case T_OBJECT:
         if (unbound_pattern(e, f, t)) {
             if (v->kind != PC_OBJECT || v->len != t->n) return 0;
-            uni_k u = {.f = f, .t = t, .v = v, .i = 0, .next = k};
+            uni_k u = {.k.fn = unify_items_from, .f = f, .t = t, .v = v, .i = 0, .next = k};
             return unify_items_from(e, &u.k, NULL);
         }
         break;
@@ -1126,6 +1185,28 @@ static int uni2_cb(E *e, K *k, const pc_value *v)
     return unify_val(e, u->f, u->other, v, u->next);
 }
 
+/* Element-wise unification of two array patterns: [x, 1] = [2, y]. */
+typedef struct {
+    K k;
+    F *f;
+    pc_term *a, *b;
+    uint32_t i;
+    K *next;
+} pair_k;
+
+static int unify_terms(E *e, F *f, pc_term *a, pc_term *b, K *k);
+
+static int pair_cb(E *e, K *k, const pc_value *unused)
+{
+    (void)unused;
+    pair_k *p = (pair_k *)k;
+    if (p->i == p->a->n) return p->next->fn(e, p->next, NULL);
+    pair_k n = *p;
+    n.i = p->i + 1;
+    /* elements whose both sides are still unknown go last */
+    return unify_terms(e, p->f, p->a->items[p->i], p->b->items[p->i], &n.k);
+}
+
 static int unify_terms(E *e, F *f, pc_term *a, pc_term *b, K *k)
 {
     bool pa = unbound_pattern(e, f, a), pb = unbound_pattern(e, f, b);
@@ -1139,20 +1220,8 @@ static int unify_terms(E *e, F *f, pc_term *a, pc_term *b, K *k)
     }
     if (a->kind == T_ARRAY && b->kind == T_ARRAY) {
         if (a->n != b->n) return 0;
-        /* pairwise; a small recursion through a chain */
-        if (a->n == 0) return k->fn(e, k, NULL);
-        for (uint32_t i = 0; i < a->n; i++) {
-            bool x = unbound_pattern(e, f, a->items[i]), y = unbound_pattern(e, f, b->items[i]);
-            if (x && y) continue;
-            /* evaluate the known side and unify into the other, then retry */
-            typedef struct {
-                K k;
-                F *f;
-                pc_term *a, *b;
-                K *next;
-            } rk;
-            (void)sizeof(rk);
-        }
+        pair_k p = {.k.fn = pair_cb, .f = f, .a = a, .b = b, .i = 0, .next = k};
+        return pair_cb(e, &p.k, NULL);
     }
     pc_term *bad = a->kind == T_VAR ? a : b;
     return fail(e, "rego_unsafe_var_error", bad->loc, "var %s is unsafe",
@@ -1243,7 +1312,8 @@ static int every_coll_cb(E *e, K *k, const pc_value *coll)
 {
     coll_k *c = (coll_k *)k;
     pc_expr *x = c->x;
-    if (coll->kind == PC_ARRAY || coll->kind == PC_OBJECT || coll->kind == PC_SET) {
+    if (coll->kind != PC_ARRAY && coll->kind != PC_OBJECT && coll->kind != PC_SET) return 0;
+    {
         for (uint32_t i = 0; i < coll->len; i++) {
             const pc_value *key = coll->kind == PC_OBJECT ? coll->u.kvs[i].key
                                  : coll->kind == PC_SET   ? coll->u.items[i]
