@@ -283,7 +283,7 @@ static bool key_fail(pc__yctx_t *c, const pc__ynode_t *m, const char *key, const
                      const char *arg, const char *after)
 {
     size_t prev = pc__ypath_push_key(&c->path, key);
-    char q[96] = "";
+    char q[320] = "";
     if (arg) pc__quote_value(q, sizeof q, arg, strlen(arg));
     pc__yfail(c, pc__ymap_line(m, key), "%s%s%s", before, q, after);
     pc__ypath_pop(&c->path, prev);
@@ -364,10 +364,21 @@ static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc
     case PC_TECH_POSTGRES:
         if (!get_required(c, m, "hostname", &r->hostname, NULL)) return false;
         if (!r->port) return key_fail(c, m, "port", "required", NULL, "");
-        if (r->tls_ca_file && r->tls == PC_UPSTREAM_TLS_DISABLE)
-            return key_fail(c, m, "tls_ca_file", "has no effect with tls: disable", NULL, "");
-        if (r->tls_ca_file && b->local && access(r->tls_ca_file, R_OK) != 0)
-            return key_fail(c, m, "tls_ca_file", "cannot read ", r->tls_ca_file, "");
+        if (r->tls_ca_file && r->tls != PC_UPSTREAM_TLS_VERIFY_FULL)
+            return key_fail(c, m, "tls_ca_file", "only used with tls: verify-full", NULL, "");
+        if (r->tls_ca_file && b->local) {
+            /* Relative to the directory of the file that names it. */
+            const char *slash = strrchr(c->origin, '/');
+            if (r->tls_ca_file[0] != '/' && slash) {
+                size_t n = (size_t)(slash - c->origin) + 1 + strlen(r->tls_ca_file) + 1;
+                char *full = pc_xmalloc(n);
+                snprintf(full, n, "%.*s/%s", (int)(slash - c->origin), c->origin, r->tls_ca_file);
+                free(r->tls_ca_file);
+                r->tls_ca_file = full;
+            }
+            if (access(r->tls_ca_file, R_OK) != 0)
+                return key_fail(c, m, "tls_ca_file", "cannot read ", r->tls_ca_file, "");
+        }
         break;
     case PC_TECH_S3:
         if (!r->region) r->region = pc_xstrdup("us-east-1");

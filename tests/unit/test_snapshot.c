@@ -222,6 +222,9 @@ static void test_validation_errors(void **state)
                  "     endpoint: 'bigquery.googleapis.com'}\n",
                  "objects.yaml:3: resources[0].endpoint: invalid URL "
                  "\"bigquery.googleapis.com\"");
+    expect_error("resources:\n  - {name: x, technology: postgres, hostname: h, port: 1,\n"
+                 "     tls: require, tls_ca_file: ca.pem, credentials: {username: u}}\n",
+                 "objects.yaml:3: resources[0].tls_ca_file: only used with tls: verify-full");
     expect_error(PG_RES "listeners:\n  - {name: pg, port: 5433, resource: nope}\n",
                  "objects.yaml:5: listeners[0].resource: unknown resource \"nope\"");
     expect_error(PG_RES "listeners:\n  - {name: pg, port: 5433, resource: pg-main, tls: yes}\n",
@@ -378,6 +381,24 @@ static void test_dir_env_expansion(void **state)
     assert_non_null(pc_snapshot_user(s, "${PC_TEST_PG_PASSWORD}"));
     pc_snapshot_unref(s);
     remove_file("a.yaml");
+
+    /* tls_ca_file is relative to its file's directory and must be readable. */
+    write_file("b.yaml", "resources:\n"
+                         "  - {name: pg, technology: postgres, hostname: h, port: 5432,\n"
+                         "     tls: verify-full, tls_ca_file: ca.pem, credentials: {username: u}}\n");
+    assert_null(pc_snapshot_load_dir(dir, 1, err, sizeof err));
+    char expect[1024];
+    snprintf(expect, sizeof expect,
+             "%s/b.yaml:3: resources[0].tls_ca_file: cannot read \"%s/ca.pem\"", dir, dir);
+    assert_string_equal(err, expect);
+    write_file("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    s = pc_snapshot_load_dir(dir, 1, err, sizeof err);
+    assert_non_null(s);
+    snprintf(expect, sizeof expect, "%s/ca.pem", dir);
+    assert_string_equal(pc_snapshot_resource(s, "pg")->tls_ca_file, expect);
+    pc_snapshot_unref(s);
+    remove_file("b.yaml");
+    remove_file("ca.pem");
 }
 
 static int hook_calls;
