@@ -9,6 +9,7 @@
  */
 #include "core/config.h"
 #include "core/yaml_tree.h"
+#include "core/crypto.h"
 #include "pg/scram.h"
 
 #include <dirent.h>
@@ -676,9 +677,96 @@ static bool check_all(builder_t *b, char *err, size_t errlen)
 #define VERIFIER_ITERATIONS PC_SCRAM_DEFAULT_ITERATIONS
 #endif
 
+/*
+ * Verifier cache across reloads. A reload re-reads every password, and 4096
+ * PBKDF2 iterations per user would make a directory of thousands of users
+ * take seconds to apply. The previous load's verifiers are kept keyed by
+ * HMAC-SHA-256(process-random key, user name NUL password): an unchanged
+ * password reuses its verifier (and salt), a changed one gets a new verifier.
+ * The key never leaves the process and the plaintext is still not kept; the
+ * files (or environment) the plaintext came from hold it anyway.
+ */
+typedef struct vcache_entry {
+    uint8_t key[32];
+    bool used;
+    pc_scram_verifier_t v;
+} vcache_entry_t;
+
+static pthread_mutex_t vcache_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t vcache_once = PTHREAD_ONCE_INIT;
+static uint8_t vcache_secret[32];
+static bool vcache_enabled;
+static vcache_entry_t *vcache;
+static size_t vcache_mask;
+
+static void vcache_init(void)
+{
+    vcache_enabled = pc_random_bytes(vcache_secret, sizeof vcache_secret);
+}
+
+static void vcache_key(const char *user, const char *pw, uint8_t out[32])
+{
+    size_t ul = strlen(user), pl = strlen(pw);
+    char *buf = pc_xmalloc(ul + 1 + pl);
+    memcpy(buf, user, ul + 1);
+    memcpy(buf + ul + 1, pw, pl);
+    pc_hmac_sha256(vcache_secret, sizeof vcache_secret, buf, ul + 1 + pl, out);
+    explicit_bzero(buf, ul + 1 + pl);
+    free(buf);
+}
+
+static size_t vcache_slot(const uint8_t key[32], size_t mask)
+{
+    uint64_t h;
+    memcpy(&h, key, sizeof h);
+    return (size_t)h & mask;
+}
+
+static bool vcache_get(const uint8_t key[32], pc_scram_verifier_t *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&vcache_lock);
+    for (size_t i = vcache ? vcache_slot(key, vcache_mask) : 0; vcache && vcache[i].used;
+         i = (i + 1) & vcache_mask)
+        if (pc_ct_equal(vcache[i].key, key, 32)) {
+            *out = vcache[i].v;
+            found = true;
+            break;
+        }
+    pthread_mutex_unlock(&vcache_lock);
+    return found;
+}
+
+/* Replace the cache with this load's verifiers (old passwords drop out). */
+static void vcache_replace(const pc_snapshot_t *s, uint8_t (*keys)[32], const bool *keyed)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_users; i++) n += keyed[i] && s->users[i].has_password;
+    size_t cap = table_size(n), mask = cap - 1;
+    vcache_entry_t *table = pc_xcalloc(cap, sizeof *table);
+    for (size_t i = 0; i < s->n_users; i++) {
+        if (!keyed[i] || !s->users[i].has_password) continue;
+        size_t j = vcache_slot(keys[i], mask);
+        while (table[j].used && !pc_ct_equal(table[j].key, keys[i], 32)) j = (j + 1) & mask;
+        memcpy(table[j].key, keys[i], 32);
+        table[j].v = s->users[i].scram;
+        table[j].used = true;
+    }
+    pthread_mutex_lock(&vcache_lock);
+    vcache_entry_t *old = vcache;
+    size_t old_cap = vcache ? vcache_mask + 1 : 0;
+    vcache = table;
+    vcache_mask = mask;
+    pthread_mutex_unlock(&vcache_lock);
+    if (old) explicit_bzero(old, old_cap * sizeof *old);
+    free(old);
+}
+
 typedef struct hash_job {
     builder_t *b;
     size_t from, to;
+    uint8_t (*keys)[32]; /* cache key per user */
+    bool *keyed;         /* keys[i] is set (plaintext password) */
     bool ok;
     size_t failed_at;
 } hash_job_t;
@@ -697,7 +785,12 @@ static void *hash_range(void *arg)
             /* A ready verifier (PostgreSQL's pg_authid format): taken as is. */
             j->ok = pc_scram_verifier_parse(pw, len, &u->scram);
         } else {
-            j->ok = pc_scram_verifier_new(pw, len, VERIFIER_ITERATIONS, &u->scram);
+            if (vcache_enabled) {
+                vcache_key(u->username, pw, j->keys[i]);
+                j->keyed[i] = true;
+            }
+            j->ok = (j->keyed[i] && vcache_get(j->keys[i], &u->scram)) ||
+                    pc_scram_verifier_new(pw, len, VERIFIER_ITERATIONS, &u->scram);
         }
         if (!j->ok) j->failed_at = i;
         u->has_password = j->ok;
@@ -715,11 +808,18 @@ static bool hash_passwords(builder_t *b, char *err, size_t errlen)
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > n / PER_THREAD_MIN) threads = n / PER_THREAD_MIN;
     if (threads < 1) threads = 1;
+    pthread_once(&vcache_once, vcache_init);
+    uint8_t(*keys)[32] = pc_xcalloc(n ? n : 1, sizeof *keys);
+    bool *keyed = pc_xcalloc(n ? n : 1, sizeof *keyed);
     hash_job_t jobs[MAX_THREADS];
     pthread_t tids[MAX_THREADS];
     bool started[MAX_THREADS] = {false};
     for (size_t t = 0; t < threads; t++) {
-        jobs[t] = (hash_job_t){.b = b, .from = n * t / threads, .to = n * (t + 1) / threads};
+        jobs[t] = (hash_job_t){.b = b,
+                               .from = n * t / threads,
+                               .to = n * (t + 1) / threads,
+                               .keys = keys,
+                               .keyed = keyed};
         if (t > 0) started[t] = pthread_create(&tids[t], NULL, hash_range, &jobs[t]) == 0;
         if (t > 0 && !started[t]) hash_range(&jobs[t]);
     }
@@ -737,6 +837,10 @@ static bool hash_passwords(builder_t *b, char *err, size_t errlen)
                                    : "cannot compute the SCRAM verifier");
         }
     }
+    if (ok && vcache_enabled) vcache_replace(s, keys, keyed);
+    explicit_bzero(keys, (n ? n : 1) * sizeof *keys);
+    free(keys);
+    free(keyed);
     return ok;
 }
 

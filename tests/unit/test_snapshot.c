@@ -495,6 +495,30 @@ static void test_many_users_index(void **state)
     pc_snapshot_unref(s);
 }
 
+/* A reload with an unchanged password reuses the verifier; a changed one gets a new one. */
+static void test_reload_reuses_verifiers(void **state)
+{
+    char err[512];
+    pc_snapshot_t *a = load("users: [{username: u, password: one}, {username: v, password: one}]\n",
+                            err, sizeof err);
+    pc_snapshot_t *b = load("users: [{username: u, password: one}, {username: v, password: two}]\n",
+                            err, sizeof err);
+    assert_non_null(a);
+    assert_non_null(b);
+    const pc_user_t *au = pc_snapshot_user(a, "u"), *bu = pc_snapshot_user(b, "u");
+    const pc_user_t *av = pc_snapshot_user(a, "v"), *bv = pc_snapshot_user(b, "v");
+    /* Same user and password: same salt and keys. */
+    assert_memory_equal(&au->scram, &bu->scram, sizeof au->scram);
+    /* Same password, other user: its own salt. */
+    assert_memory_not_equal(au->scram.salt, av->scram.salt, au->scram.salt_len);
+    /* Changed password: new verifier that accepts only the new password. */
+    assert_memory_not_equal(av->scram.salt, bv->scram.salt, av->scram.salt_len);
+    assert_true(pc_scram_verifier_check(&bv->scram, "two", 3));
+    assert_false(pc_scram_verifier_check(&bv->scram, "one", 3));
+    pc_snapshot_unref(a);
+    pc_snapshot_unref(b);
+}
+
 static void test_empty(void **state)
 {
     char err[64];
@@ -523,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_dir_env_expansion),
         cmocka_unit_test(test_compile_hook),
         cmocka_unit_test(test_many_users_index),
+        cmocka_unit_test(test_reload_reuses_verifiers),
         cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
