@@ -387,8 +387,8 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
     size_t prev, dprev;
     int64_t cport = out->cluster.client_port, pport = out->cluster.peer_port;
     bool ok = false;
-    if (!enter_section(c, root, "cluster", keys, &m, &prev)) goto out;
     char *data_dir = NULL;
+    if (!enter_section(c, root, "cluster", keys, &m, &prev)) goto out;
     if (!pc__yget_bool(c, m, "enabled", &out->cluster.enabled) ||
         !pc__yget_str(c, m, "advertise_address", &out->cluster.advertise_address) ||
         !pc__yget_int(c, m, "client_port", 1, 65535, &cport) ||
@@ -400,7 +400,6 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
     if (data_dir) {
         free(out->cluster.data_dir);
         out->cluster.data_dir = join_path(base_dir, data_dir);
-        free(data_dir);
     }
     out->cluster.client_port = (int)cport;
     out->cluster.peer_port = (int)pport;
@@ -446,6 +445,7 @@ out_d:
         ok = false;
     }
 out:
+    free(data_dir);
     pc__ypath_pop(&c->path, prev);
     return ok;
 }
