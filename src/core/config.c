@@ -375,6 +375,17 @@ static bool nonempty(const char *s)
     return *s != '\0';
 }
 
+/* Instance names end up in metric labels, etcd member names and audit records. */
+static bool valid_instance_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '"' || s[i] == '\\')
+            return false;
+    return true;
+}
+
 static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *base_dir,
                          pc_config_t *out)
 {
@@ -468,7 +479,8 @@ static bool load_root(pc__yctx_t *c, const pc__ynode_t *root, const char *base_d
     out->workers = (unsigned)workers;
     free(out->log_level);
     out->log_level = pc_xstrdup(levels[level]);
-    if (!check_str(c, root, "instance_name", out->instance_name, nonempty, "instance name") ||
+    if (!check_str(c, root, "instance_name", out->instance_name, valid_instance_name,
+                   "instance name (1-253 characters, no spaces, quotes or backslashes)") ||
         !check_str(c, root, "listen_address", out->listen_address, valid_ip,
                    "IP address (e.g. 0.0.0.0, ::, 127.0.0.1)"))
         return false;

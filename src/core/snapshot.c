@@ -592,53 +592,116 @@ static bool fail_at(builder_t *b, origin_t o, char *err, size_t errlen, const ch
     return false;
 }
 
+/* Sort keys for duplicate detection in O(n log n): by name (or number), then position. */
+typedef struct name_ref {
+    const char *name; /* NULL: compare num */
+    long num;
+    size_t idx;
+} name_ref_t;
+
+static int cmp_ref(const void *pa, const void *pb)
+{
+    const name_ref_t *a = pa, *b = pb;
+    int c = a->name ? strcmp(a->name, b->name) : (a->num > b->num) - (a->num < b->num);
+    return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static bool same_ref(const name_ref_t *a, const name_ref_t *b)
+{
+    return a->name ? strcmp(a->name, b->name) == 0 : a->num == b->num;
+}
+
+/* Sorts refs; finds the repeated entry that comes first in load order and the
+ * entry it repeats. */
+static bool first_duplicate(name_ref_t *refs, size_t n, size_t *dup, size_t *first)
+{
+    qsort(refs, n, sizeof *refs, cmp_ref);
+    bool found = false;
+    for (size_t k = 1, group = 0; k < n; k++) {
+        if (!same_ref(&refs[k], &refs[group])) {
+            group = k;
+            continue;
+        }
+        if (!found || refs[k].idx < *dup) {
+            *dup = refs[k].idx;
+            *first = refs[group].idx;
+            found = true;
+        }
+    }
+    return found;
+}
+
 /* Cross-object checks, once every file is in. */
 static bool check_all(builder_t *b, char *err, size_t errlen)
 {
     pc_snapshot_t *s = b->s;
     char q[96];
-#define DUP_CHECK(n, origin_arr, name_expr, what, path)                                            \
-    for (size_t i = 0; i < (n); i++)                                                               \
-        for (size_t j = 0; j < i; j++)                                                             \
-            if (strcmp(name_expr(i), name_expr(j)) == 0) {                                         \
-                pc__quote_value(q, sizeof q, name_expr(i), strlen(name_expr(i)));                  \
-                return fail_at(b, origin_arr[i], err, errlen,                                      \
-                               "%s[%zu]: duplicate " what " %s (first defined at %s:%u)", path,    \
-                               origin_arr[i].index, q, b->files[origin_arr[j].file], origin_arr[j].line);            \
-            }
-    /* Quadratic checks are fine for resources, listeners and policies (tens);
-     * users can be thousands and are checked through the hash index instead. */
-#define RES_NAME(i) s->resources[i].name
-#define LIS_NAME(i) s->listeners[i].name
-#define POL_NAME(i) s->policies[i].name
-    DUP_CHECK(s->n_resources, b->res_origin, RES_NAME, "resource", "resources")
-    DUP_CHECK(s->n_listeners, b->lis_origin, LIS_NAME, "listener", "listeners")
-    DUP_CHECK(s->n_policies, b->pol_origin, POL_NAME, "policy", "policies")
-#undef RES_NAME
-#undef LIS_NAME
-#undef POL_NAME
-#undef DUP_CHECK
+    size_t max = s->n_resources > s->n_listeners ? s->n_resources : s->n_listeners;
+    if (s->n_policies > max) max = s->n_policies;
+    name_ref_t *refs = pc_xcalloc(max ? max : 1, sizeof *refs);
+    name_ref_t *res_sorted = pc_xcalloc(s->n_resources ? s->n_resources : 1, sizeof *refs);
+    bool ok = false;
+    size_t dup, orig;
+    static const char *const kinds[] = {"resource", "listener", "policy"};
+    static const char *const lists[] = {"resources", "listeners", "policies"};
+    for (int kind = 0; kind < 3; kind++) {
+        size_t n = kind == 0 ? s->n_resources : kind == 1 ? s->n_listeners : s->n_policies;
+        const origin_t *o = kind == 0 ? b->res_origin : kind == 1 ? b->lis_origin : b->pol_origin;
+        for (size_t i = 0; i < n; i++)
+            refs[i] = (name_ref_t){kind == 0   ? s->resources[i].name
+                                   : kind == 1 ? s->listeners[i].name
+                                               : s->policies[i].name,
+                                   0, i};
+        if (first_duplicate(refs, n, &dup, &orig)) {
+            const char *name = refs[0].name; /* any: find the duplicate's own name */
+            for (size_t i = 0; i < n; i++)
+                if (refs[i].idx == dup) name = refs[i].name;
+            pc__quote_value(q, sizeof q, name, strlen(name));
+            fail_at(b, o[dup], err, errlen, "%s[%zu]: duplicate %s %s (first defined at %s:%u)",
+                    lists[kind], o[dup].index, kinds[kind], q, b->files[o[orig].file],
+                    o[orig].line);
+            goto out;
+        }
+        if (kind == 0) memcpy(res_sorted, refs, n * sizeof *refs); /* sorted by name now */
+    }
+    for (size_t i = 0; i < s->n_listeners; i++)
+        refs[i] = (name_ref_t){NULL, s->listeners[i].port, i};
+    if (first_duplicate(refs, s->n_listeners, &dup, &orig)) {
+        fail_at(b, b->lis_port_origin[dup], err, errlen,
+                "listeners[%zu].port: port %d already used by listener \"%s\" (%s:%u)",
+                b->lis_origin[dup].index, s->listeners[dup].port, s->listeners[orig].name,
+                b->files[b->lis_port_origin[orig].file], b->lis_port_origin[orig].line);
+        goto out;
+    }
     for (size_t i = 0; i < s->n_listeners; i++) {
         const pc_listener_cfg_t *l = &s->listeners[i];
-        for (size_t j = 0; j < i; j++)
-            if (s->listeners[j].port == l->port)
-                return fail_at(b, b->lis_port_origin[i], err, errlen,
-                               "listeners[%zu].port: port %d already used by listener \"%s\" "
-                               "(%s:%u)",
-                               b->lis_origin[i].index, l->port, s->listeners[j].name,
-                               b->files[b->lis_port_origin[j].file], b->lis_port_origin[j].line);
-        const pc_resource_t *r = pc_snapshot_resource(s, l->resource);
-        if (!r) {
-            pc__quote_value(q, sizeof q, l->resource, strlen(l->resource));
-            return fail_at(b, b->lis_res_origin[i], err, errlen,
-                           "listeners[%zu].resource: unknown resource %s",
-                           b->lis_origin[i].index, q);
+        name_ref_t key = {l->resource, 0, 0};
+        size_t lo = 0, hi = s->n_resources;
+        while (lo < hi) { /* first resource with name >= l->resource */
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(res_sorted[mid].name, key.name) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
-        if (l->hostname && r->technology != PC_TECH_S3)
-            return fail_at(b, b->lis_origin[i], err, errlen,
-                           "listeners[%zu].hostname: only valid for s3 resources",
-                           b->lis_origin[i].index);
+        if (lo == s->n_resources || strcmp(res_sorted[lo].name, l->resource) != 0) {
+            pc__quote_value(q, sizeof q, l->resource, strlen(l->resource));
+            fail_at(b, b->lis_res_origin[i], err, errlen,
+                    "listeners[%zu].resource: unknown resource %s", b->lis_origin[i].index, q);
+            goto out;
+        }
+        if (l->hostname && s->resources[res_sorted[lo].idx].technology != PC_TECH_S3) {
+            fail_at(b, b->lis_origin[i], err, errlen,
+                    "listeners[%zu].hostname: only valid for s3 resources",
+                    b->lis_origin[i].index);
+            goto out;
+        }
     }
+    ok = true;
+out:
+    free(refs);
+    free(res_sorted);
+    if (!ok) return false;
     /* Users and access keys: build the index, then look for collisions in it. */
     build_index(s);
     for (size_t i = 0; i < s->n_users; i++) {

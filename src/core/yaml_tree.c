@@ -358,12 +358,15 @@ char *pc__read_file(const char *path, size_t max, size_t *len, char *err, size_t
         return NULL;
     }
     char *buf = pc_xmalloc(max + 1);
+    errno = 0;
     size_t n = fread(buf, 1, max + 1, f);
+    int read_errno = errno;
     bool bad = ferror(f);
     fclose(f);
     if (bad || n > max) {
         if (bad)
-            snprintf(err, errlen, "%s: read error", path);
+            snprintf(err, errlen, "%s: cannot read: %s", path,
+                     read_errno ? strerror(read_errno) : "I/O error");
         else
             snprintf(err, errlen, "%s: file larger than %zu MiB", path, max >> 20);
         explicit_bzero(buf, n < max ? n : max);

@@ -201,6 +201,9 @@ static void test_errors_name_key_and_line(void **state)
                  "is dns");
     expect_error("control_plane: {config_dir: /x}\ncluster:\n  discovery: {peers: a}\n",
                  "portcullis.yaml:3: cluster.discovery.peers: expected a list, got a scalar");
+    expect_error("control_plane: {config_dir: /x}\ninstance_name: 'a b'\n",
+                 "portcullis.yaml:2: instance_name: invalid instance name (1-253 characters, no "
+                 "spaces, quotes or backslashes) \"a b\"");
     expect_error("control_plane: {config_dir: /x}\nlog_level: verbose\n",
                  "portcullis.yaml:2: log_level: invalid value \"verbose\" (expected "
                  "debug|info|warn|error)");
@@ -326,6 +329,10 @@ static void test_files_checked(void **state)
     snprintf(expect, sizeof expect,
              "%s/d.yaml:5: tls.key: cannot access \"%s/nokey.pem\": No such file or directory",
              tmpdir, tmpdir);
+    assert_string_equal(err, expect);
+
+    assert_false(pc_config_load(tmpdir, &cfg, err, sizeof err));
+    snprintf(expect, sizeof expect, "%s: cannot read: Is a directory", tmpdir);
     assert_string_equal(err, expect);
 
     snprintf(path, sizeof path, "%s/none.yaml", tmpdir);

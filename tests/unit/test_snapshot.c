@@ -519,6 +519,53 @@ static void test_reload_reuses_verifiers(void **state)
     pc_snapshot_unref(b);
 }
 
+/* Many resources and listeners: duplicate and reference checks on large sets. */
+static void test_many_listeners(void **state)
+{
+    enum { N = 5000 };
+    size_t cap = (size_t)N * 260 + 256, pos = 0;
+    char *yaml = malloc(cap);
+    pos += (size_t)snprintf(yaml + pos, cap - pos, "resources:\n");
+    for (int i = 0; i < N; i++)
+        pos += (size_t)snprintf(yaml + pos, cap - pos,
+                                "  - {name: r%d, technology: bigquery, credentials: {token: t}}\n",
+                                i);
+    pos += (size_t)snprintf(yaml + pos, cap - pos, "listeners:\n");
+    for (int i = 0; i < N; i++)
+        pos += (size_t)snprintf(yaml + pos, cap - pos,
+                                "  - {name: l%d, port: %d, resource: r%d}\n", i, 10000 + i,
+                                N - 1 - i);
+    char err[512] = "";
+    pc_snapshot_t *s = pc_snapshot_load_yaml(yaml, pos, "big.yaml", 1, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(s->n_listeners, N);
+    pc_snapshot_unref(s);
+    /* One more listener on an existing port, and then one naming a missing resource. */
+    size_t base = pos;
+    pos += (size_t)snprintf(yaml + pos, cap - pos, "  - {name: dup, port: 10007, resource: r1}\n");
+    assert_null(pc_snapshot_load_yaml(yaml, pos, "big.yaml", 1, err, sizeof err));
+    char expect[256];
+    snprintf(expect, sizeof expect,
+             "big.yaml:%d: listeners[%d].port: port 10007 already used by listener \"l7\" "
+             "(big.yaml:%d)",
+             2 * N + 3, N, N + 3 + 7);
+    assert_string_equal(err, expect);
+    pos = base;
+    pos += (size_t)snprintf(yaml + pos, cap - pos, "  - {name: l3, port: 9999, resource: r1}\n");
+    assert_null(pc_snapshot_load_yaml(yaml, pos, "big.yaml", 1, err, sizeof err));
+    snprintf(expect, sizeof expect,
+             "big.yaml:%d: listeners[%d]: duplicate listener \"l3\" (first defined at big.yaml:%d)",
+             2 * N + 3, N, N + 3 + 3);
+    assert_string_equal(err, expect);
+    pos = base;
+    pos += (size_t)snprintf(yaml + pos, cap - pos, "  - {name: lx, port: 9999, resource: r%d}\n", N);
+    assert_null(pc_snapshot_load_yaml(yaml, pos, "big.yaml", 1, err, sizeof err));
+    snprintf(expect, sizeof expect,
+             "big.yaml:%d: listeners[%d].resource: unknown resource \"r%d\"", 2 * N + 3, N, N);
+    assert_string_equal(err, expect);
+    free(yaml);
+}
+
 static void test_empty(void **state)
 {
     char err[64];
@@ -548,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_compile_hook),
         cmocka_unit_test(test_many_users_index),
         cmocka_unit_test(test_reload_reuses_verifiers),
+        cmocka_unit_test(test_many_listeners),
         cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
