@@ -253,6 +253,10 @@ void pc_config_free(pc_config_t *c)
     for (size_t i = 0; i < c->cluster.n_peers; i++) free(c->cluster.peers[i]);
     free(c->cluster.peers);
     free(c->cluster.dns_name);
+    free(c->cluster.k8s_namespace);
+    free(c->cluster.k8s_service);
+    free(c->cluster.ecs_cluster);
+    free(c->cluster.ecs_service);
     free(c->cluster.etcd_binary);
     free(c->cluster.data_dir);
     free(c->telemetry.otlp_endpoint);
@@ -392,7 +396,8 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
     static const char *const keys[] = {"enabled", "advertise_address", "discovery",
                                        "client_port", "peer_port", "data_dir",
                                        "dead_member_timeout", "etcd_binary", NULL};
-    static const char *const dkeys[] = {"mode", "peers", "dns_name", NULL};
+    static const char *const dkeys[] = {"mode",    "peers",       "dns_name",    "namespace",
+                                        "service", "ecs_cluster", "ecs_service", NULL};
     static const char *const modes[] = {"static", "dns", "kubernetes", "ecs", NULL};
     const pc__ynode_t *m, *d;
     size_t prev, dprev;
@@ -427,7 +432,11 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
     int mode = (int)out->cluster.discovery_mode;
     if (!pc__yget_enum(c, d, "mode", modes, &mode) ||
         !pc__yget_str_list(c, d, "peers", &out->cluster.peers, &out->cluster.n_peers) ||
-        !pc__yget_str(c, d, "dns_name", &out->cluster.dns_name))
+        !pc__yget_str(c, d, "dns_name", &out->cluster.dns_name) ||
+        !pc__yget_str(c, d, "namespace", &out->cluster.k8s_namespace) ||
+        !pc__yget_str(c, d, "service", &out->cluster.k8s_service) ||
+        !pc__yget_str(c, d, "ecs_cluster", &out->cluster.ecs_cluster) ||
+        !pc__yget_str(c, d, "ecs_service", &out->cluster.ecs_service))
         goto out_d;
     out->cluster.discovery_mode = (pc_discovery_mode_t)mode;
     for (size_t i = 0; i < out->cluster.n_peers; i++)
@@ -438,10 +447,20 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
             pc__ypath_pop(&c->path, p2);
             goto out_d;
         }
-    if (mode == PC_DISCOVERY_DNS && !out->cluster.dns_name) {
-        size_t p2 = pc__ypath_push_key(&c->path, "dns_name");
-        pc__yfail(c, d ? d->line : m ? m->line : 1, "required when discovery.mode is dns");
-        pc__ypath_pop(&c->path, p2);
+    /* What each mode needs, checked only when the cluster is on. */
+    const char *missing = NULL;
+    if (out->cluster.enabled && mode == PC_DISCOVERY_DNS && !out->cluster.dns_name)
+        missing = "dns_name";
+    else if (out->cluster.enabled && mode == PC_DISCOVERY_KUBERNETES && !out->cluster.k8s_service)
+        missing = "service";
+    else if (out->cluster.enabled && mode == PC_DISCOVERY_ECS && !out->cluster.ecs_cluster)
+        missing = "ecs_cluster";
+    else if (out->cluster.enabled && mode == PC_DISCOVERY_ECS && !out->cluster.ecs_service)
+        missing = "ecs_service";
+    if (missing) {
+        (void)pc__ypath_push_key(&c->path, missing);
+        pc__yfail(c, d ? d->line : m ? m->line : 1, "required when discovery.mode is %s",
+                  modes[mode]);
         goto out_d;
     }
     ok = true;
