@@ -393,7 +393,8 @@ pc_scram_result_t pc_scram_server_first(pc_scram_server_t *s, const char *msg, s
     } else {
         FAIL(PC_SCRAM_MALFORMED, "malformed SCRAM message (unexpected channel-binding flag)");
     }
-    if (c.n < 2 || c.p[0] != ',') FAIL(PC_SCRAM_MALFORMED, "malformed SCRAM message (comma expected)");
+    if (c.n < 2 || c.p[0] != ',')
+        FAIL(PC_SCRAM_MALFORMED, "malformed SCRAM message (comma expected)");
     if (c.p[1] == 'a')
         FAIL(PC_SCRAM_MALFORMED, "client uses authorization identity, but it is not supported");
     if (c.p[1] != ',') FAIL(PC_SCRAM_MALFORMED, "malformed SCRAM message (comma expected)");
@@ -602,11 +603,10 @@ bool pc_scram_tls_server_end_point(const struct x509_st *cert, uint8_t *out, siz
     /* RFC 5929 §4.1: the certificate's signature hash, with MD5 and SHA-1
      * replaced by SHA-256; no single hash (Ed25519, RSA-PSS...) means no binding. */
     int md_nid = NID_undef, pk_nid;
-    if (!cert || !OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid))
-        return false;
+    if (!cert || !OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid)) return false;
     const EVP_MD *md = md_nid == NID_md5 || md_nid == NID_sha1 ? EVP_sha256()
-                       : md_nid == NID_undef                    ? NULL
-                                                                : EVP_get_digestbynid(md_nid);
+                       : md_nid == NID_undef                   ? NULL
+                                                               : EVP_get_digestbynid(md_nid);
     unsigned char buf[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     if (!md || !X509_digest(cert, md, buf, &n) || n > cap) return false;
@@ -688,8 +688,8 @@ pc_scram_result_t pc_scram_client_final(pc_scram_client_t *c, const char *msg, s
     }
     char cb_b64[PC_B64_ENCODED_LEN(sizeof cb_raw) + 1];
     PC_BUG_ON(pc_b64_encode(cb_raw, cb_raw_len, cb_b64, sizeof cb_b64) == 0);
-    int wp = snprintf(without_proof, sizeof without_proof, "c=%s,r=%.*s", cb_b64, (int)nonce_len,
-                      nonce);
+    int wp =
+        snprintf(without_proof, sizeof without_proof, "c=%s,r=%.*s", cb_b64, (int)nonce_len, nonce);
     char auth[PC_SCRAM_MAX_MESSAGE * 3];
     int an = wp > 0 ? snprintf(auth, sizeof auth, "%.*s,%.*s,%s", (int)c->client_first_bare_len,
                                c->client_first_bare, (int)len, msg, without_proof)

@@ -22,7 +22,7 @@
 #define RFC_SERVER_FIRST "r=" RFC_CLIENT_NONCE RFC_SERVER_NONCE ",s=" RFC_SALT ",i=4096"
 #define RFC_CLIENT_FINAL                                                                           \
     "c=biws,r=" RFC_CLIENT_NONCE RFC_SERVER_NONCE ",p=dHzbZapWIk4jUhN+"                            \
-                                                  "Ute9ytag9zjfMHgsqmmiz7AndVQ="
+    "Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define RFC_SERVER_FINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
 static pc_scram_verifier_t rfc_verifier(const char *password)
@@ -578,8 +578,7 @@ static X509 *make_cert(const EVP_MD *md)
     X509_gmtime_adj(X509_getm_notAfter(x), 3600);
     X509_set_pubkey(x, key);
     X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"test", -1, -1,
-                               0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"test", -1, -1, 0);
     X509_set_issuer_name(x, name);
     assert_true(X509_sign(x, key, md) > 0);
     EVP_PKEY_free(key);
@@ -592,8 +591,10 @@ static void test_tls_server_end_point(void **state)
         const EVP_MD *(*md)(void);
         const EVP_MD *(*expect)(void);
         size_t len;
-    } cases[] = {{EVP_sha256, EVP_sha256, 32}, {EVP_sha384, EVP_sha384, 48},
-                 {EVP_sha512, EVP_sha512, 64}, {EVP_sha1, EVP_sha256, 32}};
+    } cases[] = {{EVP_sha256, EVP_sha256, 32},
+                 {EVP_sha384, EVP_sha384, 48},
+                 {EVP_sha512, EVP_sha512, 64},
+                 {EVP_sha1, EVP_sha256, 32}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         X509 *x = make_cert(cases[i].md());
         uint8_t got[PC_SCRAM_CB_MAX], want[EVP_MAX_MD_SIZE];

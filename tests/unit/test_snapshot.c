@@ -568,6 +568,36 @@ static void test_many_listeners(void **state)
     free(yaml);
 }
 
+/* YAML 1.1 merge keys for shared defaults. */
+static void test_merge_keys(void **state)
+{
+    char err[512] = "";
+    pc_snapshot_t *s = load("resources:\n"
+                            "  - &base {name: a, technology: postgres, hostname: db, port: 5432,\n"
+                            "           credentials: {username: app}}\n"
+                            "  - {<<: *base, name: b, port: 6432}\n"
+                            "  - <<: [{name: c}, *base]\n"
+                            "    hostname: other\n",
+                            err, sizeof err);
+    assert_non_null(s);
+    const pc_resource_t *b = pc_snapshot_resource(s, "b"), *c = pc_snapshot_resource(s, "c");
+    assert_non_null(b);
+    assert_string_equal(b->hostname, "db");
+    assert_int_equal(b->port, 6432);
+    assert_string_equal(b->credentials.username, "app");
+    assert_non_null(c);
+    assert_string_equal(c->hostname, "other");
+    assert_int_equal(c->port, 5432);
+    pc_snapshot_unref(s);
+    expect_error("users:\n  - {<<: 5, username: a}\n",
+                 "objects.yaml:2: the value of a merge key (<<) must be a mapping or a list of "
+                 "mappings");
+    /* A merged key that is wrong is reported where it was written. */
+    expect_error("users:\n  - &u {username: a, tpye: human}\n  - {<<: *u, username: b}\n",
+                 "objects.yaml:2: users[0].tpye: unknown key (expected one of: username, email, "
+                 "type, groups, password, access_keys)");
+}
+
 static void test_empty(void **state)
 {
     char err[64];
@@ -598,6 +628,7 @@ int main(void)
         cmocka_unit_test(test_many_users_index),
         cmocka_unit_test(test_reload_reuses_verifiers),
         cmocka_unit_test(test_many_listeners),
+        cmocka_unit_test(test_merge_keys),
         cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
