@@ -164,6 +164,13 @@ static bool attach(builder_t *b, pc__ynode_t *n, const char *origin, char *err, 
     return true;
 }
 
+/* Scalars may be passwords: clear libyaml's copy before it is freed. */
+static void wipe_event(yaml_event_t *ev)
+{
+    if (ev->type == YAML_SCALAR_EVENT && ev->data.scalar.value)
+        explicit_bzero(ev->data.scalar.value, ev->data.scalar.length);
+}
+
 bool pc__yaml_parse(const char *text, size_t len, const char *origin, pc__ydoc_t *out, char *err,
                     size_t errlen)
 {
@@ -260,6 +267,7 @@ bool pc__yaml_parse(const char *text, size_t len, const char *origin, pc__ydoc_t
         default: /* stream start and document end carry nothing we keep */
             break;
         }
+        wipe_event(&ev);
         yaml_event_delete(&ev);
         if (!step_ok) goto out;
     }
@@ -269,6 +277,12 @@ out:
     for (size_t i = 0; i < b.n_anchors; i++)
         free(b.anchors[i].name);
     free(b.anchors);
+    /* libyaml frees its copies of the input without clearing them. */
+    if (parser.raw_buffer.start)
+        explicit_bzero(parser.raw_buffer.start,
+                       (size_t)(parser.raw_buffer.end - parser.raw_buffer.start));
+    if (parser.buffer.start)
+        explicit_bzero(parser.buffer.start, (size_t)(parser.buffer.end - parser.buffer.start));
     yaml_parser_delete(&parser);
     if (!ok) pc__yaml_free(out);
     return ok;
