@@ -297,6 +297,12 @@ static bool key_fail(pc__yctx_t *c, const pc__ynode_t *m, const char *key, const
     return false;
 }
 
+/* An optional string given as "" is a mistake, not a default. */
+static bool non_empty(pc__yctx_t *c, const pc__ynode_t *m, const char *key, const char *value)
+{
+    return !value || *value || key_fail(c, m, key, "must not be empty", NULL, "");
+}
+
 static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc_resource_t *r)
 {
     static const char *const any_keys[] = {"name",     "technology",  "hostname",    "port",
@@ -339,6 +345,9 @@ static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc
         !pc__yget_enum(c, m, "tls", upstream_tls, &tls) ||
         !pc__yget_str(c, m, "tls_ca_file", &r->tls_ca_file) ||
         !pc__yget_str(c, m, "endpoint", &r->endpoint) || !pc__yget_str(c, m, "region", &r->region))
+        return false;
+    if (!non_empty(c, m, "hostname", r->hostname) || !non_empty(c, m, "database", r->database) ||
+        !non_empty(c, m, "tls_ca_file", r->tls_ca_file) || !non_empty(c, m, "region", r->region))
         return false;
     r->port = (int)port;
     r->tls = (pc_upstream_tls_t)tls;
@@ -418,6 +427,7 @@ static bool parse_listener(pc__yctx_t *c, const pc__ynode_t *m, pc_listener_cfg_
         !pc__yget_str(c, m, "hostname", &l->hostname))
         return false;
     if (!port) return key_fail(c, m, "port", "required", NULL, "");
+    if (!non_empty(c, m, "hostname", l->hostname)) return false;
     l->port = (int)port;
     l->tls = (pc_listener_tls_t)tls;
     *port_line = pc__ymap_line(m, "port");

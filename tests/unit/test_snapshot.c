@@ -225,6 +225,9 @@ static void test_validation_errors(void **state)
     expect_error("resources:\n  - {name: x, technology: postgres, hostname: h, port: 1,\n"
                  "     tls: require, tls_ca_file: ca.pem, credentials: {username: u}}\n",
                  "objects.yaml:3: resources[0].tls_ca_file: only used with tls: verify-full");
+    expect_error("resources:\n  - {name: x, technology: postgres, hostname: h, port: 1,\n"
+                 "     database: '', credentials: {username: u}}\n",
+                 "objects.yaml:3: resources[0].database: must not be empty");
     expect_error(PG_RES "listeners:\n  - {name: pg, port: 5433, resource: nope}\n",
                  "objects.yaml:5: listeners[0].resource: unknown resource \"nope\"");
     expect_error(PG_RES "listeners:\n  - {name: pg, port: 5433, resource: pg-main, tls: yes}\n",
