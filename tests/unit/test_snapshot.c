@@ -603,6 +603,22 @@ static void test_merge_keys(void **state)
 
 static void test_empty(void **state)
 {
+    /* A snapshot built by hand (no index) is still searchable. */
+    pc_user_t user = {.username = "hand"};
+    pc_resource_t res = {.name = "r"};
+    pc_listener_cfg_t lis = {.name = "l"};
+    pc_snapshot_t hand = {.users = &user,
+                          .n_users = 1,
+                          .resources = &res,
+                          .n_resources = 1,
+                          .listeners = &lis,
+                          .n_listeners = 1};
+    assert_ptr_equal(pc_snapshot_user(&hand, "hand"), &user);
+    assert_null(pc_snapshot_user(&hand, "x"));
+    assert_ptr_equal(pc_snapshot_resource(&hand, "r"), &res);
+    assert_ptr_equal(pc_snapshot_listener(&hand, "l"), &lis);
+    assert_null(pc_snapshot_listener(&hand, "r"));
+
     char err[64];
     pc_snapshot_t *s = pc_snapshot_empty(3);
     assert_int_equal(s->revision, 3);
