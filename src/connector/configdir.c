@@ -90,6 +90,11 @@ static void check(pc__configdir_t *cd)
     cd->changed(cd->arg);
 }
 
+void pc__configdir_check_now(pc__configdir_t *cd)
+{
+    if (cd) check(cd);
+}
+
 static void on_debounce(uv_timer_t *t)
 {
     check(t->data);

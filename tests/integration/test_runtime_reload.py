@@ -109,3 +109,14 @@ def test_no_secret_in_logs(connector, free_port):
     c.wait_log(lambda l: l.get("msg", "").startswith("configuration refused"), timeout=5)
     assert not any("hunter2-secret" in l for l in c.raw_stderr)
     assert not any("alice-secret-pw" in l for l in c.raw_stderr)
+
+
+def test_sighup_rechecks_and_does_not_kill(connector, free_port):
+    import signal
+    c = connector(objects(pg_listener(free_port())))
+    c.signal(signal.SIGHUP)
+    c.wait_log("reload requested")
+    time.sleep(0.3)
+    assert c.proc.poll() is None
+    assert revision(c) == (200, 1)  # nothing changed: no new revision
+    assert c.stop() == 0
