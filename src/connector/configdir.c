@@ -31,6 +31,8 @@ struct pc__configdir {
     uint64_t last_fingerprint;
     bool have_fingerprint;
     bool watching;
+    dev_t watched_dev; /* identity of the directory the inotify watch is on */
+    ino_t watched_ino;
     int open_handles;
 };
 
@@ -100,8 +102,26 @@ static void on_debounce(uv_timer_t *t)
     check(t->data);
 }
 
+static void on_event(uv_fs_event_t *e, const char *filename, int events, int status);
+
+/* Watch dir again when it is a different directory than the one watched. */
+static void rewatch_if_replaced(pc__configdir_t *cd)
+{
+    struct stat st;
+    if (stat(cd->dir, &st) != 0 || !S_ISDIR(st.st_mode)) return;
+    if (cd->watching && st.st_dev == cd->watched_dev && st.st_ino == cd->watched_ino) return;
+    uv_fs_event_stop(&cd->event);
+    int rc = uv_fs_event_start(&cd->event, on_event, cd->dir, 0);
+    cd->watching = rc == 0;
+    cd->watched_dev = st.st_dev;
+    cd->watched_ino = st.st_ino;
+    if (rc == 0)
+        pc_log_info("config_dir replaced; watching the new directory", PC_LSTR("dir", cd->dir));
+}
+
 static void on_poll(uv_timer_t *t)
 {
+    rewatch_if_replaced(t->data);
     check(t->data);
 }
 
@@ -139,6 +159,11 @@ pc__configdir_t *pc__configdir_watch(uv_loop_t *loop, const char *dir,
         return NULL;
     }
     cd->watching = true;
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        cd->watched_dev = st.st_dev;
+        cd->watched_ino = st.st_ino;
+    }
     uv_timer_start(&cd->poll, on_poll, SAFETY_POLL_MS, SAFETY_POLL_MS);
     return cd;
 }
