@@ -22,8 +22,9 @@
 
 /* Where an object came from, for "first defined at" messages. */
 typedef struct origin {
-    size_t file; /* index into builder.files */
+    size_t file;  /* index into builder.files */
     unsigned line;
+    size_t index; /* position in its file's list, as error paths show it */
 } origin_t;
 
 typedef struct builder {
@@ -494,7 +495,7 @@ static bool load_list(builder_t *b, pc__yctx_t *c, size_t file, const pc__ynode_
         const pc__ynode_t *item = list->items[i];
         size_t p2 = pc__ypath_push_index(&c->path, i);
         if (!pc__yexpect(c, item, PC__Y_MAP)) return false;
-        origin_t o = {file, item->line};
+        origin_t o = {file, item->line, i};
         bool ok;
         if (strcmp(section, "resources") == 0) {
             size_t cap = b->cap_resources;
@@ -591,7 +592,7 @@ static bool check_all(builder_t *b, char *err, size_t errlen)
                 pc__quote_value(q, sizeof q, name_expr(i), strlen(name_expr(i)));                  \
                 return fail_at(b, origin_arr[i], err, errlen,                                      \
                                "%s[%zu]: duplicate " what " %s (first defined at %s:%u)", path,    \
-                               i, q, b->files[origin_arr[j].file], origin_arr[j].line);            \
+                               origin_arr[i].index, q, b->files[origin_arr[j].file], origin_arr[j].line);            \
             }
     /* Quadratic checks are fine for resources, listeners and policies (tens);
      * users can be thousands and are checked through the hash index instead. */
@@ -612,17 +613,19 @@ static bool check_all(builder_t *b, char *err, size_t errlen)
                 return fail_at(b, b->lis_port_origin[i], err, errlen,
                                "listeners[%zu].port: port %d already used by listener \"%s\" "
                                "(%s:%u)",
-                               i, l->port, s->listeners[j].name,
+                               b->lis_origin[i].index, l->port, s->listeners[j].name,
                                b->files[b->lis_port_origin[j].file], b->lis_port_origin[j].line);
         const pc_resource_t *r = pc_snapshot_resource(s, l->resource);
         if (!r) {
             pc__quote_value(q, sizeof q, l->resource, strlen(l->resource));
             return fail_at(b, b->lis_res_origin[i], err, errlen,
-                           "listeners[%zu].resource: unknown resource %s", i, q);
+                           "listeners[%zu].resource: unknown resource %s",
+                           b->lis_origin[i].index, q);
         }
         if (l->hostname && r->technology != PC_TECH_S3)
             return fail_at(b, b->lis_origin[i], err, errlen,
-                           "listeners[%zu].hostname: only valid for s3 resources", i);
+                           "listeners[%zu].hostname: only valid for s3 resources",
+                           b->lis_origin[i].index);
     }
     /* Users and access keys: build the index, then look for collisions in it. */
     build_index(s);
@@ -635,7 +638,7 @@ static bool check_all(builder_t *b, char *err, size_t errlen)
             pc__quote_value(q, sizeof q, s->users[i].username, strlen(s->users[i].username));
             return fail_at(b, b->user_origin[later], err, errlen,
                            "users[%zu].username: duplicate user %s (first defined at %s:%u)",
-                           later, q, b->files[b->user_origin[earlier].file],
+                           b->user_origin[later].index, q, b->files[b->user_origin[earlier].file],
                            b->user_origin[earlier].line);
         }
         for (size_t k = 0; k < s->users[i].n_access_keys; k++) {
@@ -647,7 +650,7 @@ static bool check_all(builder_t *b, char *err, size_t errlen)
                 return fail_at(b, b->user_origin[i], err, errlen,
                                "users[%zu].access_keys[%zu].id: access key id %s is also used "
                                "by user \"%s\"",
-                               i, k, q, owner->username);
+                               b->user_origin[i].index, k, q, owner->username);
             }
         }
     }
@@ -655,6 +658,12 @@ static bool check_all(builder_t *b, char *err, size_t errlen)
 }
 
 /* ---------- SCRAM verifiers, in parallel when there are many ---------- */
+
+#ifdef PC_FUZZING
+#define VERIFIER_ITERATIONS 2 /* the fuzzer explores parsing, not PBKDF2 */
+#else
+#define VERIFIER_ITERATIONS PC_SCRAM_DEFAULT_ITERATIONS
+#endif
 
 typedef struct hash_job {
     builder_t *b;
@@ -677,7 +686,7 @@ static void *hash_range(void *arg)
             /* A ready verifier (PostgreSQL's pg_authid format): taken as is. */
             j->ok = pc_scram_verifier_parse(pw, len, &u->scram);
         } else {
-            j->ok = pc_scram_verifier_new(pw, len, PC_SCRAM_DEFAULT_ITERATIONS, &u->scram);
+            j->ok = pc_scram_verifier_new(pw, len, VERIFIER_ITERATIONS, &u->scram);
         }
         if (!j->ok) j->failed_at = i;
         u->has_password = j->ok;
@@ -711,7 +720,8 @@ static bool hash_passwords(builder_t *b, char *err, size_t errlen)
             ok = false;
             size_t i = jobs[t].failed_at;
             bool looks_verifier = strncmp(b->passwords[i], "SCRAM-SHA-256$", 14) == 0;
-            fail_at(b, b->user_origin[i], err, errlen, "users[%zu].password: %s", i,
+            fail_at(b, b->user_origin[i], err, errlen, "users[%zu].password: %s",
+                    b->user_origin[i].index,
                     looks_verifier ? "invalid SCRAM-SHA-256 verifier"
                                    : "cannot compute the SCRAM verifier");
         }
@@ -835,7 +845,7 @@ pc_snapshot_t *pc_snapshot_load_dir(const char *dir, uint64_t revision, char *er
                 b.pol_origin = pc_xrealloc(b.pol_origin, b.cap_policies * sizeof(origin_t));
             pc_policy_cfg_t *p = &s->policies[s->n_policies];
             memset(p, 0, sizeof *p);
-            b.pol_origin[s->n_policies] = (origin_t){add_file(&b, path), 1};
+            b.pol_origin[s->n_policies] = (origin_t){add_file(&b, path), 1, 0};
             s->n_policies++;
             p->name = pc_xstrndup(names[i], strlen(names[i]) - 5);
             p->status = PC_POLICY_ACTIVE;
