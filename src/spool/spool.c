@@ -109,6 +109,13 @@ static int sync_fd(int fd)
     return fdatasync(fd) == 0 ? 0 : -errno;
 }
 
+/* Directory entries (create, unlink, rename) become durable with the directory. */
+static int sync_dir(int dirfd)
+{
+    if (atomic_load(&no_sync)) return 0;
+    return fsync(dirfd) == 0 ? 0 : -errno;
+}
+
 static int write_all(int fd, struct iovec *iov, int cnt, uint64_t off)
 {
     if (inject_now(&inject_write_nth)) {
@@ -253,7 +260,7 @@ static int create_segment(pc_spool_t *sp, uint64_t segno, uint64_t base_seq)
     struct iovec iov = {hdr, sizeof hdr};
     int e = write_all(fd, &iov, 1, 0);
     if (!e) e = sync_fd(fd);
-    if (!e) e = sync_fd(sp->dirfd);
+    if (!e) e = sync_dir(sp->dirfd);
     if (e) {
         close(fd);
         unlinkat(sp->dirfd, name, 0);
@@ -325,7 +332,7 @@ static bool drop_oldest(pc_spool_t *sp, const char *why)
                      PC_LSTR("error", strerror(errno)));
         return false;
     }
-    (void)sync_fd(sp->dirfd);
+    (void)sync_dir(sp->dirfd);
     remove_seg_at(sp, 0);
     if (lost)
         pc_log_warn("spool full: dropped oldest segment", PC_LUINT("records", lost),
@@ -411,6 +418,9 @@ static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
         }
         if (!e) {
             if (attempt) pc_log_info("spool: write recovered", PC_LUINT("attempts", attempt + 1));
+            pthread_mutex_lock(&sp->mu);
+            sp->st.batches++;
+            pthread_mutex_unlock(&sp->mu);
             return true;
         }
         /* Whatever reached the file past the durable size is suspect (after a
@@ -642,7 +652,7 @@ pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t
         unlinkat(sp->dirfd, name, 0);
         sync_ok = true;
     }
-    if (sync_ok) (void)sync_fd(sp->dirfd);
+    if (sync_ok) (void)sync_dir(sp->dirfd);
     enforce_limit(sp, 0);
     sp->st.bytes_on_disk = disk_bytes(sp);
     sp->st.segments = sp->nsegs;
