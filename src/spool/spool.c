@@ -73,6 +73,14 @@ struct pc_spool {
 
 static _Atomic unsigned inject_write_nth, inject_fsync_nth;
 static _Atomic bool inject_partial, inject_stall, no_sync;
+static _Atomic uint32_t queue_bytes = RING_BYTES;
+
+void pc__spool_set_queue_bytes(uint32_t bytes)
+{
+    uint32_t pow2 = 1u << 16;
+    while (pow2 < bytes && pow2 < (1u << 30)) pow2 <<= 1;
+    atomic_store(&queue_bytes, bytes ? pow2 : RING_BYTES);
+}
 
 void pc__spool_inject_stall(bool stall)
 {
@@ -214,11 +222,12 @@ struct scan {
 static int scan_frames(int fd, uint64_t off, uint64_t size, struct scan *out)
 {
     *out = (struct scan){.valid_end = off};
-    uint8_t *buf = malloc(SCAN_BUF);
+    size_t bufsize = size - off < SCAN_BUF ? (size_t)(size - off) + 1 : SCAN_BUF;
+    uint8_t *buf = malloc(bufsize);
     if (!buf) return -ENOMEM;
     int rc = 0;
     while (off < size) {
-        size_t want = size - off < SCAN_BUF ? (size_t)(size - off) : SCAN_BUF;
+        size_t want = size - off < bufsize ? (size_t)(size - off) : bufsize;
         ssize_t n = pread(fd, buf, want, (off_t)off);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
@@ -657,8 +666,9 @@ pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t
     sp->st.bytes_on_disk = disk_bytes(sp);
     sp->st.segments = sp->nsegs;
 
-    sp->ring = pc_xmalloc(RING_BYTES);
-    sp->ring_mask = RING_BYTES - 1;
+    uint32_t ring_bytes = atomic_load(&queue_bytes);
+    sp->ring = pc_xmalloc(ring_bytes);
+    sp->ring_mask = ring_bytes - 1;
     pthread_mutex_init(&sp->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
