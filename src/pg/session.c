@@ -610,10 +610,45 @@ static void named_free_all(named_t **list)
 
 /* ---------- lifecycle ---------- */
 
+/* A worker's pools and state go when its thread ends (the runtime has no
+ * per-module worker teardown): a thread-specific key with a destructor. */
+static pthread_key_t worker_key;
+static pthread_once_t worker_key_once = PTHREAD_ONCE_INIT;
+
+static void worker_thread_end(void *arg)
+{
+    pg_worker_t *pw = arg;
+    while (tl_n_chunks) free(tl_chunks[--tl_n_chunks]);
+    while (tl_wreqs) {
+        wreq_t *r = tl_wreqs;
+        tl_wreqs = r->next_free;
+        free(r);
+    }
+    tl_n_wreqs = 0;
+    while (tl_sessions) {
+        session_t *s = tl_sessions;
+        tl_sessions = s->next;
+        free(s);
+    }
+    tl_n_sessions = 0;
+    /* Sessions still listed were ended by terminate_all; their handles died
+     * with the loop, so only the bookkeeping remains. */
+    free(pw);
+}
+
+static void worker_key_init(void)
+{
+    PC_BUG_ON(pthread_key_create(&worker_key, worker_thread_end) != 0);
+}
+
 static pg_worker_t *pg_worker(pc_worker_t *w)
 {
     void **slot = pc_worker_proto_slot(w, PC_TECH_POSTGRES);
-    if (!*slot) *slot = pc_xcalloc(1, sizeof(pg_worker_t));
+    if (!*slot) {
+        pthread_once(&worker_key_once, worker_key_init);
+        *slot = pc_xcalloc(1, sizeof(pg_worker_t));
+        pthread_setspecific(worker_key, *slot);
+    }
     return *slot;
 }
 
