@@ -67,7 +67,7 @@ static void test_fingerprint(void **state)
 
 static int changes;
 
-static void on_changed(void *arg)
+static void on_changed(void *arg, uint64_t fingerprint)
 {
     changes++;
 }
