@@ -108,6 +108,15 @@ def test_metrics_exposition(connector, free_port):
     assert "portcullis_ready 1\n" in text
     rss = [l for l in text.splitlines() if l.startswith("portcullis_process_resident_memory_bytes ")]
     assert int(rss[0].split()[1]) > 1_000_000
+    # Connections to the listener are counted per listener.
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    def accepted():
+        t = c.get("/metrics")[1]
+        return [l for l in t.splitlines()
+                if l.startswith('portcullis_listener_connections_accepted_total{listener="pg"}')]
+    wait_until(lambda: accepted() and int(accepted()[0].split()[1]) >= 3, 5, what="accepted 3")
     # Every sample line parses as NAME[{labels}] INTEGER.
     for line in text.splitlines():
         if line and not line.startswith("#"):
