@@ -44,7 +44,6 @@ typedef struct connector {
     uv_loop_t *loop;
     const char *config_path;
     pc_config_t cfg;
-    bool cfg_loaded;
     pc_ctx_t ctx;
     pc_spool_t *spool;
     pc_health_t *health;
@@ -417,7 +416,6 @@ int pc_connector_run(const char *config_path)
         fatal_config("invalid configuration", err);
         return PC_EXIT_USAGE;
     }
-    c->cfg_loaded = true;
     if (c->cfg.log_level && !pc_log_set_level_name(c->cfg.log_level)) {
         snprintf(err, sizeof err, "%s: log_level: unknown level '%s'", config_path,
                  c->cfg.log_level);
