@@ -102,6 +102,8 @@ static void health_view(void *arg, pc_health_view_t *out)
     out->instance = c->cfg.instance_name;
     out->workers = pc_workers_count(c->workers);
     out->listeners = c->current ? (unsigned)c->current->n_listeners : 0;
+    if (!out->ready && c->current && !c->shutting_down)
+        (void)pc_workers_ready(c->workers, c->revision, &out->unbound);
 }
 
 /* Workers reported something: log readiness transitions once. */

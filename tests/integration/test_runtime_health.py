@@ -154,6 +154,7 @@ def test_not_ready_until_listener_port_is_free(connector, free_port):
         c = connector(objects_with_listener(port), wait_ready=False)
         wait_until(lambda: c.get("/ready")[0] == 503 and "listeners not bound" in c.get("/ready")[1],
                    10, what="503 listeners not bound")
+        assert json.loads(c.get("/ready")[1])["unbound"] == 2  # both workers
         line = c.wait_log(lambda l: "bind failed" in l.get("msg", ""))
         assert line["port"] == port and line["level"] == "error"
         assert c.get("/health")[0] == 200
