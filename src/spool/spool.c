@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -107,6 +108,7 @@ void pc__spool_set_nosync(bool nosync)
 static bool inject_now(_Atomic unsigned *counter)
 {
     unsigned n = atomic_load(counter);
+    if (n == UINT_MAX) return true; /* fail every time */
     while (n) {
         if (atomic_compare_exchange_weak(counter, &n, n - 1)) return n == 1;
     }
@@ -394,7 +396,7 @@ static bool backoff(pc_spool_t *sp, unsigned *attempt)
     if (ms > BACKOFF_MAX_MS) ms = BACKOFF_MAX_MS;
     pthread_mutex_lock(&sp->mu);
     bool give_up = sp->stopping && *attempt > CLOSE_RETRIES;
-    if (!give_up && !sp->stopping) {
+    if (!give_up) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t ns = (uint64_t)ts.tv_nsec + ms * 1000000u;
@@ -723,7 +725,10 @@ static int recover(pc_spool_t *sp, const uint64_t *found, size_t nfound, uint64_
         char name[PC__SPOOL_NAME_LEN + 1];
         pc__spool_seg_name(name, sizeof name, found[i]);
         struct stat stt;
-        if (fstatat(sp->dirfd, name, &stt, 0) != 0) return -errno;
+        if (fstatat(sp->dirfd, name, &stt, 0) != 0) {
+            if (errno == ENOENT) continue; /* removed by hand meanwhile */
+            return -errno;
+        }
         push_seg(sp, found[i], (uint64_t)stt.st_size, 0, false);
     }
     if (have_top) push_seg(sp, top.segno, top.bytes, top.records, true);

@@ -131,7 +131,7 @@ bool pc_spool_cursor_load(const char *dir, pc_spool_pos_t *out);
 /*
  * Make the writer's nth write (1 = the next one) fail with EIO; when partial,
  * half of its bytes reach the file first. nth_fsync likewise for fdatasync.
- * 0 disables. Process-wide; for tests and fuzzing only.
+ * 0 disables; UINT_MAX fails every one. Process-wide; for tests and fuzzing only.
  */
 void pc__spool_inject_failure(unsigned nth_write, bool partial, unsigned nth_fsync);
 /** While stalled, writer threads take no new batch (to fill the queue in tests). */

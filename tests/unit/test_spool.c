@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -609,6 +610,35 @@ static void test_fsync_failure(void **state)
     failure_case(*state, 0, false, 1);
 }
 
+/* A disk that never recovers: flush can time out, close still returns and counts the loss. */
+static void test_close_on_dead_disk(void **state)
+{
+    const char *dir = *state;
+    pc_spool_t *sp = open_ok(dir, 64 * MIB);
+    append_range(sp, 0, 5, 100);
+    pc_spool_flush(sp);
+    pc__spool_inject_failure(UINT_MAX, true, 0);
+    append_range(sp, 5, 15, 100);
+    assert_false(pc_spool_flush_timeout(sp, 50));
+    pc_spool_stats_t st;
+    pc_spool_get_stats(sp, &st);
+    assert_int_equal(st.records_written, 5);
+    assert_int_equal(st.records_pending, 10);
+    pc_spool_close(sp);
+    pc__spool_inject_failure(0, false, 0);
+
+    /* the half-written attempts were cut each time: nothing torn, nothing extra */
+    sp = open_ok(dir, 64 * MIB);
+    pc_spool_get_stats(sp, &st);
+    assert_int_equal(st.torn_records_cut, 0);
+    assert_true(pc_spool_flush_timeout(sp, 60000));
+    pc_spool_close(sp);
+    struct readall ra;
+    read_all(dir, 100, &ra);
+    assert_int_equal(ra.count, 5);
+    free(ra.ns);
+}
+
 struct appender {
     pc_spool_t *sp;
     unsigned base, count;
@@ -813,6 +843,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_failure_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failures_repeated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsync_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_on_dead_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_seqs_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
