@@ -34,6 +34,7 @@
 #define BACKOFF_MAX_MS 1000
 #define CLOSE_RETRIES 5             /* failing attempts allowed once closing */
 #define DROP_LOG_INTERVAL_NS 10000000000ull
+#define VERIFY_BYTES_PER_SEC (256ull << 20) /* leave the disk to the writer */
 
 struct seginfo {
     uint64_t segno;
@@ -622,6 +623,21 @@ static void log_damage(uint64_t segno, bool newest, const struct segscan *ss)
  * gigabytes, and nothing in them is needed to start writing. Readers check
  * every CRC themselves, so nothing unverified is ever returned.
  */
+/* Sleep ns, in slices, unless the spool starts closing. */
+static void verifier_pause(pc_spool_t *sp, uint64_t ns)
+{
+    while (ns > 0) {
+        pthread_mutex_lock(&sp->mu);
+        bool stopping = sp->stopping;
+        pthread_mutex_unlock(&sp->mu);
+        if (stopping) return;
+        uint64_t slice = ns < 50000000u ? ns : 50000000u;
+        struct timespec ts = {0, (long)slice};
+        nanosleep(&ts, NULL);
+        ns -= slice;
+    }
+}
+
 static void *verifier_main(void *arg)
 {
     pc_spool_t *sp = arg;
@@ -640,8 +656,13 @@ static void *verifier_main(void *arg)
         if (!found) break;
 
         struct segscan ss;
+        uint64_t started = pc_now_mono_ns();
         int rc = check_segment(sp, segno, false, &ss);
         bool bad = rc == 0 && (!ss.hdr_ok || ss.sc.damaged);
+        /* Throttled: a restart must not starve the writer's fsyncs. */
+        uint64_t budget_ns = (uint64_t)((double)ss.size * 1e9 / (double)VERIFY_BYTES_PER_SEC);
+        uint64_t took = pc_now_mono_ns() - started;
+        if (budget_ns > took) verifier_pause(sp, budget_ns - took);
         pthread_mutex_lock(&sp->mu);
         bool still_there = false;
         for (size_t i = 0; i + 1 < sp->nsegs && !still_there; i++) {
