@@ -816,8 +816,12 @@ pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t
         errf(err, errlen, "cannot recover segments", dir, -e);
         goto fail;
     }
-    /* A fresh segment per start: what an earlier process wrote stays sealed. */
+    /* A fresh segment per start: what an earlier process wrote stays sealed.
+     * Numbers also stay above the shipper's cursor, so that a directory whose
+     * segments were deleted by hand is not taken as already shipped. */
     uint64_t segno = nfound ? found[nfound - 1] + 1 : 1;
+    uint64_t cseg, coff;
+    if (pc__spool_cursor_read(sp->dirfd, &cseg, &coff) && cseg >= segno) segno = cseg + 1;
     e = create_segment(sp, segno, atomic_load(&sp->next_seq));
     if (e) {
         errf(err, errlen, "cannot create segment", dir, -e);

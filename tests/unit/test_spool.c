@@ -499,6 +499,41 @@ static void test_max_bytes_shipped(void **state)
     pc_spool_reader_close(r);
 }
 
+/* Segments deleted by hand under a shipper's cursor: new records are not "shipped". */
+static void test_wiped_segments_under_cursor(void **state)
+{
+    const char *dir = *state;
+    pc_spool_t *sp = open_ok(dir, 64 * MIB);
+    append_range(sp, 0, 10, 100);
+    pc_spool_close(sp);
+    char err[256];
+    pc_spool_reader_t *r = pc_spool_reader_open(dir, NULL, err, sizeof err);
+    const char *rec;
+    size_t len;
+    pc_spool_pos_t pos;
+    while (pc_spool_reader_next(r, &rec, &len, &pos) == PC_SPOOL_READ_OK) {
+    }
+    pc_spool_reader_close(r);
+    assert_true(pc_spool_cursor_store(dir, &pos, err, sizeof err));
+    /* the operator empties the spool */
+    uint64_t oldest, newest = newest_segment(dir, &oldest);
+    for (uint64_t s = oldest; s <= newest; s++) {
+        char *p = seg_path(dir, s);
+        unlink(p);
+        free(p);
+    }
+    sp = open_ok(dir, 64 * MIB);
+    append_range(sp, 100, 110, 100);
+    pc_spool_close(sp);
+    /* the shipper resumes from its cursor and gets exactly the new records */
+    r = pc_spool_reader_open(dir, &pos, err, sizeof err);
+    unsigned next = 100;
+    while (pc_spool_reader_next(r, &rec, &len, NULL) == PC_SPOOL_READ_OK)
+        assert_int_equal(check_rec(rec, len, 100), next++);
+    assert_int_equal(next, 110);
+    pc_spool_reader_close(r);
+}
+
 struct live_writer {
     const char *dir;
     unsigned count;
@@ -839,6 +874,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_bytes_shrunk_at_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_bytes_shipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wiped_segments_under_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_follows_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failures_repeated, setup, teardown),
