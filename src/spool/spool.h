@@ -8,6 +8,15 @@
  * disk; a dedicated writer thread drains the queue in batches (group commit,
  * one fsync per batch). Readers (the `logs` command, the future shipper) use
  * pc_spool_reader_* on the same directory, in-process or from another process.
+ * pc_spool_flush blocks (never call it on an event loop); every append must
+ * have returned before pc_spool_close. A reader is one thread's object.
+ *
+ * Durability: a record is durable once pc_spool_flush returns after it (or
+ * records_written counts it). Readers may see records a little before that.
+ * A disk that keeps failing makes the writer retry with backoff (records
+ * wait in the queue; pc_spool_flush keeps waiting, pc_spool_flush_timeout
+ * does not); pc_spool_close gives up after a few more attempts and counts
+ * what it could not write as dropped.
  *
  * Return conventions: functions returning bool report success; pointers are
  * NULL on failure with a message in err.
