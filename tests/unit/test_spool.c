@@ -597,6 +597,58 @@ static void test_reader_follows_writer(void **state)
     pc_spool_reader_close(r);
 }
 
+struct churn_writer {
+    const char *dir;
+    unsigned count;
+};
+
+static void *churn_writer_main(void *arg)
+{
+    struct churn_writer *cw = arg;
+    pc_spool_t *sp = open_ok(cw->dir, PC_SPOOL_MIN_MAX_BYTES); /* deletes as it goes */
+    for (unsigned n = 0; n < cw->count; n += 100) {
+        append_range(sp, n, n + 100, 900);
+        pc_spool_flush(sp);
+    }
+    pc_spool_close(sp);
+    return NULL;
+}
+
+/* A reader following a writer that deletes segments under it: records come in
+ * order, intact, possibly with gaps where segments went; never garbage. */
+static void test_reader_while_segments_deleted(void **state)
+{
+    const char *dir = *state;
+    struct churn_writer cw = {dir, 6000}; /* ~6 MB through a 1 MiB spool */
+    pc_spool_close(open_ok(dir, PC_SPOOL_MIN_MAX_BYTES));
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, churn_writer_main, &cw), 0);
+    char err[256];
+    pc_spool_reader_t *r = pc_spool_reader_open(dir, NULL, err, sizeof err);
+    assert_non_null(r);
+    long last = -1;
+    unsigned got = 0;
+    for (;;) {
+        const char *rec;
+        size_t len;
+        pc_spool_read_t res = pc_spool_reader_next(r, &rec, &len, NULL);
+        assert_int_not_equal(res, PC_SPOOL_READ_ERROR);
+        if (res == PC_SPOOL_READ_OK) {
+            long n = (long)check_rec(rec, len, 900);
+            assert_true(n > last);
+            last = n;
+            got++;
+            if (n == (long)cw.count - 1) break;
+            continue;
+        }
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    pc_spool_reader_close(r);
+    pthread_join(th, NULL);
+    assert_true(got > 0);
+}
+
 static void failure_case(const char *dir, unsigned nth_write, bool partial, unsigned nth_fsync)
 {
     pc_spool_t *sp = open_ok(dir, 64 * MIB);
@@ -875,6 +927,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_bytes_shrunk_at_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_bytes_shipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wiped_segments_under_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_while_segments_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_follows_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failures_repeated, setup, teardown),
