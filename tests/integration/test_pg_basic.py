@@ -186,3 +186,33 @@ def test_audit_records(conn_port):
     assert "parse" in stages and "execute" in stages
     text = repr(recs)
     assert USER_PASSWORD not in text and "app-upstream-pw" not in text
+
+
+def test_gssenc_declined_and_unknown_user_runs_full_exchange(conn_port):
+    import struct
+    from pgwire import Wire, error_fields
+    w = Wire(conn_port.pg_port)
+    w.send(struct.pack(">II", 8, 80877104))  # GSSENCRequest
+    assert w.s.recv(1) == b"N"
+    w.close()
+    # an unknown user gets a server-first message like anyone else, then 28P01
+    for user, pw in (("mallory", "x"), ("alice", "wrong")):
+        w = Wire(conn_port.pg_port)
+        out = w.login(user, pw)
+        t, body = out[-1] if isinstance(out, list) else out
+        f = error_fields(body)
+        assert t == b"E" and f["C"] == "28P01", (user, f)
+        assert f["M"] == f'password authentication failed for user "{user}"'
+        w.close()
+
+
+def test_metrics_per_listener(conn_port):
+    psql(conn_port.pg_port, "select 1")
+    status, body = conn_port.get("/metrics")
+    assert status == 200
+    lines = [l for l in body.splitlines() if 'listener="pg"' in l]
+    def val(name):
+        return next(float(l.split()[-1]) for l in lines if l.startswith(name + "{"))
+    assert val("portcullis_connections_opened_total") >= 1
+    assert val("portcullis_queries_total") >= 1
+    wait_until(lambda: "portcullis_connections_active" in body, 1)
