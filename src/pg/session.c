@@ -1744,7 +1744,9 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
             else
                 named_del(s, &s->portals, name, false);
         }
-        if (!item_push(s, m->type == 'D' ? IT_DESCRIBE : IT_CLOSE, NULL)) {
+        /* Describe carries the statement text so post_request sees the query. */
+        qstr_t *dq = m->type == 'D' ? named_get(kind == 'S' ? s->stmts : s->portals, name) : NULL;
+        if (!item_push(s, m->type == 'D' ? IT_DESCRIBE : IT_CLOSE, dq)) {
             session_close(s);
             return;
         }
