@@ -57,7 +57,7 @@ typedef struct connector {
     bool was_ready;
     bool shutting_down;
 
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     drain_phase_t drain_phase;
     uint64_t drain_started_ms, drain_deadline_ms, terminate_deadline_ms;
@@ -287,6 +287,7 @@ static void finish_shutdown(connector_t *c)
     close_quietly((uv_handle_t *)&c->drain_timer);
     close_quietly((uv_handle_t *)&c->sigterm);
     close_quietly((uv_handle_t *)&c->sigint);
+    close_quietly((uv_handle_t *)&c->sighup);
     c->exit_code = PC_EXIT_OK;
 }
 
@@ -352,6 +353,15 @@ static void on_signal(uv_signal_t *s, int signum)
     pc_workers_stop_accepting(c->workers);
     pc_workers_poll_sessions(c->workers);
     uv_timer_start(&c->drain_timer, on_drain_tick, DRAIN_POLL_MS, DRAIN_POLL_MS);
+}
+
+/* SIGHUP: re-read config_dir now (and never die of a terminal hang-up). */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    connector_t *c = s->data;
+    if (c->shutting_down) return;
+    pc_log_info("reload requested", PC_LSTR("signal", "SIGHUP"));
+    pc__configdir_check_now(c->configdir);
 }
 
 /* ---------- start-up ---------- */
@@ -431,10 +441,12 @@ int pc_connector_run(const char *config_path)
 
     uv_signal_init(c->loop, &c->sigterm);
     uv_signal_init(c->loop, &c->sigint);
+    uv_signal_init(c->loop, &c->sighup);
     uv_timer_init(c->loop, &c->drain_timer);
-    c->sigterm.data = c->sigint.data = c->drain_timer.data = c;
+    c->sigterm.data = c->sigint.data = c->sighup.data = c->drain_timer.data = c;
     uv_signal_start(&c->sigterm, on_signal, SIGTERM);
     uv_signal_start(&c->sigint, on_signal, SIGINT);
+    uv_signal_start(&c->sighup, on_sighup, SIGHUP);
 
     if (pc_pg_register) pc_pg_register();
 
@@ -477,6 +489,7 @@ out_handles:
     close_quietly((uv_handle_t *)&c->drain_timer);
     close_quietly((uv_handle_t *)&c->sigterm);
     close_quietly((uv_handle_t *)&c->sigint);
+    close_quietly((uv_handle_t *)&c->sighup);
     uv_run(c->loop, UV_RUN_DEFAULT);
 out_spool:
     pc_spool_close(c->spool);

@@ -33,6 +33,7 @@ struct pc__wlistener {
     bool listening;   /* bound and accepting */
     bool seen;      /* reconcile mark */
     int last_error; /* last bind error (negative errno), 0 = none */
+    bool warned_no_module;
     pc_metric_t *accepted;
     pc_metric_t *refused;
 };
@@ -77,7 +78,8 @@ static void on_connection(uv_stream_t *server, int status)
     const pc_resource_t *res = cfg ? pc_snapshot_resource(snap, cfg->resource) : NULL;
     const pc_proto_t *proto = res ? pc_proto_find(res->technology) : NULL;
     if (!proto || !proto->on_accept || pc_worker_draining(w)) {
-        if (cfg && res && !proto)
+        /* Once per listener per worker: a client retry loop must not flood the log. */
+        if (cfg && res && !proto && !l->warned_no_module && (l->warned_no_module = true))
             pc_log_warn("no protocol module for this technology in this build; connection closed",
                         PC_LSTR("listener", l->name), PC_LINT("technology", res->technology));
         pc_metric_add(l->refused, 1);

@@ -7,7 +7,11 @@
 
 #define RAW_NONCE_LEN 18 /* as PostgreSQL: 18 random bytes, 24 base64 chars */
 #define MAX_SALT_LEN 128
-#define MAX_CLIENT_ITERATIONS 10000000u
+#ifdef PC_FUZZING
+#define MAX_CLIENT_ITERATIONS 4096u /* keep each fuzz input fast */
+#else
+#define MAX_CLIENT_ITERATIONS 10000000u /* an upstream cannot make us spin for minutes */
+#endif
 
 enum { S_INIT, S_SENT_FIRST, S_DONE };
 enum { C_INIT, C_SENT_FIRST, C_SENT_FINAL, C_DONE };
@@ -496,7 +500,26 @@ pc_scram_result_t pc_scram_server_final(pc_scram_server_t *s, const char *msg, s
 bool pc_scram_client_init(pc_scram_client_t *c, const char *password, size_t len,
                           const char *client_nonce)
 {
+    return pc_scram_client_init_user(c, password, len, NULL, client_nonce);
+}
+
+bool pc_scram_client_init_user(pc_scram_client_t *c, const char *password, size_t len,
+                               const char *username, const char *client_nonce)
+{
     memset(c, 0, sizeof *c);
+    /* saslname: ',' and '=' are escaped as =2C and =3D (RFC 5802 §5.1). */
+    char user[256];
+    size_t u = 0;
+    for (const char *p = username ? username : ""; *p; p++) {
+        if (u + 4 >= sizeof user) return false;
+        if (*p == ',' || *p == '=') {
+            memcpy(user + u, *p == ',' ? "=2C" : "=3D", 3);
+            u += 3;
+        } else {
+            user[u++] = *p;
+        }
+    }
+    user[u] = '\0';
     if (client_nonce) {
         size_t n = strlen(client_nonce);
         if (n >= sizeof c->client_nonce || !valid_nonce(client_nonce, n)) return false;
@@ -505,6 +528,10 @@ bool pc_scram_client_init(pc_scram_client_t *c, const char *password, size_t len
         make_nonce(c->client_nonce, sizeof c->client_nonce);
     }
     c->client_nonce_len = strlen(c->client_nonce);
+    int w = snprintf(c->client_first_bare, sizeof c->client_first_bare, "n=%s,r=%s", user,
+                     c->client_nonce);
+    if (w <= 0 || (size_t)w >= sizeof c->client_first_bare) return false;
+    c->client_first_bare_len = (size_t)w;
     c->password = pc_scram_saslprep(password, len, &c->password_len);
     c->state = C_INIT;
     return true;
@@ -521,11 +548,7 @@ void pc_scram_client_clear(pc_scram_client_t *c)
 
 size_t pc_scram_client_first(pc_scram_client_t *c, char *out, size_t cap)
 {
-    if (c->state != C_INIT) return 0;
-    int w = snprintf(c->client_first_bare, sizeof c->client_first_bare, "n=,r=%s",
-                     c->client_nonce);
-    if (w <= 0 || (size_t)w >= sizeof c->client_first_bare) return 0;
-    c->client_first_bare_len = (size_t)w;
+    if (c->state != C_INIT || !c->password) return 0;
     int w2 = snprintf(out, cap, "n,,%s", c->client_first_bare);
     if (w2 <= 0 || (size_t)w2 >= cap) return 0;
     c->state = C_SENT_FIRST;

@@ -67,7 +67,7 @@ typedef struct pc_scram_server {
     bool mock; /* unknown user: run the exchange, then fail (no user enumeration) */
     bool client_cb_yes; /* client sent "y,,": it supports binding but thinks we do not */
     pc_scram_verifier_t verifier;
-    char nonce[128]; /* client nonce + server nonce */
+    char nonce[256]; /* client nonce + server nonce */
     size_t nonce_len;
     size_t client_nonce_len;
     char client_first_bare[PC_SCRAM_MAX_MESSAGE];
@@ -104,15 +104,22 @@ typedef struct pc_scram_client {
     size_t password_len;
     char client_nonce[64];
     size_t client_nonce_len;
-    char client_first_bare[128];
+    char client_first_bare[PC_SCRAM_MAX_OUT];
     size_t client_first_bare_len;
     uint8_t server_signature[32];
 } pc_scram_client_t;
 
-/** client_nonce: NULL = random (always, except in tests). */
+/**
+ * Start an exchange sending an empty SCRAM user name, as libpq does
+ * (PostgreSQL ignores it and uses the startup packet's). client_nonce: NULL =
+ * random (always, except in tests). False if the nonce is unusable.
+ */
 bool pc_scram_client_init(pc_scram_client_t *c, const char *password, size_t len,
                           const char *client_nonce) PC_WUR;
-/** The client-first-message "n,,n=,r=<nonce>" (PostgreSQL ignores the SCRAM user name). */
+/** Same with a SCRAM user name (escaped as RFC 5802 saslname; NULL = empty). */
+bool pc_scram_client_init_user(pc_scram_client_t *c, const char *password, size_t len,
+                               const char *username, const char *client_nonce) PC_WUR;
+/** The client-first-message "n,,n=<user>,r=<nonce>"; 0 if called out of order. */
 size_t pc_scram_client_first(pc_scram_client_t *c, char *out, size_t cap);
 /** server-first-message in, client-final-message out. */
 pc_scram_result_t pc_scram_client_final(pc_scram_client_t *c, const char *msg, size_t len,

@@ -212,3 +212,26 @@ def test_spool_open_failure_exits_1(connector, tmp_path):
                   files={"objects.yaml": "users: []\n"}, wait_ready=False)
     assert c.wait_exit(15) == 1
     assert any("spool" in l.get("msg", "") for l in c.log_lines())
+
+
+def test_health_port_in_use_exits_1(connector, free_port):
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    try:
+        port = blocker.getsockname()[1]
+        c = connector(objects_with_listener(free_port()),
+                      config={"health": {"listen": f"127.0.0.1:{port}"}}, wait_ready=False)
+        assert c.wait_exit(15) == 1
+        line = c.wait_log("cannot start the health server")
+        assert str(port) in line["error"]
+    finally:
+        blocker.close()
+
+
+def test_starting_line_first_even_when_log_level_is_error(connector, free_port):
+    c = connector(objects_with_listener(free_port()), config={"log_level": "error"})
+    first = c.log_lines()[0]
+    assert first["msg"] == "starting" and first["version"] == version_text()
+    # info lines are filtered from then on.
+    assert not c.find_logs("ready")

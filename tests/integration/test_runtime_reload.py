@@ -109,3 +109,36 @@ def test_no_secret_in_logs(connector, free_port):
     c.wait_log(lambda l: l.get("msg", "").startswith("configuration refused"), timeout=5)
     assert not any("hunter2-secret" in l for l in c.raw_stderr)
     assert not any("alice-secret-pw" in l for l in c.raw_stderr)
+
+
+def test_sighup_rechecks_and_does_not_kill(connector, free_port):
+    import signal
+    c = connector(objects(pg_listener(free_port())))
+    c.signal(signal.SIGHUP)
+    c.wait_log("reload requested")
+    time.sleep(0.3)
+    assert c.proc.poll() is None
+    assert revision(c) == (200, 1)  # nothing changed: no new revision
+    assert c.stop() == 0
+
+
+def test_config_dir_replaced_is_picked_up(connector, free_port):
+    import os
+    import shutil
+    p1, p2 = free_port(), free_port()
+    c = connector(objects(pg_listener(p1)))
+    # A tool that swaps the whole directory (the inotify watch dies with it).
+    shutil.rmtree(c.config_dir)
+    c.wait_log(lambda l: l.get("msg", "").startswith("configuration refused"), timeout=5)
+    assert revision(c) == (200, 1) and can_connect(p1)
+    os.mkdir(c.config_dir)
+    c.set_objects(objects(pg_listener(p2)))
+    wait_until(lambda: revision(c) == (200, 2), 6, what="revision 2 from the new directory")
+    assert can_connect(p2)
+    # The new directory is watched again: the next edit is fast.
+    c.wait_log("config_dir replaced; watching the new directory", timeout=5)
+    p3 = free_port()
+    t0 = time.monotonic()
+    c.set_objects(objects(pg_listener(p3)))
+    wait_until(lambda: revision(c) == (200, 3), 5, what="revision 3")
+    assert time.monotonic() - t0 < 1.5

@@ -1,0 +1,483 @@
+/* `portcullis policy eval|test|check`: the Rego engine from the command line (design §1). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#include "cmd/commands.h"
+#include "core/common.h"
+#include "policy/policy.h"
+#include "policy/value.h"
+
+typedef struct {
+    pc_policy_module *mods;
+    size_t nmods, cap;
+    pc_arena *arena;
+    const pc_value *data;
+    char err[480];
+} loaded;
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    pc_str s = {0};
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) pc_str_append(&s, buf, n);
+    fclose(f);
+    if (!s.p) pc_str_append(&s, "", 0);
+    *len = s.len;
+    return s.p;
+}
+
+static bool ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+/* ---- YAML -> value ---------------------------------------------------- */
+
+static const pc_value *yaml_node(pc_arena *a, yaml_document_t *doc, yaml_node_t *n, int depth)
+{
+    if (!n || depth > 500) return NULL;
+    switch (n->type) {
+    case YAML_SCALAR_NODE: {
+        const char *s = (const char *)n->data.scalar.value;
+        size_t l = n->data.scalar.length;
+        if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+            if (l == 0 || !strcmp(s, "null") || !strcmp(s, "~")) return pc_value_null();
+            if (!strcmp(s, "true") || !strcmp(s, "True")) return pc_value_bool(true);
+            if (!strcmp(s, "false") || !strcmp(s, "False")) return pc_value_bool(false);
+            const pc_value *num = pc_value_number_text(a, s, l);
+            if (num) return num;
+        }
+        return pc_value_string(a, s, l);
+    }
+    case YAML_SEQUENCE_NODE: {
+        pc_vbuf b;
+        pc_vbuf_init(&b, a);
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++)
+            pc_vbuf_push(&b, yaml_node(a, doc, yaml_document_get_node(doc, *it), depth + 1));
+        return pc_vbuf_array(&b);
+    }
+    case YAML_MAPPING_NODE: {
+        pc_obuf b;
+        pc_obuf_init(&b, a);
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+            const pc_value *k = yaml_node(a, doc, yaml_document_get_node(doc, p->key), depth + 1);
+            if (k && k->kind != PC_STRING) {
+                pc_str t = {0};
+                pc_value_to_json(&t, k);
+                k = pc_value_string(a, t.p, t.len);
+                pc_str_free(&t);
+            }
+            pc_obuf_put(&b, k, yaml_node(a, doc, yaml_document_get_node(doc, p->value), depth + 1));
+        }
+        return pc_obuf_object(&b);
+    }
+    default: return NULL;
+    }
+}
+
+static const pc_value *parse_yaml(pc_arena *a, const char *text, size_t len, char *err, size_t errlen)
+{
+    yaml_parser_t p;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&p)) return NULL;
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    const pc_value *v = NULL;
+    if (!yaml_parser_load(&p, &doc)) {
+        snprintf(err, errlen, "yaml: %s", p.problem ? p.problem : "parse error");
+        yaml_parser_delete(&p);
+        return NULL;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    v = root ? yaml_node(a, &doc, root, 0) : pc_value_empty_object();
+    if (!v) snprintf(err, errlen, "yaml: unsupported document");
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&p);
+    return v;
+}
+
+static const pc_value *merge_data(pc_arena *a, const pc_value *x, const pc_value *y)
+{
+    if (!x) return y;
+    if (x->kind != PC_OBJECT || y->kind != PC_OBJECT) return y;
+    pc_obuf b;
+    pc_obuf_init(&b, a);
+    for (uint32_t i = 0; i < x->len; i++) {
+        const pc_value *yv = pc_value_object_get(y, x->u.kvs[i].key);
+        pc_obuf_put(&b, x->u.kvs[i].key, yv ? merge_data(a, x->u.kvs[i].val, yv) : x->u.kvs[i].val);
+    }
+    for (uint32_t i = 0; i < y->len; i++)
+        if (!pc_value_object_get(x, y->u.kvs[i].key)) pc_obuf_put(&b, y->u.kvs[i].key, y->u.kvs[i].val);
+    return pc_obuf_object(&b);
+}
+
+static bool load_path(loaded *L, const char *path, bool tests_only, int depth);
+
+static bool load_file(loaded *L, const char *path)
+{
+    size_t len;
+    char *text = read_file(path, &len);
+    if (!text) {
+        snprintf(L->err, sizeof(L->err), "%s: %s", path, strerror(errno));
+        return false;
+    }
+    if (ends_with(path, ".rego")) {
+        if (L->nmods == L->cap) {
+            L->cap = L->cap ? L->cap * 2 : 8;
+            L->mods = pc_xrealloc(L->mods, L->cap * sizeof(*L->mods));
+        }
+        L->mods[L->nmods++] = (pc_policy_module){pc_xstrdup(path), text, len};
+        return true;
+    }
+    const pc_value *v;
+    char err[256] = "";
+    if (ends_with(path, ".json"))
+        v = pc_json_parse(L->arena, text, len, err, sizeof(err));
+    else
+        v = parse_yaml(L->arena, text, len, err, sizeof(err));
+    free(text);
+    if (!v) {
+        snprintf(L->err, sizeof(L->err), "%s: %s", path, err);
+        return false;
+    }
+    L->data = merge_data(L->arena, L->data, v);
+    return true;
+}
+
+static bool load_path(loaded *L, const char *path, bool tests_only, int depth)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(L->err, sizeof(L->err), "%s: %s", path, strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) return load_file(L, path);
+    if (depth > 32) return true;
+    DIR *d = opendir(path);
+    if (!d) {
+        snprintf(L->err, sizeof(L->err), "%s: %s", path, strerror(errno));
+        return false;
+    }
+    struct dirent *de;
+    char **names = NULL;
+    size_t n = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        names = pc_xrealloc(names, (n + 1) * sizeof(*names));
+        names[n++] = pc_xstrdup(de->d_name);
+    }
+    closedir(d);
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        char full[4096];
+        snprintf(full, sizeof(full), "%s/%s", path, names[i]);
+        struct stat cs;
+        if (ok && stat(full, &cs) == 0) {
+            if (S_ISDIR(cs.st_mode))
+                ok = load_path(L, full, tests_only, depth + 1);
+            else if (ends_with(full, ".rego") || (!tests_only && (ends_with(full, ".json") ||
+                                                                  ends_with(full, ".yaml") ||
+                                                                  ends_with(full, ".yml"))))
+                ok = load_file(L, full);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return ok;
+}
+
+static void loaded_free(loaded *L)
+{
+    for (size_t i = 0; i < L->nmods; i++) {
+        free((char *)L->mods[i].name);
+        free((char *)L->mods[i].text);
+    }
+    free(L->mods);
+    pc_arena_free(L->arena);
+}
+
+static void print_error_json(FILE *out, const pc_policy_error *e)
+{
+    pc_str s = {0};
+    pc_arena *a = pc_arena_new(0);
+    pc_str_append(&s, "{\n  \"errors\": [\n    {\n      \"code\": ", strlen("{\n  \"errors\": [\n    {\n      \"code\": "));
+    pc_value_to_json(&s, pc_value_cstring(a, e->code));
+    pc_str_append(&s, ",\n      \"message\": ", strlen(",\n      \"message\": "));
+    pc_value_to_json(&s, pc_value_cstring(a, e->message));
+    if (e->row > 0) {
+        pc_str_append(&s, ",\n      \"location\": {\n        \"file\": ", strlen(",\n      \"location\": {\n        \"file\": "));
+        pc_value_to_json(&s, pc_value_cstring(a, e->file));
+        pc_str_appendf(&s, ",\n        \"row\": %d,\n        \"col\": %d\n      }", e->row, e->col);
+    }
+    pc_str_append(&s, "\n    }\n  ]\n}\n", strlen("\n    }\n  ]\n}\n"));
+    fwrite(s.p, 1, s.len, out);
+    pc_str_free(&s);
+    pc_arena_free(a);
+}
+
+typedef struct {
+    pc_str out;
+    int n;
+} eval_out;
+
+static void on_result(const pc_query_result *r, void *ud)
+{
+    eval_out *o = ud;
+    pc_arena *a = pc_arena_new(0);
+    if (o->n++) pc_str_append(&o->out, ",", 1);
+    pc_str_append(&o->out, "{\"expressions\":[", 16);
+    for (size_t i = 0; i < r->nexprs; i++) {
+        if (i) pc_str_append(&o->out, ",", 1);
+        pc_str_append(&o->out, "{\"value\":", 9);
+        pc_value_to_json(&o->out, r->exprs[i]);
+        pc_str_append(&o->out, ",\"text\":", 8);
+        pc_value_to_json(&o->out, pc_value_cstring(a, r->expr_texts[i]));
+        pc_str_appendf(&o->out, ",\"location\":{\"row\":%d,\"col\":%d}}", r->expr_rows[i], r->expr_cols[i]);
+    }
+    pc_str_append(&o->out, "]", 1);
+    if (r->nbindings) {
+        pc_str_append(&o->out, ",\"bindings\":{", 13);
+        for (size_t i = 0; i < r->nbindings; i++) {
+            if (i) pc_str_append(&o->out, ",", 1);
+            pc_value_to_json(&o->out, pc_value_cstring(a, r->names[i]));
+            pc_str_append(&o->out, ":", 1);
+            pc_value_to_json(&o->out, r->values[i]);
+        }
+        pc_str_append(&o->out, "}", 1);
+    }
+    pc_str_append(&o->out, "}", 1);
+    pc_arena_free(a);
+}
+
+static int usage(const char *msg)
+{
+    if (msg) fprintf(stderr, "portcullis policy: %s\n", msg);
+    fprintf(stderr,
+            "usage: portcullis policy eval [--format json] [-d FILE|DIR]... [-i FILE] [--strict-builtin-errors] QUERY\n"
+            "       portcullis policy test PATH...\n"
+            "       portcullis policy check PATH...\n");
+    return msg ? PC_EXIT_USAGE : PC_EXIT_OK;
+}
+
+static int cmd_eval(int argc, char **argv)
+{
+    loaded L = {.arena = pc_arena_new(0)};
+    const char *input_path = NULL, *query = NULL;
+    bool strict = false, v0 = false;
+    int rc = PC_EXIT_FAILURE;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "-d") || !strcmp(a, "--data")) && i + 1 < argc) {
+            if (!load_path(&L, argv[++i], false, 0)) {
+                pc_policy_error e = {0};
+                snprintf(e.code, sizeof(e.code), "rego_parse_error");
+                snprintf(e.message, sizeof(e.message), "%s", L.err);
+                print_error_json(stderr, &e);
+                goto out;
+            }
+        } else if ((!strcmp(a, "-i") || !strcmp(a, "--input")) && i + 1 < argc) {
+            input_path = argv[++i];
+        } else if ((!strcmp(a, "-f") || !strcmp(a, "--format")) && i + 1 < argc) {
+            const char *fmt = argv[++i];
+            if (strcmp(fmt, "json")) {
+                rc = usage("only --format json is supported");
+                goto out;
+            }
+        } else if (!strcmp(a, "--strict-builtin-errors")) {
+            strict = true;
+        } else if (!strcmp(a, "--v0-compatible")) {
+            v0 = true;
+        } else if (a[0] == '-' && a[1]) {
+            rc = usage("unknown option");
+            goto out;
+        } else if (!query) {
+            query = a;
+        } else {
+            rc = usage("more than one query");
+            goto out;
+        }
+    }
+    if (!query) {
+        rc = usage("missing QUERY");
+        goto out;
+    }
+    pc_policy_error err;
+    pc_policy_set *ps = pc_policy_compile(L.mods, L.nmods, L.data, v0 ? PC_POLICY_V0 : 0, &err);
+    if (!ps) {
+        print_error_json(stderr, &err);
+        goto out;
+    }
+    pc_eval_limits lim = {.strict_builtin_errors = strict, .max_steps = 100000000ull,
+                          .max_bytes = 1024u * 1024u * 1024u};
+    pc_eval *ev = pc_eval_new(ps, &lim);
+    pc_policy_set_unref(ps);
+    const pc_value *input = NULL;
+    if (input_path) {
+        size_t len;
+        char *text = read_file(input_path, &len);
+        char perr[256] = "";
+        if (text) {
+            input = ends_with(input_path, ".json")
+                        ? pc_json_parse(pc_eval_input_arena(ev), text, len, perr, sizeof(perr))
+                        : parse_yaml(pc_eval_input_arena(ev), text, len, perr, sizeof(perr));
+            free(text);
+        } else {
+            snprintf(perr, sizeof(perr), "%s", strerror(errno));
+        }
+        if (!input) {
+            pc_policy_error e = {0};
+            snprintf(e.code, sizeof(e.code), "rego_parse_error");
+            snprintf(e.message, sizeof(e.message), "%s: %s", input_path, perr);
+            print_error_json(stderr, &e);
+            pc_eval_free(ev);
+            goto out;
+        }
+    }
+    eval_out o = {0};
+    int n = pc_eval_query(ev, query, input, on_result, &o, &err);
+    if (n < 0) {
+        print_error_json(stderr, &err);
+        pc_str_free(&o.out);
+        pc_eval_free(ev);
+        goto out;
+    }
+    if (n == 0)
+        fputs("{}\n", stdout);
+    else
+        printf("{\"result\":[%s]}\n", o.out.p);
+    pc_str_free(&o.out);
+    pc_eval_free(ev);
+    rc = PC_EXIT_OK;
+out:
+    loaded_free(&L);
+    return rc;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    loaded L = {.arena = pc_arena_new(0)};
+    int rc = PC_EXIT_OK;
+    if (argc == 0) {
+        loaded_free(&L);
+        return usage("missing PATH");
+    }
+    for (int i = 0; i < argc; i++)
+        if (!load_path(&L, argv[i], true, 0)) {
+            fprintf(stderr, "%s\n", L.err);
+            loaded_free(&L);
+            return PC_EXIT_FAILURE;
+        }
+    pc_policy_error err;
+    pc_policy_set *ps = pc_policy_compile(L.mods, L.nmods, NULL, 0, &err);
+    if (!ps) {
+        fprintf(stderr, "%s:%d:%d: %s: %s\n", err.file[0] ? err.file : "-", err.row, err.col, err.code,
+                err.message);
+        rc = PC_EXIT_FAILURE;
+    }
+    pc_policy_set_unref(ps);
+    loaded_free(&L);
+    return rc;
+}
+
+/* Collects data.<pkg>.test_* rule paths from module text (package + rule names). */
+static void collect_tests(const pc_policy_module *m, char ***paths, size_t *n)
+{
+    const char *t = m->text;
+    const char *pkg = strstr(t, "package ");
+    if (!pkg) return;
+    pkg += 8;
+    size_t pl = strcspn(pkg, " \t\r\n#");
+    const char *p = t;
+    while ((p = strstr(p, "test_"))) {
+        bool line_start = p == t || p[-1] == '\n';
+        size_t nl = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+        if (line_start) {
+            char buf[512];
+            snprintf(buf, sizeof(buf), "data.%.*s.%.*s", (int)pl, pkg, (int)nl, p);
+            bool dup = false;
+            for (size_t i = 0; i < *n; i++)
+                if (!strcmp((*paths)[i], buf)) dup = true;
+            if (!dup) {
+                *paths = pc_xrealloc(*paths, (*n + 1) * sizeof(char *));
+                (*paths)[(*n)++] = pc_xstrdup(buf);
+            }
+        }
+        p += nl;
+    }
+}
+
+static int cmd_test(int argc, char **argv)
+{
+    loaded L = {.arena = pc_arena_new(0)};
+    if (argc == 0) {
+        loaded_free(&L);
+        return usage("missing PATH");
+    }
+    for (int i = 0; i < argc; i++)
+        if (!load_path(&L, argv[i], false, 0)) {
+            fprintf(stderr, "%s\n", L.err);
+            loaded_free(&L);
+            return PC_EXIT_FAILURE;
+        }
+    pc_policy_error err;
+    pc_policy_set *ps = pc_policy_compile(L.mods, L.nmods, L.data, 0, &err);
+    if (!ps) {
+        fprintf(stderr, "%s:%d:%d: %s: %s\n", err.file[0] ? err.file : "-", err.row, err.col, err.code,
+                err.message);
+        loaded_free(&L);
+        return PC_EXIT_FAILURE;
+    }
+    char **paths = NULL;
+    size_t np = 0;
+    for (size_t i = 0; i < L.nmods; i++)
+        if (ends_with(L.mods[i].name, "_test.rego")) collect_tests(&L.mods[i], &paths, &np);
+    pc_eval *ev = pc_eval_new(ps, NULL);
+    pc_policy_set_unref(ps);
+    size_t pass = 0, failn = 0;
+    for (size_t i = 0; i < np; i++) {
+        const pc_value *v;
+        uint64_t t0 = pc_now_mono_ns();
+        int r = pc_eval_rule(ev, paths[i], NULL, &v, &err);
+        double ms = (double)(pc_now_mono_ns() - t0) / 1e6;
+        bool ok = r == 1 && !(v->kind == PC_BOOL && !v->u.b);
+        if (r < 0)
+            printf("%s: ERROR (%.3fms)\n  %s: %s\n", paths[i], ms, err.code, err.message);
+        else
+            printf("%s: %s (%.3fms)\n", paths[i], ok ? "PASS" : "FAIL", ms);
+        if (ok)
+            pass++;
+        else
+            failn++;
+        pc_eval_reset(ev);
+        free(paths[i]);
+    }
+    free(paths);
+    pc_eval_free(ev);
+    printf("--------------------------------------------------------------------------------\n");
+    if (failn)
+        printf("PASS: %zu/%zu\nFAIL: %zu/%zu\n", pass, np, failn, np);
+    else
+        printf("PASS: %zu/%zu\n", pass, np);
+    loaded_free(&L);
+    return failn ? PC_EXIT_FAILURE : PC_EXIT_OK;
+}
+
+int pc_cmd_policy(int argc, char **argv)
+{
+    /* argv[0] is "policy" */
+    if (argc < 2) return usage("missing sub-command");
+    const char *sub = argv[1];
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) return usage(NULL);
+    if (pc_cmd_wants_help(argc, argv)) return usage(NULL);
+    if (!strcmp(sub, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(sub, "check")) return cmd_check(argc - 2, argv + 2);
+    if (!strcmp(sub, "test")) return cmd_test(argc - 2, argv + 2);
+    return usage("unknown sub-command");
+}
