@@ -44,8 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pc_scram_server_t s;
         /* A fixed server nonce lets inputs reach the proof check; they still cannot forge it. */
         pc_scram_server_init(&s, (data[0] & 2) ? NULL : &verifier, "fuzz", "srvnonce");
-        pc_scram_result_t r = pc_scram_server_first(&s, m1, l1, out, sizeof out, &out_len,
-                                                    &problem);
+        pc_scram_result_t r =
+            pc_scram_server_first(&s, m1, l1, out, sizeof out, &out_len, &problem);
         if (r == PC_SCRAM_OK) {
             PC_BUG_ON(out_len == 0 || out_len >= sizeof out || strlen(out) != out_len);
             r = pc_scram_server_final(&s, m2, l2, out, sizeof out, &out_len, &problem);
@@ -58,8 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pc_scram_client_t c;
         PC_BUG_ON(!pc_scram_client_init(&c, "pencil", 6, "fuzznonce"));
         PC_BUG_ON(pc_scram_client_first(&c, out, sizeof out) == 0);
-        pc_scram_result_t r = pc_scram_client_final(&c, m1, l1, out, sizeof out, &out_len,
-                                                    &problem);
+        pc_scram_result_t r =
+            pc_scram_client_final(&c, m1, l1, out, sizeof out, &out_len, &problem);
         if (r == PC_SCRAM_OK) {
             PC_BUG_ON(out_len == 0 || strlen(out) != out_len);
             r = pc_scram_client_verify(&c, m2, l2, &problem);

@@ -1,6 +1,8 @@
 #include "core/yaml_tree.h"
+#include "core/config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <yaml.h>
@@ -69,8 +71,7 @@ static bool attach(builder_t *b, pc__ynode_t *n, const char *origin, char *err, 
 {
     if (b->depth == 0) b->total_weight += n->weight;
     if (n->weight > PC__YAML_MAX_WEIGHT || b->total_weight > PC__YAML_MAX_WEIGHT) {
-        snprintf(err, errlen, "%s:%u: document too large (alias expansion limit)", origin,
-                 n->line);
+        snprintf(err, errlen, "%s:%u: document too large (alias expansion limit)", origin, n->line);
         return false;
     }
     if (b->depth == 0) {
@@ -167,7 +168,8 @@ bool pc__yaml_parse(const char *text, size_t len, const char *origin, pc__ydoc_t
         }
         case YAML_DOCUMENT_START_EVENT:
             /* Anchors are scoped to their document. */
-            for (size_t i = 0; i < b.n_anchors; i++) free(b.anchors[i].name);
+            for (size_t i = 0; i < b.n_anchors; i++)
+                free(b.anchors[i].name);
             b.n_anchors = 0;
             break;
         default: /* stream start and document end carry nothing we keep */
@@ -177,8 +179,10 @@ bool pc__yaml_parse(const char *text, size_t len, const char *origin, pc__ydoc_t
         if (!step_ok) goto out;
     }
 out:
-    for (size_t i = 0; i < b.depth; i++) free(b.stack_anchor[i]);
-    for (size_t i = 0; i < b.n_anchors; i++) free(b.anchors[i].name);
+    for (size_t i = 0; i < b.depth; i++)
+        free(b.stack_anchor[i]);
+    for (size_t i = 0; i < b.n_anchors; i++)
+        free(b.anchors[i].name);
     free(b.anchors);
     yaml_parser_delete(&parser);
     if (!ok) pc__yaml_free(out);
@@ -212,9 +216,12 @@ bool pc__yaml_is_null(const pc__ynode_t *n)
 const char *pc__yaml_kind_name(const pc__ynode_t *n)
 {
     switch (n->kind) {
-    case PC__Y_MAP: return "a mapping";
-    case PC__Y_SEQ: return "a list";
-    case PC__Y_SCALAR: break;
+    case PC__Y_MAP:
+        return "a mapping";
+    case PC__Y_SEQ:
+        return "a list";
+    case PC__Y_SCALAR:
+        break;
     }
     if (pc__yaml_is_null(n)) return "null";
     return "a scalar";
@@ -224,7 +231,8 @@ size_t pc__ypath_push_key(pc__ypath_t *p, const char *key)
 {
     size_t prev = p->len;
     int w = snprintf(p->buf + p->len, sizeof p->buf - p->len, "%s%s", p->len ? "." : "", key);
-    if (w > 0) p->len += (size_t)w < sizeof p->buf - p->len ? (size_t)w : sizeof p->buf - p->len - 1;
+    if (w > 0)
+        p->len += (size_t)w < sizeof p->buf - p->len ? (size_t)w : sizeof p->buf - p->len - 1;
     return prev;
 }
 
@@ -232,7 +240,8 @@ size_t pc__ypath_push_index(pc__ypath_t *p, size_t index)
 {
     size_t prev = p->len;
     int w = snprintf(p->buf + p->len, sizeof p->buf - p->len, "[%zu]", index);
-    if (w > 0) p->len += (size_t)w < sizeof p->buf - p->len ? (size_t)w : sizeof p->buf - p->len - 1;
+    if (w > 0)
+        p->len += (size_t)w < sizeof p->buf - p->len ? (size_t)w : sizeof p->buf - p->len - 1;
     return prev;
 }
 
@@ -257,7 +266,8 @@ static void sbuf_add(sbuf_t *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         /* Grow by copy so that a secret never lingers in a realloc'd-away block. */
         char *q = pc_xmalloc(cap);
         if (b->p) {
@@ -290,7 +300,8 @@ char *pc__env_expand(const char *s, size_t len, char *problem, size_t problem_le
             continue;
         }
         size_t name_start = i + 2, j = name_start;
-        while (j < len && var_name_char(s[j], j == name_start)) j++;
+        while (j < len && var_name_char(s[j], j == name_start))
+            j++;
         size_t name_len = j - name_start;
         if (name_len == 0 || name_len > 255) {
             snprintf(problem, problem_len, "invalid variable reference (expected ${NAME})");
@@ -303,7 +314,8 @@ char *pc__env_expand(const char *s, size_t len, char *problem, size_t problem_le
         size_t def_len = 0;
         if (j + 1 < len && s[j] == ':' && s[j + 1] == '-') {
             size_t k = j + 2;
-            while (k < len && s[k] != '}') k++;
+            while (k < len && s[k] != '}')
+                k++;
             if (k >= len) {
                 snprintf(problem, problem_len, "unterminated ${%s:-...}", name);
                 goto fail;
@@ -413,10 +425,6 @@ void pc__quote_value(char *out, size_t cap, const char *s, size_t len)
 
 /* ---------- typed, strictly checked access ---------- */
 
-#include "core/config.h"
-
-#include <stdarg.h>
-
 bool pc__yfail(pc__yctx_t *c, unsigned line, const char *fmt, ...)
 {
     char msg[384];
@@ -439,8 +447,7 @@ static const char *expected_name(pc__ynode_kind_t kind)
 bool pc__yexpect(pc__yctx_t *c, const pc__ynode_t *n, pc__ynode_kind_t kind)
 {
     if (n->kind == kind) return true;
-    return pc__yfail(c, n->line, "expected %s, got %s", expected_name(kind),
-                     pc__yaml_kind_name(n));
+    return pc__yfail(c, n->line, "expected %s, got %s", expected_name(kind), pc__yaml_kind_name(n));
 }
 
 bool pc__ymap_check(pc__yctx_t *c, const pc__ynode_t *n, const char *const *allowed)
@@ -480,8 +487,8 @@ bool pc__ymap_check(pc__yctx_t *c, const pc__ynode_t *n, const char *const *allo
         }
         for (size_t j = 0; j < i; j += 2)
             if (n->items[j]->len == k->len && memcmp(n->items[j]->str, k->str, k->len) == 0) {
-                bool r = pc__yfail(c, k->line, "duplicate key (first at line %u)",
-                                   n->items[j]->line);
+                bool r =
+                    pc__yfail(c, k->line, "duplicate key (first at line %u)", n->items[j]->line);
                 pc__ypath_pop(&c->path, prev);
                 return r;
             }
@@ -566,16 +573,17 @@ static bool parse_int(const char *s, int64_t *out)
     return true;
 }
 
-bool pc__yget_int(pc__yctx_t *c, const pc__ynode_t *map, const char *key, int64_t min,
-                  int64_t max, int64_t *out)
+bool pc__yget_int(pc__yctx_t *c, const pc__ynode_t *map, const char *key, int64_t min, int64_t max,
+                  int64_t *out)
 {
     const pc__ynode_t *n;
     size_t prev = enter(c, map, key, &n);
     if (!n) return leave(c, prev, true);
     if (n->kind != PC__Y_SCALAR || !n->plain)
-        return leave(c, prev,
-                     pc__yfail(c, n->line, "expected an integer, got %s",
-                               n->kind == PC__Y_SCALAR ? "a quoted string" : pc__yaml_kind_name(n)));
+        return leave(
+            c, prev,
+            pc__yfail(c, n->line, "expected an integer, got %s",
+                      n->kind == PC__Y_SCALAR ? "a quoted string" : pc__yaml_kind_name(n)));
     char *v = pc__yscalar(c, n);
     if (!v) return leave(c, prev, false);
     int64_t x;
@@ -585,26 +593,27 @@ bool pc__yget_int(pc__yctx_t *c, const pc__ynode_t *map, const char *key, int64_
     free(v);
     if (!ok) return leave(c, prev, pc__yfail(c, n->line, "invalid integer %s", q));
     if (x < min || x > max)
-        return leave(c, prev,
-                     pc__yfail(c, n->line, "%s out of range %lld..%lld", q, (long long)min,
-                               (long long)max));
+        return leave(
+            c, prev,
+            pc__yfail(c, n->line, "%s out of range %lld..%lld", q, (long long)min, (long long)max));
     *out = x;
     return leave(c, prev, true);
 }
 
 bool pc__yget_bool(pc__yctx_t *c, const pc__ynode_t *map, const char *key, bool *out)
 {
-    static const char *const truthy[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On",
-                                         "ON", NULL};
-    static const char *const falsy[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off",
-                                        "OFF", NULL};
+    static const char *const truthy[] = {"true", "True", "TRUE", "yes", "Yes",
+                                         "YES",  "on",   "On",   "ON",  NULL};
+    static const char *const falsy[] = {"false", "False", "FALSE", "no",  "No",
+                                        "NO",    "off",   "Off",   "OFF", NULL};
     const pc__ynode_t *n;
     size_t prev = enter(c, map, key, &n);
     if (!n) return leave(c, prev, true);
     if (n->kind != PC__Y_SCALAR || !n->plain)
-        return leave(c, prev,
-                     pc__yfail(c, n->line, "expected true or false, got %s",
-                               n->kind == PC__Y_SCALAR ? "a quoted string" : pc__yaml_kind_name(n)));
+        return leave(
+            c, prev,
+            pc__yfail(c, n->line, "expected true or false, got %s",
+                      n->kind == PC__Y_SCALAR ? "a quoted string" : pc__yaml_kind_name(n)));
     char *v = pc__yscalar(c, n);
     if (!v) return leave(c, prev, false);
     int found = -1;
@@ -615,7 +624,8 @@ bool pc__yget_bool(pc__yctx_t *c, const pc__ynode_t *map, const char *key, bool 
     char q[96];
     pc__quote_value(q, sizeof q, v, strlen(v));
     free(v);
-    if (found < 0) return leave(c, prev, pc__yfail(c, n->line, "expected true or false, got %s", q));
+    if (found < 0)
+        return leave(c, prev, pc__yfail(c, n->line, "expected true or false, got %s", q));
     *out = found == 1;
     return leave(c, prev, true);
 }
@@ -649,8 +659,8 @@ bool pc__yget_size(pc__yctx_t *c, const pc__ynode_t *map, const char *key, uint6
     return get_parsed(c, map, key, out_bytes, pc_parse_size, "size");
 }
 
-bool pc__yget_enum(pc__yctx_t *c, const pc__ynode_t *map, const char *key,
-                   const char *const *names, int *out)
+bool pc__yget_enum(pc__yctx_t *c, const pc__ynode_t *map, const char *key, const char *const *names,
+                   int *out)
 {
     const pc__ynode_t *n;
     size_t prev = enter(c, map, key, &n);
@@ -688,12 +698,14 @@ bool pc__yget_str_list(pc__yctx_t *c, const pc__ynode_t *map, const char *key, c
         list[i] = pc__yscalar(c, n->items[i]);
         pc__ypath_pop(&c->path, p2);
         if (!list[i]) {
-            for (size_t j = 0; j < i; j++) free(list[j]);
+            for (size_t j = 0; j < i; j++)
+                free(list[j]);
             free(list);
             return leave(c, prev, false);
         }
     }
-    for (size_t j = 0; j < *n_out; j++) free((*out)[j]);
+    for (size_t j = 0; j < *n_out; j++)
+        free((*out)[j]);
     free(*out);
     *out = list;
     *n_out = n->n_items;

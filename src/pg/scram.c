@@ -73,8 +73,8 @@ static size_t utf8_encode(uint32_t cp, char *out)
 /* RFC 3454 C.1.2: non-ASCII space characters. */
 static bool is_non_ascii_space(uint32_t c)
 {
-    return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200b) || c == 0x202f ||
-           c == 0x205f || c == 0x3000;
+    return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200b) || c == 0x202f || c == 0x205f ||
+           c == 0x3000;
 }
 
 /* RFC 3454 B.1: commonly mapped to nothing. */
@@ -89,21 +89,22 @@ static bool is_mapped_to_nothing(uint32_t c)
 static bool is_prohibited(uint32_t c)
 {
     return is_non_ascii_space(c) || c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f) ||
-           c == 0x6dd || c == 0x70f || c == 0x180e || c == 0x200c || c == 0x200d ||
-           c == 0x2028 || c == 0x2029 || (c >= 0x2060 && c <= 0x2063) ||
-           (c >= 0x206a && c <= 0x206f) || c == 0xfeff || (c >= 0xfff9 && c <= 0xfffd) ||
-           (c >= 0x1d173 && c <= 0x1d17a) || (c >= 0xe000 && c <= 0xf8ff) ||
-           (c >= 0xf0000 && c <= 0xffffd) || (c >= 0x100000 && c <= 0x10fffd) ||
-           (c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) == 0xfffe || c == 0x340 || c == 0x341 ||
-           c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) ||
-           (c >= 0x2ff0 && c <= 0x2ffb) || c == 0xe0001 || (c >= 0xe0020 && c <= 0xe007f);
+           c == 0x6dd || c == 0x70f || c == 0x180e || c == 0x200c || c == 0x200d || c == 0x2028 ||
+           c == 0x2029 || (c >= 0x2060 && c <= 0x2063) || (c >= 0x206a && c <= 0x206f) ||
+           c == 0xfeff || (c >= 0xfff9 && c <= 0xfffd) || (c >= 0x1d173 && c <= 0x1d17a) ||
+           (c >= 0xe000 && c <= 0xf8ff) || (c >= 0xf0000 && c <= 0xffffd) ||
+           (c >= 0x100000 && c <= 0x10fffd) || (c >= 0xfdd0 && c <= 0xfdef) ||
+           (c & 0xfffe) == 0xfffe || c == 0x340 || c == 0x341 || c == 0x200e || c == 0x200f ||
+           (c >= 0x202a && c <= 0x202e) || (c >= 0x2ff0 && c <= 0x2ffb) || c == 0xe0001 ||
+           (c >= 0xe0020 && c <= 0xe007f);
 }
 
 char *pc_scram_saslprep(const char *password, size_t len, size_t *out_len)
 {
     const unsigned char *p = (const unsigned char *)password;
     bool ascii = true;
-    for (size_t i = 0; i < len && ascii; i++) ascii = p[i] < 0x80;
+    for (size_t i = 0; i < len && ascii; i++)
+        ascii = p[i] < 0x80;
     char *raw = pc_xstrndup(password, len);
     if (ascii) {
         *out_len = len;
@@ -252,7 +253,7 @@ typedef struct cursor {
     size_t n;
 } cursor_t;
 
-    /* iterations ":" salt "$" StoredKey ":" ServerKey */
+/* iterations ":" salt "$" StoredKey ":" ServerKey */
 static bool read_attr(cursor_t *c, char want, char *got, const char **val, size_t *vlen)
 {
     if (c->n < 2 || c->p[1] != '=') return false;
@@ -403,8 +404,8 @@ pc_scram_result_t pc_scram_server_first(pc_scram_server_t *s, const char *msg, s
 
     char salt[PC_B64_ENCODED_LEN(32) + 1];
     pc_b64_encode(s->verifier.salt, s->verifier.salt_len, salt, sizeof salt);
-    int w = snprintf(s->server_first, sizeof s->server_first, "r=%.*s,s=%s,i=%u",
-                     (int)s->nonce_len, s->nonce, salt, s->verifier.iterations);
+    int w = snprintf(s->server_first, sizeof s->server_first, "r=%.*s,s=%s,i=%u", (int)s->nonce_len,
+                     s->nonce, salt, s->verifier.iterations);
     if (w <= 0 || (size_t)w >= sizeof s->server_first || (size_t)w >= cap)
         FAIL(PC_SCRAM_MALFORMED, "SCRAM output buffer too small");
     s->server_first_len = (size_t)w;
@@ -470,7 +471,8 @@ pc_scram_result_t pc_scram_server_final(pc_scram_server_t *s, const char *msg, s
 
     uint8_t client_sig[32], client_key[32], stored[32], server_sig[32];
     pc_hmac_sha256(s->verifier.stored_key, 32, auth, an, client_sig);
-    for (int i = 0; i < 32; i++) client_key[i] = proof[i] ^ client_sig[i];
+    for (int i = 0; i < 32; i++)
+        client_key[i] = proof[i] ^ client_sig[i];
     pc_sha256(client_key, 32, stored);
     bool match = pc_ct_equal(stored, s->verifier.stored_key, 32);
     explicit_bzero(client_key, sizeof client_key);
@@ -612,7 +614,8 @@ pc_scram_result_t pc_scram_client_final(pc_scram_client_t *c, const char *msg, s
     if (wp <= 0 || (size_t)wp >= sizeof without_proof || an <= 0 || (size_t)an >= sizeof auth)
         FAIL(PC_SCRAM_MALFORMED, "malformed SCRAM server-first-message");
     pc_hmac_sha256(stored, 32, auth, (size_t)an, client_sig);
-    for (int i = 0; i < 32; i++) proof[i] = client_key[i] ^ client_sig[i];
+    for (int i = 0; i < 32; i++)
+        proof[i] = client_key[i] ^ client_sig[i];
     pc_hmac_sha256(server_key, 32, auth, (size_t)an, c->server_signature);
     explicit_bzero(salted, sizeof salted);
     explicit_bzero(client_key, sizeof client_key);
@@ -655,8 +658,7 @@ pc_scram_result_t pc_scram_client_verify(pc_scram_client_t *c, const char *msg, 
 
 /* ---------- MD5 ---------- */
 
-void pc_pg_md5_response(const char *user, const char *password, const uint8_t salt[4],
-                        char out[36])
+void pc_pg_md5_response(const char *user, const char *password, const uint8_t salt[4], char out[36])
 {
     size_t pl = strlen(password), ul = strlen(user);
     char *buf = pc_xmalloc(pl + ul + 1);

@@ -64,7 +64,7 @@ bool pc_scram_verifier_check(const pc_scram_verifier_t *v, const char *password,
 
 typedef struct pc_scram_server {
     int state;
-    bool mock; /* unknown user: run the exchange, then fail (no user enumeration) */
+    bool mock;          /* unknown user: run the exchange, then fail (no user enumeration) */
     bool client_cb_yes; /* client sent "y,,": it supports binding but thinks we do not */
     pc_scram_verifier_t verifier;
     char nonce[256]; /* client nonce + server nonce */

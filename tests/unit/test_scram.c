@@ -19,7 +19,8 @@
 #define RFC_CLIENT_FIRST "n,,n=user,r=" RFC_CLIENT_NONCE
 #define RFC_SERVER_FIRST "r=" RFC_CLIENT_NONCE RFC_SERVER_NONCE ",s=" RFC_SALT ",i=4096"
 #define RFC_CLIENT_FINAL                                                                           \
-    "c=biws,r=" RFC_CLIENT_NONCE RFC_SERVER_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+    "c=biws,r=" RFC_CLIENT_NONCE RFC_SERVER_NONCE ",p=dHzbZapWIk4jUhN+"                            \
+                                                  "Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define RFC_SERVER_FINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
 static pc_scram_verifier_t rfc_verifier(const char *password)
@@ -28,8 +29,7 @@ static pc_scram_verifier_t rfc_verifier(const char *password)
     size_t salt_len;
     assert_true(pc_b64_decode(RFC_SALT, strlen(RFC_SALT), salt, sizeof salt, &salt_len));
     pc_scram_verifier_t v;
-    assert_true(
-        pc_scram_verifier_from_salt(password, strlen(password), salt, salt_len, 4096, &v));
+    assert_true(pc_scram_verifier_from_salt(password, strlen(password), salt, salt_len, 4096, &v));
     return v;
 }
 
@@ -40,8 +40,8 @@ static pc_scram_result_t server_run(pc_scram_server_t *s, const pc_scram_verifie
     size_t n;
     char buf[PC_SCRAM_MAX_OUT];
     pc_scram_server_init(s, v, "user", RFC_SERVER_NONCE);
-    pc_scram_result_t r = pc_scram_server_first(s, first, strlen(first), buf, sizeof buf, &n,
-                                                problem);
+    pc_scram_result_t r =
+        pc_scram_server_first(s, first, strlen(first), buf, sizeof buf, &n, problem);
     if (r != PC_SCRAM_OK) return r;
     assert_string_equal(buf, RFC_SERVER_FIRST);
     return pc_scram_server_final(s, final, strlen(final), out, PC_SCRAM_MAX_OUT, &n, problem);
@@ -107,14 +107,12 @@ static void test_rfc7677_client(void **state)
     /* A server that does not know the password cannot produce the signature. */
     client_up_to_final(&c);
     const char *forged = "v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
-    assert_int_equal(pc_scram_client_verify(&c, forged, strlen(forged), &problem),
-                     PC_SCRAM_FAILED);
+    assert_int_equal(pc_scram_client_verify(&c, forged, strlen(forged), &problem), PC_SCRAM_FAILED);
     pc_scram_client_clear(&c);
 
     /* Server error attribute. */
     client_up_to_final(&c);
-    assert_int_equal(pc_scram_client_verify(&c, "e=invalid-proof", 15, &problem),
-                     PC_SCRAM_FAILED);
+    assert_int_equal(pc_scram_client_verify(&c, "e=invalid-proof", 15, &problem), PC_SCRAM_FAILED);
     pc_scram_client_clear(&c);
 }
 
@@ -181,11 +179,10 @@ static void test_mock_user_always_fails(void **state)
     assert_string_not_equal(a, c);
     assert_non_null(strstr(a, ",i=4096"));
     char final[256];
-    snprintf(final, sizeof final, "c=biws,r=%snonce1,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-             RFC_CLIENT_NONCE);
-    assert_int_equal(
-        pc_scram_server_final(&s1, final, strlen(final), a, sizeof a, &n, &problem),
-        PC_SCRAM_FAILED);
+    snprintf(final, sizeof final,
+             "c=biws,r=%snonce1,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=", RFC_CLIENT_NONCE);
+    assert_int_equal(pc_scram_server_final(&s1, final, strlen(final), a, sizeof a, &n, &problem),
+                     PC_SCRAM_FAILED);
 }
 
 static void expect_first_malformed(const char *msg, size_t len)
@@ -223,7 +220,8 @@ static void test_malformed_client_first(void **state)
         "n;,n=user,r=abc",
         NULL,
     };
-    for (size_t i = 0; bad[i]; i++) expect_first_malformed(bad[i], strlen(bad[i]));
+    for (size_t i = 0; bad[i]; i++)
+        expect_first_malformed(bad[i], strlen(bad[i]));
     expect_first_malformed("n,,n=user,r=a\0b", 15); /* NUL byte */
     char big[PC_SCRAM_MAX_MESSAGE + 10];
     memset(big, 'a', sizeof big);
@@ -294,12 +292,12 @@ static void test_malformed_server_messages(void **state)
 {
     static const char *const bad_first[] = {
         "",
-        "r=" RFC_CLIENT_NONCE ",s=" RFC_SALT ",i=4096",          /* nonce not extended */
-        "r=XXX" RFC_SERVER_NONCE ",s=" RFC_SALT ",i=4096",       /* not our nonce */
-        "r=" RFC_CLIENT_NONCE "abc,s=" RFC_SALT,                 /* no iterations */
-        "r=" RFC_CLIENT_NONCE "abc,s=%%%,i=4096",                /* bad base64 */
-        "r=" RFC_CLIENT_NONCE "abc,s=,i=4096",                   /* empty salt */
-        "r=" RFC_CLIENT_NONCE "abc,s=" RFC_SALT ",i=0",          /* zero iterations */
+        "r=" RFC_CLIENT_NONCE ",s=" RFC_SALT ",i=4096",           /* nonce not extended */
+        "r=XXX" RFC_SERVER_NONCE ",s=" RFC_SALT ",i=4096",        /* not our nonce */
+        "r=" RFC_CLIENT_NONCE "abc,s=" RFC_SALT,                  /* no iterations */
+        "r=" RFC_CLIENT_NONCE "abc,s=%%%,i=4096",                 /* bad base64 */
+        "r=" RFC_CLIENT_NONCE "abc,s=,i=4096",                    /* empty salt */
+        "r=" RFC_CLIENT_NONCE "abc,s=" RFC_SALT ",i=0",           /* zero iterations */
         "r=" RFC_CLIENT_NONCE "abc,s=" RFC_SALT ",i=99999999999", /* absurd */
         "r=" RFC_CLIENT_NONCE "abc,s=" RFC_SALT ",i=40x6",
         "m=x,r=" RFC_CLIENT_NONCE "abc,s=" RFC_SALT ",i=4096",
@@ -313,10 +311,9 @@ static void test_malformed_server_messages(void **state)
         const char *problem = NULL;
         assert_true(pc_scram_client_init_user(&c, "pencil", 6, "user", RFC_CLIENT_NONCE));
         assert_int_not_equal(pc_scram_client_first(&c, out, sizeof out), 0);
-        assert_int_equal(
-            pc_scram_client_final(&c, bad_first[i], strlen(bad_first[i]), out, sizeof out, &n,
-                                  &problem),
-            PC_SCRAM_MALFORMED);
+        assert_int_equal(pc_scram_client_final(&c, bad_first[i], strlen(bad_first[i]), out,
+                                               sizeof out, &n, &problem),
+                         PC_SCRAM_MALFORMED);
         assert_non_null(problem);
         pc_scram_client_clear(&c);
     }
@@ -324,9 +321,9 @@ static void test_malformed_server_messages(void **state)
     pc_scram_client_t c;
     const char *problem;
     assert_true(pc_scram_client_init(&c, "pencil", 6, NULL));
-    assert_int_equal(pc_scram_client_verify(&c, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL),
-                                            &problem),
-                     PC_SCRAM_MALFORMED);
+    assert_int_equal(
+        pc_scram_client_verify(&c, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), &problem),
+        PC_SCRAM_MALFORMED);
     pc_scram_client_clear(&c);
     assert_false(pc_scram_client_init(&c, "pencil", 6, "bad,nonce"));
     pc_scram_client_clear(&c);
@@ -355,7 +352,8 @@ static void test_verifier_text(void **state)
         "md5abcdef",
         NULL,
     };
-    for (size_t i = 0; bad[i]; i++) assert_false(pc_scram_verifier_parse(bad[i], strlen(bad[i]), &w));
+    for (size_t i = 0; bad[i]; i++)
+        assert_false(pc_scram_verifier_parse(bad[i], strlen(bad[i]), &w));
 }
 
 /* Verifiers PostgreSQL 15 stored (SELECT rolpassword FROM pg_authid) for three passwords. */
@@ -370,9 +368,12 @@ static void test_verifier_matches_postgres(void **state)
                                    "yxX5vA7bIEyv2tZURQc5FJIBzLTIzqu1/c4G/LJbVfE=:"
                                    "cUsEftbDmtF+cCsNvGAH5NXF9gJfAutToxYvHSmyRgQ="},
         /* E'a\u00A0b\u00ADc': SASLprep maps the no-break space and drops the soft hyphen */
-        {"a\xc2\xa0" "b\xc2\xad" "c", "SCRAM-SHA-256$4096:SbDN/wGcCbI1lK3BqoYqow==$"
-                                   "3eTh9soYQVyQ0FzbCd5SHQsPQvsd7T9S1jvspjrtOP4=:"
-                                   "gcEQkj23rnE1AQw97RpZKWW1iJc1TOFaiArYSVuzAfE="},
+        {"a\xc2\xa0"
+         "b\xc2\xad"
+         "c",
+         "SCRAM-SHA-256$4096:SbDN/wGcCbI1lK3BqoYqow==$"
+         "3eTh9soYQVyQ0FzbCd5SHQsPQvsd7T9S1jvspjrtOP4=:"
+         "gcEQkj23rnE1AQw97RpZKWW1iJc1TOFaiArYSVuzAfE="},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         pc_scram_verifier_t v;
@@ -398,7 +399,10 @@ static void test_saslprep(void **state)
     assert_memory_equal(p, "plain ascii\x01", 12);
     free(p);
     /* U+00A0 NO-BREAK SPACE -> space; U+00AD SOFT HYPHEN removed. */
-    p = pc_scram_saslprep("a\xc2\xa0" "b\xc2\xad" "c", 7, &n);
+    p = pc_scram_saslprep("a\xc2\xa0"
+                          "b\xc2\xad"
+                          "c",
+                          7, &n);
     assert_int_equal(n, 4);
     assert_memory_equal(p, "a bc", 4);
     free(p);
@@ -429,22 +433,27 @@ static void test_base64(void **state)
 {
     static const struct {
         const char *raw, *b64;
-    } v[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},      {"foo", "Zm9v"},
-             {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+    } v[] = {{"", ""},
+             {"f", "Zg=="},
+             {"fo", "Zm8="},
+             {"foo", "Zm9v"},
+             {"foob", "Zm9vYg=="},
+             {"fooba", "Zm9vYmE="},
+             {"foobar", "Zm9vYmFy"}};
     for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
         char enc[32];
         uint8_t dec[32];
         size_t n;
-        assert_int_equal(pc_b64_encode((const uint8_t *)v[i].raw, strlen(v[i].raw), enc,
-                                       sizeof enc),
-                         strlen(v[i].b64));
+        assert_int_equal(
+            pc_b64_encode((const uint8_t *)v[i].raw, strlen(v[i].raw), enc, sizeof enc),
+            strlen(v[i].b64));
         assert_string_equal(enc, v[i].b64);
         assert_true(pc_b64_decode(v[i].b64, strlen(v[i].b64), dec, sizeof dec, &n));
         assert_int_equal(n, strlen(v[i].raw));
         assert_memory_equal(dec, v[i].raw, n);
     }
-    static const char *const bad[] = {"Zg=", "Zh==", "Zm9=", "Z===", "Zg==Zg==", "Zm9v\n",
-                                      "Zm 9", "Zm9*", NULL};
+    static const char *const bad[] = {
+        "Zg=", "Zh==", "Zm9=", "Z===", "Zg==Zg==", "Zm9v\n", "Zm 9", "Zm9*", NULL};
     for (size_t i = 0; bad[i]; i++) {
         uint8_t dec[32];
         size_t n;
@@ -462,17 +471,18 @@ static void test_pbkdf2_matches_openssl(void **state)
     static const uint32_t iters[] = {1, 2, 4096};
     static const size_t out_lens[] = {1, 32, 33, 64, 100};
     char pw[200];
-    for (size_t i = 0; i < sizeof pw; i++) pw[i] = (char)('a' + i % 26);
+    for (size_t i = 0; i < sizeof pw; i++)
+        pw[i] = (char)('a' + i % 26);
     const uint8_t salt[] = "NaCl-salt";
     for (size_t a = 0; a < sizeof pw_lens / sizeof *pw_lens; a++)
         for (size_t b = 0; b < sizeof iters / sizeof *iters; b++)
             for (size_t c = 0; c < sizeof out_lens / sizeof *out_lens; c++) {
                 uint8_t mine[100], ref[100];
-                assert_true(pc_pbkdf2_sha256(pw, pw_lens[a], salt, sizeof salt - 1, iters[b],
-                                             mine, out_lens[c]));
-                assert_int_equal(PKCS5_PBKDF2_HMAC(pw, (int)pw_lens[a], salt,
-                                                   (int)sizeof salt - 1, (int)iters[b],
-                                                   EVP_sha256(), (int)out_lens[c], ref),
+                assert_true(pc_pbkdf2_sha256(pw, pw_lens[a], salt, sizeof salt - 1, iters[b], mine,
+                                             out_lens[c]));
+                assert_int_equal(PKCS5_PBKDF2_HMAC(pw, (int)pw_lens[a], salt, (int)sizeof salt - 1,
+                                                   (int)iters[b], EVP_sha256(), (int)out_lens[c],
+                                                   ref),
                                  1);
                 assert_memory_equal(mine, ref, out_lens[c]);
             }
