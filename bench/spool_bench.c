@@ -87,14 +87,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    /* Append cost alone: a burst that fits the queue. */
+    /* Append cost alone: bursts that fit the queue; the first one also pays
+     * for faulting the queue's pages in, so the best of several counts. */
     enum { BURST = 8000 };
-    t0 = pc_now_mono_ns();
-    for (unsigned i = 0; i < BURST; i++) (void)pc_spool_append(spool, record, record_len);
-    t1 = pc_now_mono_ns();
-    pc_spool_flush(spool);
-    printf("pc_spool_append: %.0f ns each (1 thread, %u-record burst)\n",
-           (double)(t1 - t0) / BURST, BURST);
+    double best = 1e18;
+    for (int round = 0; round < 5; round++) {
+        t0 = pc_now_mono_ns();
+        for (unsigned i = 0; i < BURST; i++) (void)pc_spool_append(spool, record, record_len);
+        t1 = pc_now_mono_ns();
+        pc_spool_flush(spool);
+        if ((double)(t1 - t0) / BURST < best) best = (double)(t1 - t0) / BURST;
+    }
+    printf("pc_spool_append: %.0f ns each (1 thread, best of 5 bursts of %u)\n", best, BURST);
 
     pc_spool_stats_t before, after;
     pc_spool_get_stats(spool, &before);
@@ -135,8 +139,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    printf("reopen (scan + CRC of %.1f MB, page cache warm): %.3f s = %.0f MB/s\n",
-           (double)bytes / 1e6, secs(t1 - t0), (double)bytes / 1e6 / secs(t1 - t0));
+    pc__spool_wait_verified(spool);
+    uint64_t t2 = pc_now_mono_ns();
+    printf("reopen of %.1f MB: open returned in %.3f s (newest segment scanned), background "
+           "verification of the rest done after %.3f s = %.0f MB/s (page cache warm)\n",
+           (double)bytes / 1e6, secs(t1 - t0), secs(t2 - t0), (double)bytes / 1e6 / secs(t2 - t0));
     pc_spool_close(spool);
     return 0;
 }
