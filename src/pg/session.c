@@ -1146,7 +1146,11 @@ static void fill_ctx(session_t *s, pc_decision_ctx_t *c, pc_decision_stage_t sta
 {
     memset(c, 0, sizeof *c);
     c->stage = stage;
-    c->snapshot = s->snap;
+    /* Policies come from the newest snapshot, so an edit applies from the
+     * next statement of open sessions; the session's identity objects stay
+     * those it logged in with. */
+    c->snapshot = pc_worker_snapshot(s->w);
+    if (!c->snapshot) c->snapshot = s->snap;
     c->user = s->user;
     c->resource = s->resource;
     c->listener = s->listener;
