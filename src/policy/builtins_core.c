@@ -918,7 +918,15 @@ static bool b_bits_rsh(ARGS)
     RET(pc_value_int(A, y >= 63 ? (x < 0 ? -1 : 0) : x >> y));
 }
 
+static bool b_time_now_ns(ARGS)
+{
+    (void)n;
+    (void)a;
+    RET(pc_value_int(A, pc_builtin_now_ns(ctx)));
+}
+
 static const pc_builtin k_core[] = {
+    {"time.now_ns", 0, b_time_now_ns, PC_BUILTIN_NONDET},
     {"equal", 2, b_equal, 0},
     {"neq", 2, b_neq, 0},
     {"lt", 2, b_lt, 0},

@@ -256,7 +256,9 @@ static void collect_expr(C *c, scope *s, pc_expr *e)
     switch (e->kind) {
     case E_TERM:
     case E_UNIFY: collect_vars(c, s, e->a); collect_vars(c, s, e->b); break;
-    case E_NOT: collect_expr(c, s, e->inner); break;
+    case E_NOT:
+        if (e->inner) collect_expr(c, s, e->inner);
+        break;
     default: break; /* declarations handled in order */
     }
     for (uint32_t i = 0; i < e->nwith; i++) collect_vars(c, s, e->withs[i].value);
@@ -515,7 +517,12 @@ static void resolve_expr(C *c, scope *s, pc_expr *e)
         break;
     }
     case E_NOT: {
-        resolve_expr(c, s, e->inner);
+        if (e->body) {
+            scope sub = {.up = s};
+            resolve_body(c, &sub, e->body);
+        } else {
+            resolve_expr(c, s, e->inner);
+        }
         break;
     }
     }
@@ -669,6 +676,10 @@ pc_policy_set *pc_policy_compile(const pc_policy_module *mods, size_t nmods, con
     /* build the tree */
     for (size_t i = 0; i < ps->nmods; i++) {
         pc_module *m = ps->mods[i];
+        pc_node *pn = ps->root;
+        for (uint32_t k = 1; k < m->pkg->n; k++) pn = node_get(ps, pn, m->pkg->items[k]->value);
+        pn->is_pkg = true;
+        mark_rules_below(pn);
         for (uint32_t j = 0; j < m->nrules; j++) {
             pc_rule *r = m->rules[j];
             pc_node *n = rule_node(ps, m, r);

@@ -288,10 +288,24 @@ typedef struct {
     K *next;
 } out_k;
 
+/* A call with an output argument is an expression whose value is true. */
+typedef struct {
+    K k;
+    K *next;
+} true_k;
+
+static int true_cb(E *e, K *k, const pc_value *v)
+{
+    (void)v;
+    true_k *t = (true_k *)k;
+    return t->next->fn(e, t->next, pc_value_bool(true));
+}
+
 static int out_cb(E *e, K *k, const pc_value *v)
 {
     out_k *o = (out_k *)k;
-    return unify_val(e, o->f, o->out, v, o->next);
+    true_k t = {.k.fn = true_cb, .next = o->next};
+    return unify_val(e, o->f, o->out, v, &t.k);
 }
 
 static int call_user(E *e, pc_node *fn, const pc_value **args, uint32_t nargs, pc_loc loc, K *k);
@@ -401,7 +415,18 @@ static int ref_key_cb(E *e, K *k, const pc_value *key)
     ref_k *r = (ref_k *)k;
     const pc_value *cur = r->cur, *nv = NULL;
     switch (cur->kind) {
-    case PC_OBJECT: nv = pc_value_object_get(cur, key); break;
+    case PC_OBJECT: {
+        nv = pc_value_object_get(cur, key);
+        int64_t ik;
+        if (!nv && key->kind == PC_NUMBER && r->ref->items[0]->kind == T_VAR &&
+            r->ref->items[0]->vkind == V_DATA && pc_value_get_int(key, &ik) && pc_value_is_integral(key)) {
+            /* data documents have string keys: data.x[2] finds "2" */
+            char kb[32];
+            int kl = snprintf(kb, sizeof(kb), "%lld", (long long)ik);
+            nv = pc_value_object_get_str(cur, kb, (size_t)kl);
+        }
+        break;
+    }
     case PC_ARRAY: {
         int64_t idx;
         if (key->kind == PC_NUMBER && pc_value_get_int(key, &idx) && pc_value_is_integral(key) &&
@@ -523,6 +548,14 @@ static int data_key_cb(E *e, K *k, const pc_value *key)
     if (c) return eval_data(e, d->f, d->ref, d->i + 1, c, d->next);
     if (!n->base || n->base->kind != PC_OBJECT) return 0;
     const pc_value *v = pc_value_object_get(n->base, key);
+    int64_t ik;
+    if (!v && key->kind == PC_NUMBER && pc_value_get_int(key, &ik) && pc_value_is_integral(key)) {
+        /* data documents have string keys: data.x[2] finds "2" */
+        char kb[32];
+        int kl = snprintf(kb, sizeof(kb), "%lld", (long long)ik);
+        v = pc_value_object_get_str(n->base, kb, (size_t)kl);
+        if (v) key = pc_value_string(e->arena, kb, (size_t)kl);
+    }
     if (e->ndov) {
         const pc_value **path = pc_arena_alloc(e->arena, (n->depth + 1) * sizeof(*path));
         if (!path) return oom(e);
@@ -608,6 +641,7 @@ static const pc_value *node_full(E *e, pc_node *n, bool *err)
     }
     if (n->nkids == 0) {
         const pc_value *v = n->base;
+        if (!v && n->is_pkg) v = pc_value_empty_object();
         if (e->ndov) {
             v = patch_below(e, n->path, n->depth, v ? v : pc_value_empty_object());
             if (!n->base && v && v->kind == PC_OBJECT && v->len == 0 && n->depth) v = NULL;
@@ -1335,6 +1369,19 @@ static int every_coll_cb(E *e, K *k, const pc_value *coll)
 
 static int eval_expr_core(E *e, F *f, pc_expr *x, K *k);
 
+/* A term expression holds when its value is not false. */
+typedef struct {
+    K k;
+    K *next;
+} truth_k;
+
+static int truth_cb(E *e, K *k, const pc_value *v)
+{
+    truth_k *t = (truth_k *)k;
+    if (v && v->kind == PC_BOOL && !v->u.b) return 0;
+    return t->next->fn(e, t->next, v);
+}
+
 /* `with`: evaluate the value terms, install overrides, run, restore. */
 typedef struct {
     K k;
@@ -1622,7 +1669,11 @@ static int eval_expr_core(E *e, F *f, pc_expr *x, K *k)
     }
     case E_NOT: {
         found_k fk = {.k.fn = found_cb};
-        eval_expr(e, f, x->inner, &fk.k);
+        truth_k tk = {.k.fn = truth_cb, .next = &fk.k};
+        if (x->body)
+            eval_body(e, f, x->body, 0, &fk.k);
+        else
+            eval_expr(e, f, x->inner, x->inner->kind == E_TERM ? &tk.k : &fk.k);
         if (e->failed) return 1;
         if (fk.found) return 0;
         return k->fn(e, k, NULL);
@@ -1631,18 +1682,6 @@ static int eval_expr_core(E *e, F *f, pc_expr *x, K *k)
     return 0;
 }
 
-/* A term expression holds when its value is not false. */
-typedef struct {
-    K k;
-    K *next;
-} truth_k;
-
-static int truth_cb(E *e, K *k, const pc_value *v)
-{
-    truth_k *t = (truth_k *)k;
-    if (v && v->kind == PC_BOOL && !v->u.b) return 0;
-    return t->next->fn(e, t->next, v);
-}
 
 static int eval_body(E *e, F *f, pc_body *b, uint32_t i, K *k)
 {

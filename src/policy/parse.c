@@ -425,7 +425,8 @@ static pc_term *parse_term_or(P *p);
 static bool kw_as_ref(P *p, const tok *t)
 {
     const tok *n = t + 1;
-    return (size_t)(n - p->toks) < p->ntok && !n->ws && (n->k == K_DOT || n->k == K_LBRACK);
+    return (size_t)(n - p->toks) < p->ntok && !n->ws &&
+           (n->k == K_DOT || n->k == K_LBRACK || n->k == K_LPAREN);
 }
 
 static bool is_reserved(P *p, const tok *t)
@@ -825,6 +826,14 @@ static pc_expr *parse_expr(P *p)
     } else if (is_kw(p, t, "not")) {
         next(p);
         e = mk_expr(p, E_NOT, t);
+        if (cur(p)->k == K_LBRACE) {
+            /* not { body } (future.keywords.not) */
+            next(p);
+            e->body = parse_body_until(p, K_RBRACE);
+            expect(p, K_RBRACE, "}");
+            parse_withs(p, e);
+            return e;
+        }
         e->inner = parse_expr(p);
         return e;
     } else {

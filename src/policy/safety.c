@@ -119,6 +119,7 @@ static bool expr_ready(const pc_expr *e, const vset *bound, const vset *later, i
     case E_SOMEIN:
     case E_EVERY: needs_term(e->c, &need, false); break;
     case E_NOT: {
+        if (!e->inner) return true;
         /* every variable of a negated expression must be bound before it */
         if (!expr_ready(e->inner, bound, later, nslots, scratch)) return false;
         vset all = {scratch};
