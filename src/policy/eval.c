@@ -266,6 +266,7 @@ typedef struct {
     pc_term *t;
     uint32_t i, nin;
     const pc_value **args;
+    const uint8_t *order; /* evaluation order of the arguments */
     K *next;
 } call_k;
 
@@ -274,11 +275,11 @@ static int call_dispatch(E *e, F *f, pc_term *t, const pc_value **args, uint32_t
 static int call_arg_cb(E *e, K *k, const pc_value *v)
 {
     call_k *c = (call_k *)k;
-    c->args[c->i] = v;
+    c->args[c->order[c->i]] = v;
     if (c->i + 1 == c->nin) return call_dispatch(e, c->f, c->t, c->args, c->nin, c->next);
     call_k n = *c;
     n.i = c->i + 1;
-    return eval_term(e, c->f, c->t->items[n.i], &n.k);
+    return eval_term(e, c->f, c->t->items[c->order[n.i]], &n.k);
 }
 
 typedef struct {
@@ -388,8 +389,31 @@ static int eval_call(E *e, F *f, pc_term *t, K *k)
     const pc_value **args = pc_arena_alloc(e->arena, (nin + 1) * sizeof(*args));
     if (!args) return oom(e);
     if (nin == 0) return call_dispatch(e, f, t, args, 0, k);
-    call_k c = {.k.fn = call_arg_cb, .f = f, .t = t, .i = 0, .nin = nin, .args = args, .next = k};
-    return eval_term(e, f, t->items[0], &c.k);
+    /* Arguments that are refs go first: iterating `input.xs[i]` binds i,
+     * which a plain-variable argument may need (x == input.xs[x]). */
+    static const uint8_t ident[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    const uint8_t *order = ident;
+    uint8_t ord[8];
+    if (nin <= 8) {
+        bool need = false;
+        for (uint32_t i = 0; i < nin; i++)
+            if (t->items[i]->kind == T_VAR && t->items[i]->vkind == V_LOCAL && !f->s[t->items[i]->slot]) need = true;
+        if (need) {
+            uint32_t o = 0;
+            for (uint32_t i = 0; i < nin; i++)
+                if (t->items[i]->kind == T_REF || t->items[i]->kind == T_CALL) ord[o++] = (uint8_t)i;
+            for (uint32_t i = 0; i < nin; i++)
+                if (t->items[i]->kind != T_REF && t->items[i]->kind != T_CALL) ord[o++] = (uint8_t)i;
+            order = ord;
+        }
+    } else {
+        uint8_t *big = pc_arena_alloc(e->arena, nin);
+        if (!big) return oom(e);
+        for (uint32_t i = 0; i < nin; i++) big[i] = (uint8_t)i;
+        order = big;
+    }
+    call_k c = {.k.fn = call_arg_cb, .f = f, .t = t, .i = 0, .nin = nin, .args = args, .order = order, .next = k};
+    return eval_term(e, f, t->items[order[0]], &c.k);
 }
 
 /* ---- refs over values ------------------------------------------------- */
@@ -1219,12 +1243,12 @@ static int uni2_cb(E *e, K *k, const pc_value *v)
     return unify_val(e, u->f, u->other, v, u->next);
 }
 
-/* Element-wise unification of two array patterns: [x, 1] = [2, y]. */
+/* Element-wise unification of two patterns: [x, 1] = [2, y]. */
 typedef struct {
     K k;
     F *f;
-    pc_term *a, *b;
-    uint32_t i;
+    pc_term **as, **bs;
+    uint32_t i, n;
     K *next;
 } pair_k;
 
@@ -1234,11 +1258,10 @@ static int pair_cb(E *e, K *k, const pc_value *unused)
 {
     (void)unused;
     pair_k *p = (pair_k *)k;
-    if (p->i == p->a->n) return p->next->fn(e, p->next, NULL);
+    if (p->i == p->n) return p->next->fn(e, p->next, NULL);
     pair_k n = *p;
     n.i = p->i + 1;
-    /* elements whose both sides are still unknown go last */
-    return unify_terms(e, p->f, p->a->items[p->i], p->b->items[p->i], &n.k);
+    return unify_terms(e, p->f, p->as[p->i], p->bs[p->i], &n.k);
 }
 
 static int unify_terms(E *e, F *f, pc_term *a, pc_term *b, K *k)
@@ -1254,7 +1277,22 @@ static int unify_terms(E *e, F *f, pc_term *a, pc_term *b, K *k)
     }
     if (a->kind == T_ARRAY && b->kind == T_ARRAY) {
         if (a->n != b->n) return 0;
-        pair_k p = {.k.fn = pair_cb, .f = f, .a = a, .b = b, .i = 0, .next = k};
+        pair_k p = {.k.fn = pair_cb, .f = f, .as = a->items, .bs = b->items, .n = a->n, .next = k};
+        return pair_cb(e, &p.k, NULL);
+    }
+    if (a->kind == T_OBJECT && b->kind == T_OBJECT) {
+        /* match values by constant keys */
+        if (a->n != b->n) return 0;
+        pc_term **bs = pc_arena_alloc(e->arena, (a->n + 1) * sizeof(*bs));
+        if (!bs) return oom(e);
+        for (uint32_t i = 0; i < a->n; i++) {
+            bs[i] = NULL;
+            if (a->keys[i]->kind != T_VALUE) break;
+            for (uint32_t j = 0; j < b->n; j++)
+                if (b->keys[j]->kind == T_VALUE && pc_value_equal(a->keys[i]->value, b->keys[j]->value)) bs[i] = b->items[j];
+            if (!bs[i]) return 0;
+        }
+        pair_k p = {.k.fn = pair_cb, .f = f, .as = a->items, .bs = bs, .n = a->n, .next = k};
         return pair_cb(e, &p.k, NULL);
     }
     pc_term *bad = a->kind == T_VAR ? a : b;

@@ -649,7 +649,7 @@ static pc_term *parse_primary(P *p)
             x = mk_term(p, T_VALUE, t);
             x->value = pc_value_null();
             x->ground = true;
-        } else if (is_kw(p, t, "set") && cur(p)->k == K_LPAREN && !cur(p)->ws &&
+        } else if (t->len == 3 && memcmp(p->src + t->off, "set", 3) == 0 && cur(p)->k == K_LPAREN && !cur(p)->ws &&
                    peek(p, 1)->k == K_RPAREN) {
             next(p);
             next(p);
