@@ -48,6 +48,8 @@ const pc_builtin *pc_builtin_lookup(const char *name, size_t len)
 bool pc_arg_string(pc_eval_ctx *ctx, const pc_value *const *args, int pos, const char **s, size_t *len)
 {
     const pc_value *v = args[pos];
+    *s = "";
+    *len = 0;
     if (v->kind != PC_STRING) return pc_builtin_type_error(ctx, pos + 1, "string", v);
     *s = v->u.s;
     *len = v->len;
@@ -57,6 +59,7 @@ bool pc_arg_string(pc_eval_ctx *ctx, const pc_value *const *args, int pos, const
 bool pc_arg_number(pc_eval_ctx *ctx, const pc_value *const *args, int pos, double *out)
 {
     const pc_value *v = args[pos];
+    *out = 0;
     if (v->kind != PC_NUMBER) return pc_builtin_type_error(ctx, pos + 1, "number", v);
     *out = pc_value_get_double(v);
     return true;
@@ -65,6 +68,7 @@ bool pc_arg_number(pc_eval_ctx *ctx, const pc_value *const *args, int pos, doubl
 bool pc_arg_int(pc_eval_ctx *ctx, const pc_value *const *args, int pos, int64_t *out)
 {
     const pc_value *v = args[pos];
+    *out = 0;
     if (v->kind != PC_NUMBER) return pc_builtin_type_error(ctx, pos + 1, "number", v);
     if (!pc_value_is_integral(v) || !pc_value_get_int(v, out))
         return pc_builtin_type_errorf(ctx, "operand %d must be integer number but got floating-point number", pos + 1);
