@@ -1,0 +1,35 @@
+/*
+ * Growable byte buffer shared by the policy built-in helpers (src/policy/lib/).
+ * Internal to the helpers: results handed to callers are the malloc'd `data`
+ * (always NUL-terminated), which the caller frees with free().
+ */
+#ifndef PC_POLICY_LIB_SBUF_H
+#define PC_POLICY_LIB_SBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pc__sbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+    bool oom; /* sticky: any failed growth makes the result unusable */
+} pc__sbuf_t;
+
+/** Make room for n more bytes (plus the terminating NUL); false on overflow/OOM. */
+bool pc__sbuf_reserve(pc__sbuf_t *b, size_t n);
+void pc__sbuf_add(pc__sbuf_t *b, const void *p, size_t n);
+void pc__sbuf_addc(pc__sbuf_t *b, char c);
+void pc__sbuf_adds(pc__sbuf_t *b, const char *s);
+void pc__sbuf_addrep(pc__sbuf_t *b, char c, size_t n);
+/** Append a code point as UTF-8 (invalid ones as U+FFFD). */
+void pc__sbuf_addrune(pc__sbuf_t *b, uint32_t r);
+/** Hand the bytes over: returns the NUL-terminated buffer (NULL after OOM) and resets b. */
+char *pc__sbuf_take(pc__sbuf_t *b, size_t *len);
+void pc__sbuf_free(pc__sbuf_t *b);
+
+/** Decode one UTF-8 sequence like Go does: invalid bytes yield U+FFFD with width 1. */
+uint32_t pc__utf8_decode(const char *s, size_t n, size_t *width);
+
+#endif
