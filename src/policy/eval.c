@@ -1961,6 +1961,8 @@ int64_t pc_builtin_now_ns(pc_eval_ctx *ctx)
 }
 
 static bool raise(pc_eval_ctx *ctx, const char *code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static bool raise(pc_eval_ctx *ctx, const char *code, const char *fmt, va_list ap)
 {
     if (ctx->failed) return false;
     char msg[400];
