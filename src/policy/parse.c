@@ -1119,11 +1119,39 @@ static pc_body *parse_rule_body(P *p, bool *had_if)
         next(p);
         *had_if = true;
         if (cur(p)->k == K_LBRACE) {
-            /* `if {` always opens a body */
-            next(p);
-            pc_body *b = parse_body_until(p, K_RBRACE);
-            expect(p, K_RBRACE, "}");
-            return b;
+            /* `if {` opens a body, unless what follows only parses as a
+             * term (`if {x: i | ...}`): try the body, then the term. */
+            size_t save = p->pos;
+            jmp_buf outer;
+            memcpy(outer, p->jb, sizeof(jmp_buf));
+            pc_policy_error saved_err = *p->err;
+            if (setjmp(p->jb) == 0) {
+                next(p);
+                pc_body *b = parse_body_until(p, K_RBRACE);
+                expect(p, K_RBRACE, "}");
+                memcpy(p->jb, outer, sizeof(jmp_buf));
+                return b;
+            }
+            memcpy(p->jb, outer, sizeof(jmp_buf));
+            if (p->toks[save + 1].k == K_RBRACE) longjmp(p->jb, 1); /* `if {}`: empty body */
+            p->pos = save;
+            pc_policy_error body_err = *p->err;
+            *p->err = saved_err;
+            /* if the term fails too, report the body's error */
+            jmp_buf outer2;
+            memcpy(outer2, p->jb, sizeof(jmp_buf));
+            if (setjmp(p->jb) != 0) {
+                memcpy(p->jb, outer2, sizeof(jmp_buf));
+                *p->err = body_err;
+                longjmp(p->jb, 1);
+            }
+            elist l1 = {0};
+            el_push(p, &l1, parse_expr(p));
+            memcpy(p->jb, outer2, sizeof(jmp_buf));
+            pc_body *b1 = palloc(p, sizeof(*b1));
+            b1->exprs = l1.items;
+            b1->n = 1;
+            return b1;
         }
         elist l = {0};
         el_push(p, &l, parse_expr(p));
