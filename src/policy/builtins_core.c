@@ -613,6 +613,119 @@ static bool b_object_subset(ARGS)
     RET(pc_value_bool(subset_of(sup, sub)));
 }
 
+/* ---- json.filter / json.remove ---------------------------------------- */
+
+typedef struct {
+    const pc_value *const *segs;
+    uint32_t n;
+} jpath;
+
+/* Paths are "a/b/0" strings or arrays of segments. */
+static bool json_paths(pc_eval_ctx *ctx, const pc_value *arg, jpath **out, size_t *np)
+{
+    if (arg->kind != PC_SET && arg->kind != PC_ARRAY) return pc_builtin_type_error(ctx, 2, "one of {set, array}", arg);
+    jpath *ps = pc_arena_alloc(A, (arg->len + 1) * sizeof(*ps));
+    if (!ps) return pc_builtin_oom(ctx);
+    for (uint32_t i = 0; i < arg->len; i++) {
+        const pc_value *p = arg->u.items[i];
+        if (p->kind == PC_ARRAY) {
+            ps[i].segs = p->u.items;
+            ps[i].n = p->len;
+        } else if (p->kind == PC_STRING) {
+            const char *str = p->u.s;
+            size_t len = p->len;
+            while (len && *str == '/') {
+                str++;
+                len--;
+            }
+            pc_vbuf b;
+            pc_vbuf_init(&b, A);
+            size_t st = 0;
+            for (size_t k = 0; k <= len; k++)
+                if (k == len || str[k] == '/') {
+                    if (k > st || len) pc_vbuf_push(&b, pc_value_string(A, str + st, k - st));
+                    st = k + 1;
+                }
+            if (b.oom) return pc_builtin_oom(ctx);
+            ps[i].segs = b.items;
+            ps[i].n = (uint32_t)b.len;
+        } else {
+            return pc_builtin_type_errorf(ctx,
+                                          "operand 2 must be one of {set, array} containing string paths or array of "
+                                          "path segments but got %s",
+                                          pc_value_type_name(p));
+        }
+    }
+    *out = ps;
+    *np = arg->len;
+    return true;
+}
+
+static bool seg_match(const pc_value *seg, const pc_value *key)
+{
+    if (pc_value_equal(seg, key)) return true;
+    if (seg->kind == PC_STRING && key->kind == PC_NUMBER) {
+        int64_t k;
+        if (!pc_value_get_int(key, &k)) return false;
+        char buf[32];
+        int l = snprintf(buf, sizeof(buf), "%lld", (long long)k);
+        return (size_t)l == seg->len && memcmp(buf, seg->u.s, seg->len) == 0;
+    }
+    return false;
+}
+
+/* keep: json.filter; otherwise json.remove. depth: segment index. */
+static const pc_value *json_select(pc_eval_ctx *ctx, const pc_value *v, const jpath *ps, size_t np, uint32_t depth,
+                                   bool keep)
+{
+    bool is_obj = v->kind == PC_OBJECT;
+    if (!is_obj && v->kind != PC_ARRAY) return v;
+    pc_obuf ob;
+    pc_vbuf ab;
+    pc_obuf_init(&ob, A);
+    pc_vbuf_init(&ab, A);
+    jpath *sub = pc_arena_alloc(A, (np + 1) * sizeof(*sub));
+    if (!sub) return NULL;
+    for (uint32_t i = 0; i < v->len; i++) {
+        const pc_value *key = is_obj ? v->u.kvs[i].key : pc_value_int(A, i);
+        const pc_value *val = is_obj ? v->u.kvs[i].val : v->u.items[i];
+        if (!key) return NULL;
+        size_t ns = 0;
+        bool terminal = false;
+        for (size_t j = 0; j < np; j++) {
+            if (ps[j].n <= depth || !seg_match(ps[j].segs[depth], key)) continue;
+            if (ps[j].n == depth + 1) terminal = true;
+            sub[ns++] = ps[j];
+        }
+        const pc_value *nv;
+        if (keep) {
+            if (!ns) continue;
+            nv = terminal ? val : json_select(ctx, val, sub, ns, depth + 1, true);
+        } else {
+            if (terminal) continue;
+            nv = ns ? json_select(ctx, val, sub, ns, depth + 1, false) : val;
+        }
+        if (!nv) return NULL;
+        if (is_obj)
+            pc_obuf_put(&ob, key, nv);
+        else
+            pc_vbuf_push(&ab, nv);
+    }
+    return is_obj ? pc_obuf_object(&ob) : pc_vbuf_array(&ab);
+}
+
+static bool json_filter_remove(pc_eval_ctx *ctx, const pc_value *const *a, const pc_value **out, bool keep)
+{
+    if (!pc_arg_kind(ctx, a, 0, PC_OBJECT)) return false;
+    jpath *ps = NULL;
+    size_t np = 0;
+    if (!json_paths(ctx, a[1], &ps, &np)) return false;
+    RET(json_select(ctx, a[0], ps, np, 0, keep));
+}
+
+static bool b_json_filter(ARGS) { (void)n; return json_filter_remove(ctx, a, out, true); }
+static bool b_json_remove(ARGS) { (void)n; return json_filter_remove(ctx, a, out, false); }
+
 /* ---- graphs ----------------------------------------------------------- */
 
 static bool b_graph_reachable(ARGS)
@@ -1173,6 +1286,8 @@ static const pc_builtin k_core[] = {
     {"object.union", 2, b_object_union, 0},
     {"object.union_n", 1, b_object_union_n, 0},
     {"object.subset", 2, b_object_subset, 0},
+    {"json.filter", 2, b_json_filter, 0},
+    {"json.remove", 2, b_json_remove, 0},
     {"graph.reachable", 2, b_graph_reachable, 0},
     {"graph.reachable_paths", 2, b_graph_reachable_paths, 0},
     {"is_number", 1, b_is_number, 0},
