@@ -214,12 +214,14 @@ static bool range_impl(pc_eval_ctx *ctx, int64_t lo, int64_t hi, int64_t stepv, 
 {
     pc_vbuf b;
     pc_vbuf_init(&b, A);
-    uint64_t count = (uint64_t)((lo <= hi ? hi - lo : lo - hi) / stepv) + 1;
+    uint64_t span = lo <= hi ? (uint64_t)hi - (uint64_t)lo : (uint64_t)lo - (uint64_t)hi;
+    uint64_t count = span / (uint64_t)stepv + 1;
     if (count > 10000000) return pc_builtin_oom(ctx);
-    if (lo <= hi)
-        for (int64_t i = lo; i <= hi; i += stepv) pc_vbuf_push(&b, pc_value_int(A, i));
-    else
-        for (int64_t i = lo; i >= hi; i -= stepv) pc_vbuf_push(&b, pc_value_int(A, i));
+    int64_t i = lo;
+    for (uint64_t k = 0; k < count; k++) {
+        pc_vbuf_push(&b, pc_value_int(A, i));
+        if (__builtin_add_overflow(i, lo <= hi ? stepv : -stepv, &i)) break;
+    }
     RET(pc_vbuf_array(&b));
 }
 
@@ -237,7 +239,10 @@ static bool b_numbers_range_step(ARGS)
     int64_t lo, hi, st;
     if (!pc_arg_int(ctx, a, 0, &lo) || !pc_arg_int(ctx, a, 1, &hi)) return false;
     if (a[2]->kind != PC_NUMBER) return pc_builtin_type_error(ctx, 3, "number", a[2]);
-    if (!pc_value_is_integral(a[2]) || !pc_value_get_int(a[2], &st)) return pc_builtin_error(ctx, "step must be a positive integer");
+    if (pc__bignum_is_big(a[2]) && pc_value_get_double(a[2]) > 0)
+        st = INT64_MAX; /* a step beyond int64 reaches only the first number */
+    else if (!pc_value_is_integral(a[2]) || !pc_value_get_int(a[2], &st))
+        return pc_builtin_error(ctx, "step must be a positive integer");
     if (st <= 0) return pc_builtin_error(ctx, "step must be a positive integer");
     return range_impl(ctx, lo, hi, st, out);
 }
@@ -1191,10 +1196,16 @@ static bool b_bits_lsh(ARGS)
     int64_t x, y;
     if (!ints2(ctx, a, &x, &y)) return false;
     if (y < 0) return pc_builtin_type_errorf(ctx, "operand 2 must be an unsigned integer number but got a negative integer");
-    if (y >= 63) RET(pc_value_float(A, (double)x * pow(2, (double)y)));
     int64_t r;
-    if (__builtin_mul_overflow(x, (int64_t)1 << y, &r)) RET(pc_value_float(A, (double)x * pow(2, (double)y)));
-    RET(pc_value_int(A, r));
+    if (y < 62 && !__builtin_mul_overflow(x, (int64_t)1 << y, &r)) RET(pc_value_int(A, r));
+    if (y > 4096) return pc_builtin_error(ctx, "shift too large");
+    /* exact: x * 2^y as a big integer */
+    const pc_value *acc = pc_value_int(A, x), *two = pc_value_int(A, 2);
+    for (int64_t k = 0; k < y && acc; k++) {
+        const pc_value *args2[2] = {acc, two};
+        if (!b_mul(ctx, args2, 2, &acc)) return false;
+    }
+    RET(acc);
 }
 static bool b_bits_rsh(ARGS)
 {
