@@ -1247,6 +1247,60 @@ static bool b_template_string(ARGS)
     RET(r);
 }
 
+/* Policies run inside the proxy's request path: they may not reach out over
+ * HTTP (a slow or hostile endpoint would stall every session). The request is
+ * validated like OPA does, then refused; `with http.send as ...` mocks work. */
+static bool b_http_send(ARGS)
+{
+    (void)n;
+    static const char *allowed[] = {
+        "body", "cache", "cache_ignored_headers", "caching_mode", "enable_redirect", "force_cache",
+        "force_cache_duration_seconds", "force_json_decode", "force_yaml_decode", "headers",
+        "max_retry_attempts", "method", "raise_error", "raw_body", "timeout", "tls_ca_cert",
+        "tls_ca_cert_env_variable", "tls_ca_cert_file", "tls_client_cert", "tls_client_cert_env_variable",
+        "tls_client_cert_file", "tls_client_key", "tls_client_key_env_variable", "tls_client_key_file",
+        "tls_insecure_skip_verify", "tls_server_name", "tls_use_system_certs", "url", NULL};
+    if (!pc_arg_kind(ctx, a, 0, PC_OBJECT)) return false;
+    pc_vbuf bad;
+    pc_vbuf_init(&bad, A);
+    for (uint32_t i = 0; i < a[0]->len; i++) {
+        const pc_value *k = a[0]->u.kvs[i].key;
+        bool ok = false;
+        for (int j = 0; allowed[j] && !ok; j++)
+            ok = k->kind == PC_STRING && strlen(allowed[j]) == k->len && memcmp(allowed[j], k->u.s, k->len) == 0;
+        if (!ok) pc_vbuf_push(&bad, k);
+    }
+    pc_str msg = {0};
+    if (bad.len) {
+        pc_value_to_rego(&msg, pc_vbuf_set(&bad));
+        pc_builtin_type_errorf(ctx, "invalid request parameters(s): %s", msg.p);
+        pc_str_free(&msg);
+        return false;
+    }
+    pc_vbuf missing;
+    pc_vbuf_init(&missing, A);
+    if (!pc_value_object_get_str(a[0], "method", 6)) pc_vbuf_push(&missing, pc_value_cstring(A, "method"));
+    if (!pc_value_object_get_str(a[0], "url", 3)) pc_vbuf_push(&missing, pc_value_cstring(A, "url"));
+    if (missing.len) {
+        pc_value_to_rego(&msg, pc_vbuf_set(&missing));
+        pc_builtin_type_errorf(ctx, "missing required request parameters(s): %s", msg.p);
+        pc_str_free(&msg);
+        return false;
+    }
+    return pc_builtin_error(ctx, "outbound HTTP requests are disabled in Portcullis policies");
+}
+
+/* No runtime information reaches policies: the environment of a proxy holds
+ * credentials. An empty object, as OPA returns when it has no runtime. */
+static bool b_opa_runtime(ARGS)
+{
+    (void)n;
+    (void)a;
+    (void)ctx;
+    *out = pc_value_empty_object();
+    return true;
+}
+
 static bool b_time_now_ns(ARGS)
 {
     (void)n;
@@ -1256,6 +1310,8 @@ static bool b_time_now_ns(ARGS)
 
 static const pc_builtin k_core[] = {
     {"time.now_ns", 0, b_time_now_ns, PC_BUILTIN_NONDET},
+    {"http.send", 1, b_http_send, PC_BUILTIN_NONDET},
+    {"opa.runtime", 0, b_opa_runtime, 0},
     {"internal.template_string", 1, b_template_string, PC_BUILTIN_ALWAYS_RAISE},
     {"equal", 2, b_equal, 0},
     {"neq", 2, b_neq, 0},
