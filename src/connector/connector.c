@@ -18,6 +18,7 @@
 #include "health/health.h"
 #include "net/pool.h"
 #include "spool/spool.h"
+#include "telemetry/telemetry.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -65,6 +66,7 @@ typedef struct connector {
     size_t sessions_at_terminate;
 
     pc_metric_t *m_revision, *m_reload_ok, *m_reload_failed;
+    pc_telemetry_t *telemetry; /* heartbeat timer and OTLP exporter */
     uint64_t started_ms;
     int exit_code;
 } connector_t;
@@ -277,6 +279,21 @@ static void close_quietly(uv_handle_t *h)
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+/* Step 3: the exporter sends one last snapshot (bounded) before its thread ends. */
+static void stop_telemetry(connector_t *c)
+{
+    pc_telemetry_report_t r;
+    pc_telemetry_stop(c->telemetry, &r);
+    c->telemetry = NULL;
+    if (!r.exporting)
+        log_step(3, "stop telemetry", "skipped", "telemetry.otlp_endpoint is not set");
+    else
+        pc_log_info("shutdown", PC_LINT("step", 3), PC_LSTR("name", "stop telemetry"),
+                    PC_LSTR("status", "done"), PC_LBOOL("final_flush", r.final_flush_ok),
+                    PC_LUINT("exports_ok", r.exports_ok),
+                    PC_LUINT("exports_failed", r.exports_failed));
+}
+
 static void finish_shutdown(connector_t *c)
 {
     uv_timer_stop(&c->drain_timer);
@@ -284,7 +301,7 @@ static void finish_shutdown(connector_t *c)
     c->workers = NULL;
 
     log_step(2, "leave cluster", "skipped", "clustering is not available in this version");
-    log_step(3, "stop telemetry", "skipped", "the telemetry exporter is not available in this version");
+    stop_telemetry(c);
 
     /* Step 4: the cache does not exist yet; the spool is flushed and closed. */
     if (c->spool) {
@@ -458,6 +475,16 @@ int pc_connector_run(const char *config_path)
         pc_log_error("cannot start the health server", PC_LSTR("error", err));
         goto out_spool;
     }
+    pc_telemetry_opts_t topts = {.otlp_endpoint = c->cfg.telemetry.otlp_endpoint,
+                                 .interval_ms = c->cfg.telemetry.interval_ms,
+                                 .instance = c->cfg.instance_name,
+                                 .version = PC_VERSION};
+    c->telemetry = pc_telemetry_start(c->loop, &topts, err, sizeof err);
+    if (!c->telemetry) {
+        pc_log_error("cannot start telemetry", PC_LSTR("error", err));
+        pc_health_stop(c->health);
+        goto out_spool;
+    }
 
     uv_signal_init(c->loop, &c->sigterm);
     uv_signal_init(c->loop, &c->sigint);
@@ -510,6 +537,7 @@ out_handles:
     close_quietly((uv_handle_t *)&c->sigterm);
     close_quietly((uv_handle_t *)&c->sigint);
     close_quietly((uv_handle_t *)&c->sighup);
+    pc_telemetry_stop(c->telemetry, NULL);
     uv_run(c->loop, UV_RUN_DEFAULT);
 out_spool:
     pc_spool_close(c->spool);
