@@ -154,6 +154,7 @@ class Renderer:
             "indent": indent,
             "default": lambda d, v=None: v if truthy(v) else d,
             "int": lambda v: int(v),
+            "add": lambda *a: sum(int(x) for x in a),
             "printf": lambda f, *a: go_printf(f, a),
             "trunc": lambda n, s: s[:n],
             "contains": lambda sub, s: sub in s,

@@ -95,7 +95,13 @@ def test_deployment_strategy_probes_ports(manifests):
 def test_grace_period_exceeds_drain_timeout(manifests):
     pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
     cfg, _ = connector_config(manifests)
-    assert pod["terminationGracePeriodSeconds"] > duration_s(cfg["shutdown"]["drain_timeout"])
+    (c,) = pod["containers"]
+    pre_stop = c["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    # SIGKILL must never cut the drain short: the grace period covers the preStop
+    # sleep, the drain and a margin for the remaining shutdown steps.
+    assert pod["terminationGracePeriodSeconds"] >= \
+        int(pre_stop[1]) + duration_s(cfg["shutdown"]["drain_timeout"]) + 10
 
 
 def test_spool_volume_and_non_root(manifests):
@@ -182,6 +188,9 @@ def test_grace_not_above_drain_refuses_to_render(tmp_path):
     r = render("-f", str(over), "-o", "-")
     assert r.returncode == 2
     assert "terminationGracePeriodSeconds must exceed" in r.stderr
+    over.write_text(yaml.safe_dump({"terminationGracePeriodSeconds": 34,
+                                    "shutdown": {"drainTimeoutSeconds": 30}}))
+    assert render("-f", str(over), "-o", "-").returncode == 2  # 5 s preStop + 30 s drain
 
 
 def test_renderer_refuses_unsupported_template_functions():

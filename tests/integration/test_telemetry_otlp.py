@@ -253,9 +253,14 @@ def test_export_resumes_after_receiver_was_down(connector, free_port):
         wait_until(lambda: r2.count() >= 1, 30, what="export after the receiver came back")
         resumed = c.wait_log("telemetry export resumed", timeout=10)
         assert resumed["failed_attempts"] >= 1
-        m = metrics_by_name(r2.latest())["portcullis_telemetry_exports_total"]
-        by_result = {attrs(p["attributes"])["result"]: point_value(p) for p in points(m)}
-        assert by_result["failed"] >= 1 and by_result["ok"] >= 1
+        # The first snapshot through may predate the failures (it is the one that was
+        # being retried); a later one counts them.
+        def exports_by_result():
+            m = metrics_by_name(r2.latest())["portcullis_telemetry_exports_total"]
+            by = {attrs(p["attributes"])["result"]: point_value(p) for p in points(m)}
+            return by if by["failed"] >= 1 else None
+        by_result = wait_until(exports_by_result, 20, what="an export counting the failures")
+        assert by_result["ok"] >= 1
         # The connector kept serving while the receiver was gone.
         assert c.ready_status() == 200
     finally:
@@ -284,6 +289,9 @@ def test_final_flush_at_shutdown_step_3(connector, free_port, receiver):
     # An interval far longer than the test: the only export is the final flush.
     c = connector(objects(port), config=telemetry(receiver, interval="1h"))
     touch_listener(port)
+    # Counted by the worker once it accepted the connection: wait for that first.
+    wait_until(lambda: "portcullis_connections_opened_total{listener=\"pg\"} 1" in
+               c.get("/metrics")[1], 15, what="connection counted")
     assert receiver.count() == 0
     c.signal(signal.SIGTERM)
     assert c.wait_exit(30) == 0
