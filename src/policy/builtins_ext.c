@@ -771,4 +771,7 @@ void pc__builtins_ext_strings_register(void)
 void pc__builtins_ext_register(void)
 {
     pc__builtins_ext_strings_register();
+    pc__builtins_ext_regex_register();
+    pc__builtins_ext_time_register();
+    pc__builtins_ext_net_register();
 }
