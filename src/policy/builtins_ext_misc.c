@@ -1,0 +1,520 @@
+/*
+ * semver.*, uuid.* and the JSON document built-ins json.filter, json.remove
+ * and json.patch (RFC 6902 over Rego values, sets included).
+ */
+#include "policy/builtins_ext.h"
+
+#include "policy/lib/jose.h"
+#include "policy/lib/semver.h"
+#include "policy/lib/uuid.h"
+
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define A pc_builtin_arena(ctx)
+
+/* ---- semver ---------------------------------------------------------------- */
+
+static bool sv_is_valid(EXT_ARGS)
+{
+    (void)n;
+    bool ok = a[0]->kind == PC_STRING && pc_plib_semver_valid(a[0]->u.s, a[0]->len);
+    return pc__ext_ret(ctx, out, pc_value_bool(ok));
+}
+
+static bool sv_compare(EXT_ARGS)
+{
+    (void)n;
+    const char *x, *y;
+    size_t xl, yl;
+    if (!pc_arg_string(ctx, a, 0, &x, &xl) || !pc_arg_string(ctx, a, 1, &y, &yl)) return false;
+    if (!pc_plib_semver_valid(x, xl))
+        return pc_builtin_error(ctx, "operand 1: string \"%.*s\" is not a valid SemVer", (int)xl, x);
+    if (!pc_plib_semver_valid(y, yl))
+        return pc_builtin_error(ctx, "operand 2: string \"%.*s\" is not a valid SemVer", (int)yl, y);
+    return pc__ext_ret(ctx, out, pc_value_int(A, pc_plib_semver_compare(x, xl, y, yl)));
+}
+
+/* ---- uuid ------------------------------------------------------------------- */
+
+static bool u_parse(EXT_ARGS)
+{
+    (void)n;
+    const char *s;
+    size_t sl;
+    if (!pc_arg_string(ctx, a, 0, &s, &sl)) return false;
+    pc_plib_uuid_info_t u;
+    if (!pc_plib_uuid_parse(s, sl, &u)) return false; /* undefined, like OPA */
+    pc_obuf ob;
+    pc_obuf_init(&ob, A);
+    pc_obuf_put_str(&ob, "version", pc_value_int(A, u.version));
+    pc_obuf_put_str(&ob, "variant", pc_value_cstring(A, u.variant));
+    if (u.has_time) {
+        pc_obuf_put_str(&ob, "time", pc_value_int(A, u.time_ns));
+        pc_obuf_put_str(&ob, "nodeid", pc_value_cstring(A, u.nodeid));
+        pc_obuf_put_str(&ob, "macvariables", pc_value_cstring(A, u.macvariables));
+        pc_obuf_put_str(&ob, "clocksequence", pc_value_int(A, u.clock_sequence));
+    }
+    if (u.has_domain) {
+        pc_obuf_put_str(&ob, "id", pc_value_int(A, u.id));
+        pc_obuf_put_str(&ob, "domain", pc_value_cstring(A, u.domain));
+    }
+    return pc__ext_ret(ctx, out, pc_obuf_object(&ob));
+}
+
+static unsigned char uuid_secret[32];
+static pthread_once_t uuid_once = PTHREAD_ONCE_INIT;
+
+static void uuid_secret_init(void)
+{
+    if (RAND_bytes(uuid_secret, sizeof(uuid_secret)) != 1) {
+        /* no entropy source: fall back to the clock; uniqueness, not secrecy, is wanted */
+        uint64_t t = (uint64_t)pc_value_hash(pc_value_null()) ^ (uint64_t)(uintptr_t)&uuid_secret;
+        memcpy(uuid_secret, &t, sizeof(t));
+    }
+}
+
+/* uuid.rfc4122(k): random, yet the same for the same key within one
+ * evaluation (OPA caches per query): derived from a process secret, the
+ * evaluation's fixed clock and the key. */
+static bool u_rfc4122(EXT_ARGS)
+{
+    (void)n;
+    pthread_once(&uuid_once, uuid_secret_init);
+    pc_str s = {0};
+    pc_value_to_json(&s, a[0]);
+    int64_t now = pc_builtin_now_ns(ctx);
+    pc_str_append(&s, (const char *)&now, sizeof(now));
+    unsigned char mac[PC_PLIB_MAX_DIGEST];
+    size_t ml;
+    bool ok = pc_plib_hmac("sha256", uuid_secret, sizeof(uuid_secret), s.p ? s.p : "", s.len, mac, &ml);
+    pc_str_free(&s);
+    if (!ok) return pc_builtin_error(ctx, "cannot generate a UUID");
+    char buf[37];
+    pc_plib_uuid_v4_format(mac, buf);
+    return pc__ext_ret(ctx, out, pc_value_string(A, buf, 36));
+}
+
+/* ---- JSON paths ---------------------------------------------------------------- */
+
+typedef struct pnode {
+    const pc_value *key;
+    bool leaf;
+    struct pnode **kids;
+    size_t nkids, cap;
+} pnode_t;
+
+static pnode_t *pnode_child(pc_arena *ar, pnode_t *p, const pc_value *key, bool create)
+{
+    for (size_t i = 0; i < p->nkids; i++)
+        if (pc_value_equal(p->kids[i]->key, key)) return p->kids[i];
+    if (!create) return NULL;
+    if (p->nkids == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 4;
+        pnode_t **k = pc_arena_alloc(ar, cap * sizeof(*k));
+        if (!k) return NULL;
+        if (p->nkids) memcpy(k, p->kids, p->nkids * sizeof(*k));
+        p->kids = k;
+        p->cap = cap;
+    }
+    pnode_t *c = pc_arena_alloc(ar, sizeof(*c));
+    if (!c) return NULL;
+    memset(c, 0, sizeof(*c));
+    c->key = key;
+    p->kids[p->nkids++] = c;
+    return c;
+}
+
+/* A path: "/a/b" (JSON pointer, ~1 and ~0 unescaped) or an array of segments. */
+static bool parse_path(pc_eval_ctx *ctx, const pc_value *p, const pc_value ***segs, size_t *nseg)
+{
+    pc_arena *ar = A;
+    if (p->kind == PC_ARRAY) {
+        *segs = (const pc_value **)p->u.items;
+        *nseg = p->len;
+        return true;
+    }
+    if (p->kind != PC_STRING)
+        return pc_builtin_type_errorf(ctx, "operand 2 must be one of {set, array} containing string paths or array of path segments but got %s",
+                                      pc_value_type_name(p));
+    *nseg = 0;
+    if (p->len == 0) return true;
+    const char *s = p->u.s;
+    size_t n = p->len;
+    while (n > 0 && *s == '/') s++, n--;
+    size_t count = 1;
+    for (size_t i = 0; i < n; i++) count += s[i] == '/';
+    const pc_value **out = pc_arena_alloc(ar, sizeof(*out) * count);
+    if (!out) return pc_builtin_oom(ctx);
+    size_t st = 0, k = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && s[i] != '/') continue;
+        char *seg = pc_arena_alloc(ar, i - st + 1);
+        if (!seg) return pc_builtin_oom(ctx);
+        size_t sl = 0;
+        for (size_t j = st; j < i; j++) {
+            if (s[j] == '~' && j + 1 < i && s[j + 1] == '1') {
+                seg[sl++] = '/';
+                j++;
+            } else if (s[j] == '~' && j + 1 < i && s[j + 1] == '0') {
+                seg[sl++] = '~';
+                j++;
+            } else {
+                seg[sl++] = s[j];
+            }
+        }
+        out[k] = pc_value_string(ar, seg, sl);
+        if (!out[k++]) return pc_builtin_oom(ctx);
+        st = i + 1;
+    }
+    *segs = out;
+    *nseg = k;
+    return true;
+}
+
+/* OPA's pathsToObject: a shorter path wins over longer ones below it */
+static bool paths_tree(pc_eval_ctx *ctx, const pc_value *paths, pnode_t *root)
+{
+    if (paths->kind != PC_ARRAY && paths->kind != PC_SET)
+        return pc_builtin_type_error(ctx, 2, "one of {set, array}", paths);
+    memset(root, 0, sizeof(*root));
+    for (uint32_t i = 0; i < paths->len; i++) {
+        const pc_value **segs;
+        size_t ns;
+        if (!parse_path(ctx, paths->u.items[i], &segs, &ns)) return false;
+        if (ns == 0) continue;
+        pnode_t *node = root;
+        bool done = false;
+        for (size_t j = 0; j + 1 < ns && !done; j++) {
+            pnode_t *c = pnode_child(A, node, segs[j], true);
+            if (!c) return pc_builtin_oom(ctx);
+            if (c->leaf) done = true;
+            node = c;
+        }
+        if (done) continue;
+        pnode_t *leaf = pnode_child(A, node, segs[ns - 1], true);
+        if (!leaf) return pc_builtin_oom(ctx);
+        leaf->leaf = true;
+        leaf->nkids = 0;
+    }
+    return true;
+}
+
+static const pc_value *index_key(pc_arena *ar, uint32_t i)
+{
+    char buf[16];
+    int k = snprintf(buf, sizeof(buf), "%u", i);
+    return pc_value_string(ar, buf, (size_t)k);
+}
+
+/* ast Object.Filter */
+static const pc_value *filter_value(pc_arena *ar, const pc_value *v, const pnode_t *f)
+{
+    if (f->leaf) return v;
+    switch (v->kind) {
+    case PC_ARRAY: {
+        pc_vbuf vb;
+        pc_vbuf_init(&vb, ar);
+        for (uint32_t i = 0; i < v->len; i++) {
+            const pc_value *k = index_key(ar, i);
+            if (!k) return NULL;
+            const pnode_t *c = pnode_child(ar, (pnode_t *)f, k, false);
+            if (c) pc_vbuf_push(&vb, filter_value(ar, v->u.items[i], c));
+        }
+        return pc_vbuf_array(&vb);
+    }
+    case PC_SET: {
+        pc_vbuf vb;
+        pc_vbuf_init(&vb, ar);
+        for (uint32_t i = 0; i < v->len; i++) {
+            const pnode_t *c = pnode_child(ar, (pnode_t *)f, v->u.items[i], false);
+            if (c) pc_vbuf_push(&vb, filter_value(ar, v->u.items[i], c));
+        }
+        return pc_vbuf_set(&vb);
+    }
+    case PC_OBJECT: {
+        pc_obuf ob;
+        pc_obuf_init(&ob, ar);
+        for (uint32_t i = 0; i < v->len; i++) {
+            const pnode_t *c = pnode_child(ar, (pnode_t *)f, v->u.kvs[i].key, false);
+            if (c) pc_obuf_put(&ob, v->u.kvs[i].key, filter_value(ar, v->u.kvs[i].val, c));
+        }
+        return pc_obuf_object(&ob);
+    }
+    default: return v;
+    }
+}
+
+/* jsonRemove: NULL result means "removed"; *oom reports allocation failure */
+static const pc_value *remove_value(pc_arena *ar, const pc_value *v, const pnode_t *f, bool *oom)
+{
+    if (!f) return v;
+    if (f->leaf) return NULL;
+    const pc_value *r = v;
+    switch (v->kind) {
+    case PC_OBJECT: {
+        pc_obuf ob;
+        pc_obuf_init(&ob, ar);
+        for (uint32_t i = 0; i < v->len; i++) {
+            const pc_value *d = remove_value(ar, v->u.kvs[i].val,
+                                             pnode_child(ar, (pnode_t *)f, v->u.kvs[i].key, false), oom);
+            if (d) pc_obuf_put(&ob, v->u.kvs[i].key, d);
+        }
+        r = pc_obuf_object(&ob);
+        break;
+    }
+    case PC_SET: {
+        pc_vbuf vb;
+        pc_vbuf_init(&vb, ar);
+        for (uint32_t i = 0; i < v->len; i++) {
+            const pc_value *d = remove_value(ar, v->u.items[i],
+                                             pnode_child(ar, (pnode_t *)f, v->u.items[i], false), oom);
+            if (d) pc_vbuf_push(&vb, d);
+        }
+        r = pc_vbuf_set(&vb);
+        break;
+    }
+    case PC_ARRAY: {
+        pc_vbuf vb;
+        pc_vbuf_init(&vb, ar);
+        for (uint32_t i = 0; i < v->len; i++) {
+            const pc_value *k = index_key(ar, i);
+            if (!k) {
+                *oom = true;
+                return v;
+            }
+            const pc_value *d = remove_value(ar, v->u.items[i], pnode_child(ar, (pnode_t *)f, k, false), oom);
+            if (d) pc_vbuf_push(&vb, d);
+        }
+        r = pc_vbuf_array(&vb);
+        break;
+    }
+    default: return v;
+    }
+    if (!r) *oom = true;
+    return r ? r : v;
+}
+
+static bool j_filter(EXT_ARGS)
+{
+    (void)n;
+    if (a[0]->kind != PC_OBJECT) return pc_builtin_type_error(ctx, 1, "object", a[0]);
+    pnode_t root;
+    if (!paths_tree(ctx, a[1], &root)) return false;
+    return pc__ext_ret(ctx, out, filter_value(A, a[0], &root));
+}
+
+static bool j_remove(EXT_ARGS)
+{
+    (void)n;
+    if (a[0]->kind != PC_OBJECT) return pc_builtin_type_error(ctx, 1, "object", a[0]);
+    pnode_t root;
+    if (!paths_tree(ctx, a[1], &root)) return false;
+    bool oom = false;
+    const pc_value *r = remove_value(A, a[0], &root, &oom);
+    if (oom) return pc_builtin_oom(ctx);
+    if (!r) return false;
+    return pc__ext_ret(ctx, out, r);
+}
+
+/* ---- json.patch ------------------------------------------------------------------ */
+
+/* Parse an array index segment: digits only, or "-" (append) when allow_end. */
+static bool array_index(const pc_value *seg, uint32_t len, bool allow_end, uint32_t *out)
+{
+    if (seg->kind == PC_NUMBER) {
+        int64_t i;
+        if (!pc_value_get_int(seg, &i) || i < 0 || i > (int64_t)len) return false;
+        if ((uint32_t)i == len && !allow_end) return false;
+        *out = (uint32_t)i;
+        return true;
+    }
+    if (seg->kind != PC_STRING || seg->len == 0) return false;
+    if (seg->len == 1 && seg->u.s[0] == '-') {
+        if (!allow_end) return false;
+        *out = len;
+        return true;
+    }
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < seg->len; i++) {
+        char c = seg->u.s[i];
+        if (c < '0' || c > '9' || v > 0xFFFFFFFFu) return false;
+        v = v * 10 + (uint64_t)(c - '0');
+    }
+    if (v > len || (v == len && !allow_end)) return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+typedef enum { P_ADD, P_REMOVE, P_GET } pop_t;
+
+/* Returns the document with the operation applied at segs (or NULL if the
+ * path is invalid). For P_GET, *got receives the value and doc is returned. */
+static const pc_value *patch_at(pc_arena *ar, const pc_value *doc, const pc_value **segs, size_t ns,
+                                pop_t op, const pc_value *val, const pc_value **got)
+{
+    if (ns == 0) {
+        if (op == P_ADD) return val;
+        if (op == P_GET) {
+            *got = doc;
+            return doc;
+        }
+        return NULL; /* removing the root */
+    }
+    const pc_value *seg = segs[0];
+    bool last = ns == 1;
+    switch (doc->kind) {
+    case PC_OBJECT: {
+        const pc_value *cur = pc_value_object_get(doc, seg);
+        if (last && op == P_ADD) {
+            pc_obuf ob;
+            pc_obuf_init(&ob, ar);
+            for (uint32_t i = 0; i < doc->len; i++) pc_obuf_put(&ob, doc->u.kvs[i].key, doc->u.kvs[i].val);
+            pc_obuf_put(&ob, seg, val);
+            return pc_obuf_object(&ob);
+        }
+        if (!cur) return NULL;
+        if (last && op == P_GET) {
+            *got = cur;
+            return doc;
+        }
+        const pc_value *nv = NULL;
+        if (!(last && op == P_REMOVE)) {
+            nv = patch_at(ar, cur, segs + 1, ns - 1, op, val, got);
+            if (!nv) return NULL;
+            if (op == P_GET) return doc;
+        }
+        pc_obuf ob;
+        pc_obuf_init(&ob, ar);
+        for (uint32_t i = 0; i < doc->len; i++) {
+            if (pc_value_equal(doc->u.kvs[i].key, seg)) {
+                if (nv) pc_obuf_put(&ob, seg, nv);
+            } else {
+                pc_obuf_put(&ob, doc->u.kvs[i].key, doc->u.kvs[i].val);
+            }
+        }
+        return pc_obuf_object(&ob);
+    }
+    case PC_ARRAY: {
+        uint32_t idx;
+        if (!array_index(seg, doc->len, last && op == P_ADD, &idx)) return NULL;
+        if (last && op == P_GET) {
+            *got = doc->u.items[idx];
+            return doc;
+        }
+        pc_vbuf vb;
+        pc_vbuf_init(&vb, ar);
+        const pc_value *nv = NULL;
+        if (!last) {
+            nv = patch_at(ar, doc->u.items[idx], segs + 1, ns - 1, op, val, got);
+            if (!nv) return NULL;
+            if (op == P_GET) return doc;
+        }
+        for (uint32_t i = 0; i <= doc->len; i++) {
+            if (i == idx) {
+                if (last && op == P_ADD) pc_vbuf_push(&vb, val);
+                if (!last) pc_vbuf_push(&vb, nv);
+                if (!last || op == P_REMOVE) continue;
+            }
+            if (i < doc->len) pc_vbuf_push(&vb, doc->u.items[i]);
+        }
+        return pc_vbuf_array(&vb);
+    }
+    case PC_SET: {
+        /* set members are addressed by value; an added member must equal its key */
+        bool has = pc_value_set_contains(doc, seg);
+        if (last && op == P_ADD) {
+            if (!pc_value_equal(seg, val)) return NULL;
+            pc_vbuf vb;
+            pc_vbuf_init(&vb, ar);
+            for (uint32_t i = 0; i < doc->len; i++) pc_vbuf_push(&vb, doc->u.items[i]);
+            pc_vbuf_push(&vb, val);
+            return pc_vbuf_set(&vb);
+        }
+        if (!has) return NULL;
+        if (last && op == P_GET) {
+            *got = seg;
+            return doc;
+        }
+        const pc_value *nv = NULL;
+        if (!last) {
+            nv = patch_at(ar, seg, segs + 1, ns - 1, op, val, got);
+            if (!nv) return NULL;
+            if (op == P_GET) return doc;
+        }
+        pc_vbuf vb;
+        pc_vbuf_init(&vb, ar);
+        for (uint32_t i = 0; i < doc->len; i++)
+            if (!pc_value_equal(doc->u.items[i], seg)) pc_vbuf_push(&vb, doc->u.items[i]);
+        if (nv) pc_vbuf_push(&vb, nv);
+        return pc_vbuf_set(&vb);
+    }
+    default: return NULL;
+    }
+}
+
+static bool j_patch(EXT_ARGS)
+{
+    (void)n;
+    if (a[1]->kind != PC_ARRAY) return pc_builtin_type_error(ctx, 2, "array", a[1]);
+    const pc_value *doc = a[0];
+    for (uint32_t i = 0; i < a[1]->len; i++) {
+        const pc_value *p = a[1]->u.items[i];
+        if (p->kind != PC_OBJECT) return false;
+        const pc_value *opv = pc_value_object_get_str(p, "op", 2);
+        const pc_value *path = pc_value_object_get_str(p, "path", 4);
+        if (!opv || opv->kind != PC_STRING || !path) return false;
+        const char *op = opv->u.s;
+        const pc_value *from = pc_value_object_get_str(p, "from", 4);
+        const pc_value *val = pc_value_object_get_str(p, "value", 5);
+        const pc_value **segs, **fsegs = NULL;
+        size_t ns, nf = 0;
+        if ((path->kind != PC_STRING && path->kind != PC_ARRAY) || !parse_path(ctx, path, &segs, &ns))
+            return false;
+        const pc_value *got = NULL;
+        if (!strcmp(op, "add")) {
+            if (!val) return false;
+            doc = patch_at(A, doc, segs, ns, P_ADD, val, NULL);
+        } else if (!strcmp(op, "remove")) {
+            doc = patch_at(A, doc, segs, ns, P_REMOVE, NULL, NULL);
+        } else if (!strcmp(op, "replace")) {
+            if (!val) return false;
+            doc = patch_at(A, doc, segs, ns, P_REMOVE, NULL, NULL);
+            if (doc) doc = patch_at(A, doc, segs, ns, P_ADD, val, NULL);
+        } else if (!strcmp(op, "move") || !strcmp(op, "copy")) {
+            if (!from || (from->kind != PC_STRING && from->kind != PC_ARRAY) ||
+                !parse_path(ctx, from, &fsegs, &nf))
+                return false;
+            if (!patch_at(A, doc, fsegs, nf, P_GET, NULL, &got) || !got) return false;
+            if (op[0] == 'm') doc = patch_at(A, doc, fsegs, nf, P_REMOVE, NULL, NULL);
+            if (doc) doc = patch_at(A, doc, segs, ns, P_ADD, got, NULL);
+        } else if (!strcmp(op, "test")) {
+            if (!val) return false;
+            if (!patch_at(A, doc, segs, ns, P_GET, NULL, &got) || !got || !pc_value_equal(got, val))
+                return false;
+        } else {
+            return false;
+        }
+        if (!doc) return false; /* OPA: any failing operation makes the call undefined */
+    }
+    return pc__ext_ret(ctx, out, doc);
+}
+
+static const pc_builtin MISC_TABLE[] = {
+    {"semver.is_valid", 1, sv_is_valid, 0},
+    {"semver.compare", 2, sv_compare, 0},
+    {"uuid.parse", 1, u_parse, 0},
+    {"uuid.rfc4122", 1, u_rfc4122, PC_BUILTIN_NONDET},
+    {"json.filter", 2, j_filter, 0},
+    {"json.remove", 2, j_remove, 0},
+    {"json.patch", 2, j_patch, 0},
+    {NULL, 0, NULL, 0},
+};
+
+void pc__builtins_ext_misc_register(void)
+{
+    pc_builtin_register_table(MISC_TABLE);
+}
