@@ -203,8 +203,13 @@ static void loaded_free(loaded *L)
     pc_arena_free(L->arena);
 }
 
+/* opa eval prints errors as JSON on stdout; a one-line copy goes to stderr. */
 static void print_error_json(FILE *out, const pc_policy_error *e)
 {
+    if (out == stderr) {
+        fprintf(stderr, "%s%s%d: %s: %s\n", e->file, e->file[0] ? ":" : "", e->row, e->code, e->message);
+        out = stdout;
+    }
     pc_str s = {0};
     pc_arena *a = pc_arena_new(0);
     pc_str_append(&s, "{\n  \"errors\": [\n    {\n      \"code\": ", strlen("{\n  \"errors\": [\n    {\n      \"code\": "));

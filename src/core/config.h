@@ -72,11 +72,19 @@ typedef struct pc_config {
  * duration '3x'"); the caller exits 2.
  */
 bool pc_config_load(const char *path, pc_config_t *out, char *err, size_t errlen) PC_WUR;
+/**
+ * Same from YAML text in memory (tests, fuzzing). origin names the text in
+ * messages; relative paths (control_plane.config_dir) resolve against base_dir
+ * (NULL = current directory). check_files = false skips the existence checks
+ * of tls.cert/key and config_dir.
+ */
+bool pc_config_load_yaml(const char *yaml, size_t len, const char *origin, const char *base_dir,
+                         bool check_files, pc_config_t *out, char *err, size_t errlen) PC_WUR;
 void pc_config_free(pc_config_t *cfg);
 
-/** "30s", "500ms", "2m", "1h" -> milliseconds. */
+/** "30s", "500ms", "2m", "1h", "1h30m", "1.5s" -> milliseconds (a unit is required). */
 bool pc_parse_duration_ms(const char *s, uint64_t *out_ms) PC_WUR;
-/** "10GiB", "512MiB", "1000", "10GB" -> bytes. */
+/** "10GiB", "512MiB", "1000", "10GB", "1KB" -> bytes (KB/MB/GB/TB decimal, KiB... binary). */
 bool pc_parse_size(const char *s, uint64_t *out_bytes) PC_WUR;
 
 /* ---------- configuration objects (design §3) ---------- */
@@ -163,6 +171,9 @@ typedef struct pc_snapshot {
      * owned by the snapshot, released through policy_free. NULL = none. */
     void *policy_set;
     void (*policy_free)(void *policy_set);
+    /* Lookup tables built by the loader (users by name and by access key id);
+     * NULL in a snapshot built by hand: lookups then scan linearly. */
+    struct pc__snapshot_index *index;
 } pc_snapshot_t;
 
 /**
@@ -179,10 +190,14 @@ pc_snapshot_t *pc_snapshot_load_dir(const char *dir, uint64_t revision, char *er
 pc_snapshot_t *pc_snapshot_load_yaml(const char *yaml, size_t len, const char *origin,
                                      uint64_t revision, char *err, size_t errlen) PC_WUR;
 
+/** An empty snapshot (no objects) with refcount 1, e.g. before the first push. */
+pc_snapshot_t *pc_snapshot_empty(uint64_t revision);
+
 pc_snapshot_t *pc_snapshot_ref(pc_snapshot_t *s);
 void pc_snapshot_unref(pc_snapshot_t *s);
 
 const pc_resource_t *pc_snapshot_resource(const pc_snapshot_t *s, const char *name);
+const pc_listener_cfg_t *pc_snapshot_listener(const pc_snapshot_t *s, const char *name);
 const pc_user_t *pc_snapshot_user(const pc_snapshot_t *s, const char *username);
 const pc_user_t *pc_snapshot_user_by_access_key(const pc_snapshot_t *s, const char *key_id,
                                                 const pc_access_key_t **key_out);

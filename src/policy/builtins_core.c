@@ -48,6 +48,8 @@ const pc_builtin *pc_builtin_lookup(const char *name, size_t len)
 bool pc_arg_string(pc_eval_ctx *ctx, const pc_value *const *args, int pos, const char **s, size_t *len)
 {
     const pc_value *v = args[pos];
+    *s = "";
+    *len = 0;
     if (v->kind != PC_STRING) return pc_builtin_type_error(ctx, pos + 1, "string", v);
     *s = v->u.s;
     *len = v->len;
@@ -57,6 +59,7 @@ bool pc_arg_string(pc_eval_ctx *ctx, const pc_value *const *args, int pos, const
 bool pc_arg_number(pc_eval_ctx *ctx, const pc_value *const *args, int pos, double *out)
 {
     const pc_value *v = args[pos];
+    *out = 0;
     if (v->kind != PC_NUMBER) return pc_builtin_type_error(ctx, pos + 1, "number", v);
     *out = pc_value_get_double(v);
     return true;
@@ -65,6 +68,7 @@ bool pc_arg_number(pc_eval_ctx *ctx, const pc_value *const *args, int pos, doubl
 bool pc_arg_int(pc_eval_ctx *ctx, const pc_value *const *args, int pos, int64_t *out)
 {
     const pc_value *v = args[pos];
+    *out = 0;
     if (v->kind != PC_NUMBER) return pc_builtin_type_error(ctx, pos + 1, "number", v);
     if (!pc_value_is_integral(v) || !pc_value_get_int(v, out))
         return pc_builtin_type_errorf(ctx, "operand %d must be integer number but got floating-point number", pos + 1);
@@ -918,7 +922,15 @@ static bool b_bits_rsh(ARGS)
     RET(pc_value_int(A, y >= 63 ? (x < 0 ? -1 : 0) : x >> y));
 }
 
+static bool b_time_now_ns(ARGS)
+{
+    (void)n;
+    (void)a;
+    RET(pc_value_int(A, pc_builtin_now_ns(ctx)));
+}
+
 static const pc_builtin k_core[] = {
+    {"time.now_ns", 0, b_time_now_ns, PC_BUILTIN_NONDET},
     {"equal", 2, b_equal, 0},
     {"neq", 2, b_neq, 0},
     {"lt", 2, b_lt, 0},

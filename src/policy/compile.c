@@ -69,6 +69,7 @@ typedef struct scope {
     struct scope *up;
     const char **names;
     int *slots;
+    bool *explicit_; /* declared by := / some, not just used */
     size_t len, cap;
 } scope;
 
@@ -89,16 +90,20 @@ static void sc_add(C *c, scope *s, const char *name, int slot)
         size_t nc = s->cap ? s->cap * 2 : 8;
         const char **nn = pc_arena_alloc(c->ps->arena, nc * sizeof(*nn));
         int *ns = pc_arena_alloc(c->ps->arena, nc * sizeof(*ns));
+        bool *ne = pc_arena_alloc(c->ps->arena, nc * sizeof(*ne));
         if (s->len) {
             memcpy(nn, s->names, s->len * sizeof(*nn));
             memcpy(ns, s->slots, s->len * sizeof(*ns));
+            memcpy(ne, s->explicit_, s->len * sizeof(*ne));
         }
         s->names = nn;
         s->slots = ns;
+        s->explicit_ = ne;
         s->cap = nc;
     }
     s->names[s->len] = name;
     s->slots[s->len] = slot;
+    s->explicit_[s->len] = false;
     s->len++;
 }
 
@@ -211,6 +216,7 @@ static void declare_var(C *c, scope *s, pc_term *v)
     v->slot = new_slot(c);
     v->vkind = V_LOCAL;
     sc_add(c, s, v->name, v->slot);
+    s->explicit_[s->len - 1] = true;
 }
 
 /* Collect the implicit (unification) variables of a term at this scope level. */
@@ -250,7 +256,9 @@ static void collect_expr(C *c, scope *s, pc_expr *e)
     switch (e->kind) {
     case E_TERM:
     case E_UNIFY: collect_vars(c, s, e->a); collect_vars(c, s, e->b); break;
-    case E_NOT: collect_expr(c, s, e->inner); break;
+    case E_NOT:
+        if (e->inner) collect_expr(c, s, e->inner);
+        break;
     default: break; /* declarations handled in order */
     }
     for (uint32_t i = 0; i < e->nwith; i++) collect_vars(c, s, e->withs[i].value);
@@ -432,12 +440,18 @@ static void declare_pattern(C *c, scope *s, pc_term *t, bool check_redecl)
             declare_var(c, s, t);
             return;
         }
-        if (check_redecl && sc_find(s, t->name, true) >= 0 && c->rule) {
-            /* var assigned above */
-            for (size_t i = 0; i < s->len; i++)
-                if (!strcmp(s->names[i], t->name) && c->rule_args_declared <= (int)i) {
-                    set_err(c->err, "rego_compile_error", t->loc, "var %s assigned above", t->name);
-                    c->failed = true;
+        if (check_redecl) {
+            for (size_t i = s->len; i-- > 0;)
+                if (!strcmp(s->names[i], t->name)) {
+                    if (s->explicit_[i] || (int)i < c->rule_args_declared) {
+                        set_err(c->err, "rego_compile_error", t->loc, "var %s assigned above", t->name);
+                        c->failed = true;
+                        return;
+                    }
+                    /* used before in this body: the same variable */
+                    s->explicit_[i] = true;
+                    t->slot = s->slots[i];
+                    t->vkind = V_LOCAL;
                     return;
                 }
         }
@@ -503,7 +517,12 @@ static void resolve_expr(C *c, scope *s, pc_expr *e)
         break;
     }
     case E_NOT: {
-        resolve_expr(c, s, e->inner);
+        if (e->body) {
+            scope sub = {.up = s};
+            resolve_body(c, &sub, e->body);
+        } else {
+            resolve_expr(c, s, e->inner);
+        }
         break;
     }
     }
@@ -517,13 +536,32 @@ static void resolve_body(C *c, scope *s, pc_body *b)
     for (uint32_t i = 0; i < b->n && !c->failed; i++) resolve_expr(c, s, b->exprs[i]);
 }
 
+/* Function arguments are always local variables, whatever rules exist. */
+static void declare_args(C *c, scope *s, pc_term *t)
+{
+    if (!t) return;
+    switch (t->kind) {
+    case T_VAR:
+        if (sc_find(s, t->name, true) < 0 || t->wildcard) sc_add(c, s, t->name, new_slot(c));
+        return;
+    case T_ARRAY:
+    case T_SET:
+        for (uint32_t i = 0; i < t->n; i++) declare_args(c, s, t->items[i]);
+        return;
+    case T_OBJECT:
+        for (uint32_t i = 0; i < t->n; i++) declare_args(c, s, t->items[i]);
+        return;
+    default: return;
+    }
+}
+
 static bool compile_rule(C *c, pc_rule *r)
 {
     c->rule = r;
     c->nslots = 0;
     scope s = {0};
     c->rule_args_declared = 0;
-    for (uint32_t i = 0; i < r->nargs; i++) collect_vars(c, &s, r->args[i]);
+    for (uint32_t i = 0; i < r->nargs; i++) declare_args(c, &s, r->args[i]);
     c->rule_args_declared = (int)s.len;
     for (uint32_t i = 0; i < r->nargs; i++) r->args[i] = resolve_term(c, &s, r->args[i]);
     resolve_body(c, &s, r->body);
@@ -536,7 +574,7 @@ static bool compile_rule(C *c, pc_rule *r)
         C sub = *c;
         sub.nslots = 0;
         scope es = {0};
-        for (uint32_t i = 0; i < e->nargs; i++) collect_vars(&sub, &es, e->args[i]);
+        for (uint32_t i = 0; i < e->nargs; i++) declare_args(&sub, &es, e->args[i]);
         sub.rule_args_declared = (int)es.len;
         resolve_body(&sub, &es, e->body);
         e->value = resolve_term(&sub, &es, e->value);
@@ -586,6 +624,7 @@ static pc_node *rule_node(pc_policy_set *ps, pc_module *m, pc_rule *r)
         n = node_get(ps, n, k->value);
         r->nground++;
     }
+    for (pc_rule *e = r->els; e; e = e->els) e->nground = r->nground;
     return n;
 }
 
@@ -637,6 +676,10 @@ pc_policy_set *pc_policy_compile(const pc_policy_module *mods, size_t nmods, con
     /* build the tree */
     for (size_t i = 0; i < ps->nmods; i++) {
         pc_module *m = ps->mods[i];
+        pc_node *pn = ps->root;
+        for (uint32_t k = 1; k < m->pkg->n; k++) pn = node_get(ps, pn, m->pkg->items[k]->value);
+        pn->is_pkg = true;
+        mark_rules_below(pn);
         for (uint32_t j = 0; j < m->nrules; j++) {
             pc_rule *r = m->rules[j];
             pc_node *n = rule_node(ps, m, r);

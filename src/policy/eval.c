@@ -266,6 +266,7 @@ typedef struct {
     pc_term *t;
     uint32_t i, nin;
     const pc_value **args;
+    const uint8_t *order; /* evaluation order of the arguments */
     K *next;
 } call_k;
 
@@ -274,11 +275,11 @@ static int call_dispatch(E *e, F *f, pc_term *t, const pc_value **args, uint32_t
 static int call_arg_cb(E *e, K *k, const pc_value *v)
 {
     call_k *c = (call_k *)k;
-    c->args[c->i] = v;
+    c->args[c->order[c->i]] = v;
     if (c->i + 1 == c->nin) return call_dispatch(e, c->f, c->t, c->args, c->nin, c->next);
     call_k n = *c;
     n.i = c->i + 1;
-    return eval_term(e, c->f, c->t->items[n.i], &n.k);
+    return eval_term(e, c->f, c->t->items[c->order[n.i]], &n.k);
 }
 
 typedef struct {
@@ -288,10 +289,24 @@ typedef struct {
     K *next;
 } out_k;
 
+/* A call with an output argument is an expression whose value is true. */
+typedef struct {
+    K k;
+    K *next;
+} true_k;
+
+static int true_cb(E *e, K *k, const pc_value *v)
+{
+    (void)v;
+    true_k *t = (true_k *)k;
+    return t->next->fn(e, t->next, pc_value_bool(true));
+}
+
 static int out_cb(E *e, K *k, const pc_value *v)
 {
     out_k *o = (out_k *)k;
-    return unify_val(e, o->f, o->out, v, o->next);
+    true_k t = {.k.fn = true_cb, .next = o->next};
+    return unify_val(e, o->f, o->out, v, &t.k);
 }
 
 static int call_user(E *e, pc_node *fn, const pc_value **args, uint32_t nargs, pc_loc loc, K *k);
@@ -374,8 +389,31 @@ static int eval_call(E *e, F *f, pc_term *t, K *k)
     const pc_value **args = pc_arena_alloc(e->arena, (nin + 1) * sizeof(*args));
     if (!args) return oom(e);
     if (nin == 0) return call_dispatch(e, f, t, args, 0, k);
-    call_k c = {.k.fn = call_arg_cb, .f = f, .t = t, .i = 0, .nin = nin, .args = args, .next = k};
-    return eval_term(e, f, t->items[0], &c.k);
+    /* Arguments that are refs go first: iterating `input.xs[i]` binds i,
+     * which a plain-variable argument may need (x == input.xs[x]). */
+    static const uint8_t ident[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    const uint8_t *order = ident;
+    uint8_t ord[8];
+    if (nin <= 8) {
+        bool need = false;
+        for (uint32_t i = 0; i < nin; i++)
+            if (t->items[i]->kind == T_VAR && t->items[i]->vkind == V_LOCAL && !f->s[t->items[i]->slot]) need = true;
+        if (need) {
+            uint32_t o = 0;
+            for (uint32_t i = 0; i < nin; i++)
+                if (t->items[i]->kind == T_REF || t->items[i]->kind == T_CALL) ord[o++] = (uint8_t)i;
+            for (uint32_t i = 0; i < nin; i++)
+                if (t->items[i]->kind != T_REF && t->items[i]->kind != T_CALL) ord[o++] = (uint8_t)i;
+            order = ord;
+        }
+    } else {
+        uint8_t *big = pc_arena_alloc(e->arena, nin);
+        if (!big) return oom(e);
+        for (uint32_t i = 0; i < nin; i++) big[i] = (uint8_t)i;
+        order = big;
+    }
+    call_k c = {.k.fn = call_arg_cb, .f = f, .t = t, .i = 0, .nin = nin, .args = args, .order = order, .next = k};
+    return eval_term(e, f, t->items[order[0]], &c.k);
 }
 
 /* ---- refs over values ------------------------------------------------- */
@@ -401,7 +439,18 @@ static int ref_key_cb(E *e, K *k, const pc_value *key)
     ref_k *r = (ref_k *)k;
     const pc_value *cur = r->cur, *nv = NULL;
     switch (cur->kind) {
-    case PC_OBJECT: nv = pc_value_object_get(cur, key); break;
+    case PC_OBJECT: {
+        nv = pc_value_object_get(cur, key);
+        int64_t ik;
+        if (!nv && key->kind == PC_NUMBER && r->ref->items[0]->kind == T_VAR &&
+            r->ref->items[0]->vkind == V_DATA && pc_value_get_int(key, &ik) && pc_value_is_integral(key)) {
+            /* data documents have string keys: data.x[2] finds "2" */
+            char kb[32];
+            int kl = snprintf(kb, sizeof(kb), "%lld", (long long)ik);
+            nv = pc_value_object_get_str(cur, kb, (size_t)kl);
+        }
+        break;
+    }
     case PC_ARRAY: {
         int64_t idx;
         if (key->kind == PC_NUMBER && pc_value_get_int(key, &idx) && pc_value_is_integral(key) &&
@@ -523,6 +572,14 @@ static int data_key_cb(E *e, K *k, const pc_value *key)
     if (c) return eval_data(e, d->f, d->ref, d->i + 1, c, d->next);
     if (!n->base || n->base->kind != PC_OBJECT) return 0;
     const pc_value *v = pc_value_object_get(n->base, key);
+    int64_t ik;
+    if (!v && key->kind == PC_NUMBER && pc_value_get_int(key, &ik) && pc_value_is_integral(key)) {
+        /* data documents have string keys: data.x[2] finds "2" */
+        char kb[32];
+        int kl = snprintf(kb, sizeof(kb), "%lld", (long long)ik);
+        v = pc_value_object_get_str(n->base, kb, (size_t)kl);
+        if (v) key = pc_value_string(e->arena, kb, (size_t)kl);
+    }
     if (e->ndov) {
         const pc_value **path = pc_arena_alloc(e->arena, (n->depth + 1) * sizeof(*path));
         if (!path) return oom(e);
@@ -608,6 +665,7 @@ static const pc_value *node_full(E *e, pc_node *n, bool *err)
     }
     if (n->nkids == 0) {
         const pc_value *v = n->base;
+        if (!v && n->is_pkg) v = pc_value_empty_object();
         if (e->ndov) {
             v = patch_below(e, n->path, n->depth, v ? v : pc_value_empty_object());
             if (!n->base && v && v->kind == PC_OBJECT && v->len == 0 && n->depth) v = NULL;
@@ -814,6 +872,45 @@ static const pc_value *build_partial(E *e, pc_node *n, const pc_value *const *en
     return v;
 }
 
+/* Two rules contribute to one document: objects merge, sets unite, equal
+ * values agree, anything else is a conflict. */
+static const pc_value *merge_docs(E *e, const pc_value *x, const pc_value *y, pc_node *n, bool *err)
+{
+    if (pc_value_equal(x, y)) return x;
+    if (x->kind == PC_SET && y->kind == PC_SET) {
+        pc_vbuf b;
+        pc_vbuf_init(&b, e->arena);
+        for (uint32_t i = 0; i < x->len; i++) pc_vbuf_push(&b, x->u.items[i]);
+        for (uint32_t i = 0; i < y->len; i++) pc_vbuf_push(&b, y->u.items[i]);
+        const pc_value *r = pc_vbuf_set(&b);
+        if (!r) {
+            oom(e);
+            *err = true;
+        }
+        return r;
+    }
+    if (x->kind == PC_OBJECT && y->kind == PC_OBJECT) {
+        const pc_value *r = x;
+        for (uint32_t i = 0; i < y->len; i++) {
+            const pc_value *k = y->u.kvs[i].key;
+            const pc_value *xv = pc_value_object_get(x, k);
+            const pc_value *v = xv ? merge_docs(e, xv, y->u.kvs[i].val, n, err) : y->u.kvs[i].val;
+            if (*err) return NULL;
+            r = upsert(e, r, &k, 1, v);
+            if (!r) {
+                oom(e);
+                *err = true;
+                return NULL;
+            }
+        }
+        return r;
+    }
+    pc_rule *r = n->nrules ? n->rules[0] : NULL;
+    fail(e, "eval_conflict_error", r ? r->loc : (pc_loc){0}, "object keys must be unique");
+    *err = true;
+    return NULL;
+}
+
 static const pc_value *node_value(E *e, pc_node *n, bool *err)
 {
     const pc_value *c = e->cache[n->id];
@@ -870,6 +967,26 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
         }
         result = build_partial(e, n, ents.items, ents.len, 0, err);
         if (*err) goto error;
+        /* rules defined below this node (p.q.r := ...) add to the same document */
+        for (uint32_t i = 0; i < n->nkids && result; i++) {
+            pc_node *kid = n->kids[i];
+            if (!kid->has_rules_below || kid->kind == R_FUNC) continue;
+            const pc_value *cv = node_full(e, kid, err);
+            if (*err) goto error;
+            if (!cv) continue;
+            const pc_value *mine = result->kind == PC_OBJECT ? pc_value_object_get(result, kid->key) : NULL;
+            const pc_value *merged = cv;
+            if (mine) {
+                merged = merge_docs(e, mine, cv, n, err);
+                if (*err) goto error;
+            }
+            const pc_value *key = kid->key;
+            result = upsert(e, result, &key, 1, merged);
+            if (!result) {
+                oom(e);
+                goto error;
+            }
+        }
         if (!result && n->dflt) {
             rule_k rk = {0};
             if (run_rule(e, n->dflt, &rk) || e->failed) goto error;
@@ -1096,14 +1213,14 @@ static int unify_val(E *e, F *f, pc_term *t, const pc_value *v, K *k)
     case T_ARRAY:
         if (unbound_pattern(e, f, t)) {
             if (v->kind != PC_ARRAY || v->len != t->n) return 0;
-            uni_k u = {.f = f, .t = t, .v = v, .i = 0, .next = k};
+            uni_k u = {.k.fn = unify_items_from, .f = f, .t = t, .v = v, .i = 0, .next = k};
             return unify_items_from(e, &u.k, NULL);
         }
         break;
     case T_OBJECT:
         if (unbound_pattern(e, f, t)) {
             if (v->kind != PC_OBJECT || v->len != t->n) return 0;
-            uni_k u = {.f = f, .t = t, .v = v, .i = 0, .next = k};
+            uni_k u = {.k.fn = unify_items_from, .f = f, .t = t, .v = v, .i = 0, .next = k};
             return unify_items_from(e, &u.k, NULL);
         }
         break;
@@ -1126,6 +1243,27 @@ static int uni2_cb(E *e, K *k, const pc_value *v)
     return unify_val(e, u->f, u->other, v, u->next);
 }
 
+/* Element-wise unification of two patterns: [x, 1] = [2, y]. */
+typedef struct {
+    K k;
+    F *f;
+    pc_term **as, **bs;
+    uint32_t i, n;
+    K *next;
+} pair_k;
+
+static int unify_terms(E *e, F *f, pc_term *a, pc_term *b, K *k);
+
+static int pair_cb(E *e, K *k, const pc_value *unused)
+{
+    (void)unused;
+    pair_k *p = (pair_k *)k;
+    if (p->i == p->n) return p->next->fn(e, p->next, NULL);
+    pair_k n = *p;
+    n.i = p->i + 1;
+    return unify_terms(e, p->f, p->as[p->i], p->bs[p->i], &n.k);
+}
+
 static int unify_terms(E *e, F *f, pc_term *a, pc_term *b, K *k)
 {
     bool pa = unbound_pattern(e, f, a), pb = unbound_pattern(e, f, b);
@@ -1139,20 +1277,23 @@ static int unify_terms(E *e, F *f, pc_term *a, pc_term *b, K *k)
     }
     if (a->kind == T_ARRAY && b->kind == T_ARRAY) {
         if (a->n != b->n) return 0;
-        /* pairwise; a small recursion through a chain */
-        if (a->n == 0) return k->fn(e, k, NULL);
+        pair_k p = {.k.fn = pair_cb, .f = f, .as = a->items, .bs = b->items, .n = a->n, .next = k};
+        return pair_cb(e, &p.k, NULL);
+    }
+    if (a->kind == T_OBJECT && b->kind == T_OBJECT) {
+        /* match values by constant keys */
+        if (a->n != b->n) return 0;
+        pc_term **bs = pc_arena_alloc(e->arena, (a->n + 1) * sizeof(*bs));
+        if (!bs) return oom(e);
         for (uint32_t i = 0; i < a->n; i++) {
-            bool x = unbound_pattern(e, f, a->items[i]), y = unbound_pattern(e, f, b->items[i]);
-            if (x && y) continue;
-            /* evaluate the known side and unify into the other, then retry */
-            typedef struct {
-                K k;
-                F *f;
-                pc_term *a, *b;
-                K *next;
-            } rk;
-            (void)sizeof(rk);
+            bs[i] = NULL;
+            if (a->keys[i]->kind != T_VALUE) break;
+            for (uint32_t j = 0; j < b->n; j++)
+                if (b->keys[j]->kind == T_VALUE && pc_value_equal(a->keys[i]->value, b->keys[j]->value)) bs[i] = b->items[j];
+            if (!bs[i]) return 0;
         }
+        pair_k p = {.k.fn = pair_cb, .f = f, .as = a->items, .bs = bs, .n = a->n, .next = k};
+        return pair_cb(e, &p.k, NULL);
     }
     pc_term *bad = a->kind == T_VAR ? a : b;
     return fail(e, "rego_unsafe_var_error", bad->loc, "var %s is unsafe",
@@ -1243,7 +1384,8 @@ static int every_coll_cb(E *e, K *k, const pc_value *coll)
 {
     coll_k *c = (coll_k *)k;
     pc_expr *x = c->x;
-    if (coll->kind == PC_ARRAY || coll->kind == PC_OBJECT || coll->kind == PC_SET) {
+    if (coll->kind != PC_ARRAY && coll->kind != PC_OBJECT && coll->kind != PC_SET) return 0;
+    {
         for (uint32_t i = 0; i < coll->len; i++) {
             const pc_value *key = coll->kind == PC_OBJECT ? coll->u.kvs[i].key
                                  : coll->kind == PC_SET   ? coll->u.items[i]
@@ -1264,6 +1406,19 @@ static int every_coll_cb(E *e, K *k, const pc_value *coll)
 }
 
 static int eval_expr_core(E *e, F *f, pc_expr *x, K *k);
+
+/* A term expression holds when its value is not false. */
+typedef struct {
+    K k;
+    K *next;
+} truth_k;
+
+static int truth_cb(E *e, K *k, const pc_value *v)
+{
+    truth_k *t = (truth_k *)k;
+    if (v && v->kind == PC_BOOL && !v->u.b) return 0;
+    return t->next->fn(e, t->next, v);
+}
 
 /* `with`: evaluate the value terms, install overrides, run, restore. */
 typedef struct {
@@ -1552,7 +1707,11 @@ static int eval_expr_core(E *e, F *f, pc_expr *x, K *k)
     }
     case E_NOT: {
         found_k fk = {.k.fn = found_cb};
-        eval_expr(e, f, x->inner, &fk.k);
+        truth_k tk = {.k.fn = truth_cb, .next = &fk.k};
+        if (x->body)
+            eval_body(e, f, x->body, 0, &fk.k);
+        else
+            eval_expr(e, f, x->inner, x->inner->kind == E_TERM ? &tk.k : &fk.k);
         if (e->failed) return 1;
         if (fk.found) return 0;
         return k->fn(e, k, NULL);
@@ -1561,18 +1720,6 @@ static int eval_expr_core(E *e, F *f, pc_expr *x, K *k)
     return 0;
 }
 
-/* A term expression holds when its value is not false. */
-typedef struct {
-    K k;
-    K *next;
-} truth_k;
-
-static int truth_cb(E *e, K *k, const pc_value *v)
-{
-    truth_k *t = (truth_k *)k;
-    if (v && v->kind == PC_BOOL && !v->u.b) return 0;
-    return t->next->fn(e, t->next, v);
-}
 
 static int eval_body(E *e, F *f, pc_body *b, uint32_t i, K *k)
 {

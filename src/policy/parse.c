@@ -333,10 +333,11 @@ static tok *next(P *p)
     if (t->k != K_EOF) p->pos++;
     return t;
 }
+static bool kw_as_ref(P *p, const tok *t);
 static bool is_kw(P *p, const tok *t, const char *kw)
 {
     size_t l = strlen(kw);
-    return t->k == K_IDENT && t->len == l && memcmp(p->src + t->off, kw, l) == 0;
+    return t->k == K_IDENT && t->len == l && memcmp(p->src + t->off, kw, l) == 0 && !kw_as_ref(p, t);
 }
 static bool accept(P *p, tok_kind k)
 {
@@ -420,8 +421,17 @@ static pc_expr *parse_expr(P *p);
 static pc_term *parse_term_in(P *p);
 static pc_term *parse_term_or(P *p);
 
+/* A keyword directly followed by `.` or `[` is a reference (`as.foo`). */
+static bool kw_as_ref(P *p, const tok *t)
+{
+    const tok *n = t + 1;
+    return (size_t)(n - p->toks) < p->ntok && !n->ws &&
+           (n->k == K_DOT || n->k == K_LBRACK || n->k == K_LPAREN);
+}
+
 static bool is_reserved(P *p, const tok *t)
 {
+    if (kw_as_ref(p, t)) return false;
     static const char *kws[] = {"package", "import", "not", "with", "as", "some", "every",
                                 "in", "if", "contains", "else", "default", NULL};
     for (int i = 0; kws[i]; i++)
@@ -639,7 +649,7 @@ static pc_term *parse_primary(P *p)
             x = mk_term(p, T_VALUE, t);
             x->value = pc_value_null();
             x->ground = true;
-        } else if (is_kw(p, t, "set") && cur(p)->k == K_LPAREN && !cur(p)->ws &&
+        } else if (t->len == 3 && memcmp(p->src + t->off, "set", 3) == 0 && cur(p)->k == K_LPAREN && !cur(p)->ws &&
                    peek(p, 1)->k == K_RPAREN) {
             next(p);
             next(p);
@@ -816,6 +826,14 @@ static pc_expr *parse_expr(P *p)
     } else if (is_kw(p, t, "not")) {
         next(p);
         e = mk_expr(p, E_NOT, t);
+        if (cur(p)->k == K_LBRACE) {
+            /* not { body } (future.keywords.not) */
+            next(p);
+            e->body = parse_body_until(p, K_RBRACE);
+            expect(p, K_RBRACE, "}");
+            parse_withs(p, e);
+            return e;
+        }
         e->inner = parse_expr(p);
         return e;
     } else {
@@ -976,14 +994,15 @@ static pc_rule *parse_rule(P *p, pc_module *m)
     if (r->kind != R_PSET && r->kind != R_FUNC) {
         pc_term *last = r->path[r->npath - 1];
         bool last_var = r->npath > 1 && last->kind != T_VALUE;
+        bool dynamic = false;
+        for (uint32_t i = 1; i < r->npath; i++)
+            if (r->path[i]->kind != T_VALUE || r->path[i]->value->kind != PC_STRING) dynamic = true;
         if (p->v0 && !r->value && last_var && r->npath == 2) {
             r->kind = R_PSET; /* v0: p[x] { ... } */
             r->key = last;
             r->npath--;
-        } else if (last_var) {
-            r->kind = R_POBJ;
-            r->key = last;
-            r->npath--;
+        } else if (dynamic) {
+            r->kind = R_POBJ; /* keys are the path elements after the constant prefix */
         } else {
             r->kind = R_COMPLETE;
         }

@@ -97,6 +97,13 @@ static bool subset_ok(const vset *need, const vset *bound, const vset *later, in
     return true;
 }
 
+static bool all_bound(const vset *need, const vset *bound, int nslots)
+{
+    for (int i = 0; i < nslots && i < MAXV; i++)
+        if (need->bits[i] && !bound->bits[i]) return false;
+    return true;
+}
+
 static bool expr_ready(const pc_expr *e, const vset *bound, const vset *later, int nslots, uint8_t *scratch)
 {
     vset need = {scratch};
@@ -108,17 +115,20 @@ static bool expr_ready(const pc_expr *e, const vset *bound, const vset *later, i
         needs_term(e->b, &need, true);
         needs_term(e->a, &need, true);
         if (!subset_ok(&need, bound, later, nslots)) return false;
-        /* at least one side must be evaluable */
+        /* at least one side must be evaluable: all its variables bound */
         memset(scratch, 0, (size_t)nslots);
         needs_term(e->b, &need, false);
-        if (subset_ok(&need, bound, later, nslots)) return true;
+        if (all_bound(&need, bound, nslots)) return true;
         memset(scratch, 0, (size_t)nslots);
         needs_term(e->a, &need, false);
-        return subset_ok(&need, bound, later, nslots);
+        if (all_bound(&need, bound, nslots)) return true;
+        /* two patterns of the same shape unify element by element */
+        return e->a->kind == e->b->kind && (e->a->kind == T_ARRAY || e->a->kind == T_OBJECT);
     }
     case E_SOMEIN:
     case E_EVERY: needs_term(e->c, &need, false); break;
     case E_NOT: {
+        if (!e->inner) return true;
         /* every variable of a negated expression must be bound before it */
         if (!expr_ready(e->inner, bound, later, nslots, scratch)) return false;
         vset all = {scratch};

@@ -11,6 +11,9 @@
  *
  * Return conventions: functions returning bool report success; pointers are
  * NULL on failure with a message in err.
+ *
+ * On-disk format: see src/spool/segment.h (segment header, then frames of
+ * [u32 len][u32 CRC-32C][u64 seq][payload], little-endian).
  */
 #ifndef PC_SPOOL_SPOOL_H
 #define PC_SPOOL_SPOOL_H
@@ -18,6 +21,11 @@
 #include "core/common.h"
 
 typedef struct pc_spool pc_spool_t;
+
+/** Largest payload a record may have; larger appends are refused and counted. */
+#define PC_SPOOL_MAX_RECORD (256u * 1024u)
+/** Smallest accepted max_bytes: room for several segments of maximal records. */
+#define PC_SPOOL_MIN_MAX_BYTES (1024u * 1024u)
 
 typedef struct pc_spool_stats {
     uint64_t records_appended; /* accepted by pc_spool_append */
@@ -31,23 +39,39 @@ typedef struct pc_spool_stats {
 
 /**
  * Open (creating if needed) the spool in dir, scan existing segments, cut a
- * torn tail, and start the writer thread. max_bytes bounds the directory:
- * when exceeded the oldest segments are deleted, counted and logged.
+ * torn tail, and start the writer thread. max_bytes bounds the directory
+ * (at least PC_SPOOL_MIN_MAX_BYTES): before it would be exceeded the oldest
+ * segments are deleted, counted and logged. Segments wholly before the
+ * shipper's cursor (pc_spool_cursor_store) are not counted as lost.
+ * The directory is locked (flock on dir/LOCK): one writer per directory.
+ * Every open starts a new segment; earlier ones are never appended to again.
  */
 pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen) PC_WUR;
 
 /**
- * Queue one record (a JSON object without trailing newline); copies it.
- * Never blocks on I/O. Returns false only if the in-memory queue is full, in
- * which case the record is counted as dropped.
+ * Queue one record (a JSON object without trailing newline); copies it and
+ * gives it the sequence number pc_spool_next_seq would return.
+ * Never blocks on I/O: a CRC over the payload and a memcpy under a short
+ * mutex. Returns false if the record is empty, over PC_SPOOL_MAX_RECORD,
+ * the spool is closing, or the in-memory queue is full; the record is then
+ * counted as dropped.
  */
 bool pc_spool_append(pc_spool_t *sp, const char *rec, size_t len);
+
+/** As pc_spool_append, with a sequence number taken from pc_spool_next_seq. */
+bool pc_spool_append_seq(pc_spool_t *sp, uint64_t seq, const char *rec, size_t len);
 
 /** Next unique sequence number for record ids; continues after a restart. */
 uint64_t pc_spool_next_seq(pc_spool_t *sp);
 
 /** Block until everything appended before the call is durable. */
 void pc_spool_flush(pc_spool_t *sp);
+
+/**
+ * As pc_spool_flush, giving up after timeout_ms (e.g. when the disk keeps
+ * failing). Returns true if everything appended before the call is settled.
+ */
+bool pc_spool_flush_timeout(pc_spool_t *sp, uint64_t timeout_ms);
 
 /** Flush, stop the writer thread, close files, free. Accepts NULL. */
 void pc_spool_close(pc_spool_t *sp);
@@ -78,5 +102,36 @@ typedef enum { PC_SPOOL_READ_OK, PC_SPOOL_READ_END, PC_SPOOL_READ_ERROR } pc_spo
 pc_spool_read_t pc_spool_reader_next(pc_spool_reader_t *r, const char **rec, size_t *len,
                                      pc_spool_pos_t *pos_after);
 void pc_spool_reader_close(pc_spool_reader_t *r);
+
+/** Corrupt records or segments the reader stepped over (never returned). */
+uint64_t pc_spool_reader_skipped(const pc_spool_reader_t *r);
+
+/* ---------- shipping cursor ---------- */
+
+/*
+ * The shipper (another thread or process) records in dir/shipped.cursor the
+ * position up to which records are acknowledged. The writer then deletes
+ * fully shipped segments before unshipped ones and counts only the latter as
+ * lost. Resume shipping with pc_spool_reader_open(dir, &cursor).
+ */
+
+/** Atomically and durably replace the cursor (write, fsync, rename, fsync dir). */
+bool pc_spool_cursor_store(const char *dir, const pc_spool_pos_t *pos, char *err,
+                           size_t errlen) PC_WUR;
+/** Read the cursor; false if there is none (ship from the oldest record). */
+bool pc_spool_cursor_load(const char *dir, pc_spool_pos_t *out);
+
+/* ---------- fault injection (tests only) ---------- */
+
+/*
+ * Make the writer's nth write (1 = the next one) fail with EIO; when partial,
+ * half of its bytes reach the file first. nth_fsync likewise for fdatasync.
+ * 0 disables. Process-wide; for tests and fuzzing only.
+ */
+void pc__spool_inject_failure(unsigned nth_write, bool partial, unsigned nth_fsync);
+/** While stalled, writer threads take no new batch (to fill the queue in tests). */
+void pc__spool_inject_stall(bool stall);
+/** Skip every fsync (fuzzing only: durability is not under test there). */
+void pc__spool_set_nosync(bool nosync);
 
 #endif

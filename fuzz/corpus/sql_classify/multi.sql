@@ -1,0 +1,1 @@
+begin; insert into t values (1); drop table x, y.z; commit

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs OPA's v1 conformance cases against our engine and compares the pass
+# count with the floor kept in tests/policy/conformance-floor.txt.
+# Usage: scripts/conformance.sh PATH/TO/portcullis
+set -euo pipefail
+bin=${1:?usage: conformance.sh PATH/TO/portcullis}
+root=$(git rev-parse --show-toplevel)
+shared="$root/../shared/rego-compliance"
+[ -f "$shared/run.py" ] || { echo "rego conformance: $shared/run.py not found" >&2; exit 2; }
+floor=$(tr -dc '0-9' < "$root/tests/policy/conformance-floor.txt")
+logdir=$(dirname "$bin")
+log="$logdir/conformance.log"
+set +e
+/usr/bin/python3 "$shared/run.py" -j "$(nproc)" --check-error-text --skip-experimental \
+    "$bin policy" "$shared/cases/v1" > "$log" 2>&1
+set -e
+summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 || true)
+if [ -z "$summary" ]; then
+    echo "rego conformance: run.py produced no summary (see $log)" >&2
+    exit 1
+fi
+passed=${summary%% passed*}
+failed=${summary#*passed, }
+failed=${failed%% failed*}
+total=$((passed + failed))
+if [ "$passed" -lt "$floor" ]; then
+    grep -E '^\s+\S+\s+pass=' "$log" >&2 || true
+    echo "rego conformance: $passed of $total cases pass (floor $floor) -- BELOW FLOOR (log: $log)"
+    exit 1
+fi
+echo "rego conformance: $passed of $total cases pass (floor $floor)"

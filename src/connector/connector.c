@@ -1,0 +1,493 @@
+/*
+ * The connector's main thread: start-up in the order operators can reason
+ * about (config, logging, spool, health, snapshot, workers, listeners), the
+ * embedded control plane, and the five-step graceful shutdown of design §5.
+ *
+ * Everything here runs on the main loop. Slow work (reading config_dir,
+ * compiling a snapshot, flushing the spool) happens here and never on a
+ * worker's loop; workers only ever swap a pointer to a finished snapshot.
+ */
+#include "connector/connector.h"
+
+#include "audit/audit.h"
+#include "cmd/commands.h"
+#include "connector/configdir.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "health/health.h"
+#include "net/pool.h"
+#include "spool/spool.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* After terminate_all, how long sessions get to send their goodbye and close. */
+#define TERMINATE_GRACE_MS 3000
+#define DRAIN_POLL_MS 100
+
+/*
+ * Protocol modules register their pc_proto_t before the workers start. A
+ * module not in this build is simply absent (weak reference); its listeners
+ * still bind, and connections to them are closed with a log line.
+ */
+#pragma weak pc_pg_register
+void pc_pg_register(void);
+
+typedef enum { DRAIN_IDLE, DRAIN_WAITING, DRAIN_TERMINATING, DRAIN_DONE } drain_phase_t;
+
+typedef struct connector {
+    uv_loop_t *loop;
+    const char *config_path;
+    pc_config_t cfg;
+    bool cfg_loaded;
+    pc_ctx_t ctx;
+    pc_spool_t *spool;
+    pc_health_t *health;
+    pc_workers_t *workers;
+    pc__configdir_t *configdir;
+
+    pc_snapshot_t *current; /* main thread's reference; NULL until one is loaded */
+    uint64_t revision;      /* of current; 0 = none */
+    const char *not_ready_reason;
+    bool was_ready;
+    bool shutting_down;
+
+    uv_signal_t sigterm, sigint;
+    uv_timer_t drain_timer;
+    drain_phase_t drain_phase;
+    uint64_t drain_started_ms, drain_deadline_ms, terminate_deadline_ms;
+    size_t sessions_at_terminate;
+
+    pc_metric_t *m_revision, *m_reload_ok, *m_reload_failed;
+    uint64_t started_ms;
+    int exit_code;
+} connector_t;
+
+static uint64_t now_ms(void)
+{
+    return pc_now_mono_ns() / 1000000u;
+}
+
+/* ---------- readiness ---------- */
+
+static bool compute_ready(connector_t *c, const char **reason)
+{
+    if (c->shutting_down) {
+        *reason = "shutting down";
+        return false;
+    }
+    if (!c->current) {
+        *reason = c->not_ready_reason ? c->not_ready_reason : "configuration not loaded";
+        return false;
+    }
+    if (!pc_workers_ready(c->workers, c->revision, NULL)) {
+        *reason = "listeners not bound";
+        return false;
+    }
+    *reason = NULL;
+    return true;
+}
+
+static void health_view(void *arg, pc_health_view_t *out)
+{
+    connector_t *c = arg;
+    out->ready = compute_ready(c, &out->reason);
+    out->revision = c->revision;
+    out->instance = c->cfg.instance_name;
+    out->workers = pc_workers_count(c->workers);
+    out->listeners = c->current ? (unsigned)c->current->n_listeners : 0;
+}
+
+/* Workers reported something: log readiness transitions once. */
+static void on_workers_notify(void *arg)
+{
+    connector_t *c = arg;
+    const char *reason;
+    bool ready = compute_ready(c, &reason);
+    if (ready && !c->was_ready)
+        pc_log_info("ready", PC_LUINT("revision", c->revision),
+                    PC_LUINT("listeners", c->current->n_listeners),
+                    PC_LUINT("workers", pc_workers_count(c->workers)),
+                    PC_LUINT("startup_ms", now_ms() - c->started_ms));
+    else if (!ready && c->was_ready && !c->shutting_down)
+        pc_log_warn("not ready", PC_LSTR("reason", reason), PC_LUINT("revision", c->revision));
+    c->was_ready = ready;
+}
+
+/* ---------- snapshots ---------- */
+
+static void log_applied(const pc_snapshot_t *s, const char *what)
+{
+    pc_log_info(what, PC_LUINT("revision", s->revision), PC_LUINT("resources", s->n_resources),
+                PC_LUINT("listeners", s->n_listeners), PC_LUINT("users", s->n_users),
+                PC_LUINT("policies", s->n_policies));
+}
+
+/* Load config_dir as the next revision; on success publish it. */
+static bool load_and_apply(connector_t *c, bool initial)
+{
+    char err[1024] = "";
+    pc_snapshot_t *s = pc_snapshot_load_dir(c->cfg.control_plane.config_dir, c->revision + 1,
+                                            err, sizeof err);
+    if (!s) {
+        pc_metric_add(c->m_reload_failed, 1);
+        /* One line: the loader's file:line message; the previous snapshot stays. */
+        pc_log_error(initial ? "configuration refused; connector stays not ready"
+                             : "configuration refused; previous revision stays in force",
+                     PC_LSTR("error", err[0] ? err : "invalid configuration"),
+                     PC_LUINT("revision_in_force", c->revision));
+        return false;
+    }
+    pc_snapshot_t *old = c->current;
+    c->current = s;
+    c->revision = s->revision;
+    pc_metric_set(c->m_revision, (int64_t)s->revision);
+    if (!initial) pc_metric_add(c->m_reload_ok, 1);
+    log_applied(s, initial ? "configuration loaded" : "configuration applied");
+    if (c->workers) pc_workers_publish(c->workers, s);
+    pc_snapshot_unref(old);
+    return true;
+}
+
+static void on_configdir_changed(void *arg)
+{
+    connector_t *c = arg;
+    if (c->shutting_down) return;
+    (void)load_and_apply(c, c->current == NULL);
+    on_workers_notify(c);
+}
+
+/* ---------- metrics ---------- */
+
+static int64_t probe_rss(void *arg)
+{
+    (void)arg;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    unsigned long size = 0, resident = 0;
+    int n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    return n == 2 ? (int64_t)resident * sysconf(_SC_PAGESIZE) : 0;
+}
+
+static int64_t probe_ready(void *arg)
+{
+    const char *reason;
+    return compute_ready(arg, &reason) ? 1 : 0;
+}
+
+static int64_t probe_uptime(void *arg)
+{
+    connector_t *c = arg;
+    return (int64_t)((now_ms() - c->started_ms) / 1000u);
+}
+
+#define SPOOL_PROBE(field)                                                                         \
+    static int64_t probe_spool_##field(void *arg)                                                  \
+    {                                                                                              \
+        connector_t *c = arg;                                                                      \
+        if (!c->spool) return 0;                                                                   \
+        pc_spool_stats_t st;                                                                       \
+        pc_spool_get_stats(c->spool, &st);                                                         \
+        return (int64_t)st.field;                                                                  \
+    }
+SPOOL_PROBE(records_appended)
+SPOOL_PROBE(records_written)
+SPOOL_PROBE(records_pending)
+SPOOL_PROBE(records_dropped)
+SPOOL_PROBE(torn_records_cut)
+SPOOL_PROBE(bytes_on_disk)
+SPOOL_PROBE(segments)
+
+static void register_metrics(connector_t *c)
+{
+    char labels[64];
+    snprintf(labels, sizeof labels, "version=\"%s\"", PC_VERSION);
+    pc_metric_set(pc_metric_gauge("portcullis_build_info", "Build version of this connector.",
+                                  labels),
+                  1);
+    c->m_revision = pc_metric_gauge("portcullis_config_revision",
+                                    "Revision of the configuration snapshot in force.", NULL);
+    c->m_reload_ok = pc_metric_counter("portcullis_config_reloads_total",
+                                       "Configuration reloads by result.", "result=\"ok\"");
+    c->m_reload_failed = pc_metric_counter("portcullis_config_reloads_total",
+                                           "Configuration reloads by result.", "result=\"failed\"");
+    pc_metric_probe("portcullis_ready", "1 when /ready answers 200.", NULL, probe_ready, c);
+    pc_metric_probe("portcullis_uptime_seconds", "Seconds since start.", NULL, probe_uptime, c);
+    pc_metric_probe("portcullis_process_resident_memory_bytes", "Resident set size.", NULL,
+                    probe_rss, c);
+    pc_metric_probe("portcullis_spool_records_appended", "Audit records accepted by the spool.",
+                    NULL, probe_spool_records_appended, c);
+    pc_metric_probe("portcullis_spool_records_written", "Audit records made durable.", NULL,
+                    probe_spool_records_written, c);
+    pc_metric_probe("portcullis_spool_records_pending", "Audit records queued, not yet durable.",
+                    NULL, probe_spool_records_pending, c);
+    pc_metric_probe("portcullis_spool_records_dropped",
+                    "Audit records lost to max_bytes or a full queue.", NULL,
+                    probe_spool_records_dropped, c);
+    pc_metric_probe("portcullis_spool_torn_records_cut",
+                    "Corrupt tail records cut when the spool was opened.", NULL,
+                    probe_spool_torn_records_cut, c);
+    pc_metric_probe("portcullis_spool_bytes", "Bytes held by spool segments.", NULL,
+                    probe_spool_bytes_on_disk, c);
+    pc_metric_probe("portcullis_spool_segments", "Spool segment files.", NULL,
+                    probe_spool_segments, c);
+}
+
+/* ---------- shutdown (design §5) ---------- */
+
+static void log_step(int step, const char *name, const char *status, const char *reason)
+{
+    if (reason)
+        pc_log_info("shutdown", PC_LINT("step", step), PC_LSTR("name", name),
+                    PC_LSTR("status", status), PC_LSTR("reason", reason));
+    else
+        pc_log_info("shutdown", PC_LINT("step", step), PC_LSTR("name", name),
+                    PC_LSTR("status", status));
+}
+
+static void close_quietly(uv_handle_t *h)
+{
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void finish_shutdown(connector_t *c)
+{
+    uv_timer_stop(&c->drain_timer);
+    pc_workers_stop(c->workers);
+    c->workers = NULL;
+
+    log_step(2, "leave cluster", "skipped", "clustering is not available in this version");
+    log_step(3, "stop telemetry", "skipped", "the telemetry exporter is not available in this version");
+
+    /* Step 4: the cache does not exist yet; the spool is flushed and closed. */
+    if (c->spool) {
+        pc_spool_stats_t st;
+        pc_spool_flush(c->spool);
+        pc_spool_get_stats(c->spool, &st);
+        pc_spool_close(c->spool);
+        c->spool = NULL;
+        c->ctx.spool = NULL;
+        pc_log_info("shutdown", PC_LINT("step", 4), PC_LSTR("name", "close cache and spool"),
+                    PC_LSTR("status", "done"), PC_LSTR("cache", "skipped (no cache in this version)"),
+                    PC_LUINT("records_written", st.records_written),
+                    PC_LUINT("records_dropped", st.records_dropped));
+    } else {
+        log_step(4, "close cache and spool", "done", "no spool was open");
+    }
+
+    log_step(5, "stop health server", "done", NULL);
+    pc_health_stop(c->health);
+    c->health = NULL;
+    close_quietly((uv_handle_t *)&c->drain_timer);
+    close_quietly((uv_handle_t *)&c->sigterm);
+    close_quietly((uv_handle_t *)&c->sigint);
+    c->exit_code = PC_EXIT_OK;
+}
+
+static void end_drain(connector_t *c, size_t left)
+{
+    c->drain_phase = DRAIN_DONE;
+    pc_log_info("drain finished", PC_LUINT("waited_ms", now_ms() - c->drain_started_ms),
+                PC_LUINT("terminated", c->sessions_at_terminate),
+                PC_LUINT("sessions_left", left));
+    finish_shutdown(c);
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    connector_t *c = t->data;
+    bool complete = false;
+    size_t active = pc_workers_active_sessions(c->workers, &complete);
+    uint64_t now = now_ms();
+    if (complete && active == 0) {
+        end_drain(c, 0);
+        return;
+    }
+    if (c->drain_phase == DRAIN_WAITING && now >= c->drain_deadline_ms) {
+        c->drain_phase = DRAIN_TERMINATING;
+        c->sessions_at_terminate = active;
+        c->terminate_deadline_ms = now + TERMINATE_GRACE_MS;
+        pc_log_info("drain timeout; terminating sessions", PC_LUINT("sessions", active),
+                    PC_LUINT("drain_timeout_ms", c->cfg.shutdown.drain_timeout_ms));
+        pc_workers_terminate_all(c->workers);
+    } else if (c->drain_phase == DRAIN_TERMINATING && now >= c->terminate_deadline_ms) {
+        pc_log_warn("sessions still open after terminate; stopping workers anyway",
+                    PC_LUINT("sessions", active));
+        end_drain(c, active);
+        return;
+    }
+    pc_workers_poll_sessions(c->workers);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    connector_t *c = s->data;
+    if (c->shutting_down) {
+        pc_log_warn("second signal: exiting at once", PC_LSTR("signal", strsignal(signum)),
+                    PC_LINT("exit_code", PC_EXIT_FAILURE));
+        _exit(PC_EXIT_FAILURE);
+    }
+    c->shutting_down = true; /* /ready answers 503 from here on */
+    c->was_ready = false;
+    pc_log_info("shutdown requested", PC_LSTR("signal", strsignal(signum)));
+    pc__configdir_stop(c->configdir);
+    c->configdir = NULL;
+
+    pc_log_info("shutdown", PC_LINT("step", 1), PC_LSTR("name", "stop accepting"),
+                PC_LSTR("status", "started"),
+                PC_LUINT("drain_timeout_ms", c->cfg.shutdown.drain_timeout_ms));
+    c->drain_started_ms = now_ms();
+    c->drain_deadline_ms = c->drain_started_ms + c->cfg.shutdown.drain_timeout_ms;
+    c->drain_phase = DRAIN_WAITING;
+    if (!c->workers) {
+        end_drain(c, 0);
+        return;
+    }
+    pc_workers_stop_accepting(c->workers);
+    pc_workers_poll_sessions(c->workers);
+    uv_timer_start(&c->drain_timer, on_drain_tick, DRAIN_POLL_MS, DRAIN_POLL_MS);
+}
+
+/* ---------- start-up ---------- */
+
+static void emit_starting_line(const connector_t *c)
+{
+    /* Always the first line, whatever log_level says. */
+    const pc_log_field_t fields[] = {
+        PC_LSTR("version", PC_VERSION),
+        PC_LSTR("instance", c->cfg.instance_name),
+        PC_LINT("pid", getpid()),
+        PC_LSTR("config", c->config_path),
+        PC__LEND,
+    };
+    pc__log_emit(PC_LOG_INFO, "starting", fields);
+}
+
+static void fatal_config(const char *what, const char *err)
+{
+    pc_log(PC_LOG_FATAL, what, PC_LSTR("error", err));
+}
+
+int pc_connector_run(const char *config_path)
+{
+    connector_t c_, *c = &c_;
+    memset(c, 0, sizeof *c);
+    c->config_path = config_path;
+    c->exit_code = PC_EXIT_FAILURE;
+    c->started_ms = now_ms();
+    char err[1024] = "";
+
+    if (!pc_config_load(config_path, &c->cfg, err, sizeof err)) {
+        fatal_config("invalid configuration", err);
+        return PC_EXIT_USAGE;
+    }
+    c->cfg_loaded = true;
+    if (c->cfg.log_level && !pc_log_set_level_name(c->cfg.log_level)) {
+        snprintf(err, sizeof err, "%s: log_level: unknown level '%s'", config_path,
+                 c->cfg.log_level);
+        fatal_config("invalid configuration", err);
+        pc_config_free(&c->cfg);
+        return PC_EXIT_USAGE;
+    }
+    const char *cdir = c->cfg.control_plane.config_dir;
+    struct stat st;
+    if (cdir && !c->cfg.control_plane.url && (stat(cdir, &st) != 0 || !S_ISDIR(st.st_mode))) {
+        snprintf(err, sizeof err, "%s: control_plane.config_dir: '%s' is not a directory",
+                 config_path, cdir);
+        fatal_config("invalid configuration", err);
+        pc_config_free(&c->cfg);
+        return PC_EXIT_USAGE;
+    }
+
+    emit_starting_line(c);
+    pc_log_set_global_field("instance", c->cfg.instance_name ? c->cfg.instance_name : "");
+    pc_audit_set_identity(c->cfg.instance_name, PC_VERSION);
+    signal(SIGPIPE, SIG_IGN);
+
+    c->loop = uv_default_loop();
+    c->ctx.cfg = &c->cfg;
+    c->ctx.instance_name = c->cfg.instance_name;
+
+    c->spool = pc_spool_open(c->cfg.log_spool.dir, c->cfg.log_spool.max_bytes, err, sizeof err);
+    if (!c->spool) {
+        pc_log_error("cannot open the audit spool", PC_LSTR("dir", c->cfg.log_spool.dir),
+                     PC_LSTR("error", err));
+        goto out;
+    }
+    c->ctx.spool = c->spool;
+    register_metrics(c);
+
+    c->health = pc_health_start(c->loop, c->cfg.health.listen, health_view, c, err, sizeof err);
+    if (!c->health) {
+        pc_log_error("cannot start the health server", PC_LSTR("error", err));
+        goto out_spool;
+    }
+
+    uv_signal_init(c->loop, &c->sigterm);
+    uv_signal_init(c->loop, &c->sigint);
+    uv_timer_init(c->loop, &c->drain_timer);
+    c->sigterm.data = c->sigint.data = c->drain_timer.data = c;
+    uv_signal_start(&c->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&c->sigint, on_signal, SIGINT);
+
+    if (pc_pg_register) pc_pg_register();
+
+    if (c->cfg.control_plane.url) {
+        /* Honest: this version has only the embedded control plane. */
+        c->not_ready_reason = "remote control plane not available in this version";
+        pc_log_error("the remote control plane is not available in this version; "
+                     "use control_plane.config_dir. Staying not ready",
+                     PC_LSTR("url", c->cfg.control_plane.url));
+    } else if (!cdir) {
+        c->not_ready_reason = "no control plane configured";
+        pc_log_error("no control plane configured (control_plane.config_dir); staying not ready");
+    } else {
+        uint64_t fp = 0;
+        bool have_fp = pc__configdir_fingerprint(cdir, &fp);
+        (void)load_and_apply(c, true);
+        c->configdir = pc__configdir_watch(c->loop, cdir, on_configdir_changed, c, err,
+                                           sizeof err);
+        if (!c->configdir)
+            pc_log_warn("config_dir changes will not be picked up", PC_LSTR("error", err));
+        else if (have_fp)
+            pc__configdir_set_applied(c->configdir, fp);
+    }
+
+    c->workers = pc_workers_start(c->loop, &c->ctx, c->cfg.workers, on_workers_notify, c, err,
+                                  sizeof err);
+    if (!c->workers) {
+        pc_log_error("cannot start workers", PC_LSTR("error", err));
+        goto out_handles;
+    }
+    if (c->current) pc_workers_publish(c->workers, c->current);
+
+    uv_run(c->loop, UV_RUN_DEFAULT);
+    pc_log_info("stopped", PC_LINT("exit_code", c->exit_code));
+    goto out_snapshot;
+
+out_handles:
+    pc__configdir_stop(c->configdir);
+    pc_health_stop(c->health);
+    close_quietly((uv_handle_t *)&c->drain_timer);
+    close_quietly((uv_handle_t *)&c->sigterm);
+    close_quietly((uv_handle_t *)&c->sigint);
+    uv_run(c->loop, UV_RUN_DEFAULT);
+out_spool:
+    pc_spool_close(c->spool);
+    c->spool = NULL;
+out_snapshot:
+    pc_snapshot_unref(c->current);
+out:
+    if (c->loop) {
+        uv_run(c->loop, UV_RUN_DEFAULT); /* close callbacks still queued */
+        (void)uv_loop_close(c->loop);
+    }
+    pc_config_free(&c->cfg);
+    return c->exit_code;
+}

@@ -1,0 +1,74 @@
+/* Policy call points; see decision.h. */
+#include "decision/decision.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+static _Atomic(pc_decision_engine_fn) engine;
+
+void pc_decision_set_engine(pc_decision_engine_fn fn)
+{
+    atomic_store(&engine, fn);
+}
+
+const char *pc_decision_stage_name(pc_decision_stage_t s)
+{
+    switch (s) {
+    case PC_STAGE_SESSION:
+        return "session";
+    case PC_STAGE_PRE_REQUEST:
+        return "pre_request";
+    case PC_STAGE_POST_REQUEST:
+        return "post_request";
+    }
+    return "unknown";
+}
+
+#ifndef NDEBUG
+/* Debug-build test hook, see decision.h. */
+static bool test_hook(const pc_decision_ctx_t *ctx, pc_decision_t *out)
+{
+    const char *spec = getenv("PORTCULLIS_TEST_DECISION");
+    if (!spec) return false;
+    const char *c1 = strchr(spec, ':');
+    const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c2) return false;
+    const char *stage = pc_decision_stage_name(ctx->stage);
+    if (strlen(stage) != (size_t)(c1 - spec) || strncmp(spec, stage, (size_t)(c1 - spec)) != 0)
+        return false;
+    const char *needle = c2 + 1;
+    bool hit = false;
+    if (ctx->stage == PC_STAGE_SESSION)
+        hit = ctx->user && strcmp(ctx->user->username, needle) == 0;
+    else if (ctx->query)
+        hit = *needle && strstr(ctx->query, needle) != NULL;
+    if (!hit) return false;
+    out->action = PC_DECISION_BLOCK;
+    bool silent = (size_t)(c2 - c1 - 1) == strlen("block_silently") &&
+                  strncmp(c1 + 1, "block_silently", (size_t)(c2 - c1 - 1)) == 0;
+    out->block_type = silent ? PC_BLOCK_SILENTLY : PC_BLOCK_FORMAL_MESSAGE;
+    snprintf(out->reason, sizeof out->reason, "blocked by test policy at %s", stage);
+    snprintf(out->policies, sizeof out->policies, "[\"test\"]");
+    return true;
+}
+#endif
+
+void pc_decision_eval(const pc_decision_ctx_t *ctx, pc_decision_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->action = PC_DECISION_ALLOW;
+    out->limit = -1;
+#ifndef NDEBUG
+    if (test_hook(ctx, out)) return;
+#endif
+    pc_decision_engine_fn fn = atomic_load(&engine);
+    if (!fn) return;
+    if (!fn(ctx, out)) {
+        memset(out, 0, sizeof *out);
+        out->action = PC_DECISION_BLOCK;
+        out->block_type = PC_BLOCK_FORMAL_MESSAGE;
+        out->limit = -1;
+        snprintf(out->reason, sizeof out->reason, "policy evaluation failed");
+    }
+}
