@@ -60,7 +60,9 @@ bool pc_plib_uuid_parse(const char *s, size_t n, pc_plib_uuid_info_t *out)
         t |= (int64_t)((uint32_t)u[4] << 8 | u[5]) << 32;
         t |= (int64_t)(((uint32_t)u[6] << 8 | u[7]) & 0xfff) << 48;
         int64_t since = t - 122192928000000000LL; /* 100 ns ticks since 1970 */
-        out->time_ns = (since / 10000000) * 1000000000LL + (since % 10000000) * 100;
+        /* Go's int64 arithmetic wraps for far-future timestamps; do the same */
+        uint64_t ns = (uint64_t)(since / 10000000) * 1000000000ULL + (uint64_t)((since % 10000000) * 100);
+        out->time_ns = (int64_t)ns;
         out->has_time = true;
         snprintf(out->nodeid, sizeof(out->nodeid), "%02x-%02x-%02x-%02x-%02x-%02x", u[10], u[11],
                  u[12], u[13], u[14], u[15]);
