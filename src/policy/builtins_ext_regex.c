@@ -161,6 +161,18 @@ static bool r_template_match(EXT_ARGS)
     return pc__ext_ret(ctx, out, pc_value_bool(rc == 1));
 }
 
+static bool r_globs_match(EXT_ARGS)
+{
+    (void)n;
+    const char *x, *y;
+    size_t xl, yl;
+    if (!pc_arg_string(ctx, a, 0, &x, &xl) || !pc_arg_string(ctx, a, 1, &y, &yl)) return false;
+    char err[512];
+    int rc = pc_plib_globs_intersect(x, xl, y, yl, err, sizeof(err));
+    if (rc < 0) return pc__ext_err(ctx, err);
+    return pc__ext_ret(ctx, out, pc_value_bool(rc == 1));
+}
+
 static bool g_match(EXT_ARGS)
 {
     (void)n;
@@ -219,6 +231,7 @@ static const pc_builtin REGEX_TABLE[] = {
     {"regex.split", 2, r_split, 0},
     {"regex.replace", 3, r_replace, 0},
     {"regex.template_match", 4, r_template_match, 0},
+    {"regex.globs_match", 2, r_globs_match, 0},
     {"glob.match", 3, g_match, 0},
     {"glob.quote_meta", 1, g_quote_meta, 0},
     {NULL, 0, NULL, 0},
