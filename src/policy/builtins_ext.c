@@ -10,6 +10,7 @@
 #include "policy/lib/gofmt.h"
 #include "policy/lib/sbuf.h"
 #include "policy/lib/units.h"
+#include "policy/lib/yamlconv.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -729,6 +730,126 @@ static bool j_is_valid(EXT_ARGS)
     return pc__ext_ret(ctx, out, pc_value_bool(ok));
 }
 
+/* Go's json.MarshalIndent layout: one member per line, prefix then indent per level */
+static void json_pretty(pc_arena *ar, pc_str *o, const pc_value *v, const char *pre, size_t pl,
+                        const char *ind, size_t il, int depth)
+{
+    bool obj = v->kind == PC_OBJECT;
+    if ((v->kind != PC_ARRAY && v->kind != PC_SET && !obj) || v->len == 0) {
+        pc_value_to_json(o, v);
+        return;
+    }
+    pc_str_append(o, obj ? "{" : "[", 1);
+    for (uint32_t i = 0; i < v->len; i++) {
+        if (i) pc_str_append(o, ",", 1);
+        pc_str_append(o, "\n", 1);
+        pc_str_append(o, pre, pl);
+        for (int d = 0; d <= depth; d++) pc_str_append(o, ind, il);
+        if (obj) {
+            const pc_value *k = v->u.kvs[i].key;
+            if (k->kind == PC_STRING) {
+                pc_value_to_json(o, k);
+            } else {
+                /* non-string keys become their JSON text, as a string */
+                pc_str t = {0};
+                pc_value_to_json(&t, k);
+                const pc_value *ks = pc_value_string(ar, t.p ? t.p : "", t.len);
+                pc_str_free(&t);
+                if (ks) pc_value_to_json(o, ks);
+            }
+            pc_str_append(o, ": ", 2);
+            json_pretty(ar, o, v->u.kvs[i].val, pre, pl, ind, il, depth + 1);
+        } else {
+            json_pretty(ar, o, v->u.items[i], pre, pl, ind, il, depth + 1);
+        }
+    }
+    pc_str_append(o, "\n", 1);
+    pc_str_append(o, pre, pl);
+    for (int d = 0; d < depth; d++) pc_str_append(o, ind, il);
+    pc_str_append(o, obj ? "}" : "]", 1);
+}
+
+static bool j_marshal_with_options(EXT_ARGS)
+{
+    (void)n;
+    const pc_value *opts = a[1];
+    if (opts->kind != PC_OBJECT) return pc_builtin_type_error(ctx, 2, "object", opts);
+    const char *indent = "\t", *prefix = "";
+    size_t il = 1, pl = 0;
+    bool implicit = false, explicit_set = false, pretty = false;
+    for (uint32_t i = 0; i < opts->len; i++) {
+        const pc_value *k = opts->u.kvs[i].key, *v = opts->u.kvs[i].val;
+        if (k->kind != PC_STRING)
+            return pc_builtin_type_errorf(ctx, "operand 2 failed to stringify key");
+        if (!strcmp(k->u.s, "prefix") || !strcmp(k->u.s, "indent")) {
+            if (v->kind != PC_STRING)
+                return pc_builtin_type_errorf(ctx, "operand 2 key \"%s\" failed cast to string", k->u.s);
+            if (k->u.s[0] == 'p') {
+                prefix = v->u.s;
+                pl = v->len;
+            } else {
+                indent = v->u.s;
+                il = v->len;
+            }
+            implicit = true;
+        } else if (!strcmp(k->u.s, "pretty")) {
+            if (v->kind != PC_BOOL) return pc_builtin_type_errorf(ctx, "operand 2 key \"%s\" failed cast to bool", k->u.s);
+            explicit_set = true;
+            pretty = v->u.b;
+        } else {
+            return pc_builtin_type_errorf(ctx, "operand 2 object contained unknown key \"%s\"", k->u.s);
+        }
+    }
+    if (!explicit_set) pretty = implicit;
+    pc_str s = {0};
+    if (pretty) {
+        pc_str_append(&s, prefix, pl);
+        json_pretty(A, &s, a[0], prefix, pl, indent, il, 0);
+    } else {
+        pc_value_to_json(&s, a[0]);
+    }
+    const pc_value *r = pc_value_string(A, s.p ? s.p : "", s.len);
+    pc_str_free(&s);
+    return pc__ext_ret(ctx, out, r);
+}
+
+static bool y_marshal(EXT_ARGS)
+{
+    (void)n;
+    pc_str s = {0};
+    pc_value_to_json(&s, a[0]);
+    char err[256];
+    size_t ol;
+    char *y = pc_plib_json_to_yaml(s.p ? s.p : "null", s.p ? s.len : 4, &ol, err, sizeof(err));
+    pc_str_free(&s);
+    if (!y) return pc_builtin_error(ctx, "%s", err);
+    return pc__ext_ret_str(ctx, out, y, ol);
+}
+
+static bool y_unmarshal(EXT_ARGS)
+{
+    STR_ARG0(s, sl);
+    char err[256];
+    size_t jl;
+    char *j = pc_plib_yaml_to_json(s, sl, &jl, err, sizeof(err));
+    if (!j) return pc_builtin_error(ctx, "%s", err);
+    char perr[256] = "";
+    const pc_value *v = pc_json_parse(A, j, jl, perr, sizeof(perr));
+    free(j);
+    if (!v) return pc_builtin_error(ctx, "%s", perr[0] ? perr : "invalid YAML");
+    return pc__ext_ret(ctx, out, v);
+}
+
+static bool y_is_valid(EXT_ARGS)
+{
+    (void)n;
+    if (a[0]->kind != PC_STRING) return pc__ext_ret(ctx, out, pc_value_bool(false));
+    size_t jl;
+    char *j = pc_plib_yaml_to_json(a[0]->u.s, a[0]->len, &jl, NULL, 0);
+    free(j);
+    return pc__ext_ret(ctx, out, pc_value_bool(j != NULL));
+}
+
 static const pc_builtin STRINGS_TABLE[] = {
     {"strings.reverse", 1, s_reverse, 0},
     {"strings.count", 2, s_count, 0},
@@ -760,6 +881,10 @@ static const pc_builtin STRINGS_TABLE[] = {
     {"json.marshal", 1, j_marshal, 0},
     {"json.unmarshal", 1, j_unmarshal, 0},
     {"json.is_valid", 1, j_is_valid, 0},
+    {"json.marshal_with_options", 2, j_marshal_with_options, 0},
+    {"yaml.marshal", 1, y_marshal, 0},
+    {"yaml.unmarshal", 1, y_unmarshal, 0},
+    {"yaml.is_valid", 1, y_is_valid, 0},
     {NULL, 0, NULL, 0},
 };
 
