@@ -1,5 +1,5 @@
 /* Fuzz the byte parsers behind the long-tail built-ins: units, CIDRs, base64,
- * hex, URL queries, semver, uuid, Go sprintf, globs, regexes and JWK/PEM keys.
+ * hex, URL queries, semver, uuid, Go sprintf, globs, regexes, JWK/PEM keys and YAML.
  * The first byte picks the parser; the rest is its input. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include "policy/lib/semver.h"
 #include "policy/lib/units.h"
 #include "policy/lib/uuid.h"
+#include "policy/lib/yamlconv.h"
 
 static bool keep(void *ud, const char *s, size_t n)
 {
@@ -41,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ol;
     char *o = NULL;
     int cnt = 0;
-    switch (data[0] % 12) {
+    switch (data[0] % 14) {
     case 0:
         free(pc_plib_units_parse(s, n, err, sizeof(err)));
         o = pc_plib_units_parse_bytes(s, n, err, sizeof(err));
@@ -121,6 +122,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (pc_plib_keyset_parse(s, n, &ks, err, sizeof(err))) pc_plib_keyset_free(&ks);
         break;
     }
+    case 12: {
+        char *j = pc_plib_yaml_to_json(s, n, &ol, err, sizeof(err));
+        if (j) o = pc_plib_json_to_yaml(j, ol, &ol, err, sizeof(err));
+        free(j);
+        break;
+    }
+    case 13:
+        (void)pc_plib_globs_intersect(s, n / 2, s + n / 2, n - n / 2, err, sizeof(err));
+        break;
     case 11: {
         const char *t = memchr(s, '|', n);
         if (t && n < 1024)
