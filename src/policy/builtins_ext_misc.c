@@ -98,6 +98,216 @@ static bool u_rfc4122(EXT_ARGS)
     return pc__ext_ret(ctx, out, pc_value_string(A, buf, 36));
 }
 
+/* rand.intn(str, n): random, yet fixed for the same arguments within one
+ * evaluation (OPA caches per query), derived like uuid.rfc4122 */
+static bool r_intn(EXT_ARGS)
+{
+    (void)n;
+    const char *s;
+    size_t sl;
+    int64_t lim;
+    if (!pc_arg_string(ctx, a, 0, &s, &sl) || !pc_arg_int(ctx, a, 1, &lim)) return false;
+    if (lim == 0) return pc__ext_ret(ctx, out, pc_value_int(A, 0));
+    if (lim < 0) lim = -lim;
+    pthread_once(&uuid_once, uuid_secret_init);
+    pc_str m = {0};
+    int64_t now = pc_builtin_now_ns(ctx);
+    pc_str_append(&m, "rand.intn", 9);
+    pc_str_append(&m, (const char *)&now, sizeof(now));
+    pc_str_append(&m, (const char *)&lim, sizeof(lim));
+    pc_str_append(&m, s, sl);
+    unsigned char mac[PC_PLIB_MAX_DIGEST];
+    size_t ml;
+    bool ok = pc_plib_hmac("sha256", uuid_secret, sizeof(uuid_secret), m.p, m.len, mac, &ml);
+    pc_str_free(&m);
+    if (!ok) return pc_builtin_error(ctx, "cannot generate a random number");
+    uint64_t v;
+    memcpy(&v, mac, sizeof(v));
+    return pc__ext_ret(ctx, out, pc_value_int(A, (int64_t)(v % (uint64_t)lim)));
+}
+
+/* ---- object.subset ------------------------------------------------------------ */
+
+static bool set_subset(const pc_value *super, const pc_value *sub)
+{
+    for (uint32_t i = 0; i < sub->len; i++)
+        if (!pc_value_set_contains(super, sub->u.items[i])) return false;
+    return true;
+}
+
+/* contiguous occurrence, OPA's naive search */
+static bool array_subset(const pc_value *super, const pc_value *sub)
+{
+    if (sub->len > super->len) return false;
+    if (pc_value_equal(sub, super)) return true;
+    uint32_t sc = 0, bc = 0;
+    for (;;) {
+        if (bc == sub->len) return true;
+        if (sc + bc == super->len) return false;
+        if (pc_value_compare(super->u.items[sc + bc], sub->u.items[bc]) == 0) {
+            bc++;
+        } else {
+            sc++;
+            bc = 0;
+        }
+    }
+}
+
+static bool array_set_subset(const pc_value *super, const pc_value *sub)
+{
+    long unmatched = (long)sub->len;
+    for (uint32_t i = 0; i < super->len; i++) {
+        if (pc_value_set_contains(sub, super->u.items[i])) unmatched--;
+        if (unmatched == 0) return true;
+    }
+    return false;
+}
+
+static bool object_subset(const pc_value *super, const pc_value *sub, int depth)
+{
+    if (depth > 512) return false;
+    for (uint32_t i = 0; i < sub->len; i++) {
+        const pc_value *sv = sub->u.kvs[i].val;
+        const pc_value *pv = pc_value_object_get(super, sub->u.kvs[i].key);
+        if (!pv) return false;
+        if (pc_value_equal(sv, pv)) continue;
+        if (pv->kind == PC_OBJECT && sv->kind == PC_OBJECT) {
+            if (!object_subset(pv, sv, depth + 1)) return false;
+        } else if (pv->kind == PC_SET && sv->kind == PC_SET) {
+            if (!set_subset(pv, sv)) return false;
+        } else if (pv->kind == PC_ARRAY && sv->kind == PC_ARRAY) {
+            if (!array_subset(pv, sv)) return false;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool o_subset(EXT_ARGS)
+{
+    (void)n;
+    const pc_value *super = a[0], *sub = a[1];
+    bool r;
+    if (super->kind == PC_OBJECT && sub->kind == PC_OBJECT)
+        r = object_subset(super, sub, 0);
+    else if (super->kind == PC_SET && sub->kind == PC_SET)
+        r = set_subset(super, sub);
+    else if (super->kind == PC_ARRAY && sub->kind == PC_ARRAY)
+        r = array_subset(super, sub);
+    else if (super->kind == PC_ARRAY && sub->kind == PC_SET)
+        r = array_set_subset(super, sub);
+    else
+        return pc_builtin_type_errorf(ctx, "both arguments object.subset must be of the same type or array and set");
+    return pc__ext_ret(ctx, out, pc_value_bool(r));
+}
+
+/* ---- graph.reachable / graph.reachable_paths -------------------------------------- */
+
+static bool vertices_ok(const pc_value *v)
+{
+    return v->kind == PC_ARRAY || v->kind == PC_SET;
+}
+
+static bool g_reachable(EXT_ARGS)
+{
+    (void)n;
+    const pc_value *g = a[0], *init = a[1];
+    if (g->kind != PC_OBJECT) return pc_builtin_type_error(ctx, 1, "object", g);
+    if (!vertices_ok(init)) return pc_builtin_type_error(ctx, 2, "{array, set}", init);
+    pc_vbuf queue, reached;
+    pc_vbuf_init(&queue, A);
+    pc_vbuf_init(&reached, A);
+    for (uint32_t i = 0; i < init->len; i++) pc_vbuf_push(&queue, init->u.items[i]);
+    for (size_t q = 0; q < queue.len && !queue.oom; q++) {
+        const pc_value *node = queue.items[q];
+        const pc_value *edges = pc_value_object_get(g, node);
+        if (!edges) continue;
+        bool seen = false;
+        for (size_t k = 0; k < reached.len && !seen; k++) seen = pc_value_equal(reached.items[k], node);
+        if (seen) continue;
+        pc_vbuf_push(&reached, node);
+        if (vertices_ok(edges))
+            for (uint32_t i = 0; i < edges->len; i++) pc_vbuf_push(&queue, edges->u.items[i]);
+    }
+    if (queue.oom || reached.oom) return pc_builtin_oom(ctx);
+    return pc__ext_ret(ctx, out, pc_vbuf_set(&reached));
+}
+
+typedef struct {
+    pc_eval_ctx *ctx;
+    const pc_value *g;
+    pc_vbuf *result;
+    long budget;
+} paths_t;
+
+static size_t edge_count(const pc_value *e)
+{
+    return vertices_ok(e) ? e->len : 0;
+}
+
+static bool on_path(const pc_value **path, size_t len, const pc_value *node)
+{
+    for (size_t i = 0; i < len; i++)
+        if (pc_value_equal(path[i], node)) return true;
+    return false;
+}
+
+static void path_builder(paths_t *p, const pc_value *root, const pc_value **path, size_t len,
+                         size_t cap)
+{
+    pc_arena *ar = pc_builtin_arena(p->ctx);
+    if (--p->budget < 0) return;
+    const pc_value *edges = pc_value_object_get(p->g, root);
+    if (!edges) {
+        pc_vbuf_push(p->result, pc_value_array(ar, path, len));
+        return;
+    }
+    if (len >= cap) return;
+    path[len++] = root;
+    if (edge_count(edges) == 0) {
+        pc_vbuf_push(p->result, pc_value_array(ar, path, len));
+        return;
+    }
+    for (uint32_t i = 0; i < edges->len; i++) {
+        const pc_value *nb = edges->u.items[i];
+        if (on_path(path, len, nb))
+            pc_vbuf_push(p->result, pc_value_array(ar, path, len));
+        else
+            path_builder(p, nb, path, len, cap);
+    }
+}
+
+static bool g_reachable_paths(EXT_ARGS)
+{
+    (void)n;
+    const pc_value *g = a[0], *init = a[1];
+    if (g->kind != PC_OBJECT) return pc_builtin_type_error(ctx, 1, "object", g);
+    if (!vertices_ok(init)) return pc_builtin_type_error(ctx, 2, "{array, set}", init);
+    pc_vbuf res;
+    pc_vbuf_init(&res, A);
+    size_t cap = g->len + 2;
+    const pc_value **path = pc_arena_alloc(A, sizeof(*path) * cap);
+    if (!path) return pc_builtin_oom(ctx);
+    paths_t p = {ctx, g, &res, 1000000};
+    for (uint32_t i = 0; i < init->len; i++) {
+        const pc_value *node = init->u.items[i];
+        const pc_value *edges = pc_value_object_get(g, node);
+        if (!edges) continue;
+        if (edge_count(edges) >= 1) {
+            for (uint32_t j = 0; j < edges->len; j++) {
+                path[0] = node;
+                path_builder(&p, edges->u.items[j], path, 1, cap);
+            }
+        } else {
+            pc_vbuf_push(&res, pc_value_array(A, &node, 1));
+        }
+    }
+    if (p.budget < 0) return pc_builtin_error(ctx, "graph too large");
+    if (res.oom) return pc_builtin_oom(ctx);
+    return pc__ext_ret(ctx, out, pc_vbuf_set(&res));
+}
+
 /* ---- JSON paths ---------------------------------------------------------------- */
 
 typedef struct pnode {
@@ -508,6 +718,10 @@ static const pc_builtin MISC_TABLE[] = {
     {"semver.compare", 2, sv_compare, 0},
     {"uuid.parse", 1, u_parse, 0},
     {"uuid.rfc4122", 1, u_rfc4122, PC_BUILTIN_NONDET},
+    {"rand.intn", 2, r_intn, PC_BUILTIN_NONDET},
+    {"object.subset", 2, o_subset, 0},
+    {"graph.reachable", 2, g_reachable, 0},
+    {"graph.reachable_paths", 2, g_reachable_paths, 0},
     {"json.filter", 2, j_filter, 0},
     {"json.remove", 2, j_remove, 0},
     {"json.patch", 2, j_patch, 0},
