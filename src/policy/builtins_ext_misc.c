@@ -4,6 +4,7 @@
  */
 #include "policy/builtins_ext.h"
 
+#include "policy/lib/gourl.h"
 #include "policy/lib/jose.h"
 #include "policy/lib/semver.h"
 #include "policy/lib/uuid.h"
@@ -124,6 +125,42 @@ static bool r_intn(EXT_ARGS)
     uint64_t v;
     memcpy(&v, mac, sizeof(v));
     return pc__ext_ret(ctx, out, pc_value_int(A, (int64_t)(v % (uint64_t)lim)));
+}
+
+/* ---- uri -------------------------------------------------------------------------- */
+
+static bool uri_parse(EXT_ARGS)
+{
+    (void)n;
+    const char *s;
+    size_t sl;
+    if (!pc_arg_string(ctx, a, 0, &s, &sl)) return false;
+    pc_plib_url_t u;
+    char err[600];
+    if (!pc_plib_url_parse(s, sl, &u, err, sizeof(err))) return pc__ext_err(ctx, err);
+    pc_obuf ob;
+    pc_obuf_init(&ob, A);
+    const struct {
+        const char *k;
+        const char *v;
+    } f[] = {{"scheme", u.scheme},       {"hostname", u.hostname},
+             {"port", u.port},           {"path", u.path},
+             {"raw_path", u.raw_path ? u.raw_path : u.path},
+             {"raw_query", u.raw_query}, {"fragment", u.fragment}};
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        if (f[i].v && *f[i].v) pc_obuf_put_str(&ob, f[i].k, pc_value_cstring(A, f[i].v));
+    pc_plib_url_free(&u);
+    return pc__ext_ret(ctx, out, pc_obuf_object(&ob));
+}
+
+static bool uri_is_valid(EXT_ARGS)
+{
+    (void)n;
+    if (a[0]->kind != PC_STRING || a[0]->len == 0) return pc__ext_ret(ctx, out, pc_value_bool(false));
+    pc_plib_url_t u;
+    bool ok = pc_plib_url_parse(a[0]->u.s, a[0]->len, &u, NULL, 0);
+    if (ok) pc_plib_url_free(&u);
+    return pc__ext_ret(ctx, out, pc_value_bool(ok));
 }
 
 /* ---- object.subset ------------------------------------------------------------ */
@@ -719,6 +756,8 @@ static const pc_builtin MISC_TABLE[] = {
     {"uuid.parse", 1, u_parse, 0},
     {"uuid.rfc4122", 1, u_rfc4122, PC_BUILTIN_NONDET},
     {"rand.intn", 2, r_intn, PC_BUILTIN_NONDET},
+    {"uri.parse", 1, uri_parse, 0},
+    {"uri.is_valid", 1, uri_is_valid, 0},
     {"object.subset", 2, o_subset, 0},
     {"graph.reachable", 2, g_reachable, 0},
     {"graph.reachable_paths", 2, g_reachable_paths, 0},
