@@ -7,6 +7,7 @@
 
 #include "policy/lib/encoding.h"
 #include "policy/lib/gofmt.h"
+#include "policy/lib/gourl.h"
 #include "policy/lib/jose.h"
 #include "policy/lib/net.h"
 #include "policy/lib/regex.h"
@@ -42,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ol;
     char *o = NULL;
     int cnt = 0;
-    switch (data[0] % 14) {
+    switch (data[0] % 15) {
     case 0:
         free(pc_plib_units_parse(s, n, err, sizeof(err)));
         o = pc_plib_units_parse_bytes(s, n, err, sizeof(err));
@@ -126,6 +127,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *j = pc_plib_yaml_to_json(s, n, &ol, err, sizeof(err));
         if (j) o = pc_plib_json_to_yaml(j, ol, &ol, err, sizeof(err));
         free(j);
+        break;
+    }
+    case 14: {
+        pc_plib_url_t u;
+        if (pc_plib_url_parse(s, n, &u, err, sizeof(err))) pc_plib_url_free(&u);
         break;
     }
     case 13:

@@ -158,6 +158,20 @@ static bool n_contains_matches(EXT_ARGS)
     return pc__ext_ret(ctx, out, pc_vbuf_set(&vb));
 }
 
+static bool n_lookup_ip_addr(EXT_ARGS)
+{
+    (void)n;
+    const char *x;
+    size_t xl;
+    if (!pc_arg_string(ctx, a, 0, &x, &xl)) return false;
+    pc_vbuf vb;
+    pc_vbuf_init(&vb, A);
+    collect_t c = {ctx, &vb};
+    if (pc_plib_lookup_ip_addr(x, xl, NULL, push_str, &c) < 0) return pc_builtin_error(ctx, "lookup failed");
+    if (vb.oom) return pc_builtin_oom(ctx);
+    return pc__ext_ret(ctx, out, pc_vbuf_set(&vb));
+}
+
 static const pc_builtin NET_TABLE[] = {
     {"net.cidr_contains", 2, n_contains, 0},
     {"net.cidr_overlap", 2, n_contains, 0},
@@ -166,6 +180,7 @@ static const pc_builtin NET_TABLE[] = {
     {"net.cidr_expand", 1, n_expand, 0},
     {"net.cidr_merge", 1, n_merge, 0},
     {"net.cidr_contains_matches", 2, n_contains_matches, 0},
+    {"net.lookup_ip_addr", 1, n_lookup_ip_addr, PC_BUILTIN_NONDET},
     {NULL, 0, NULL, 0},
 };
 
