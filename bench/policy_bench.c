@@ -112,14 +112,19 @@ static const pc_value *builtins_input(pc_arena *a, int i)
 
 static double now_s(void)
 {
+    /* thread CPU time: the machine may be shared, and being descheduled is
+     * not the engine's cost */
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+static const char *g_only;
 
 static int run(const char *label, const char *rego, const pc_value *data, const char *rule, input_fn mk,
                double target_ns)
 {
+    if (g_only && !strchr(g_only, label[1])) return 0;
     pc_policy_module m = {"bench.rego", rego, strlen(rego)};
     pc_policy_error err;
     pc_policy_set *ps = pc_policy_compile(&m, 1, data, 0, &err);
@@ -138,29 +143,37 @@ static int run(const char *label, const char *rego, const pc_value *data, const 
         return 1;
     }
     pc_eval_reset(ev);
+    /* best of five rounds of at least 0.2 s each */
+    double ns = 1e18;
     long iters = 0;
-    double t0 = now_s(), t1;
-    do {
-        for (int i = 0; i < 1000; i++, iters++) {
-            const pc_value *in = mk(pc_eval_input_arena(ev), (int)iters);
-            if (pc_eval_rule(ev, rule, in, &out, &err) < 0) {
-                fprintf(stderr, "%s: %s\n", label, err.message);
-                pc_eval_free(ev);
-                return 1;
+    for (int round = 0; round < 5; round++) {
+        long n = 0;
+        double t0 = now_s(), t1;
+        do {
+            for (int i = 0; i < 1000; i++, n++, iters++) {
+                const pc_value *in = mk(pc_eval_input_arena(ev), (int)iters);
+                if (pc_eval_rule(ev, rule, in, &out, &err) < 0) {
+                    fprintf(stderr, "%s: %s\n", label, err.message);
+                    pc_eval_free(ev);
+                    return 1;
+                }
+                pc_eval_reset(ev);
             }
-            pc_eval_reset(ev);
-        }
-        t1 = now_s();
-    } while (t1 - t0 < 1.0);
-    double ns = (t1 - t0) * 1e9 / (double)iters;
+            t1 = now_s();
+        } while (t1 - t0 < 0.2);
+        double r = (t1 - t0) * 1e9 / (double)n;
+        if (r < ns) ns = r;
+    }
     printf("%-46s %10.0f ns/decision %12.0f decisions/s  (target <= %.0f ns: %s)\n", label, ns,
            1e9 / ns, target_ns, target_ns <= 0 ? "n/a" : ns <= target_ns ? "met" : "NOT met");
     pc_eval_free(ev);
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* optional argument: the letters of the cases to run, e.g. `ad` */
+    g_only = argc > 1 ? argv[1] : NULL;
     pc_policy_init();
     int fails = 0;
     fails += run("(a) seed policy (design §4)", k_seed, NULL, "data.formal.v2.pre_request", seed_input, 1000);
@@ -208,7 +221,7 @@ int main(void)
         pc_builtin_lookup("sprintf", 7))
         fails += run("(c) regex.match + net.cidr_contains + sprintf", k_builtins_policy, NULL, "data.bench.b.allow",
                      builtins_input, 0);
-    else
+    else if (!g_only || strchr(g_only, 'c'))
         printf("%-46s skipped: regex.match / net.cidr_contains / sprintf not linked yet\n",
                "(c) regex.match + net.cidr_contains + sprintf");
 

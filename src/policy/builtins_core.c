@@ -922,6 +922,37 @@ static bool b_bits_rsh(ARGS)
     RET(pc_value_int(A, y >= 63 ? (x < 0 ? -1 : 0) : x >> y));
 }
 
+/* $"..." strings: parts are literal strings or the set of values of an expression. */
+static bool b_template_string(ARGS)
+{
+    (void)n;
+    if (!pc_arg_kind(ctx, a, 0, PC_ARRAY)) return false;
+    pc_str s = {0};
+    for (uint32_t i = 0; i < a[0]->len; i++) {
+        const pc_value *part = a[0]->u.items[i];
+        if (part->kind == PC_STRING) {
+            pc_str_append(&s, part->u.s, part->len);
+            continue;
+        }
+        if (part->kind != PC_SET || part->len > 1) {
+            pc_str_free(&s);
+            return pc_builtin_error(ctx, "template-strings must not produce multiple outputs");
+        }
+        if (part->len == 0) {
+            pc_str_append(&s, "<undefined>", 11);
+            continue;
+        }
+        const pc_value *v = part->u.items[0];
+        if (v->kind == PC_STRING)
+            pc_str_append(&s, v->u.s, v->len);
+        else
+            pc_value_to_rego(&s, v);
+    }
+    const pc_value *r = pc_value_string(A, s.p ? s.p : "", s.len);
+    pc_str_free(&s);
+    RET(r);
+}
+
 static bool b_time_now_ns(ARGS)
 {
     (void)n;
@@ -931,6 +962,7 @@ static bool b_time_now_ns(ARGS)
 
 static const pc_builtin k_core[] = {
     {"time.now_ns", 0, b_time_now_ns, PC_BUILTIN_NONDET},
+    {"internal.template_string", 1, b_template_string, PC_BUILTIN_ALWAYS_RAISE},
     {"equal", 2, b_equal, 0},
     {"neq", 2, b_neq, 0},
     {"lt", 2, b_lt, 0},

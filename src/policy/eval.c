@@ -316,23 +316,20 @@ static int call_builtin(E *e, const pc_builtin *bi, const pc_value **args, uint3
     const pc_value *out = NULL;
     const char *saved = e->bname;
     e->bname = bi->name;
-    pc_policy_error *saved_err = e->err;
-    pc_policy_error local;
-    memset(&local, 0, sizeof(local));
-    e->err = &local;
     e->cur_loc = loc;
     bool ok = bi->fn(e, args, nin, &out);
-    e->err = saved_err;
     e->bname = saved;
     if (!ok) {
         if (e->failed) {
-            bool is_mem = !strcmp(local.code, "eval_memory_error") || !strcmp(local.code, "eval_budget_error");
+            const char *code = e->err->code;
+            bool is_mem = !strcmp(code, "eval_memory_error") || !strcmp(code, "eval_budget_error");
             if (e->strict || is_mem || (bi->flags & PC_BUILTIN_ALWAYS_RAISE) ||
-                !strcmp(local.code, "eval_conflict_error")) {
-                *e->err = local;
+                !strcmp(code, "eval_conflict_error"))
                 return 1;
-            }
-            e->failed = false; /* non-strict: the call is undefined */
+            /* not strict: the call is undefined and the message is dropped */
+            e->failed = false;
+            e->err->code[0] = 0;
+            e->err->message[0] = 0;
         }
         return 0;
     }
@@ -716,6 +713,7 @@ typedef struct {
     const pc_value **keys;
     uint32_t nkeys, ki;
     bool conflict_fn;
+    bool stop_first; /* constant value: the first solution decides */
 } rule_k;
 
 static int rule_value_cb(E *e, K *k, const pc_value *v)
@@ -738,7 +736,7 @@ static int rule_value_cb(E *e, K *k, const pc_value *v)
         return 0;
     }
     r->result = v;
-    return 0;
+    return r->stop_first ? 1 : 0;
 }
 
 static int rule_key_cb(E *e, K *k, const pc_value *v);
@@ -798,6 +796,7 @@ static int run_rule(E *e, pc_rule *r, rule_k *rk)
     rk->f = f;
     rk->r = r;
     rk->k.fn = rule_body_cb;
+    if (!rk->entries && (!r->value || r->value->kind == T_VALUE)) rk->stop_first = true;
     if (!r->body) return rule_body_cb(e, &rk->k, NULL);
     return eval_body(e, f, r->body, 0, &rk->k);
 }
@@ -929,7 +928,8 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
         for (uint32_t i = 0; i < n->nrules; i++) {
             for (pc_rule *r = n->rules[i]; r; r = r->els) {
                 rule_k rk = {0};
-                if (run_rule(e, r, &rk) || e->failed) goto error;
+                run_rule(e, r, &rk);
+                if (e->failed) goto error;
                 if (rk.result) {
                     if (found && !pc_value_equal(found, rk.result)) {
                         fail(e, "eval_conflict_error", r->loc, "complete rules must not produce multiple outputs");
@@ -939,10 +939,12 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
                     break;
                 }
             }
+            if (found && n->const_all) break; /* other rules can only agree */
         }
         if (!found && n->dflt) {
             rule_k rk = {0};
-            if (run_rule(e, n->dflt, &rk) || e->failed) goto error;
+            run_rule(e, n->dflt, &rk);
+            if (e->failed) goto error;
             found = rk.result;
         }
         result = found;
@@ -959,7 +961,8 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
                 oom(e);
                 goto error;
             }
-            if (run_rule(e, r, &rk) || e->failed) goto error;
+            run_rule(e, r, &rk);
+                if (e->failed) goto error;
         }
         if (ents.oom) {
             oom(e);
@@ -989,7 +992,8 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
         }
         if (!result && n->dflt) {
             rule_k rk = {0};
-            if (run_rule(e, n->dflt, &rk) || e->failed) goto error;
+            run_rule(e, n->dflt, &rk);
+            if (e->failed) goto error;
             result = rk.result;
         }
     }
@@ -1039,9 +1043,11 @@ static int call_user(E *e, pc_node *fn, const pc_value **args, uint32_t nargs, p
                 e->busy[fn->id] = 0;
                 return oom(e);
             }
-            rule_k rk = {.k.fn = rule_body_cb, .f = f, .r = r, .conflict_fn = true};
+            rule_k rk = {.k.fn = rule_body_cb, .f = f, .r = r, .conflict_fn = true,
+                         .stop_first = !r->value || r->value->kind == T_VALUE};
             fnarg_k a = {.k.fn = fnarg_cb, .f = f, .r = r, .args = args, .i = 0, .n = nargs, .rk = &rk};
-            if (fnarg_cb(e, &a.k, NULL) || e->failed) {
+            fnarg_cb(e, &a.k, NULL);
+            if (e->failed) {
                 e->busy[fn->id] = 0;
                 return 1;
             }
@@ -1060,7 +1066,8 @@ static int call_user(E *e, pc_node *fn, const pc_value **args, uint32_t nargs, p
     (void)found_rule;
     if (!found && fn->dflt) {
         rule_k rk = {0};
-        if (run_rule(e, fn->dflt, &rk) || e->failed) {
+        run_rule(e, fn->dflt, &rk);
+        if (e->failed) {
             e->busy[fn->id] = 0;
             return 1;
         }
@@ -1772,16 +1779,19 @@ static bool eval_begin(pc_eval *ev, const pc_value *input, pc_policy_error *err)
     e->fov = NULL;
     e->have_now = false;
     e->bname = NULL;
-    memset(err, 0, sizeof(*err));
+    err->code[0] = 0;
+    err->message[0] = 0;
+    err->file[0] = 0;
+    err->row = err->col = 0;
     size_t nn = (size_t)e->ps->nnodes;
-    e->cache = pc_arena_alloc(e->arena, nn * sizeof(*e->cache) + 8);
-    e->busy = pc_arena_alloc(e->arena, nn + 8);
-    if (!e->cache || !e->busy) {
+    void *mem = pc_arena_alloc(e->arena, nn * (sizeof(*e->cache) + 1) + 8);
+    if (!mem) {
         oom(e);
         return false;
     }
-    memset(e->cache, 0, nn * sizeof(*e->cache));
-    memset(e->busy, 0, nn);
+    memset(mem, 0, nn * (sizeof(*e->cache) + 1));
+    e->cache = mem;
+    e->busy = (uint8_t *)(e->cache + nn);
     return true;
 }
 
@@ -1950,6 +1960,8 @@ int64_t pc_builtin_now_ns(pc_eval_ctx *ctx)
     return ctx->now_ns;
 }
 
+static bool raise(pc_eval_ctx *ctx, const char *code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 static bool raise(pc_eval_ctx *ctx, const char *code, const char *fmt, va_list ap)
 {
     if (ctx->failed) return false;
