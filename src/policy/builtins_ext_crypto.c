@@ -483,11 +483,15 @@ static bool encode_sign(pc_eval_ctx *ctx, const pc_value **out, const char *h, s
     }
     char perr[256] = "";
     const pc_value *hdr = pc_json_parse(A, h, hl, perr, sizeof(perr));
-    if (!hdr || hdr->kind != PC_OBJECT) {
+    /* jwsbb looks "alg" up lazily: broken JSON objects fail to parse, other
+     * text simply has no "alg" */
+    size_t ws = 0;
+    while (ws < hl && (h[ws] == ' ' || h[ws] == '\t' || h[ws] == '\r' || h[ws] == '\n')) ws++;
+    if (!hdr && ws < hl && h[ws] == '{') {
         pc_builtin_error(ctx, "missing or invalid 'alg' header: cannot parse JSON");
         goto done;
     }
-    const pc_value *alg = pc_value_object_get_str(hdr, "alg", 3);
+    const pc_value *alg = hdr && hdr->kind == PC_OBJECT ? pc_value_object_get_str(hdr, "alg", 3) : NULL;
     if (!alg || alg->kind != PC_STRING) {
         pc_builtin_error(ctx, "missing or invalid 'alg' header: jwsbb: header \"alg\" not found");
         goto done;

@@ -585,6 +585,7 @@ static bool array_index(const pc_value *seg, uint32_t len, bool allow_end, uint3
         *out = len;
         return true;
     }
+    if (seg->len > 1 && seg->u.s[0] == '0') return false; /* JSON Pointer: no leading zeros */
     uint64_t v = 0;
     for (uint32_t i = 0; i < seg->len; i++) {
         char c = seg->u.s[i];
@@ -729,8 +730,13 @@ static bool j_patch(EXT_ARGS)
             doc = patch_at(A, doc, segs, ns, P_REMOVE, NULL, NULL);
         } else if (!strcmp(op, "replace")) {
             if (!val) return false;
-            doc = patch_at(A, doc, segs, ns, P_REMOVE, NULL, NULL);
-            if (doc) doc = patch_at(A, doc, segs, ns, P_ADD, val, NULL);
+            /* replacing the root replaces the whole document */
+            if (ns == 0) {
+                doc = val;
+            } else {
+                doc = patch_at(A, doc, segs, ns, P_REMOVE, NULL, NULL);
+                if (doc) doc = patch_at(A, doc, segs, ns, P_ADD, val, NULL);
+            }
         } else if (!strcmp(op, "move") || !strcmp(op, "copy")) {
             if (!from || (from->kind != PC_STRING && from->kind != PC_ARRAY) ||
                 !parse_path(ctx, from, &fsegs, &nf))
