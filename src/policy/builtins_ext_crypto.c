@@ -3,6 +3,7 @@
 
 #include "policy/lib/encoding.h"
 #include "policy/lib/jose.h"
+#include "policy/lib/x509.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -576,6 +577,89 @@ static bool j_encode_sign(EXT_ARGS)
     return ok;
 }
 
+/* ---- X.509 ---------------------------------------------------------------------- */
+
+static bool json_result(pc_eval_ctx *ctx, const pc_value **out, char *json)
+{
+    if (!json) return pc_builtin_oom(ctx);
+    char err[256] = "";
+    const pc_value *v = pc_json_parse(A, json, strlen(json), err, sizeof(err));
+    free(json);
+    if (!v) return pc_builtin_error(ctx, "%s", err[0] ? err : "invalid result");
+    return pc__ext_ret(ctx, out, v);
+}
+
+static bool x_parse_certs(EXT_ARGS)
+{
+    (void)n;
+    const char *s;
+    size_t sl;
+    if (!pc_arg_string(ctx, a, 0, &s, &sl)) return false;
+    char err[256];
+    char *j = pc_plib_x509_parse_certs(s, sl, err, sizeof(err));
+    if (!j) return pc__ext_err(ctx, err);
+    return json_result(ctx, out, j);
+}
+
+static bool x_parse_and_verify(EXT_ARGS)
+{
+    (void)n;
+    const char *s;
+    size_t sl;
+    if (!pc_arg_string(ctx, a, 0, &s, &sl)) return false;
+    bool valid;
+    char *j = pc_plib_x509_verify_chain(s, sl, &valid);
+    const pc_value *chain;
+    if (!json_result(ctx, &chain, j)) return false;
+    const pc_value *items[2] = {pc_value_bool(valid), chain};
+    return pc__ext_ret(ctx, out, pc_value_array(A, items, 2));
+}
+
+static bool x_parse_csr(EXT_ARGS)
+{
+    (void)n;
+    const char *s;
+    size_t sl;
+    if (!pc_arg_string(ctx, a, 0, &s, &sl)) return false;
+    char err[256];
+    char *j = pc_plib_x509_parse_csr(s, sl, err, sizeof(err));
+    if (!j) return pc__ext_err(ctx, err);
+    return json_result(ctx, out, j);
+}
+
+static bool x_parse_rsa_key(EXT_ARGS)
+{
+    (void)n;
+    const char *s;
+    size_t sl;
+    if (!pc_arg_string(ctx, a, 0, &s, &sl)) return false;
+    char err[256];
+    char *j = pc_plib_x509_rsa_key_jwk(s, sl, err, sizeof(err));
+    if (!j) return pc__ext_err(ctx, err);
+    return json_result(ctx, out, j);
+}
+
+static bool c_parse_private_keys(EXT_ARGS)
+{
+    (void)n;
+    const char *s;
+    size_t sl;
+    if (!pc_arg_string(ctx, a, 0, &s, &sl)) return false;
+    return json_result(ctx, out, pc_plib_parse_private_keys(s, sl));
+}
+
+static bool x_parse_keypair(EXT_ARGS)
+{
+    (void)n;
+    const char *c, *k;
+    size_t cl, kl;
+    if (!pc_arg_string(ctx, a, 0, &c, &cl) || !pc_arg_string(ctx, a, 1, &k, &kl)) return false;
+    char err[256];
+    char *j = pc_plib_x509_keypair(c, cl, k, kl, err, sizeof(err));
+    if (!j) return pc__ext_err(ctx, err);
+    return json_result(ctx, out, j);
+}
+
 static const pc_builtin CRYPTO_TABLE[] = {
     {"crypto.md5", 1, c_md5, 0},
     {"crypto.sha1", 1, c_sha1, 0},
@@ -585,6 +669,12 @@ static const pc_builtin CRYPTO_TABLE[] = {
     {"crypto.hmac.sha256", 2, c_hmac_sha256, 0},
     {"crypto.hmac.sha512", 2, c_hmac_sha512, 0},
     {"crypto.hmac.equal", 2, c_hmac_equal, 0},
+    {"crypto.x509.parse_certificates", 1, x_parse_certs, 0},
+    {"crypto.x509.parse_and_verify_certificates", 1, x_parse_and_verify, PC_BUILTIN_NONDET},
+    {"crypto.x509.parse_certificate_request", 1, x_parse_csr, 0},
+    {"crypto.x509.parse_rsa_private_key", 1, x_parse_rsa_key, 0},
+    {"crypto.x509.parse_keypair", 2, x_parse_keypair, 0},
+    {"crypto.parse_private_keys", 1, c_parse_private_keys, 0},
     {"io.jwt.decode", 1, j_decode, 0},
     {"io.jwt.verify_rs256", 2, j_rs256, 0},
     {"io.jwt.verify_rs384", 2, j_rs384, 0},

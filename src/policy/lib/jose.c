@@ -455,9 +455,9 @@ bool pc_plib_keyset_parse_jwk(const char *s, size_t n, pc_plib_keyset_t *out, ch
     return true;
 }
 
-/* PEM: one block, Go's pem.Decode rules for what may follow it */
-static bool pem_block(const char *s, size_t n, char *type, size_t tcap, unsigned char **der,
-                      size_t *dlen, bool *extra)
+/* PEM: the next block, Go's pem.Decode rules for what belongs to it */
+bool pc__pem_next(const char *s, size_t n, char *type, size_t tcap, unsigned char **der,
+                  size_t *dlen, size_t *consumed)
 {
     const char *b = memmem(s, n, "-----BEGIN ", 11);
     if (!b) return false;
@@ -493,7 +493,7 @@ static bool pem_block(const char *s, size_t n, char *type, size_t tcap, unsigned
     /* the rest of the END line (including its newline) belongs to the block */
     while (rest < s + n && *rest != '\n') rest++;
     if (rest < s + n) rest++;
-    *extra = rest < s + n;
+    *consumed = (size_t)(rest - s);
     return true;
 }
 
@@ -502,10 +502,10 @@ bool pc_plib_keyset_parse(const char *s, size_t n, pc_plib_keyset_t *out, char *
     memset(out, 0, sizeof(*out));
     char type[64];
     unsigned char *der = NULL;
-    size_t dlen;
-    bool extra;
-    if (!pem_block(s, n, type, sizeof(type), &der, &dlen, &extra))
+    size_t dlen, used;
+    if (!pc__pem_next(s, n, type, sizeof(type), &der, &dlen, &used))
         return pc_plib_keyset_parse_jwk(s, n, out, err, errlen);
+    bool extra = used < n;
     out->from_pem = true;
     EVP_PKEY *pk = NULL;
     bool ok = false;

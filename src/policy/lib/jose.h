@@ -60,4 +60,9 @@ bool pc_plib_jws_verify_secret(const void *secret, size_t sl, const char *alg, c
 bool pc_plib_jws_sign(const pc_plib_jwk_t *key, const char *alg, const void *data, size_t n,
                       unsigned char **sig, size_t *sn, char *err, size_t errlen);
 
+/* Internal to the policy helpers: decode the next PEM block of s (DER is
+ * malloc'd); *consumed is the offset just past the block's END line. */
+bool pc__pem_next(const char *s, size_t n, char *type, size_t tcap, unsigned char **der,
+                  size_t *dlen, size_t *consumed);
+
 #endif
