@@ -7,6 +7,7 @@
 #include "policy/lib/gourl.h"
 #include "policy/lib/jose.h"
 #include "policy/lib/semver.h"
+#include "policy/lib/sigv4.h"
 #include "policy/lib/uuid.h"
 
 #include <openssl/rand.h>
@@ -161,6 +162,148 @@ static bool uri_is_valid(EXT_ARGS)
     bool ok = pc_plib_url_parse(a[0]->u.s, a[0]->len, &u, NULL, 0);
     if (ok) pc_plib_url_free(&u);
     return pc__ext_ret(ctx, out, pc_value_bool(ok));
+}
+
+/* ---- providers.aws.sign_req ------------------------------------------------------- */
+
+/* the names among `keys` for which pred fails, as a Rego set text {"a", "b"} */
+static void key_set_text(pc_str *o, const char *const *keys, const bool *bad, size_t n)
+{
+    bool first = true;
+    pc_str_append(o, "{", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (!bad[i]) continue;
+        pc_str_appendf(o, "%s\"%s\"", first ? "" : ", ", keys[i]);
+        first = false;
+    }
+    pc_str_append(o, "}", 1);
+}
+
+static const char *str_or_empty(const pc_value *o, const char *k)
+{
+    const pc_value *v = pc_value_object_get_str(o, k, strlen(k));
+    return v && v->kind == PC_STRING ? v->u.s : "";
+}
+
+static bool aws_sign_req(EXT_ARGS)
+{
+    (void)n;
+    const pc_value *req = a[0], *cfg = a[1];
+    if (req->kind != PC_OBJECT) return pc_builtin_type_error(ctx, 1, "object", req);
+    if (cfg->kind != PC_OBJECT) return pc_builtin_type_error(ctx, 1, "object", cfg);
+    /* required config keys, in set (sorted) order */
+    static const char *const cfg_keys[] = {"aws_access_key", "aws_region", "aws_secret_access_key", "aws_service"};
+    bool missing[4], invalid[4], any_missing = false, any_invalid = false;
+    for (int i = 0; i < 4; i++) {
+        const pc_value *v = pc_value_object_get_str(cfg, cfg_keys[i], strlen(cfg_keys[i]));
+        missing[i] = !v;
+        invalid[i] = v && v->kind != PC_STRING;
+        any_missing |= missing[i];
+        any_invalid |= invalid[i];
+    }
+    if (any_missing || any_invalid) {
+        pc_str t = {0};
+        key_set_text(&t, cfg_keys, any_missing ? missing : invalid, 4);
+        bool r = pc_builtin_type_errorf(ctx, "operand 2 %s required AWS config parameters(s): %s",
+                                        any_missing ? "missing" : "invalid values for", t.p ? t.p : "{}");
+        pc_str_free(&t);
+        return r;
+    }
+    if (a[2]->kind != PC_NUMBER) return pc_builtin_type_error(ctx, 1, "number", a[2]);
+    if (a[2]->num != PC_NUM_INT)
+        return pc_builtin_type_errorf(ctx, "operand 3 could not convert time_ns value into a unix timestamp");
+    static const char *const req_keys[] = {"method", "url"};
+    bool rmiss[2], rbad[2], any_rmiss = false, any_rbad = false;
+    for (int i = 0; i < 2; i++) {
+        const pc_value *v = pc_value_object_get_str(req, req_keys[i], strlen(req_keys[i]));
+        rmiss[i] = !v;
+        rbad[i] = v && v->kind != PC_STRING;
+        any_rmiss |= rmiss[i];
+        any_rbad |= rbad[i];
+    }
+    if (any_rmiss || any_rbad) {
+        pc_str t = {0};
+        key_set_text(&t, req_keys, any_rmiss ? rmiss : rbad, 2);
+        bool r = pc_builtin_type_errorf(ctx, "operand 1 %s request parameters(s): %s",
+                                        any_rmiss ? "missing required" : "invalid values for required",
+                                        t.p ? t.p : "{}");
+        pc_str_free(&t);
+        return r;
+    }
+    const pc_value *headers = pc_value_object_get_str(req, "headers", 7);
+    if (headers && headers->kind != PC_OBJECT) return pc_builtin_type_error(ctx, 0, "object", headers);
+    const pc_value *dps = pc_value_object_get_str(cfg, "disable_payload_signing", 23);
+    if (dps && dps->kind != PC_BOOL)
+        return pc_builtin_type_errorf(ctx, "operand 2 invalid value for 'disable_payload_signing' in AWS config");
+    const char *url = str_or_empty(req, "url");
+    pc_plib_url_t u;
+    char err[600];
+    if (!pc_plib_url_parse(url, strlen(url), &u, err, sizeof(err))) return pc__ext_err(ctx, err);
+    /* body: raw_body as is, else body as JSON */
+    const pc_value *raw = pc_value_object_get_str(req, "raw_body", 8);
+    const pc_value *body = pc_value_object_get_str(req, "body", 4);
+    pc_str bj = {0};
+    const char *bp = "";
+    size_t bl = 0;
+    if (raw) {
+        bp = raw->kind == PC_STRING ? raw->u.s : "";
+        bl = raw->kind == PC_STRING ? raw->len : 0;
+    } else if (body) {
+        pc_value_to_json(&bj, body);
+        bp = bj.p ? bj.p : "";
+        bl = bj.len;
+    }
+    size_t nh = headers ? headers->len : 0;
+    const char **hn = pc_arena_alloc(A, sizeof(char *) * (nh ? nh : 1));
+    const char **hv = pc_arena_alloc(A, sizeof(char *) * (nh ? nh : 1));
+    if (!hn || !hv) {
+        pc_str_free(&bj);
+        pc_plib_url_free(&u);
+        return pc_builtin_oom(ctx);
+    }
+    for (size_t i = 0; i < nh; i++) {
+        const pc_value *k = headers->u.kvs[i].key, *v = headers->u.kvs[i].val;
+        hn[i] = k->kind == PC_STRING ? k->u.s : "";
+        hv[i] = v->kind == PC_STRING ? v->u.s : "";
+    }
+    const pc_value *tok = pc_value_object_get_str(cfg, "aws_session_token", 17);
+    pc_plib_sigv4_in_t in = {
+        .hdr_names = hn, .hdr_values = hv, .nhdrs = nh,
+        .method = str_or_empty(req, "method"),
+        .host = u.host ? u.host : "", .escaped_path = u.escaped_path ? u.escaped_path : "",
+        .raw_query = u.raw_query ? u.raw_query : "",
+        .body = bp, .body_len = bl,
+        .service = str_or_empty(cfg, "aws_service"), .access_key = str_or_empty(cfg, "aws_access_key"),
+        .secret_key = str_or_empty(cfg, "aws_secret_access_key"), .region = str_or_empty(cfg, "aws_region"),
+        .session_token = tok && tok->kind == PC_STRING ? tok->u.s : NULL,
+        .time_ns = a[2]->u.i,
+        .disable_payload_signing = dps && dps->u.b,
+    };
+    pc_plib_sigv4_out_t so;
+    bool ok = pc_plib_sigv4_sign(&in, &so);
+    pc_str_free(&bj);
+    pc_plib_url_free(&u);
+    if (!ok) return pc_builtin_error(ctx, "signing failed");
+    /* headers: the request's, then Authorization, then the AWS ones (which win) */
+    pc_obuf hb;
+    pc_obuf_init(&hb, A);
+    for (size_t i = 0; i < nh; i++)
+        if (headers->u.kvs[i].key->kind == PC_STRING)
+            pc_obuf_put(&hb, headers->u.kvs[i].key,
+                        headers->u.kvs[i].val->kind == PC_STRING ? headers->u.kvs[i].val : pc_value_empty_string());
+    pc_obuf_put_str(&hb, "Authorization", pc_value_cstring(A, so.authorization));
+    pc_obuf_put_str(&hb, "host", pc_value_cstring(A, so.host));
+    pc_obuf_put_str(&hb, "x-amz-date", pc_value_cstring(A, so.amz_date));
+    if (so.content_sha256) pc_obuf_put_str(&hb, "x-amz-content-sha256", pc_value_cstring(A, so.content_sha256));
+    if (so.security_token) pc_obuf_put_str(&hb, "x-amz-security-token", pc_value_cstring(A, so.security_token));
+    pc_plib_sigv4_free(&so);
+    pc_obuf ob;
+    pc_obuf_init(&ob, A);
+    for (uint32_t i = 0; i < req->len; i++)
+        if (!(req->u.kvs[i].key->kind == PC_STRING && !strcmp(req->u.kvs[i].key->u.s, "headers")))
+            pc_obuf_put(&ob, req->u.kvs[i].key, req->u.kvs[i].val);
+    pc_obuf_put_str(&ob, "headers", pc_obuf_object(&hb));
+    return pc__ext_ret(ctx, out, pc_obuf_object(&ob));
 }
 
 /* ---- object.subset ------------------------------------------------------------ */
@@ -763,6 +906,7 @@ static const pc_builtin MISC_TABLE[] = {
     {"uuid.rfc4122", 1, u_rfc4122, PC_BUILTIN_NONDET},
     {"rand.intn", 2, r_intn, PC_BUILTIN_NONDET},
     {"uri.parse", 1, uri_parse, 0},
+    {"providers.aws.sign_req", 3, aws_sign_req, 0},
     {"uri.is_valid", 1, uri_is_valid, 0},
     {"object.subset", 2, o_subset, 0},
     {"graph.reachable", 2, g_reachable, 0},

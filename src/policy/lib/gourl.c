@@ -145,7 +145,9 @@ void pc_plib_url_free(pc_plib_url_t *u)
     if (!u) return;
     free(u->scheme);
     free(u->opaque);
+    free(u->host);
     free(u->hostname);
+    free(u->escaped_path);
     free(u->port);
     free(u->path);
     free(u->raw_path);
@@ -202,7 +204,10 @@ static bool parse_host(const char *h, size_t n, pc_plib_url_t *u, pc__sbuf_t *ms
     }
     char *host = unescape(h, n, ENC_HOST, msg);
     if (!host) return false;
-    free(host);
+    if (*host)
+        u->host = host;
+    else
+        free(host);
     /* Hostname(): the host without port and brackets, unescaped */
     char *hn_dec = unescape(hp, hn, ENC_HOST, msg);
     if (!hn_dec) return false;
@@ -303,7 +308,13 @@ bool pc_plib_url_parse(const char *s, size_t n, pc_plib_url_t *u, char *err, siz
         if (!p) goto fail;
         char *e = escape(p, strlen(p), ENC_PATH);
         if (strlen(e) != rn || memcmp(e, rest, rn) != 0) u->raw_path = strndup(rest, rn);
-        free(e);
+        /* EscapedPath: the original when it decodes to Path, else the default encoding */
+        if (u->raw_path) {
+            u->escaped_path = strndup(rest, rn);
+            free(e);
+        } else {
+            u->escaped_path = e;
+        }
         if (*p)
             u->path = p;
         else

@@ -13,10 +13,12 @@
 typedef struct pc_plib_url {
     char *scheme;
     char *opaque;
+    char *host;     /* authority host as written, with port (URL.Host) */
     char *hostname; /* Host without port and IPv6 brackets */
     char *port;
     char *path;     /* decoded */
     char *raw_path; /* the original encoding when it differs from the default one */
+    char *escaped_path; /* URL.EscapedPath() */
     char *raw_query;
     char *fragment; /* decoded */
     bool has_user;
