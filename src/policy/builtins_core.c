@@ -3,9 +3,11 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/common.h"
+#include "policy/bignum.h"
 #include "policy/builtins.h"
 
 /* ---- registry --------------------------------------------------------- */
@@ -128,6 +130,8 @@ static bool b_plus(ARGS)
     int64_t r;
     if (is_int(a[0]) && is_int(a[1]) && !__builtin_add_overflow(a[0]->u.i, a[1]->u.i, &r))
         RET(pc_value_int(A, r));
+    const pc_value *big;
+    if (pc__bignum_op(A, '+', a[0], a[1], &big)) RET(big);
     RET(pc_value_float(A, pc_value_get_double(a[0]) + pc_value_get_double(a[1])));
 }
 
@@ -135,15 +139,14 @@ static bool b_minus(ARGS)
 {
     (void)n;
     if (a[0]->kind == PC_SET && a[1]->kind == PC_SET) RET(set_diff(A, a[0], a[1]));
-    if (a[0]->kind == PC_SET || a[1]->kind == PC_SET) {
-        const pc_value *bad = a[0]->kind == PC_SET ? a[1] : a[0];
-        return pc_builtin_type_error(ctx, a[0]->kind == PC_SET ? 2 : 1, "set", bad);
-    }
+    if (a[0]->kind == PC_SET) return pc_builtin_type_error(ctx, 2, "set", a[1]);
     if (a[0]->kind != PC_NUMBER) return pc_builtin_type_error(ctx, 1, "one of {number, set}", a[0]);
-    if (a[1]->kind != PC_NUMBER) return pc_builtin_type_error(ctx, 2, "one of {number, set}", a[1]);
+    if (a[1]->kind != PC_NUMBER) return pc_builtin_type_error(ctx, 2, "number", a[1]);
     int64_t r;
     if (is_int(a[0]) && is_int(a[1]) && !__builtin_sub_overflow(a[0]->u.i, a[1]->u.i, &r))
         RET(pc_value_int(A, r));
+    const pc_value *big;
+    if (pc__bignum_op(A, '-', a[0], a[1], &big)) RET(big);
     RET(pc_value_float(A, pc_value_get_double(a[0]) - pc_value_get_double(a[1])));
 }
 
@@ -154,6 +157,8 @@ static bool b_mul(ARGS)
     int64_t r;
     if (is_int(a[0]) && is_int(a[1]) && !__builtin_mul_overflow(a[0]->u.i, a[1]->u.i, &r))
         RET(pc_value_int(A, r));
+    const pc_value *big;
+    if (pc__bignum_op(A, '*', a[0], a[1], &big)) RET(big);
     RET(pc_value_float(A, pc_value_get_double(a[0]) * pc_value_get_double(a[1])));
 }
 
@@ -173,6 +178,11 @@ static bool b_rem(ARGS)
     (void)n;
     if (!num2(ctx, a)) return false;
     int64_t x, y;
+    if (pc__bignum_is_big(a[0]) || pc__bignum_is_big(a[1])) {
+        const pc_value *big;
+        if (pc_value_get_double(a[1]) == 0) return pc_builtin_error(ctx, "modulo by zero");
+        if (pc__bignum_op(A, '%', a[0], a[1], &big)) RET(big);
+    }
     if (!pc_value_is_integral(a[0]) || !pc_value_is_integral(a[1]) || !pc_value_get_int(a[0], &x) ||
         !pc_value_get_int(a[1], &y))
         return pc_builtin_error(ctx, "modulo on floating-point number");
@@ -418,6 +428,22 @@ static bool b_array_slice(ARGS)
     RET(pc_value_array(A, a[0]->u.items + lo, (size_t)(hi - lo)));
 }
 
+static bool b_array_flatten(ARGS)
+{
+    (void)n;
+    if (!pc_arg_kind(ctx, a, 0, PC_ARRAY)) return false;
+    pc_vbuf b;
+    pc_vbuf_init(&b, A);
+    for (uint32_t i = 0; i < a[0]->len; i++) {
+        const pc_value *x = a[0]->u.items[i];
+        if (x->kind == PC_ARRAY)
+            for (uint32_t j = 0; j < x->len; j++) pc_vbuf_push(&b, x->u.items[j]);
+        else
+            pc_vbuf_push(&b, x);
+    }
+    RET(pc_vbuf_array(&b));
+}
+
 static bool b_array_reverse(ARGS)
 {
     (void)n;
@@ -481,7 +507,7 @@ static bool filter_obj(pc_eval_ctx *ctx, const pc_value *const *a, const pc_valu
 {
     if (!pc_arg_kind(ctx, a, 0, PC_OBJECT)) return false;
     if (a[1]->kind != PC_ARRAY && a[1]->kind != PC_SET && a[1]->kind != PC_OBJECT)
-        return pc_builtin_type_error(ctx, 2, "one of {array, object, set}", a[1]);
+        return pc_builtin_type_error(ctx, 2, "one of {object, set, array}", a[1]);
     pc_obuf b;
     pc_obuf_init(&b, A);
     for (uint32_t i = 0; i < a[0]->len; i++)
@@ -527,6 +553,144 @@ static bool b_object_union_n(ARGS)
     RET(acc);
 }
 
+static bool subset_of(const pc_value *super, const pc_value *sub)
+{
+    if (super->kind == PC_OBJECT && sub->kind == PC_OBJECT) {
+        for (uint32_t i = 0; i < sub->len; i++) {
+            const pc_value *sv = pc_value_object_get(super, sub->u.kvs[i].key);
+            const pc_value *bv = sub->u.kvs[i].val;
+            if (!sv) return false;
+            bool coll = (sv->kind == bv->kind && (sv->kind == PC_OBJECT || sv->kind == PC_SET || sv->kind == PC_ARRAY)) ||
+                        (sv->kind == PC_ARRAY && bv->kind == PC_SET);
+            if (coll) {
+                if (!subset_of(sv, bv)) return false;
+            } else if (!pc_value_equal(sv, bv)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    if (super->kind == PC_SET && sub->kind == PC_SET) {
+        for (uint32_t i = 0; i < sub->len; i++)
+            if (!pc_value_set_contains(super, sub->u.items[i])) return false;
+        return true;
+    }
+    if (super->kind == PC_ARRAY && sub->kind == PC_ARRAY) {
+        /* a contiguous run of super */
+        if (sub->len == 0) return true;
+        for (uint32_t st = 0; st + sub->len <= super->len; st++) {
+            uint32_t j = 0;
+            while (j < sub->len && pc_value_equal(super->u.items[st + j], sub->u.items[j])) j++;
+            if (j == sub->len) return true;
+        }
+        return false;
+    }
+    if (super->kind == PC_ARRAY && sub->kind == PC_SET) {
+        for (uint32_t i = 0; i < sub->len; i++) {
+            bool found = false;
+            for (uint32_t j = 0; j < super->len && !found; j++) found = pc_value_equal(super->u.items[j], sub->u.items[i]);
+            if (!found) return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+static bool b_object_subset(ARGS)
+{
+    (void)n;
+    const pc_value *sup = a[0], *sub = a[1];
+    if (sup->kind != PC_OBJECT && sup->kind != PC_SET && sup->kind != PC_ARRAY)
+        return pc_builtin_type_error(ctx, 1, "one of {object, set, array}", sup);
+    if (sub->kind != PC_OBJECT && sub->kind != PC_SET && sub->kind != PC_ARRAY)
+        return pc_builtin_type_error(ctx, 2, "one of {object, set, array}", sub);
+    if (sup->kind == PC_OBJECT && sub->kind != PC_OBJECT)
+        return pc_builtin_type_errorf(ctx, "if operand 1 is an object, operand 2 must be an object");
+    if (sup->kind == PC_SET && sub->kind != PC_SET)
+        return pc_builtin_type_errorf(ctx, "if operand 1 is a set, operand 2 must be a set");
+    if (sup->kind == PC_ARRAY && sub->kind == PC_OBJECT)
+        return pc_builtin_type_errorf(ctx, "if operand 1 is an array, operand 2 must be an array or a set");
+    RET(pc_value_bool(subset_of(sup, sub)));
+}
+
+/* ---- graphs ----------------------------------------------------------- */
+
+static bool b_graph_reachable(ARGS)
+{
+    (void)n;
+    if (!pc_arg_kind(ctx, a, 0, PC_OBJECT)) return false;
+    const pc_value *init = a[1];
+    if (init->kind != PC_SET && init->kind != PC_ARRAY)
+        return pc_builtin_type_error(ctx, 2, "one of {set, array}", init);
+    pc_vbuf queue, reached;
+    pc_vbuf_init(&queue, A);
+    pc_vbuf_init(&reached, A);
+    for (uint32_t i = 0; i < init->len; i++) pc_vbuf_push(&queue, init->u.items[i]);
+    for (size_t qi = 0; qi < queue.len; qi++) {
+        const pc_value *node = queue.items[qi];
+        bool seen = false;
+        for (size_t j = 0; j < reached.len && !seen; j++) seen = pc_value_equal(reached.items[j], node);
+        if (seen) continue;
+        const pc_value *edges = pc_value_object_get(a[0], node);
+        if (!edges) continue;
+        pc_vbuf_push(&reached, node);
+        if (edges->kind == PC_ARRAY || edges->kind == PC_SET)
+            for (uint32_t k = 0; k < edges->len; k++) pc_vbuf_push(&queue, edges->u.items[k]);
+        if (queue.oom || reached.oom) return pc_builtin_oom(ctx);
+    }
+    RET(pc_vbuf_set(&reached));
+}
+
+static bool paths_from(pc_eval_ctx *ctx, const pc_value *g, const pc_value *root, pc_vbuf *path, pc_vbuf *out,
+                       pc_vbuf *reached, int depth)
+{
+    const pc_value *edges = pc_value_object_get(g, root);
+    if (!edges || depth > 10000) return true;
+    size_t saved = path->len;
+    pc_vbuf_push(path, root);
+    (void)reached;
+    bool any = false;
+    if (edges->kind == PC_ARRAY || edges->kind == PC_SET) {
+        for (uint32_t i = 0; i < edges->len; i++) {
+            const pc_value *nb = edges->u.items[i];
+            bool seen = false;
+            /* a neighbour already on this path closes a cycle: the path ends */
+            for (size_t j = 0; j < path->len && !seen; j++) seen = pc_value_equal(path->items[j], nb);
+            any = true;
+            if (seen) {
+                pc_vbuf_push(out, pc_value_array(A, path->items, path->len));
+            } else {
+                pc_vbuf cp;
+                pc_vbuf_init(&cp, A);
+                for (size_t j = 0; j < path->len; j++) pc_vbuf_push(&cp, path->items[j]);
+                if (!paths_from(ctx, g, nb, &cp, out, reached, depth + 1)) return false;
+                if (!pc_value_object_get(g, nb)) pc_vbuf_push(out, pc_value_array(A, path->items, path->len));
+            }
+        }
+    }
+    if (!any) pc_vbuf_push(out, pc_value_array(A, path->items, path->len));
+    path->len = saved;
+    return !out->oom && !path->oom;
+}
+
+static bool b_graph_reachable_paths(ARGS)
+{
+    (void)n;
+    if (!pc_arg_kind(ctx, a, 0, PC_OBJECT)) return false;
+    const pc_value *init = a[1];
+    if (init->kind != PC_SET && init->kind != PC_ARRAY)
+        return pc_builtin_type_error(ctx, 2, "one of {set, array}", init);
+    pc_vbuf res;
+    pc_vbuf_init(&res, A);
+    for (uint32_t i = 0; i < init->len; i++) {
+        pc_vbuf path, reached;
+        pc_vbuf_init(&path, A);
+        pc_vbuf_init(&reached, A);
+        if (!paths_from(ctx, a[0], init->u.items[i], &path, &res, &reached, 0)) return pc_builtin_oom(ctx);
+    }
+    RET(pc_vbuf_set(&res));
+}
+
 /* ---- types ------------------------------------------------------------ */
 
 static bool b_is_number(ARGS) { (void)n; (void)ctx; *out = pc_value_bool(a[0]->kind == PC_NUMBER); return true; }
@@ -549,6 +713,12 @@ static bool b_to_number(ARGS)
     case PC_STRING: {
         const pc_value *r = pc_value_number_text(A, v->u.s, v->len);
         if (!r) {
+            static const char *nonfinite[] = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
+                                              "nan", "+nan", "-nan", NULL};
+            for (int i = 0; nonfinite[i]; i++)
+                if (strlen(nonfinite[i]) == v->len && strncasecmp(nonfinite[i], v->u.s, v->len) == 0)
+                    return pc_builtin_type_errorf(ctx, "operand 1 must be a finite number but got %.*s",
+                                                  (int)v->len, v->u.s);
             char *end = NULL;
             double d = strtod(v->u.s, &end);
             if (v->len && end == v->u.s + v->len && isfinite(d) && v->u.s[0] != ' ' && strncmp(v->u.s, "0x", 2) &&
@@ -995,12 +1165,16 @@ static const pc_builtin k_core[] = {
     {"array.concat", 2, b_array_concat, 0},
     {"array.slice", 3, b_array_slice, 0},
     {"array.reverse", 1, b_array_reverse, 0},
+    {"array.flatten", 1, b_array_flatten, 0},
     {"object.get", 3, b_object_get, 0},
     {"object.keys", 1, b_object_keys, 0},
     {"object.remove", 2, b_object_remove, 0},
     {"object.filter", 2, b_object_filter, 0},
     {"object.union", 2, b_object_union, 0},
     {"object.union_n", 1, b_object_union_n, 0},
+    {"object.subset", 2, b_object_subset, 0},
+    {"graph.reachable", 2, b_graph_reachable, 0},
+    {"graph.reachable_paths", 2, b_graph_reachable_paths, 0},
     {"is_number", 1, b_is_number, 0},
     {"is_string", 1, b_is_string, 0},
     {"is_boolean", 1, b_is_boolean, 0},

@@ -567,10 +567,10 @@ static int data_key_cb(E *e, K *k, const pc_value *key)
     pc_node *n = d->n;
     pc_node *c = key->kind == PC_STRING ? pc__node_child(n, key) : NULL;
     if (c) return eval_data(e, d->f, d->ref, d->i + 1, c, d->next);
-    if (!n->base || n->base->kind != PC_OBJECT) return 0;
-    const pc_value *v = pc_value_object_get(n->base, key);
+    if ((!n->base || n->base->kind != PC_OBJECT) && !e->ndov) return 0;
+    const pc_value *v = n->base && n->base->kind == PC_OBJECT ? pc_value_object_get(n->base, key) : NULL;
     int64_t ik;
-    if (!v && key->kind == PC_NUMBER && pc_value_get_int(key, &ik) && pc_value_is_integral(key)) {
+    if (!v && n->base && key->kind == PC_NUMBER && pc_value_get_int(key, &ik) && pc_value_is_integral(key)) {
         /* data documents have string keys: data.x[2] finds "2" */
         char kb[32];
         int kl = snprintf(kb, sizeof(kb), "%lld", (long long)ik);

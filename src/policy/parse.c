@@ -482,6 +482,9 @@ static pc_body *parse_body_until(P *p, tok_kind end);
 static pc_expr *parse_expr(P *p);
 static pc_expr *mk_expr(P *p, pc_expr_kind k, const tok *t);
 static pc_term *parse_template(P *p, const tok *t);
+static pc_term *member3(P *p, const tok *it, pc_term *k, pc_term *v, pc_term *coll);
+static pc_term *chain_in(P *p, pc_term *l);
+static pc_term *parse_binary(P *p, int level);
 static pc_term *parse_term_in(P *p);
 static pc_term *parse_term_or(P *p);
 
@@ -703,6 +706,15 @@ static pc_term *parse_primary(P *p)
     case K_LPAREN: {
         next(p);
         x = parse_term_in(p);
+        if (cur(p)->k == K_COMMA) {
+            /* (k, v in coll) */
+            next(p);
+            pc_term *v = parse_binary(p, 0);
+            if (!is_kw(p, cur(p), "in")) perr(p, cur(p), "unexpected , token: expected )");
+            tok *it = next(p);
+            x = member3(p, it, x, v, parse_binary(p, 0));
+            x = chain_in(p, x);
+        }
         expect(p, K_RPAREN, ")");
         x = parse_ref_suffix(p, x);
         break;
@@ -899,6 +911,30 @@ static pc_term *parse_term_or(P *p)
     return l;
 }
 
+static pc_term *member3(P *p, const tok *it, pc_term *k, pc_term *v, pc_term *coll)
+{
+    pc_term *c = mk_term(p, T_CALL, it);
+    c->name = "internal.member_3";
+    c->n = 3;
+    c->items = palloc(p, 3 * sizeof(pc_term *));
+    c->items[0] = k;
+    c->items[1] = v;
+    c->items[2] = coll;
+    c->loc = k->loc;
+    return c;
+}
+
+/* x in a in b: membership chains to the left. */
+static pc_term *chain_in(P *p, pc_term *l)
+{
+    while (is_kw(p, cur(p), "in") && !cur(p)->nl) {
+        tok *t = next(p);
+        pc_term *r = parse_binary(p, 0);
+        l = mk_call(p, "internal.member_2", t, l, r);
+    }
+    return l;
+}
+
 /* term [in term]: membership binds loosest among terms. */
 static pc_term *parse_term_in(P *p)
 {
@@ -1014,14 +1050,7 @@ static pc_expr *parse_expr(P *p)
             if (!is_kw(p, cur(p), "in")) perr(p, cur(p), "unexpected , token");
             tok *it = next(p);
             pc_term *coll = parse_binary(p, 0);
-            pc_term *c = mk_term(p, T_CALL, it);
-            c->name = "internal.member_3";
-            c->n = 3;
-            c->items = palloc(p, 3 * sizeof(pc_term *));
-            c->items[0] = l;
-            c->items[1] = v;
-            c->items[2] = coll;
-            c->loc = l->loc;
+            pc_term *c = chain_in(p, member3(p, it, l, v, coll));
             e = mk_expr(p, E_TERM, t);
             e->a = c;
         } else if ((o->k == K_ASSIGN || o->k == K_UNIFY) && !o->nl) {
@@ -1090,11 +1119,39 @@ static pc_body *parse_rule_body(P *p, bool *had_if)
         next(p);
         *had_if = true;
         if (cur(p)->k == K_LBRACE) {
-            /* `if {` always opens a body */
-            next(p);
-            pc_body *b = parse_body_until(p, K_RBRACE);
-            expect(p, K_RBRACE, "}");
-            return b;
+            /* `if {` opens a body, unless what follows only parses as a
+             * term (`if {x: i | ...}`): try the body, then the term. */
+            size_t save = p->pos;
+            jmp_buf outer;
+            memcpy(outer, p->jb, sizeof(jmp_buf));
+            pc_policy_error saved_err = *p->err;
+            if (setjmp(p->jb) == 0) {
+                next(p);
+                pc_body *b = parse_body_until(p, K_RBRACE);
+                expect(p, K_RBRACE, "}");
+                memcpy(p->jb, outer, sizeof(jmp_buf));
+                return b;
+            }
+            memcpy(p->jb, outer, sizeof(jmp_buf));
+            if (p->toks[save + 1].k == K_RBRACE) longjmp(p->jb, 1); /* `if {}`: empty body */
+            p->pos = save;
+            pc_policy_error body_err = *p->err;
+            *p->err = saved_err;
+            /* if the term fails too, report the body's error */
+            jmp_buf outer2;
+            memcpy(outer2, p->jb, sizeof(jmp_buf));
+            if (setjmp(p->jb) != 0) {
+                memcpy(p->jb, outer2, sizeof(jmp_buf));
+                *p->err = body_err;
+                longjmp(p->jb, 1);
+            }
+            elist l1 = {0};
+            el_push(p, &l1, parse_expr(p));
+            memcpy(p->jb, outer2, sizeof(jmp_buf));
+            pc_body *b1 = palloc(p, sizeof(*b1));
+            b1->exprs = l1.items;
+            b1->n = 1;
+            return b1;
         }
         elist l = {0};
         el_push(p, &l, parse_expr(p));

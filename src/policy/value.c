@@ -435,12 +435,34 @@ bool pc_value_is_integral(const pc_value *v)
     return isfinite(v->u.f.d) && v->u.f.d == floor(v->u.f.d);
 }
 
+/* Exact order of two integers written in decimal (beyond int64). */
+static bool bigint_cmp(const char *x, const char *y, int *out)
+{
+    if (strpbrk(x, ".eE") || strpbrk(y, ".eE")) return false;
+    bool nx = *x == '-', ny = *y == '-';
+    if (nx) x++;
+    if (ny) y++;
+    while (*x == '0' && x[1]) x++;
+    while (*y == '0' && y[1]) y++;
+    if (nx != ny) {
+        *out = nx ? -1 : 1;
+        return true;
+    }
+    size_t lx = strlen(x), ly = strlen(y);
+    int c = lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);
+    c = c < 0 ? -1 : c > 0;
+    *out = nx ? -c : c;
+    return true;
+}
+
 static int num_cmp(const pc_value *a, const pc_value *b)
 {
     if (a->num == PC_NUM_INT && b->num == PC_NUM_INT) return (a->u.i > b->u.i) - (a->u.i < b->u.i);
-    if (a->num == PC_NUM_FLOAT && b->num == PC_NUM_FLOAT && a->u.f.text && b->u.f.text &&
-        strcmp(a->u.f.text, b->u.f.text) == 0)
-        return 0;
+    if (a->num == PC_NUM_FLOAT && b->num == PC_NUM_FLOAT && a->u.f.text && b->u.f.text) {
+        if (strcmp(a->u.f.text, b->u.f.text) == 0) return 0;
+        int c;
+        if (bigint_cmp(a->u.f.text, b->u.f.text, &c)) return c;
+    }
     if (a->num == PC_NUM_INT && b->num == PC_NUM_FLOAT) {
         double d = b->u.f.d;
         if (d >= 9.2e18) return -1;
