@@ -57,13 +57,6 @@ static bool tz_time(pc_eval_ctx *ctx, const pc_value *v, int64_t *ns, const pc_p
     return true;
 }
 
-static bool t_now(EXT_ARGS)
-{
-    (void)a;
-    (void)n;
-    return pc__ext_ret(ctx, out, pc_value_int(A, pc_builtin_now_ns(ctx)));
-}
-
 static bool t_parse_ns(EXT_ARGS)
 {
     (void)n;
@@ -194,7 +187,6 @@ static bool t_diff(EXT_ARGS)
 }
 
 static const pc_builtin TIME_TABLE[] = {
-    {"time.now_ns", 0, t_now, PC_BUILTIN_NONDET},
     {"time.parse_ns", 2, t_parse_ns, 0},
     {"time.parse_rfc3339_ns", 1, t_parse_rfc3339_ns, 0},
     {"time.parse_duration_ns", 1, t_parse_duration_ns, 0},
