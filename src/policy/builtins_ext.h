@@ -30,5 +30,6 @@ void pc__builtins_ext_time_register(void);
 void pc__builtins_ext_net_register(void);
 void pc__builtins_ext_crypto_register(void);
 void pc__builtins_ext_misc_register(void);
+void pc__builtins_ext_template_register(void);
 
 #endif
