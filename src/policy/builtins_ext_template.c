@@ -410,8 +410,13 @@ static const pc_value *eval_pipeline(tpl_t *t, tok_t *tk, size_t n, const pc_val
 {
     const pc_value *v = NULL;
     size_t st = 0;
+    int depth = 0;
     for (size_t i = 0; i <= n; i++) {
-        if (i < n && !tok_is(&tk[i], "|")) continue;
+        if (i < n) {
+            if (tok_is(&tk[i], "(")) depth++;
+            if (tok_is(&tk[i], ")")) depth--;
+            if (depth != 0 || !tok_is(&tk[i], "|")) continue;
+        }
         v = eval_cmd(t, tk + st, i - st, dot, v);
         st = i + 1;
     }
