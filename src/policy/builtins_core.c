@@ -214,12 +214,14 @@ static bool range_impl(pc_eval_ctx *ctx, int64_t lo, int64_t hi, int64_t stepv, 
 {
     pc_vbuf b;
     pc_vbuf_init(&b, A);
-    uint64_t count = (uint64_t)((lo <= hi ? hi - lo : lo - hi) / stepv) + 1;
+    uint64_t span = lo <= hi ? (uint64_t)hi - (uint64_t)lo : (uint64_t)lo - (uint64_t)hi;
+    uint64_t count = span / (uint64_t)stepv + 1;
     if (count > 10000000) return pc_builtin_oom(ctx);
-    if (lo <= hi)
-        for (int64_t i = lo; i <= hi; i += stepv) pc_vbuf_push(&b, pc_value_int(A, i));
-    else
-        for (int64_t i = lo; i >= hi; i -= stepv) pc_vbuf_push(&b, pc_value_int(A, i));
+    int64_t i = lo;
+    for (uint64_t k = 0; k < count; k++) {
+        pc_vbuf_push(&b, pc_value_int(A, i));
+        if (__builtin_add_overflow(i, lo <= hi ? stepv : -stepv, &i)) break;
+    }
     RET(pc_vbuf_array(&b));
 }
 
@@ -237,7 +239,10 @@ static bool b_numbers_range_step(ARGS)
     int64_t lo, hi, st;
     if (!pc_arg_int(ctx, a, 0, &lo) || !pc_arg_int(ctx, a, 1, &hi)) return false;
     if (a[2]->kind != PC_NUMBER) return pc_builtin_type_error(ctx, 3, "number", a[2]);
-    if (!pc_value_is_integral(a[2]) || !pc_value_get_int(a[2], &st)) return pc_builtin_error(ctx, "step must be a positive integer");
+    if (pc__bignum_is_big(a[2]) && pc_value_get_double(a[2]) > 0)
+        st = INT64_MAX; /* a step beyond int64 reaches only the first number */
+    else if (!pc_value_is_integral(a[2]) || !pc_value_get_int(a[2], &st))
+        return pc_builtin_error(ctx, "step must be a positive integer");
     if (st <= 0) return pc_builtin_error(ctx, "step must be a positive integer");
     return range_impl(ctx, lo, hi, st, out);
 }
@@ -612,6 +617,119 @@ static bool b_object_subset(ARGS)
         return pc_builtin_type_errorf(ctx, "if operand 1 is an array, operand 2 must be an array or a set");
     RET(pc_value_bool(subset_of(sup, sub)));
 }
+
+/* ---- json.filter / json.remove ---------------------------------------- */
+
+typedef struct {
+    const pc_value *const *segs;
+    uint32_t n;
+} jpath;
+
+/* Paths are "a/b/0" strings or arrays of segments. */
+static bool json_paths(pc_eval_ctx *ctx, const pc_value *arg, jpath **out, size_t *np)
+{
+    if (arg->kind != PC_SET && arg->kind != PC_ARRAY) return pc_builtin_type_error(ctx, 2, "one of {set, array}", arg);
+    jpath *ps = pc_arena_alloc(A, (arg->len + 1) * sizeof(*ps));
+    if (!ps) return pc_builtin_oom(ctx);
+    for (uint32_t i = 0; i < arg->len; i++) {
+        const pc_value *p = arg->u.items[i];
+        if (p->kind == PC_ARRAY) {
+            ps[i].segs = p->u.items;
+            ps[i].n = p->len;
+        } else if (p->kind == PC_STRING) {
+            const char *str = p->u.s;
+            size_t len = p->len;
+            while (len && *str == '/') {
+                str++;
+                len--;
+            }
+            pc_vbuf b;
+            pc_vbuf_init(&b, A);
+            size_t st = 0;
+            for (size_t k = 0; k <= len; k++)
+                if (k == len || str[k] == '/') {
+                    if (k > st || len) pc_vbuf_push(&b, pc_value_string(A, str + st, k - st));
+                    st = k + 1;
+                }
+            if (b.oom) return pc_builtin_oom(ctx);
+            ps[i].segs = b.items;
+            ps[i].n = (uint32_t)b.len;
+        } else {
+            return pc_builtin_type_errorf(ctx,
+                                          "operand 2 must be one of {set, array} containing string paths or array of "
+                                          "path segments but got %s",
+                                          pc_value_type_name(p));
+        }
+    }
+    *out = ps;
+    *np = arg->len;
+    return true;
+}
+
+static bool seg_match(const pc_value *seg, const pc_value *key)
+{
+    if (pc_value_equal(seg, key)) return true;
+    if (seg->kind == PC_STRING && key->kind == PC_NUMBER) {
+        int64_t k;
+        if (!pc_value_get_int(key, &k)) return false;
+        char buf[32];
+        int l = snprintf(buf, sizeof(buf), "%lld", (long long)k);
+        return (size_t)l == seg->len && memcmp(buf, seg->u.s, seg->len) == 0;
+    }
+    return false;
+}
+
+/* keep: json.filter; otherwise json.remove. depth: segment index. */
+static const pc_value *json_select(pc_eval_ctx *ctx, const pc_value *v, const jpath *ps, size_t np, uint32_t depth,
+                                   bool keep)
+{
+    bool is_obj = v->kind == PC_OBJECT;
+    if (!is_obj && v->kind != PC_ARRAY) return v;
+    pc_obuf ob;
+    pc_vbuf ab;
+    pc_obuf_init(&ob, A);
+    pc_vbuf_init(&ab, A);
+    jpath *sub = pc_arena_alloc(A, (np + 1) * sizeof(*sub));
+    if (!sub) return NULL;
+    for (uint32_t i = 0; i < v->len; i++) {
+        const pc_value *key = is_obj ? v->u.kvs[i].key : pc_value_int(A, i);
+        const pc_value *val = is_obj ? v->u.kvs[i].val : v->u.items[i];
+        if (!key) return NULL;
+        size_t ns = 0;
+        bool terminal = false;
+        for (size_t j = 0; j < np; j++) {
+            if (ps[j].n <= depth || !seg_match(ps[j].segs[depth], key)) continue;
+            if (ps[j].n == depth + 1) terminal = true;
+            sub[ns++] = ps[j];
+        }
+        const pc_value *nv;
+        if (keep) {
+            if (!ns) continue;
+            nv = terminal ? val : json_select(ctx, val, sub, ns, depth + 1, true);
+        } else {
+            if (terminal) continue;
+            nv = ns ? json_select(ctx, val, sub, ns, depth + 1, false) : val;
+        }
+        if (!nv) return NULL;
+        if (is_obj)
+            pc_obuf_put(&ob, key, nv);
+        else
+            pc_vbuf_push(&ab, nv);
+    }
+    return is_obj ? pc_obuf_object(&ob) : pc_vbuf_array(&ab);
+}
+
+static bool json_filter_remove(pc_eval_ctx *ctx, const pc_value *const *a, const pc_value **out, bool keep)
+{
+    if (!pc_arg_kind(ctx, a, 0, PC_OBJECT)) return false;
+    jpath *ps = NULL;
+    size_t np = 0;
+    if (!json_paths(ctx, a[1], &ps, &np)) return false;
+    RET(json_select(ctx, a[0], ps, np, 0, keep));
+}
+
+static bool b_json_filter(ARGS) { (void)n; return json_filter_remove(ctx, a, out, true); }
+static bool b_json_remove(ARGS) { (void)n; return json_filter_remove(ctx, a, out, false); }
 
 /* ---- graphs ----------------------------------------------------------- */
 
@@ -1078,10 +1196,16 @@ static bool b_bits_lsh(ARGS)
     int64_t x, y;
     if (!ints2(ctx, a, &x, &y)) return false;
     if (y < 0) return pc_builtin_type_errorf(ctx, "operand 2 must be an unsigned integer number but got a negative integer");
-    if (y >= 63) RET(pc_value_float(A, (double)x * pow(2, (double)y)));
     int64_t r;
-    if (__builtin_mul_overflow(x, (int64_t)1 << y, &r)) RET(pc_value_float(A, (double)x * pow(2, (double)y)));
-    RET(pc_value_int(A, r));
+    if (y < 62 && !__builtin_mul_overflow(x, (int64_t)1 << y, &r)) RET(pc_value_int(A, r));
+    if (y > 4096) return pc_builtin_error(ctx, "shift too large");
+    /* exact: x * 2^y as a big integer */
+    const pc_value *acc = pc_value_int(A, x), *two = pc_value_int(A, 2);
+    for (int64_t k = 0; k < y && acc; k++) {
+        const pc_value *args2[2] = {acc, two};
+        if (!b_mul(ctx, args2, 2, &acc)) return false;
+    }
+    RET(acc);
 }
 static bool b_bits_rsh(ARGS)
 {
@@ -1123,6 +1247,60 @@ static bool b_template_string(ARGS)
     RET(r);
 }
 
+/* Policies run inside the proxy's request path: they may not reach out over
+ * HTTP (a slow or hostile endpoint would stall every session). The request is
+ * validated like OPA does, then refused; `with http.send as ...` mocks work. */
+static bool b_http_send(ARGS)
+{
+    (void)n;
+    static const char *allowed[] = {
+        "body", "cache", "cache_ignored_headers", "caching_mode", "enable_redirect", "force_cache",
+        "force_cache_duration_seconds", "force_json_decode", "force_yaml_decode", "headers",
+        "max_retry_attempts", "method", "raise_error", "raw_body", "timeout", "tls_ca_cert",
+        "tls_ca_cert_env_variable", "tls_ca_cert_file", "tls_client_cert", "tls_client_cert_env_variable",
+        "tls_client_cert_file", "tls_client_key", "tls_client_key_env_variable", "tls_client_key_file",
+        "tls_insecure_skip_verify", "tls_server_name", "tls_use_system_certs", "url", NULL};
+    if (!pc_arg_kind(ctx, a, 0, PC_OBJECT)) return false;
+    pc_vbuf bad;
+    pc_vbuf_init(&bad, A);
+    for (uint32_t i = 0; i < a[0]->len; i++) {
+        const pc_value *k = a[0]->u.kvs[i].key;
+        bool ok = false;
+        for (int j = 0; allowed[j] && !ok; j++)
+            ok = k->kind == PC_STRING && strlen(allowed[j]) == k->len && memcmp(allowed[j], k->u.s, k->len) == 0;
+        if (!ok) pc_vbuf_push(&bad, k);
+    }
+    pc_str msg = {0};
+    if (bad.len) {
+        pc_value_to_rego(&msg, pc_vbuf_set(&bad));
+        pc_builtin_type_errorf(ctx, "invalid request parameters(s): %s", msg.p);
+        pc_str_free(&msg);
+        return false;
+    }
+    pc_vbuf missing;
+    pc_vbuf_init(&missing, A);
+    if (!pc_value_object_get_str(a[0], "method", 6)) pc_vbuf_push(&missing, pc_value_cstring(A, "method"));
+    if (!pc_value_object_get_str(a[0], "url", 3)) pc_vbuf_push(&missing, pc_value_cstring(A, "url"));
+    if (missing.len) {
+        pc_value_to_rego(&msg, pc_vbuf_set(&missing));
+        pc_builtin_type_errorf(ctx, "missing required request parameters(s): %s", msg.p);
+        pc_str_free(&msg);
+        return false;
+    }
+    return pc_builtin_error(ctx, "outbound HTTP requests are disabled in Portcullis policies");
+}
+
+/* No runtime information reaches policies: the environment of a proxy holds
+ * credentials. An empty object, as OPA returns when it has no runtime. */
+static bool b_opa_runtime(ARGS)
+{
+    (void)n;
+    (void)a;
+    (void)ctx;
+    *out = pc_value_empty_object();
+    return true;
+}
+
 static bool b_time_now_ns(ARGS)
 {
     (void)n;
@@ -1132,6 +1310,8 @@ static bool b_time_now_ns(ARGS)
 
 static const pc_builtin k_core[] = {
     {"time.now_ns", 0, b_time_now_ns, PC_BUILTIN_NONDET},
+    {"http.send", 1, b_http_send, PC_BUILTIN_NONDET},
+    {"opa.runtime", 0, b_opa_runtime, 0},
     {"internal.template_string", 1, b_template_string, PC_BUILTIN_ALWAYS_RAISE},
     {"equal", 2, b_equal, 0},
     {"neq", 2, b_neq, 0},
@@ -1173,6 +1353,8 @@ static const pc_builtin k_core[] = {
     {"object.union", 2, b_object_union, 0},
     {"object.union_n", 1, b_object_union_n, 0},
     {"object.subset", 2, b_object_subset, 0},
+    {"json.filter", 2, b_json_filter, 0},
+    {"json.remove", 2, b_json_remove, 0},
     {"graph.reachable", 2, b_graph_reachable, 0},
     {"graph.reachable_paths", 2, b_graph_reachable_paths, 0},
     {"is_number", 1, b_is_number, 0},

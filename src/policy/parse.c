@@ -485,6 +485,7 @@ static pc_term *parse_template(P *p, const tok *t);
 static pc_term *member3(P *p, const tok *it, pc_term *k, pc_term *v, pc_term *coll);
 static pc_term *chain_in(P *p, pc_term *l);
 static pc_term *parse_binary(P *p, int level);
+static void parse_withs(P *p, pc_expr *e);
 static pc_term *parse_term_in(P *p);
 static pc_term *parse_term_or(P *p);
 
@@ -824,15 +825,16 @@ static pc_term *parse_template(P *p, const tok *t)
             memcpy(sub->jb, p->jb, sizeof(jmp_buf));
             lex(sub);
             pc_term *ex = parse_term_in(sub);
-            if (cur(sub)->k != K_EOF) perr(sub, cur(sub), "unexpected token in template expression");
-            p->gen = sub->gen;
             char vn[32];
-            snprintf(vn, sizeof(vn), "$t%d", p->gen++);
+            snprintf(vn, sizeof(vn), "$t%d", sub->gen++);
             pc_term *v = mk_var(p, pc_arena_strndup(p->a, vn, strlen(vn)), t);
             pc_term *v2 = mk_var(p, v->name, t);
             pc_expr *u = mk_expr(p, E_UNIFY, t);
             u->a = v2;
             u->b = ex;
+            parse_withs(sub, u); /* {a with input as {...}} */
+            if (cur(sub)->k != K_EOF) perr(sub, cur(sub), "unexpected token in template expression");
+            p->gen = sub->gen;
             pc_body *b = palloc(p, sizeof(*b));
             b->exprs = palloc(p, sizeof(pc_expr *));
             b->exprs[0] = u;
