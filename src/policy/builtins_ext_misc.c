@@ -1,6 +1,6 @@
 /*
- * semver.*, uuid.* and the JSON document built-ins json.filter, json.remove
- * and json.patch (RFC 6902 over Rego values, sets included).
+ * semver.*, uuid.*, uri.*, rand.intn, providers.aws.sign_req and json.patch
+ * (RFC 6902 over Rego values, sets included).
  */
 #include "policy/builtins_ext.h"
 
@@ -308,34 +308,6 @@ static bool aws_sign_req(EXT_ARGS)
 
 /* ---- JSON paths ---------------------------------------------------------------- */
 
-typedef struct pnode {
-    const pc_value *key;
-    bool leaf;
-    struct pnode **kids;
-    size_t nkids, cap;
-} pnode_t;
-
-static pnode_t *pnode_child(pc_arena *ar, pnode_t *p, const pc_value *key, bool create)
-{
-    for (size_t i = 0; i < p->nkids; i++)
-        if (pc_value_equal(p->kids[i]->key, key)) return p->kids[i];
-    if (!create) return NULL;
-    if (p->nkids == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 4;
-        pnode_t **k = pc_arena_alloc(ar, cap * sizeof(*k));
-        if (!k) return NULL;
-        if (p->nkids) memcpy(k, p->kids, p->nkids * sizeof(*k));
-        p->kids = k;
-        p->cap = cap;
-    }
-    pnode_t *c = pc_arena_alloc(ar, sizeof(*c));
-    if (!c) return NULL;
-    memset(c, 0, sizeof(*c));
-    c->key = key;
-    p->kids[p->nkids++] = c;
-    return c;
-}
-
 /* A path: "/a/b" (JSON pointer, ~1 and ~0 unescaped) or an array of segments. */
 static bool parse_path(pc_eval_ctx *ctx, const pc_value *p, const pc_value ***segs, size_t *nseg)
 {
@@ -381,151 +353,6 @@ static bool parse_path(pc_eval_ctx *ctx, const pc_value *p, const pc_value ***se
     *segs = out;
     *nseg = k;
     return true;
-}
-
-/* OPA's pathsToObject: a shorter path wins over longer ones below it */
-static bool paths_tree(pc_eval_ctx *ctx, const pc_value *paths, pnode_t *root)
-{
-    if (paths->kind != PC_ARRAY && paths->kind != PC_SET)
-        return pc_builtin_type_error(ctx, 2, "one of {set, array}", paths);
-    memset(root, 0, sizeof(*root));
-    for (uint32_t i = 0; i < paths->len; i++) {
-        const pc_value **segs;
-        size_t ns;
-        if (!parse_path(ctx, paths->u.items[i], &segs, &ns)) return false;
-        if (ns == 0) continue;
-        pnode_t *node = root;
-        bool done = false;
-        for (size_t j = 0; j + 1 < ns && !done; j++) {
-            pnode_t *c = pnode_child(A, node, segs[j], true);
-            if (!c) return pc_builtin_oom(ctx);
-            if (c->leaf) done = true;
-            node = c;
-        }
-        if (done) continue;
-        pnode_t *leaf = pnode_child(A, node, segs[ns - 1], true);
-        if (!leaf) return pc_builtin_oom(ctx);
-        leaf->leaf = true;
-        leaf->nkids = 0;
-    }
-    return true;
-}
-
-static const pc_value *index_key(pc_arena *ar, uint32_t i)
-{
-    char buf[16];
-    int k = snprintf(buf, sizeof(buf), "%u", i);
-    return pc_value_string(ar, buf, (size_t)k);
-}
-
-/* ast Object.Filter */
-static const pc_value *filter_value(pc_arena *ar, const pc_value *v, const pnode_t *f)
-{
-    if (f->leaf) return v;
-    switch (v->kind) {
-    case PC_ARRAY: {
-        pc_vbuf vb;
-        pc_vbuf_init(&vb, ar);
-        for (uint32_t i = 0; i < v->len; i++) {
-            const pc_value *k = index_key(ar, i);
-            if (!k) return NULL;
-            const pnode_t *c = pnode_child(ar, (pnode_t *)f, k, false);
-            if (c) pc_vbuf_push(&vb, filter_value(ar, v->u.items[i], c));
-        }
-        return pc_vbuf_array(&vb);
-    }
-    case PC_SET: {
-        pc_vbuf vb;
-        pc_vbuf_init(&vb, ar);
-        for (uint32_t i = 0; i < v->len; i++) {
-            const pnode_t *c = pnode_child(ar, (pnode_t *)f, v->u.items[i], false);
-            if (c) pc_vbuf_push(&vb, filter_value(ar, v->u.items[i], c));
-        }
-        return pc_vbuf_set(&vb);
-    }
-    case PC_OBJECT: {
-        pc_obuf ob;
-        pc_obuf_init(&ob, ar);
-        for (uint32_t i = 0; i < v->len; i++) {
-            const pnode_t *c = pnode_child(ar, (pnode_t *)f, v->u.kvs[i].key, false);
-            if (c) pc_obuf_put(&ob, v->u.kvs[i].key, filter_value(ar, v->u.kvs[i].val, c));
-        }
-        return pc_obuf_object(&ob);
-    }
-    default: return v;
-    }
-}
-
-/* jsonRemove: NULL result means "removed"; *oom reports allocation failure */
-static const pc_value *remove_value(pc_arena *ar, const pc_value *v, const pnode_t *f, bool *oom)
-{
-    if (!f) return v;
-    if (f->leaf) return NULL;
-    const pc_value *r = v;
-    switch (v->kind) {
-    case PC_OBJECT: {
-        pc_obuf ob;
-        pc_obuf_init(&ob, ar);
-        for (uint32_t i = 0; i < v->len; i++) {
-            const pc_value *d = remove_value(ar, v->u.kvs[i].val,
-                                             pnode_child(ar, (pnode_t *)f, v->u.kvs[i].key, false), oom);
-            if (d) pc_obuf_put(&ob, v->u.kvs[i].key, d);
-        }
-        r = pc_obuf_object(&ob);
-        break;
-    }
-    case PC_SET: {
-        pc_vbuf vb;
-        pc_vbuf_init(&vb, ar);
-        for (uint32_t i = 0; i < v->len; i++) {
-            const pc_value *d = remove_value(ar, v->u.items[i],
-                                             pnode_child(ar, (pnode_t *)f, v->u.items[i], false), oom);
-            if (d) pc_vbuf_push(&vb, d);
-        }
-        r = pc_vbuf_set(&vb);
-        break;
-    }
-    case PC_ARRAY: {
-        pc_vbuf vb;
-        pc_vbuf_init(&vb, ar);
-        for (uint32_t i = 0; i < v->len; i++) {
-            const pc_value *k = index_key(ar, i);
-            if (!k) {
-                *oom = true;
-                return v;
-            }
-            const pc_value *d = remove_value(ar, v->u.items[i], pnode_child(ar, (pnode_t *)f, k, false), oom);
-            if (d) pc_vbuf_push(&vb, d);
-        }
-        r = pc_vbuf_array(&vb);
-        break;
-    }
-    default: return v;
-    }
-    if (!r) *oom = true;
-    return r ? r : v;
-}
-
-static bool j_filter(EXT_ARGS)
-{
-    (void)n;
-    if (a[0]->kind != PC_OBJECT) return pc_builtin_type_error(ctx, 1, "object", a[0]);
-    pnode_t root;
-    if (!paths_tree(ctx, a[1], &root)) return false;
-    return pc__ext_ret(ctx, out, filter_value(A, a[0], &root));
-}
-
-static bool j_remove(EXT_ARGS)
-{
-    (void)n;
-    if (a[0]->kind != PC_OBJECT) return pc_builtin_type_error(ctx, 1, "object", a[0]);
-    pnode_t root;
-    if (!paths_tree(ctx, a[1], &root)) return false;
-    bool oom = false;
-    const pc_value *r = remove_value(A, a[0], &root, &oom);
-    if (oom) return pc_builtin_oom(ctx);
-    if (!r) return false;
-    return pc__ext_ret(ctx, out, r);
 }
 
 /* ---- json.patch ------------------------------------------------------------------ */
@@ -726,8 +553,6 @@ static const pc_builtin MISC_TABLE[] = {
     {"uri.parse", 1, uri_parse, 0},
     {"providers.aws.sign_req", 3, aws_sign_req, 0},
     {"uri.is_valid", 1, uri_is_valid, 0},
-    {"json.filter", 2, j_filter, 0},
-    {"json.remove", 2, j_remove, 0},
     {"json.patch", 2, j_patch, 0},
     {NULL, 0, NULL, 0},
 };
