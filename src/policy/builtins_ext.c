@@ -902,4 +902,5 @@ void pc__builtins_ext_register(void)
     pc__builtins_ext_crypto_register();
     pc__builtins_ext_misc_register();
     pc__builtins_ext_template_register();
+    pc__builtins_ext_schema_register();
 }

@@ -31,5 +31,6 @@ void pc__builtins_ext_net_register(void);
 void pc__builtins_ext_crypto_register(void);
 void pc__builtins_ext_misc_register(void);
 void pc__builtins_ext_template_register(void);
+void pc__builtins_ext_schema_register(void);
 
 #endif

@@ -122,12 +122,32 @@ static void test_template(void **state)
     eval_is("x := strings.render_template(\"{{(.l | len)}}\", {\"l\": [1, 2, 3]})", "\"3\"");
 }
 
+static void test_schema(void **state)
+{
+    (void)state;
+    eval_is("x := json.match_schema({\"id\": 5}, {\"properties\": {\"id\": {\"type\": \"integer\"}}, \"required\": [\"id\"]})",
+            "[true,[]]");
+    eval_is("x := json.match_schema({\"id\": \"foo\"}, {\"properties\": {\"id\": {\"type\": \"integer\"}}})",
+            "[false,[{\"desc\":\"Invalid type. Expected: integer, given: string\",\"error\":\"id: Invalid type. Expected: integer, given: string\",\"field\":\"id\",\"type\":\"invalid_type\"}]]");
+    eval_is("x := json.match_schema({}, {\"required\": [\"a\"]})[1][0].error", "\"(root): a is required\"");
+    eval_is("x := json.match_schema({\"a\": [1, 1]}, {\"properties\": {\"a\": {\"uniqueItems\": true, \"maxItems\": 1}}})[1][0].desc",
+            "\"Array must have at most 1 items\"");
+    eval_is("x := json.match_schema(\"{\\\"n\\\": 7}\", {\"$defs\": {\"small\": {\"maximum\": 5}}, \"properties\": {\"n\": {\"$ref\": \"#/$defs/small\"}}})[1][0].desc",
+            "\"Must be less than or equal to 5\"");
+    eval_is("x := json.match_schema({\"s\": \"ab\", \"z\": 1}, {\"additionalProperties\": false, \"properties\": {\"s\": {\"pattern\": \"^a+$\"}}})[1][0].desc",
+            "\"Does not match pattern '^a+$'\"");
+    eval_is("x := json.verify_schema({\"type\": \"boolean\"})", "[true,null]");
+    eval_is("x := json.verify_schema(\"{\\\"type\\\": \\\"nope\\\"}\")[0]", "false");
+    eval_err("x := json.match_schema({}, {\"type\": \"nope\"})", "eval_builtin_error", "has a primitive type that is NOT VALID");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_template),
+        cmocka_unit_test(test_schema),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
