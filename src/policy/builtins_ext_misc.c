@@ -5,6 +5,7 @@
 #include "policy/builtins_ext.h"
 
 #include "policy/lib/gourl.h"
+#include "policy/lib/graphql.h"
 #include "policy/lib/jose.h"
 #include "policy/lib/semver.h"
 #include "policy/lib/sigv4.h"
@@ -162,6 +163,35 @@ static bool uri_is_valid(EXT_ARGS)
     bool ok = pc_plib_url_parse(a[0]->u.s, a[0]->len, &u, NULL, 0);
     if (ok) pc_plib_url_free(&u);
     return pc__ext_ret(ctx, out, pc_value_bool(ok));
+}
+
+/* ---- graphql ------------------------------------------------------------------------ */
+
+static bool gql_parse(EXT_ARGS, bool schema)
+{
+    (void)n;
+    const char *s;
+    size_t sl;
+    if (!pc_arg_string(ctx, a, 0, &s, &sl)) return false;
+    char err[600];
+    char *j = schema ? pc_plib_graphql_parse_schema(s, sl, err, sizeof(err))
+                     : pc_plib_graphql_parse_query(s, sl, err, sizeof(err));
+    if (!j) return pc_builtin_error(ctx, "%s", err);
+    char perr[256] = "";
+    const pc_value *v = pc_json_parse(A, j, strlen(j), perr, sizeof(perr));
+    free(j);
+    if (!v) return pc_builtin_error(ctx, "%s", perr);
+    return pc__ext_ret(ctx, out, v);
+}
+
+static bool gql_parse_query(EXT_ARGS)
+{
+    return gql_parse(ctx, a, n, out, false);
+}
+
+static bool gql_parse_schema(EXT_ARGS)
+{
+    return gql_parse(ctx, a, n, out, true);
 }
 
 /* ---- providers.aws.sign_req ------------------------------------------------------- */
@@ -551,6 +581,8 @@ static const pc_builtin MISC_TABLE[] = {
     {"uuid.rfc4122", 1, u_rfc4122, PC_BUILTIN_NONDET},
     {"rand.intn", 2, r_intn, PC_BUILTIN_NONDET},
     {"uri.parse", 1, uri_parse, 0},
+    {"graphql.parse_query", 1, gql_parse_query, 0},
+    {"graphql.parse_schema", 1, gql_parse_schema, 0},
     {"providers.aws.sign_req", 3, aws_sign_req, 0},
     {"uri.is_valid", 1, uri_is_valid, 0},
     {"json.patch", 2, j_patch, 0},
