@@ -194,6 +194,22 @@ static bool gql_parse_schema(EXT_ARGS)
     return gql_parse(ctx, a, n, out, true);
 }
 
+static bool gql_schema_is_valid(EXT_ARGS)
+{
+    (void)n;
+    const pc_value *v = a[0];
+    bool ok = false;
+    if (v->kind == PC_STRING) {
+        ok = pc_plib_graphql_schema_valid(v->u.s, v->len, NULL, 0);
+    } else if (v->kind == PC_OBJECT) {
+        pc_str j = {0};
+        pc_value_to_json(&j, v);
+        ok = pc_plib_graphql_schema_ast_valid(j.p ? j.p : "{}", j.p ? j.len : 2, NULL, 0);
+        pc_str_free(&j);
+    }
+    return pc__ext_ret(ctx, out, pc_value_bool(ok));
+}
+
 /* ---- providers.aws.sign_req ------------------------------------------------------- */
 
 /* the names among `keys` for which pred fails, as a Rego set text {"a", "b"} */
@@ -583,6 +599,7 @@ static const pc_builtin MISC_TABLE[] = {
     {"uri.parse", 1, uri_parse, 0},
     {"graphql.parse_query", 1, gql_parse_query, 0},
     {"graphql.parse_schema", 1, gql_parse_schema, 0},
+    {"graphql.schema_is_valid", 1, gql_schema_is_valid, 0},
     {"providers.aws.sign_req", 3, aws_sign_req, 0},
     {"uri.is_valid", 1, uri_is_valid, 0},
     {"json.patch", 2, j_patch, 0},

@@ -1156,3 +1156,317 @@ char *pc_plib_graphql_parse_schema(const char *s, size_t n, char *err, size_t er
     }
     return finish(&p, &defs, &exts, "Definitions", "Extensions", more, 3, more_keys);
 }
+
+/* ---- schema validation --------------------------------------------------------- */
+
+#include <jansson.h>
+
+typedef struct {
+    const char *name;
+    const char *kind; /* OBJECT, INTERFACE, UNION, ENUM, INPUT_OBJECT, SCALAR */
+    json_t *fields;   /* merged array (borrowed) */
+    json_t *interfaces, *types, *values, *directives;
+} gtype_t;
+
+typedef struct {
+    gtype_t *t;
+    size_t n, cap;
+    json_t *keep; /* arrays built while merging */
+    json_t *dirdefs;
+    char *err;
+    size_t errlen;
+} gschema_t;
+
+static bool gs_fail(gschema_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool gs_fail(gschema_t *g, const char *fmt, ...)
+{
+    if (g->err && g->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(g->err, g->errlen, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+static gtype_t *gs_find(gschema_t *g, const char *name)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (!strcmp(g->t[i].name, name)) return &g->t[i];
+    return NULL;
+}
+
+static gtype_t *gs_add(gschema_t *g, const char *name, const char *kind)
+{
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 32;
+        gtype_t *p = realloc(g->t, cap * sizeof(gtype_t));
+        if (!p) return NULL;
+        g->t = p;
+        g->cap = cap;
+    }
+    gtype_t *t = &g->t[g->n++];
+    memset(t, 0, sizeof(*t));
+    t->name = name;
+    t->kind = kind;
+    return t;
+}
+
+/* append the items of src to *dst (a fresh array kept alive by g->keep) */
+static void gs_append(gschema_t *g, json_t **dst, json_t *src)
+{
+    if (!json_is_array(src)) return;
+    if (!*dst) {
+        *dst = json_array();
+        json_array_append_new(g->keep, *dst);
+    }
+    json_array_extend(*dst, src);
+}
+
+static const char *jstr_of(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* the named type at the bottom of a Type {NamedType, Elem} */
+static const char *base_type(json_t *type)
+{
+    for (int i = 0; i < 64 && type; i++) {
+        const char *nt = jstr_of(type, "NamedType");
+        if (*nt) return nt;
+        type = json_object_get(type, "Elem");
+    }
+    return "";
+}
+
+static bool is_input_kind(const char *k)
+{
+    return !strcmp(k, "SCALAR") || !strcmp(k, "ENUM") || !strcmp(k, "INPUT_OBJECT");
+}
+
+static bool check_directives(gschema_t *g, json_t *dirs, const char *location)
+{
+    size_t i;
+    json_t *d;
+    json_array_foreach(dirs, i, d) {
+        const char *name = jstr_of(d, "Name");
+        json_t *def = NULL, *dd;
+        size_t j;
+        json_array_foreach(g->dirdefs, j, dd) if (!strcmp(jstr_of(dd, "Name"), name)) def = dd;
+        if (!def) return gs_fail(g, "Undefined directive %s.", name);
+        bool ok = false;
+        json_t *loc;
+        size_t k;
+        json_array_foreach(json_object_get(def, "Locations"), k, loc) ok |= !strcmp(json_string_value(loc), location);
+        if (!ok) return gs_fail(g, "Directive %s is not applicable here.", name);
+    }
+    return true;
+}
+
+static bool check_args(gschema_t *g, json_t *args)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(args, i, a) {
+        const char *tn = base_type(json_object_get(a, "Type"));
+        gtype_t *t = gs_find(g, tn);
+        if (!t) return gs_fail(g, "Undefined type %s.", tn);
+        if (!is_input_kind(t->kind)) return gs_fail(g, "cannot use %s as argument type: it is not an input type.", tn);
+        if (!check_directives(g, json_object_get(a, "Directives"), "ARGUMENT_DEFINITION")) return false;
+    }
+    return true;
+}
+
+static bool implements_iface(gschema_t *g, gtype_t *t, const char *iface, int depth)
+{
+    if (depth > 32) return false;
+    size_t i;
+    json_t *x;
+    json_array_foreach(t->interfaces, i, x) if (!strcmp(json_string_value(x), iface)) return true;
+    (void)g;
+    return false;
+}
+
+static bool check_type(gschema_t *g, gtype_t *t)
+{
+    const char *k = t->kind;
+    const char *loc = !strcmp(k, "OBJECT") ? "OBJECT" : !strcmp(k, "INTERFACE") ? "INTERFACE" : !strcmp(k, "UNION") ? "UNION"
+                    : !strcmp(k, "ENUM") ? "ENUM" : !strcmp(k, "INPUT_OBJECT") ? "INPUT_OBJECT" : "SCALAR";
+    if (!check_directives(g, t->directives, loc)) return false;
+    if (!strcmp(k, "OBJECT") || !strcmp(k, "INTERFACE") || !strcmp(k, "INPUT_OBJECT")) {
+        if (json_array_size(t->fields) == 0) return gs_fail(g, "must define one or more fields: %s", t->name);
+        size_t i;
+        json_t *f;
+        json_array_foreach(t->fields, i, f) {
+            const char *fname = jstr_of(f, "Name");
+            size_t j;
+            json_t *f2;
+            json_array_foreach(t->fields, j, f2) if (j > i && !strcmp(jstr_of(f2, "Name"), fname))
+                return gs_fail(g, "Field %s can only be defined once.", fname);
+            const char *tn = base_type(json_object_get(f, "Type"));
+            gtype_t *ft = gs_find(g, tn);
+            if (!ft) return gs_fail(g, "Undefined type %s.", tn);
+            bool input = !strcmp(k, "INPUT_OBJECT");
+            if (input && !is_input_kind(ft->kind))
+                return gs_fail(g, "cannot use %s as input field type: it is not an input type.", tn);
+            if (!input && !strcmp(ft->kind, "INPUT_OBJECT"))
+                return gs_fail(g, "cannot use %s as field type: it is an input type.", tn);
+            if (!input && !check_args(g, json_object_get(f, "Arguments"))) return false;
+            if (!check_directives(g, json_object_get(f, "Directives"), input ? "INPUT_FIELD_DEFINITION" : "FIELD_DEFINITION"))
+                return false;
+        }
+    }
+    if (!strcmp(k, "OBJECT") || !strcmp(k, "INTERFACE")) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(t->interfaces, i, x) {
+            const char *in = json_string_value(x);
+            gtype_t *it = gs_find(g, in);
+            if (!it) return gs_fail(g, "Undefined type %s.", in);
+            if (strcmp(it->kind, "INTERFACE") != 0) return gs_fail(g, "%s is a non interface type and cannot be implemented.", in);
+            /* every field of the interface, and every interface it implements */
+            size_t j;
+            json_t *f;
+            json_array_foreach(it->fields, j, f) {
+                bool found = false;
+                size_t m;
+                json_t *own;
+                json_array_foreach(t->fields, m, own) found |= !strcmp(jstr_of(own, "Name"), jstr_of(f, "Name"));
+                if (!found) return gs_fail(g, "For %s to implement an interface it must define its fields.", t->name);
+            }
+            json_t *y;
+            json_array_foreach(it->interfaces, j, y)
+                if (!implements_iface(g, t, json_string_value(y), 0))
+                    return gs_fail(g, "%s must also implement the interfaces of its interfaces.", t->name);
+        }
+    }
+    if (!strcmp(k, "UNION")) {
+        if (json_array_size(t->types) == 0) return gs_fail(g, "UNION %s must define one or more member types.", t->name);
+        size_t i;
+        json_t *x;
+        json_array_foreach(t->types, i, x) {
+            gtype_t *mt = gs_find(g, json_string_value(x));
+            if (!mt) return gs_fail(g, "Undefined type %s.", json_string_value(x));
+            if (strcmp(mt->kind, "OBJECT") != 0) return gs_fail(g, "UNION type %s must be an OBJECT.", json_string_value(x));
+        }
+    }
+    if (!strcmp(k, "ENUM") && json_array_size(t->values) == 0)
+        return gs_fail(g, "ENUM %s must define one or more unique enum values.", t->name);
+    if (!strcmp(k, "ENUM")) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(t->values, i, v) if (!check_directives(g, json_object_get(v, "Directives"), "ENUM_VALUE")) return false;
+    }
+    return true;
+}
+
+static const char PRELUDE[] =
+    "scalar Int scalar Float scalar String scalar Boolean scalar ID\n"
+    "directive @include(if: Boolean!) on FIELD | FRAGMENT_SPREAD | INLINE_FRAGMENT\n"
+    "directive @skip(if: Boolean!) on FIELD | FRAGMENT_SPREAD | INLINE_FRAGMENT\n"
+    "directive @deprecated(reason: String = \"No longer supported\") on FIELD_DEFINITION | "
+    "ARGUMENT_DEFINITION | INPUT_FIELD_DEFINITION | ENUM_VALUE\n"
+    "directive @specifiedBy(url: String!) on SCALAR\n"
+    "directive @defer(if: Boolean = true, label: String) on FRAGMENT_SPREAD | INLINE_FRAGMENT\n"
+    "directive @oneOf on INPUT_OBJECT\n";
+
+bool pc_plib_graphql_schema_valid(const char *s, size_t n, char *err, size_t errlen)
+{
+    char *user = pc_plib_graphql_parse_schema(s, n, err, errlen);
+    if (!user) return false;
+    bool ok = pc_plib_graphql_schema_ast_valid(user, strlen(user), err, errlen);
+    free(user);
+    return ok;
+}
+
+bool pc_plib_graphql_schema_ast_valid(const char *ast, size_t n, char *err, size_t errlen)
+{
+    char *pre = pc_plib_graphql_parse_schema(PRELUDE, sizeof(PRELUDE) - 1, NULL, 0);
+    json_t *u = json_loadb(ast, n, 0, NULL), *p = pre ? json_loads(pre, 0, NULL) : NULL;
+    free(pre);
+    if (u && !json_is_object(u)) {
+        json_decref(u);
+        u = NULL;
+    }
+    gschema_t g = {.keep = json_array(), .dirdefs = json_array(), .err = err, .errlen = errlen};
+    bool ok = false;
+    if (!u || !p || !g.keep || !g.dirdefs) goto out;
+    json_t *docs[2] = {p, u};
+    for (int d = 0; d < 2; d++) {
+        size_t i;
+        json_t *def;
+        json_array_foreach(json_object_get(docs[d], "Directives"), i, def) {
+            size_t j;
+            json_t *dd;
+            json_array_foreach(g.dirdefs, j, dd) if (!strcmp(jstr_of(dd, "Name"), jstr_of(def, "Name"))) {
+                gs_fail(&g, "Cannot redeclare directive %s.", jstr_of(def, "Name"));
+                goto out;
+            }
+            json_array_append(g.dirdefs, def);
+            if (!check_args(&g, NULL)) goto out;
+        }
+        json_array_foreach(json_object_get(docs[d], "Definitions"), i, def) {
+            const char *name = jstr_of(def, "Name");
+            if (gs_find(&g, name)) {
+                gs_fail(&g, "Cannot redeclare type %s.", name);
+                goto out;
+            }
+            gtype_t *t = gs_add(&g, name, jstr_of(def, "Kind"));
+            if (!t) goto out;
+            gs_append(&g, &t->fields, json_object_get(def, "Fields"));
+            gs_append(&g, &t->interfaces, json_object_get(def, "Interfaces"));
+            gs_append(&g, &t->types, json_object_get(def, "Types"));
+            gs_append(&g, &t->values, json_object_get(def, "EnumValues"));
+            gs_append(&g, &t->directives, json_object_get(def, "Directives"));
+        }
+    }
+    /* extensions: merge into the type, creating it when absent */
+    size_t i;
+    json_t *ext;
+    json_array_foreach(json_object_get(u, "Extensions"), i, ext) {
+        gtype_t *t = gs_find(&g, jstr_of(ext, "Name"));
+        if (!t) t = gs_add(&g, jstr_of(ext, "Name"), jstr_of(ext, "Kind"));
+        if (!t) goto out;
+        if (strcmp(t->kind, jstr_of(ext, "Kind")) != 0) {
+            gs_fail(&g, "Cannot extend type %s because the base type is a different kind.", t->name);
+            goto out;
+        }
+        gs_append(&g, &t->fields, json_object_get(ext, "Fields"));
+        gs_append(&g, &t->interfaces, json_object_get(ext, "Interfaces"));
+        gs_append(&g, &t->types, json_object_get(ext, "Types"));
+        gs_append(&g, &t->values, json_object_get(ext, "EnumValues"));
+        gs_append(&g, &t->directives, json_object_get(ext, "Directives"));
+    }
+    /* directive definitions' arguments */
+    json_t *dd;
+    json_array_foreach(g.dirdefs, i, dd) if (!check_args(&g, json_object_get(dd, "Arguments"))) goto out;
+    for (size_t k = 0; k < g.n; k++)
+        if (!check_type(&g, &g.t[k])) goto out;
+    /* schema definitions and extensions: operation types must be objects */
+    const char *sk[2] = {"Schema", "SchemaExtension"};
+    for (int d = 0; d < 2; d++) {
+        json_t *sd;
+        json_array_foreach(json_object_get(u, sk[d]), i, sd) {
+            if (!check_directives(&g, json_object_get(sd, "Directives"), "SCHEMA")) goto out;
+            size_t j;
+            json_t *op;
+            json_array_foreach(json_object_get(sd, "OperationTypes"), j, op) {
+                gtype_t *t = gs_find(&g, jstr_of(op, "Type"));
+                if (!t || strcmp(t->kind, "OBJECT") != 0) {
+                    gs_fail(&g, "%s root type must be an OBJECT that is defined.", jstr_of(op, "Operation"));
+                    goto out;
+                }
+            }
+        }
+    }
+    ok = true;
+out:
+    free(g.t);
+    json_decref(g.keep);
+    json_decref(g.dirdefs);
+    json_decref(u);
+    json_decref(p);
+    return ok;
+}
