@@ -40,7 +40,6 @@ struct pc_telemetry {
     pc_telemetry_opts_t opts; /* strings owned */
     uint64_t start_wall_ns;
     pc_metric_t *heartbeats, *exports_ok, *exports_failed;
-    uint64_t memory_limit; /* 0 = none */
 
     /* exporter */
     bool exporting;
@@ -57,6 +56,9 @@ struct pc_telemetry {
 };
 
 /* ---------- process memory ---------- */
+
+/* Process-wide, read once at start; the probes outlive any pc_telemetry_t. */
+static _Atomic uint64_t memory_limit_bytes; /* 0 = none */
 
 bool pc__telemetry_parse_memory_limit(const char *text, uint64_t *limit)
 {
@@ -127,13 +129,15 @@ static uint64_t resident_bytes(void)
 
 static int64_t probe_memory_limit(void *arg)
 {
-    return (int64_t)((pc_telemetry_t *)arg)->memory_limit;
+    (void)arg;
+    return (int64_t)atomic_load(&memory_limit_bytes);
 }
 
 static double probe_memory_percent(void *arg)
 {
-    pc_telemetry_t *t = arg;
-    return t->memory_limit ? 100.0 * (double)resident_bytes() / (double)t->memory_limit : 0.0;
+    (void)arg;
+    uint64_t limit = atomic_load(&memory_limit_bytes);
+    return limit ? 100.0 * (double)resident_bytes() / (double)limit : 0.0;
 }
 
 /* ---------- snapshots ---------- */
@@ -497,13 +501,13 @@ pc_telemetry_t *pc_telemetry_start(uv_loop_t *loop, const pc_telemetry_opts_t *o
                                       "Heartbeats: one per telemetry interval while the main "
                                       "loop runs.",
                                       NULL);
-    t->memory_limit = cgroup_memory_limit();
-    if (t->memory_limit) {
+    atomic_store(&memory_limit_bytes, cgroup_memory_limit());
+    if (atomic_load(&memory_limit_bytes)) {
         pc_metric_probe("portcullis_process_memory_limit_bytes",
-                        "Memory limit of the process's cgroup.", NULL, probe_memory_limit, t);
+                        "Memory limit of the process's cgroup.", NULL, probe_memory_limit, NULL);
         pc_metric_probe_f64("portcullis_process_memory_limit_percent",
                             "Resident set size as a percentage of the cgroup memory limit.", NULL,
-                            probe_memory_percent, t);
+                            probe_memory_percent, NULL);
     }
     if (t->opts.otlp_endpoint && !start_exporter(t, err, errlen)) {
         free_telemetry(t);

@@ -4,6 +4,8 @@ accepts, holding the same metric set the OTLP exporter sends."""
 import os
 import socket
 
+import pytest
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness import REPO, http_get, pg_listener, pg_user, wait_until
@@ -152,3 +154,64 @@ def test_metrics_head_and_content_type(connector, free_port):
     assert "content-type: text/plain; version=0.0.4" in head
     status, _ = http_get(c.health_port, "/metrics", method="HEAD")
     assert status == 200
+
+
+def make_limited_cgroup(limit):
+    """A child memory cgroup (v1 or v2) of this process's own with the given limit, or None
+    when this machine does not let us create one."""
+    with open("/proc/self/cgroup") as f:
+        lines = [l.rstrip("\n").split(":", 2) for l in f]
+    candidates = []
+    for hid, ctl, path in lines:
+        if "memory" in ctl.split(","):
+            candidates.append((f"/sys/fs/cgroup/memory{path}", "memory.limit_in_bytes"))
+        elif hid == "0" and ctl == "":
+            candidates.append((f"/sys/fs/cgroup{path}", "memory.max"))
+    for parent, limit_file in candidates:
+        d = os.path.join(parent, f"pc-itest-{os.getpid()}")
+        try:
+            os.mkdir(d)
+        except OSError:
+            continue
+        try:
+            with open(os.path.join(d, limit_file), "w") as f:
+                f.write(str(limit))
+            return d
+        except OSError:
+            os.rmdir(d)
+    return None
+
+
+def test_memory_percent_under_a_cgroup_limit(connector, free_port, tmp_path, monkeypatch,
+                                             portcullis_bin):
+    limit = 768 << 20
+    cg = make_limited_cgroup(limit)
+    if cg is None:
+        pytest.skip("cannot create a memory cgroup here")
+    try:
+        # A wrapper moves itself into the cgroup, then becomes the connector.
+        wrapper = tmp_path / "in-cgroup.sh"
+        wrapper.write_text(f'#!/bin/sh\necho $$ > {cg}/cgroup.procs || exit 99\n'
+                           f'exec {portcullis_bin} "$@"\n')
+        wrapper.chmod(0o755)
+        monkeypatch.setenv("PORTCULLIS_BIN", str(wrapper))
+        c = connector(objects(free_port()))
+        fams, _ = scrape(c)
+        assert value(fams["portcullis_process_memory_limit_bytes"]) == limit
+        pct = value(fams["portcullis_process_memory_limit_percent"])
+        rss = value(fams["portcullis_process_resident_memory_bytes"])
+        assert 0 < pct < 100
+        assert abs(pct - 100.0 * rss / limit) < 2
+        assert c.stop() == 0
+    finally:
+        wait_until(lambda: _rmdir_quietly(cg), 10, what="cgroup removed")
+
+
+def _rmdir_quietly(d):
+    try:
+        os.rmdir(d)
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
