@@ -121,7 +121,10 @@ def test_runtime_image_non_root_volume_ports_healthcheck():
     (volume,) = final["VOLUME"]
     with open(os.path.join(DOCKER_DIR, "connector.yaml")) as f:
         cfg = yaml.safe_load(f)
-    assert yaml.safe_load(volume) == [cfg["log_spool"]["dir"]]
+    assert yaml.safe_load(volume) == [cfg["log_spool"]["dir"], cfg["cluster"]["data_dir"]]
+    # Both exist in the image, owned by the runtime user, so fresh volumes inherit that.
+    assert re.search(r"mkdir -p /var/lib/portcullis/logs /var/lib/portcullis/etcd", run)
+    assert "chown -R portcullis:portcullis /var/lib/portcullis" in run
     exposed = set(" ".join(final["EXPOSE"]).split())
     assert {"8080", "2379", "2380"} <= exposed
     assert cfg["health"]["listen"].endswith(":8080")
