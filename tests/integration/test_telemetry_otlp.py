@@ -340,3 +340,27 @@ def test_endpoint_credentials_never_logged(connector, free_port, receiver):
     with c._lock:
         text = "\n".join(c.raw_stderr)
     assert "s3cr3t-pw" not in text and "user:" not in text
+
+
+def test_hanging_receiver_blocks_neither_serving_nor_shutdown(connector, free_port):
+    """A receiver that accepts connections and never answers: exports time out in the
+    exporter thread while the connector keeps serving, and shutdown still completes."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)  # never accepted: the kernel completes handshakes, nobody replies
+    try:
+        port = free_port()
+        c = connector(objects(port), config={"telemetry": {
+            "otlp_endpoint": f"http://127.0.0.1:{hole.getsockname()[1]}", "interval": "1s"}})
+        failed = c.wait_log("telemetry export failed", timeout=30)
+        assert failed["snapshot"] == "retrying"
+        # Serving meanwhile: health, readiness and the listener.
+        for _ in range(5):
+            assert c.ready_status() == 200
+            touch_listener(port)
+        c.signal(signal.SIGTERM)
+        assert c.wait_exit(60) == 0
+        step3 = [l for l in c.log_lines() if l.get("msg") == "shutdown" and l.get("step") == 3][0]
+        assert step3["status"] == "done" and step3["final_flush"] is False
+    finally:
+        hole.close()
