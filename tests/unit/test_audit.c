@@ -287,7 +287,7 @@ static void test_raw_arrays(void **state)
     (void)state;
     pc_audit_rec_t r = request();
     const char *good[] = {"[]", " [ ] ", "[\"a\"]", "[\"a\\\"b\", \"\\u00e9\\n\"]",
-                          "[\"h\xc3\xa9\"]"};
+                          "[\"h\xc3\xa9\"]", "[\"\\ud83d\\ude00\"]", "[\"\\u00E9\"]"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         r.masked_columns = good[i];
         json_t *j = format(&r, 1);
@@ -305,7 +305,8 @@ static void test_raw_arrays(void **state)
     json_decref(pretty);
     const char *bad[] = {"", "[", "]", "[1]", "[\"a\",]", "[\"a\"] x", "{\"a\":1}",
                          "[\"\\x\"]", "[\"\x01\"]", "[\"\xff\"]", "[\"a\"", "[\"\\u12\"]",
-                         "null", "[\"a\"],[\"b\"]"};
+                         "null", "[\"a\"],[\"b\"]", "[\"\\u0000\"]", "[\"\\ud800\"]",
+                         "[\"\\udc00\"]", "[\"\\ud800\\u0041\"]", "[\"\\u00g0\"]"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         r.masked_columns = bad[i];
         json_t *j = format(&r, 1);
