@@ -48,7 +48,10 @@ const pc_builtin *pc_builtin_lookup(const char *name, size_t len)
 bool pc_arg_string(pc_eval_ctx *ctx, const pc_value *const *args, int pos, const char **s, size_t *len)
 {
     const pc_value *v = args[pos];
-    if (v->kind != PC_STRING) return pc_builtin_type_error(ctx, pos + 1, "string", v);
+    if (v->kind != PC_STRING) {
+        pc_builtin_type_error(ctx, pos + 1, "string", v);
+        return false; /* explicit, so callers' outputs are provably set on true */
+    }
     *s = v->u.s;
     *len = v->len;
     return true;
@@ -57,7 +60,10 @@ bool pc_arg_string(pc_eval_ctx *ctx, const pc_value *const *args, int pos, const
 bool pc_arg_number(pc_eval_ctx *ctx, const pc_value *const *args, int pos, double *out)
 {
     const pc_value *v = args[pos];
-    if (v->kind != PC_NUMBER) return pc_builtin_type_error(ctx, pos + 1, "number", v);
+    if (v->kind != PC_NUMBER) {
+        pc_builtin_type_error(ctx, pos + 1, "number", v);
+        return false; /* explicit, so callers' outputs are provably set on true */
+    }
     *out = pc_value_get_double(v);
     return true;
 }
@@ -65,7 +71,10 @@ bool pc_arg_number(pc_eval_ctx *ctx, const pc_value *const *args, int pos, doubl
 bool pc_arg_int(pc_eval_ctx *ctx, const pc_value *const *args, int pos, int64_t *out)
 {
     const pc_value *v = args[pos];
-    if (v->kind != PC_NUMBER) return pc_builtin_type_error(ctx, pos + 1, "number", v);
+    if (v->kind != PC_NUMBER) {
+        pc_builtin_type_error(ctx, pos + 1, "number", v);
+        return false; /* explicit, so callers' outputs are provably set on true */
+    }
     if (!pc_value_is_integral(v) || !pc_value_get_int(v, out))
         return pc_builtin_type_errorf(ctx, "operand %d must be integer number but got floating-point number", pos + 1);
     return true;
@@ -74,7 +83,10 @@ bool pc_arg_int(pc_eval_ctx *ctx, const pc_value *const *args, int pos, int64_t 
 bool pc_arg_kind(pc_eval_ctx *ctx, const pc_value *const *args, int pos, pc_kind kind)
 {
     static const char *names[] = {"null", "boolean", "number", "string", "array", "object", "set"};
-    if (args[pos]->kind != kind) return pc_builtin_type_error(ctx, pos + 1, names[kind], args[pos]);
+    if (args[pos]->kind != kind) {
+        pc_builtin_type_error(ctx, pos + 1, names[kind], args[pos]);
+        return false; /* explicit, so callers' outputs are provably set on true */
+    }
     return true;
 }
 

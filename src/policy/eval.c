@@ -1873,7 +1873,7 @@ int64_t pc_builtin_now_ns(pc_eval_ctx *ctx)
     return ctx->now_ns;
 }
 
-static bool raise(pc_eval_ctx *ctx, const char *code, const char *fmt, va_list ap)
+PC_PRINTF(3, 0) static bool raise(pc_eval_ctx *ctx, const char *code, const char *fmt, va_list ap)
 {
     if (ctx->failed) return false;
     char msg[400];

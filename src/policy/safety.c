@@ -100,6 +100,7 @@ static bool subset_ok(const vset *need, const vset *bound, const vset *later, in
 static bool expr_ready(const pc_expr *e, const vset *bound, const vset *later, int nslots, uint8_t *scratch)
 {
     vset need = {scratch};
+    if (nslots < 0) nslots = 0; /* lets the compiler bound the memsets below */
     memset(scratch, 0, (size_t)nslots);
     switch (e->kind) {
     case E_TERM: needs_term(e->a, &need, false); break;
