@@ -65,8 +65,8 @@ pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t
 /**
  * Queue one record (a JSON object without trailing newline); copies it and
  * gives it the sequence number pc_spool_next_seq would return.
- * Never blocks on I/O: a CRC over the payload and a memcpy under a short
- * mutex. Returns false if the record is empty, over PC_SPOOL_MAX_RECORD,
+ * Never blocks on I/O: a memcpy under a short mutex (the writer thread
+ * computes the CRC). Returns false if the record is empty, over PC_SPOOL_MAX_RECORD,
  * the spool is closing, or the in-memory queue is full; the record is then
  * counted as dropped.
  */
