@@ -78,7 +78,7 @@ struct pc_spool {
 
 /* ---------- fault injection ---------- */
 
-static _Atomic unsigned inject_write_nth, inject_fsync_nth;
+static _Atomic unsigned inject_write_nth, inject_fsync_nth, inject_enospc_count;
 static _Atomic bool inject_partial, inject_stall, no_sync;
 static _Atomic uint32_t queue_bytes = RING_BYTES;
 
@@ -99,6 +99,11 @@ void pc__spool_inject_failure(unsigned nth_write, bool partial, unsigned nth_fsy
     atomic_store(&inject_partial, partial);
     atomic_store(&inject_write_nth, nth_write);
     atomic_store(&inject_fsync_nth, nth_fsync);
+}
+
+void pc__spool_inject_enospc(unsigned count)
+{
+    atomic_store(&inject_enospc_count, count);
 }
 
 void pc__spool_set_nosync(bool nosync)
@@ -130,6 +135,14 @@ static int sync_dir(int dirfd)
 {
     if (atomic_load(&no_sync)) return 0;
     return fsync(dirfd) == 0 ? 0 : -errno;
+}
+
+static bool inject_enospc_now(void)
+{
+    unsigned full = atomic_load(&inject_enospc_count);
+    while (full && !atomic_compare_exchange_weak(&inject_enospc_count, &full, full - 1)) {
+    }
+    return full != 0;
 }
 
 static int write_all(int fd, struct iovec *iov, int cnt, uint64_t off)
@@ -466,15 +479,17 @@ static bool rotate(pc_spool_t *sp)
     }
 }
 
+typedef enum { WRITE_DONE, WRITE_GAVE_UP, WRITE_ROTATE } write_result_t;
+
 /* Write ring bytes [from, to) at the end of the current segment and fsync. */
-static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
+static write_result_t write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
 {
     unsigned attempt = 0;
     for (;;) {
         struct seginfo *cur = &sp->segs[sp->nsegs - 1];
         struct iovec iov[2];
         int cnt = ring_iov(sp, from, to, iov);
-        int e = write_all(sp->seg_fd, iov, cnt, cur->bytes);
+        int e = inject_enospc_now() ? -ENOSPC : write_all(sp->seg_fd, iov, cnt, cur->bytes);
         const char *what = "write";
         if (!e) {
             what = "fdatasync";
@@ -485,7 +500,7 @@ static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
             pthread_mutex_lock(&sp->mu);
             sp->st.batches++;
             pthread_mutex_unlock(&sp->mu);
-            return true;
+            return WRITE_DONE;
         }
         /* Whatever reached the file past the durable size is suspect (after a
          * failed fsync the kernel may have dropped the pages): cut it and
@@ -496,8 +511,14 @@ static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
                          PC_LSTR("error", strerror(-e)), PC_LUINT("segment", cur->segno),
                          PC_LUINT("offset", cur->bytes), PC_LUINT("attempt", attempt + 1),
                          PC_LSTR("truncate_error", te ? strerror(te) : NULL));
-        if (e == -ENOSPC && drop_oldest(sp, "disk full")) continue;
-        if (!backoff(sp, &attempt)) return false;
+        if (e == -ENOSPC) {
+            /* Disk full: make room as max_bytes would, oldest first. When the
+             * segment being written is all there is, seal it so that the next
+             * attempt may drop it: newest records are kept, as under the bound. */
+            if (drop_oldest(sp, "disk full")) continue;
+            if (cur->records > 0) return WRITE_ROTATE;
+        }
+        if (!backoff(sp, &attempt)) return WRITE_GAVE_UP;
     }
 }
 
@@ -522,7 +543,12 @@ static void write_batch(pc_spool_t *sp, uint64_t from, uint64_t to, uint64_t *wr
         }
         enforce_limit(sp, end - pos);
         ring_seal_frames(sp, pos, end);
-        if (!write_durably(sp, pos, end)) break;
+        write_result_t w = write_durably(sp, pos, end);
+        if (w == WRITE_ROTATE) {
+            if (rotate(sp)) continue;
+            break;
+        }
+        if (w == WRITE_GAVE_UP) break;
         struct seginfo *last = &sp->segs[sp->nsegs - 1];
         last->bytes += end - pos;
         last->records += cnt;

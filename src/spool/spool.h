@@ -143,6 +143,8 @@ bool pc_spool_cursor_load(const char *dir, pc_spool_pos_t *out);
  * 0 disables; UINT_MAX fails every one. Process-wide; for tests and fuzzing only.
  */
 void pc__spool_inject_failure(unsigned nth_write, bool partial, unsigned nth_fsync);
+/** The next count batch writes fail with ENOSPC (disk full). */
+void pc__spool_inject_enospc(unsigned count);
 /** While stalled, writer threads take no new batch (to fill the queue in tests). */
 void pc__spool_inject_stall(bool stall);
 /**

@@ -176,6 +176,7 @@ static int teardown(void **state)
 {
     remove_dir(*state);
     pc__spool_inject_failure(0, false, 0);
+    pc__spool_inject_enospc(0);
     pc__spool_inject_stall(false);
     return 0;
 }
@@ -726,6 +727,29 @@ static void test_close_on_dead_disk(void **state)
     free(ra.ns);
 }
 
+/* Disk full with one segment: it is sealed, then dropped; the newest records stay. */
+static void test_disk_full(void **state)
+{
+    const char *dir = *state;
+    pc_spool_t *sp = open_ok(dir, 64 * MIB);
+    append_range(sp, 0, 100, 100);
+    pc_spool_flush(sp);
+    /* first attempt: nothing older to drop, so seal and rotate; second: drop it */
+    pc__spool_inject_enospc(2);
+    append_range(sp, 100, 150, 100);
+    pc_spool_flush(sp);
+    pc_spool_stats_t st;
+    pc_spool_get_stats(sp, &st);
+    assert_int_equal(st.records_written, 150);
+    assert_int_equal(st.records_dropped, 100);
+    pc_spool_close(sp);
+    struct readall ra;
+    read_all(dir, 100, &ra);
+    assert_int_equal(ra.count, 50);
+    for (unsigned i = 0; i < 50; i++) assert_int_equal(ra.ns[i], 100 + i);
+    free(ra.ns);
+}
+
 struct appender {
     pc_spool_t *sp;
     unsigned base, count;
@@ -933,6 +957,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_failures_repeated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsync_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_on_dead_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_seqs_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
