@@ -112,6 +112,9 @@ typedef enum { PC_SPOOL_READ_OK, PC_SPOOL_READ_END, PC_SPOOL_READ_ERROR } pc_spo
  * Next valid record: *rec points into the reader's buffer, valid until the
  * next call. END means no complete record yet (call again later to follow).
  * *pos_after is where reading resumes after this record (a durable cursor).
+ * Delivery is at-least-once: a reader following a live spool may see a
+ * record that the writer has to write again elsewhere (a full disk while the
+ * batch was being written); the record's id tells the copies apart.
  */
 pc_spool_read_t pc_spool_reader_next(pc_spool_reader_t *r, const char **rec, size_t *len,
                                      pc_spool_pos_t *pos_after);
