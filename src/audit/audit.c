@@ -12,12 +12,12 @@
 #include <emmintrin.h>
 #endif
 
-#define IDENT_MAX 256     /* escaped instance / version */
-#define SHORT_MAX 512     /* escaped user, resource, ip, ... */
-#define KEY_MAX 2048      /* S3 keys are up to 1024 bytes */
+#define IDENT_MAX 256 /* escaped instance / version */
+#define SHORT_MAX 512 /* escaped user, resource, ip, ... */
+#define KEY_MAX 2048  /* S3 keys are up to 1024 bytes */
 #define REASON_MAX 2048
 #define ERROR_MAX 4096
-#define ARRAY_MAX 4096    /* policies, masked_columns */
+#define ARRAY_MAX 4096   /* policies, masked_columns */
 #define TAIL_RESERVE 512 /* fixed keys, numbers, flags and the closing brace */
 
 /* Every cap together stays well under the largest record. */
@@ -109,7 +109,8 @@ static size_t plain_run(const unsigned char *u, size_t n)
         j += 16;
     }
 #endif
-    while (j < n && plain(u[j])) j++;
+    while (j < n && plain(u[j]))
+        j++;
     return j;
 }
 
@@ -213,7 +214,8 @@ static bool is_string_array(const char *s, size_t n)
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
 #define WS()                                                                                       \
-    while (i < n && (u[i] == ' ' || u[i] == '\t' || u[i] == '\n' || u[i] == '\r')) i++
+    while (i < n && (u[i] == ' ' || u[i] == '\t' || u[i] == '\n' || u[i] == '\r'))                 \
+    i++
     WS();
     if (i >= n || u[i++] != '[') return false;
     WS();
@@ -314,7 +316,7 @@ static void put_ts(struct out *o, uint64_t ts_ns)
             tm.tm_mday = 1;
         }
         unsigned v[6] = {(unsigned)tm.tm_year + 1900, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday,
-                         (unsigned)tm.tm_hour, (unsigned)tm.tm_min, (unsigned)tm.tm_sec};
+                         (unsigned)tm.tm_hour,        (unsigned)tm.tm_min,     (unsigned)tm.tm_sec};
         char *p = cached;
         p[0] = (char)('0' + v[0] / 1000);
         p[1] = (char)('0' + v[0] / 100 % 10);

@@ -32,7 +32,7 @@
 #define SCAN_BUF (PC_SPOOL_MAX_RECORD + PC__SPOOL_FRAME_HDR + (1u << 20))
 #define BACKOFF_MIN_MS 10
 #define BACKOFF_MAX_MS 1000
-#define CLOSE_RETRIES 5             /* failing attempts allowed once closing */
+#define CLOSE_RETRIES 5 /* failing attempts allowed once closing */
 #define DROP_LOG_INTERVAL_NS 10000000000ull
 #define VERIFY_BYTES_PER_SEC (256ull << 20) /* leave the disk to the writer */
 
@@ -85,7 +85,8 @@ static _Atomic uint32_t queue_bytes = RING_BYTES;
 void pc__spool_set_queue_bytes(uint32_t bytes)
 {
     uint32_t pow2 = 1u << 16;
-    while (pow2 < bytes && pow2 < (1u << 30)) pow2 <<= 1;
+    while (pow2 < bytes && pow2 < (1u << 30))
+        pow2 <<= 1;
     atomic_store(&queue_bytes, bytes ? pow2 : RING_BYTES);
 }
 
@@ -206,7 +207,8 @@ static void ring_put(pc_spool_t *sp, uint64_t pos, const void *src, size_t n)
 static uint32_t ring_frame_len(const pc_spool_t *sp, uint64_t pos)
 {
     uint8_t b[4];
-    for (int i = 0; i < 4; i++) b[i] = sp->ring[(pos + (uint64_t)i) & sp->ring_mask];
+    for (int i = 0; i < 4; i++)
+        b[i] = sp->ring[(pos + (uint64_t)i) & sp->ring_mask];
     return PC__SPOOL_FRAME_HDR + pc__get_le32(b);
 }
 
@@ -255,7 +257,8 @@ static void ring_seal_frames(pc_spool_t *sp, uint64_t from, uint64_t to)
 static uint64_t ring_count_frames(const pc_spool_t *sp, uint64_t from, uint64_t to)
 {
     uint64_t n = 0;
-    for (uint64_t p = from; p < to; p += ring_frame_len(sp, p)) n++;
+    for (uint64_t p = from; p < to; p += ring_frame_len(sp, p))
+        n++;
     return n;
 }
 
@@ -351,7 +354,8 @@ static void remove_oldest_seg(pc_spool_t *sp)
 static uint64_t disk_bytes(const pc_spool_t *sp)
 {
     uint64_t total = 0;
-    for (size_t i = 0; i < sp->nsegs; i++) total += sp->segs[i].bytes;
+    for (size_t i = 0; i < sp->nsegs; i++)
+        total += sp->segs[i].bytes;
     return total;
 }
 
@@ -388,8 +392,8 @@ static uint64_t unshipped_records(pc_spool_t *sp, const struct seginfo *s)
     uint64_t cseg, coff;
     bool cursor = pc__spool_cursor_read(sp->dirfd, &cseg, &coff);
     if (cursor && s->segno < cseg) return 0;
-    if (cursor && s->segno == cseg) return coff >= s->bytes ? 0 : count_records(sp, s->segno,
-                                                                              s->bytes, coff);
+    if (cursor && s->segno == cseg)
+        return coff >= s->bytes ? 0 : count_records(sp, s->segno, s->bytes, coff);
     return s->verified ? s->records : count_records(sp, s->segno, s->bytes, 0);
 }
 
@@ -434,7 +438,8 @@ static bool backoff(pc_spool_t *sp, unsigned *attempt)
 {
     (*attempt)++;
     uint64_t ms = BACKOFF_MIN_MS;
-    for (unsigned i = 1; i < *attempt && ms < BACKOFF_MAX_MS; i++) ms *= 2;
+    for (unsigned i = 1; i < *attempt && ms < BACKOFF_MAX_MS; i++)
+        ms *= 2;
     if (ms > BACKOFF_MAX_MS) ms = BACKOFF_MAX_MS;
     pthread_mutex_lock(&sp->mu);
     bool give_up = sp->stopping && *attempt > CLOSE_RETRIES;
@@ -467,8 +472,9 @@ static bool rotate(pc_spool_t *sp)
             close(old);
             push_seg(sp, segno, PC__SPOOL_HDR_LEN, 0, true);
             publish_disk_stats(sp, 0, 0);
-            if (attempt) pc_log_info("spool: segment created after retries",
-                                     PC_LUINT("attempts", attempt + 1));
+            if (attempt)
+                pc_log_info("spool: segment created after retries",
+                            PC_LUINT("attempts", attempt + 1));
             return true;
         }
         if (worth_logging(attempt + 1))
@@ -631,8 +637,7 @@ static int check_segment(pc_spool_t *sp, uint64_t segno, bool cut, struct segsca
     }
     out->size = (uint64_t)stt.st_size;
     uint8_t hdr[PC__SPOOL_HDR_LEN];
-    out->hdr_ok = out->size >= sizeof hdr &&
-                  pread(fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr &&
+    out->hdr_ok = out->size >= sizeof hdr && pread(fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr &&
                   pc__spool_header_decode(hdr, segno, &out->base_seq);
     if (!out->hdr_ok) goto out;
     rc = scan_frames(fd, PC__SPOOL_HDR_LEN, out->size, &out->sc);
@@ -751,7 +756,8 @@ static void *verifier_main(void *arg)
 void pc__spool_wait_verified(pc_spool_t *sp)
 {
     pthread_mutex_lock(&sp->mu);
-    while (!sp->verifier_done) pthread_cond_wait(&sp->done_cv, &sp->mu);
+    while (!sp->verifier_done)
+        pthread_cond_wait(&sp->done_cv, &sp->mu);
     pthread_mutex_unlock(&sp->mu);
 }
 
@@ -906,11 +912,10 @@ pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t
         errf(err, errlen, "cannot start verifier thread", dir, e);
         goto fail;
     }
-    pc_log_info("spool opened", PC_LSTR("dir", dir), PC_LUINT("segments", sp->nsegs),
-                PC_LUINT("bytes", sp->st.bytes_on_disk),
-                PC_LUINT("next_seq", atomic_load(&sp->next_seq)),
-                PC_LUINT("torn_records_cut", sp->st.torn_records_cut),
-                PC_LUINT("max_bytes", max_bytes));
+    pc_log_info(
+        "spool opened", PC_LSTR("dir", dir), PC_LUINT("segments", sp->nsegs),
+        PC_LUINT("bytes", sp->st.bytes_on_disk), PC_LUINT("next_seq", atomic_load(&sp->next_seq)),
+        PC_LUINT("torn_records_cut", sp->st.torn_records_cut), PC_LUINT("max_bytes", max_bytes));
     free(found);
     free(doomed);
     return sp;

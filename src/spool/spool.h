@@ -44,7 +44,7 @@ typedef struct pc_spool_stats {
     uint64_t torn_records_cut; /* found corrupt at open and cut */
     uint64_t bytes_on_disk;
     uint64_t segments;
-    uint64_t batches;          /* write+fdatasync rounds; records_written / batches = group size */
+    uint64_t batches; /* write+fdatasync rounds; records_written / batches = group size */
 } pc_spool_stats_t;
 
 /**
