@@ -147,6 +147,9 @@ struct session {
     uint32_t our_pid; /* 0 = not registered in the cancel map */
     bool started;     /* session-start audit record written */
     bool client_gone;
+    bool up_ready;    /* the upstream session was established */
+    bool up_gone;     /* the upstream connection failed or was closed by the server */
+    bool up_fatal;    /* the server sent a FATAL/PANIC before closing */
     char tx_status;
 
     item_t *q_head, *q_tail;
@@ -166,6 +169,7 @@ struct session {
 };
 
 static void session_close(session_t *s);
+static void fatal_and_close(session_t *s, const char *sqlstate, const char *message);
 static void side_flush(side_t *sd);
 static void update_reading(session_t *s);
 static void side_input(side_t *sd, const uint8_t *p, size_t n);
@@ -326,8 +330,13 @@ static void on_write(uv_write_t *req, int status)
             pc_log_debug("pg write failed", PC_LUINT("session", s->id),
                          PC_LSTR("side", sd->is_client ? "client" : "upstream"),
                          PC_LSTR("error", uv_strerror(status)));
-            if (sd->is_client) s->client_gone = true;
-            session_close(s);
+            if (sd->is_client) {
+                s->client_gone = true;
+                session_close(s);
+            } else {
+                s->up_gone = true;
+                fatal_and_close(s, "08006", "upstream connection lost");
+            }
         }
         return;
     }
@@ -734,6 +743,13 @@ static void session_close(session_t *s)
     if (s->our_pid) pc__pg_cancel_unregister(s->our_pid);
     s->our_pid = 0;
     if (s->client.inited && !s->client_gone) side_flush(&s->client);
+    if (s->up_ready && !s->up_gone) {
+        /* Terminate, so the server ends the backend cleanly (best effort:
+         * what the socket does not take at once goes with the close). */
+        static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
+        out_put(&s->up, terminate, sizeof terminate);
+        side_flush(&s->up);
+    }
     items_free_all(s);
     named_free_all(&s->stmts);
     named_free_all(&s->portals);
@@ -869,18 +885,14 @@ static void on_peer_eof(side_t *sd, ssize_t err)
     session_t *s = sd->s;
     if (sd->is_client) {
         s->client_gone = true;
-        if (s->up.inited && s->state == ST_READY) {
-            /* Tell the server we are leaving so it ends the backend cleanly. */
-            static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
-            out_put(&s->up, terminate, sizeof terminate);
-            side_flush(&s->up);
-        }
         session_close(s);
         return;
     }
+    s->up_gone = true;
     if (s->state == ST_READY) {
-        /* The server said its piece (e.g. a FATAL) before closing. */
-        side_flush(&s->client);
+        /* A server that dies without a word would leave the client guessing. */
+        if (!s->up_fatal)
+            client_error(s, "FATAL", "08006", "upstream connection closed unexpectedly");
         session_close(s);
         return;
     }
@@ -1562,6 +1574,7 @@ static void become_ready(session_t *s, const pc_pg_msg_t *z)
     }
     s->state = ST_READY;
     s->started = true;
+    s->up_ready = true;
     audit_session(s, PC_AUDIT_SESSION_START, "allow", NULL, NULL);
     pc_log_debug("pg session ready", PC_LUINT("session", s->id), PC_LSTR("user", s->username));
     out_put(&s->client, z->body - 5, z->total_len);
@@ -1780,10 +1793,8 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
         }
         break;
     case 'X':
-        forward(&s->up, m);
-        side_flush(&s->up);
         s->client_gone = true;
-        session_close(s);
+        session_close(s); /* sends Terminate upstream */
         return;
     case 'd':
     case 'c':
@@ -1977,7 +1988,11 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
         break;
     case 't':
         break; /* ParameterDescription: RowDescription/NoData completes Describe */
-    case 'E':
+    case 'E': {
+        pc_pg_error_fields_t ef;
+        if (pc_pg_parse_error(m->body, m->body_len, &ef) && ef.severity &&
+            (!strcmp(ef.severity, "FATAL") || !strcmp(ef.severity, "PANIC")))
+            s->up_fatal = true;
         s->result_active = false;
         if (head) {
             item_set_error(head, m);
@@ -1987,6 +2002,7 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
             }
         }
         break;
+    }
     case 'Z': {
         char tx;
         if (pc_pg_parse_ready(m->body, m->body_len, &tx)) s->tx_status = tx;

@@ -401,3 +401,37 @@ def test_big_pipelines(connector, free_port, pg_server):
     sender.join(10)
     assert w.query("select 1")[-1][0] == b"Z"
     w.close()
+
+
+# ------------------------------------------------------------------ upstream going away
+
+def test_upstream_backend_terminated_and_server_crash(connector, free_port, pg_server):
+    port = free_port()
+    connector(objects(pg_server, port))
+    conn = psycopg.connect(dsn(port), autocommit=True)
+    pid = conn.execute("select pg_backend_pid()").fetchone()[0]
+    pg_server.psql(f"select pg_terminate_backend({pid})")
+    with pytest.raises(psycopg.OperationalError, match="terminating connection due to administrator"):
+        conn.execute("select 1")
+    conn.close()
+    # the upstream backend of a client that leaves gets a Terminate, not a reset
+    with psycopg.connect(dsn(port)) as c2:
+        upid = c2.execute("select pg_backend_pid()").fetchone()[0]
+    wait_until(lambda: pg_server.psql(
+        f"select count(*) from pg_stat_activity where pid = {upid}").strip() == "0", 5,
+        what="upstream backend gone")
+
+    own = Postgres()
+    try:
+        port2 = free_port()
+        connector(objects(own, port2))
+        conn = psycopg.connect(dsn(port2), autocommit=True)
+        assert conn.execute("select 1").fetchone() == (1,)
+        own.stop("immediate")
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute("select 1")
+        conn.close()
+        with pytest.raises(psycopg.OperationalError, match="upstream unavailable"):
+            psycopg.connect(dsn(port2))
+    finally:
+        own.close()
