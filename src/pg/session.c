@@ -72,12 +72,15 @@ typedef enum {
 typedef struct qstr {
     uint32_t refs;
     uint32_t len;
+    uint8_t *rowdesc; /* the statement's last RowDescription body, for post_request */
+    uint32_t rowdesc_len;
     char text[];
 } qstr_t;
 
 typedef struct item {
     struct item *next;
     item_kind_t kind;
+    char describe_kind; /* IT_DESCRIBE: 'S' statement or 'P' portal */
     qstr_t *query;
     uint64_t start_ns;
     int64_t rows;
@@ -161,7 +164,8 @@ struct session {
 
     /* post_request state of the current result set */
     pc_decision_t result_decision;
-    bool result_active;
+    bool result_decided; /* post_request has judged the current result set */
+    bool result_active;  /* ... and rows need looking at (mask / filter) */
     int64_t result_rows_seen;
     int64_t result_rows_sent;
 
@@ -266,6 +270,8 @@ static qstr_t *qstr_new(const char *text, size_t len)
     if (!q) return NULL;
     q->refs = 1;
     q->len = (uint32_t)len;
+    q->rowdesc = NULL;
+    q->rowdesc_len = 0;
     memcpy(q->text, text, len);
     q->text[len] = 0;
     return q;
@@ -279,7 +285,10 @@ static qstr_t *qstr_ref(qstr_t *q)
 
 static void qstr_unref(qstr_t *q)
 {
-    if (q && --q->refs == 0) free(q);
+    if (q && --q->refs == 0) {
+        free(q->rowdesc);
+        free(q);
+    }
 }
 
 static const char *state_name(state_t st)
@@ -1773,10 +1782,12 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
         }
         /* Describe carries the statement text so post_request sees the query. */
         qstr_t *dq = m->type == 'D' ? named_get(kind == 'S' ? s->stmts : s->portals, name) : NULL;
-        if (!item_push(s, m->type == 'D' ? IT_DESCRIBE : IT_CLOSE, dq)) {
+        item_t *it = item_push(s, m->type == 'D' ? IT_DESCRIBE : IT_CLOSE, dq);
+        if (!it) {
             session_close(s);
             return;
         }
+        it->describe_kind = kind;
         break;
     }
     case 'S':
@@ -1838,13 +1849,16 @@ static const char *type_name(uint32_t oid)
     }
 }
 
-static void on_row_description(session_t *s, const pc_pg_msg_t *m)
+/* post_request: judge the result set about to stream, from its
+ * RowDescription body (NULL when the client did not ask for one and none is
+ * cached: the engine then sees no columns but still judges). */
+static void judge_result(session_t *s, const uint8_t *rd, uint32_t rd_len, const qstr_t *query)
 {
     pc_decision_column_t cols[64];
     size_t n = 0;
     pc_pg_rowdesc_iter_t it;
     pc_pg_column_t c;
-    if (pc_pg_rowdesc_begin(m->body, m->body_len, &it)) {
+    if (rd && pc_pg_rowdesc_begin(rd, rd_len, &it)) {
         while (n < PC_ARRAY_LEN(cols) && pc_pg_rowdesc_next(&it, &c) == 1) {
             cols[n].name = c.name;
             cols[n].type_oid = c.type_oid;
@@ -1856,18 +1870,43 @@ static void on_row_description(session_t *s, const pc_pg_msg_t *m)
     }
     pc_decision_ctx_t ctx;
     fill_ctx(s, &ctx, PC_STAGE_POST_REQUEST);
-    const item_t *head = s->q_head;
-    if (head && head->query) {
-        ctx.query = head->query->text;
-        ctx.query_len = head->query->len;
+    if (query) {
+        ctx.query = query->text;
+        ctx.query_len = query->len;
     }
     ctx.columns = cols;
     ctx.n_columns = n;
     pc_decision_eval(&ctx, &s->result_decision);
+    s->result_decided = true;
     s->result_active = s->result_decision.action == PC_DECISION_MASK ||
                        s->result_decision.action == PC_DECISION_FILTER ||
                        s->result_decision.action == PC_DECISION_BLOCK;
     s->result_rows_seen = s->result_rows_sent = 0;
+}
+
+static void result_done(session_t *s)
+{
+    s->result_decided = false;
+    s->result_active = false;
+}
+
+static void on_row_description(session_t *s, const pc_pg_msg_t *m)
+{
+    item_t *head = s->q_head;
+    if (head && head->kind == IT_DESCRIBE && head->query) {
+        /* Remember the shape for executions the client does not describe. */
+        qstr_t *q = head->query;
+        uint8_t *copy = malloc(m->body_len ? m->body_len : 1);
+        if (copy) {
+            memcpy(copy, m->body, m->body_len);
+            free(q->rowdesc);
+            q->rowdesc = copy;
+            q->rowdesc_len = m->body_len;
+        }
+        /* A statement's description is not a result set yet. */
+        if (head->describe_kind == 'S') return;
+    }
+    judge_result(s, m->body, m->body_len, head ? head->query : NULL);
 }
 
 /* Rewrite a DataRow under a mask decision. Until the masking functions land
@@ -1950,6 +1989,9 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
         if (head && head->kind == IT_DESCRIBE) item_pop(s, false);
         break;
     case 'D':
+        if (!s->result_decided && head)
+            judge_result(s, head->query ? head->query->rowdesc : NULL,
+                         head->query ? head->query->rowdesc_len : 0, head->query);
         if (!row_allowed(s)) return;
         if (s->result_active && s->result_decision.action == PC_DECISION_MASK) {
             forward_masked_row(s, m);
@@ -1964,7 +2006,7 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
             return;
         }
         forward_command_complete(s, m, tag, &rows);
-        s->result_active = false;
+        result_done(s);
         if (head && (head->kind == IT_SIMPLE || head->kind == IT_EXECUTE)) {
             if (rows >= 0) head->rows = (head->rows < 0 ? 0 : head->rows) + rows;
             if (head->kind == IT_EXECUTE) item_pop(s, true);
@@ -1974,7 +2016,7 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
     }
     case 'I':
     case 's':
-        s->result_active = false;
+        result_done(s);
         if (head && head->kind == IT_EXECUTE) item_pop(s, true);
         break;
     case '1':
@@ -1993,7 +2035,7 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
         if (pc_pg_parse_error(m->body, m->body_len, &ef) && ef.severity &&
             (!strcmp(ef.severity, "FATAL") || !strcmp(ef.severity, "PANIC")))
             s->up_fatal = true;
-        s->result_active = false;
+        result_done(s);
         if (head) {
             item_set_error(head, m);
             if (head->kind != IT_SIMPLE && head->kind != IT_FUNC && head->kind != IT_SYNC) {
@@ -2006,6 +2048,7 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
     case 'Z': {
         char tx;
         if (pc_pg_parse_ready(m->body, m->body_len, &tx)) s->tx_status = tx;
+        result_done(s);
         /* Everything up to the Sync / Query this answers is over; requests
          * the server skipped after an error are recorded with it. */
         while (s->q_head) {
@@ -2049,7 +2092,7 @@ static bool streamable(const side_t *sd, uint8_t type)
     if (sd->is_client) return type == 'd' && !s->skip_until_sync;
     if (type == 'd') return true;
     /* A DataRow may pass in pieces when nothing needs to see it whole. */
-    return type == 'D' && !s->result_active;
+    return type == 'D' && s->result_decided && !s->result_active;
 }
 
 static void dispatch(side_t *sd, const pc_pg_msg_t *m)
