@@ -42,17 +42,17 @@
 /* ---------- states ---------- */
 
 typedef enum {
-    ST_STARTUP,        /* waiting for the client's startup packet */
-    ST_CLIENT_TLS,     /* client TLS handshake */
-    ST_SASL_INIT,      /* sent AuthenticationSASL, waiting for SASLInitialResponse */
-    ST_SASL_CONT,      /* sent SASLContinue, waiting for SASLResponse */
-    ST_UP_CONNECT,     /* resolving / connecting upstream */
-    ST_UP_SSL,         /* sent SSLRequest upstream, waiting for 'S' / 'N' */
-    ST_UP_TLS,         /* upstream TLS handshake */
-    ST_UP_AUTH,        /* sent StartupMessage upstream, authenticating */
-    ST_UP_INIT,        /* upstream authenticated: ParameterStatus.. until ReadyForQuery */
-    ST_READY,          /* relaying */
-    ST_CLOSING,        /* handles closing; nothing more is processed */
+    ST_STARTUP,    /* waiting for the client's startup packet */
+    ST_CLIENT_TLS, /* client TLS handshake */
+    ST_SASL_INIT,  /* sent AuthenticationSASL, waiting for SASLInitialResponse */
+    ST_SASL_CONT,  /* sent SASLContinue, waiting for SASLResponse */
+    ST_UP_CONNECT, /* resolving / connecting upstream */
+    ST_UP_SSL,     /* sent SSLRequest upstream, waiting for 'S' / 'N' */
+    ST_UP_TLS,     /* upstream TLS handshake */
+    ST_UP_AUTH,    /* sent StartupMessage upstream, authenticating */
+    ST_UP_INIT,    /* upstream authenticated: ParameterStatus.. until ReadyForQuery */
+    ST_READY,      /* relaying */
+    ST_CLOSING,    /* handles closing; nothing more is processed */
 } state_t;
 
 /* Requests in flight, in the order the upstream answers them. */
@@ -102,7 +102,7 @@ typedef struct side {
     session_t *s;
     pc_tls_t *tls;
     bool is_client;
-    bool inited;  /* tcp handle initialised (must be closed) */
+    bool inited; /* tcp handle initialised (must be closed) */
     bool reading;
     uint8_t *in; /* bytes of an incomplete message */
     size_t in_len, in_cap;
@@ -150,9 +150,9 @@ struct session {
     uint32_t our_pid; /* 0 = not registered in the cancel map */
     bool started;     /* session-start audit record written */
     bool client_gone;
-    bool up_ready;    /* the upstream session was established */
-    bool up_gone;     /* the upstream connection failed or was closed by the server */
-    bool up_fatal;    /* the server sent a FATAL/PANIC before closing */
+    bool up_ready; /* the upstream session was established */
+    bool up_gone;  /* the upstream connection failed or was closed by the server */
+    bool up_fatal; /* the server sent a FATAL/PANIC before closing */
     char tx_status;
 
     item_t *q_head, *q_tail;
@@ -293,9 +293,9 @@ static void qstr_unref(qstr_t *q)
 
 static const char *state_name(state_t st)
 {
-    static const char *const names[] = {"startup", "client_tls", "sasl_init", "sasl_cont",
-                                        "up_connect", "up_ssl", "up_tls", "up_auth",
-                                        "up_init", "ready", "closing"};
+    static const char *const names[] = {"startup",    "client_tls", "sasl_init", "sasl_cont",
+                                        "up_connect", "up_ssl",     "up_tls",    "up_auth",
+                                        "up_init",    "ready",      "closing"};
     return (size_t)st < PC_ARRAY_LEN(names) ? names[st] : "?";
 }
 
@@ -563,7 +563,8 @@ static void item_pop(session_t *s, bool audit)
 
 static void items_free_all(session_t *s)
 {
-    while (s->q_head) item_pop(s, false);
+    while (s->q_head)
+        item_pop(s, false);
 }
 
 /* Connector-made responses go out once everything before them has. */
@@ -601,10 +602,18 @@ static void named_set(session_t *s, named_t **list, const char *name, qstr_t *q,
     (*count)++;
 }
 
-static qstr_t *named_get(named_t *list, const char *name)
+/* Move-to-front: the statements a session runs over and over stay at the head. */
+static qstr_t *named_get(named_t **list, const char *name)
 {
-    for (named_t *n = list; n; n = n->next)
-        if (strcmp(n->name, name) == 0) return n->query;
+    for (named_t **pp = list; *pp; pp = &(*pp)->next) {
+        named_t *n = *pp;
+        if (strcmp(n->name, name) == 0) {
+            *pp = n->next;
+            n->next = *list;
+            *list = n;
+            return n->query;
+        }
+    }
     return NULL;
 }
 
@@ -647,7 +656,8 @@ static pthread_once_t worker_key_once = PTHREAD_ONCE_INIT;
 static void worker_thread_end(void *arg)
 {
     pg_worker_t *pw = arg;
-    while (tl_n_chunks) free(tl_chunks[--tl_n_chunks]);
+    while (tl_n_chunks)
+        free(tl_chunks[--tl_n_chunks]);
     while (tl_wreqs) {
         wreq_t *r = tl_wreqs;
         tl_wreqs = r->next_free;
@@ -875,7 +885,8 @@ static void side_buffer(side_t *sd, const uint8_t *p, size_t n)
     if (!n) return;
     if (sd->in_cap - sd->in_len < n) {
         size_t cap = sd->in_cap ? sd->in_cap : 512;
-        while (cap - sd->in_len < n) cap *= 2;
+        while (cap - sd->in_len < n)
+            cap *= 2;
         uint8_t *q = realloc(sd->in, cap);
         if (!q) {
             session_close(sd->s);
@@ -887,7 +898,6 @@ static void side_buffer(side_t *sd, const uint8_t *p, size_t n)
     memcpy(sd->in + sd->in_len, p, n);
     sd->in_len += n;
 }
-
 
 static void on_peer_eof(side_t *sd, ssize_t err)
 {
@@ -1039,8 +1049,7 @@ static void handle_startup(session_t *s, const pc_pg_msg_t *m)
         return;
     case PC_PG_STARTUP_UNSUPPORTED_VERSION: {
         char msg[128];
-        snprintf(msg, sizeof msg,
-                 "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+        snprintf(msg, sizeof msg, "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
                  su.code >> 16, su.code & 0xffff);
         fatal_and_close(s, "0A000", msg);
         return;
@@ -1068,9 +1077,9 @@ static void handle_startup(session_t *s, const pc_pg_msg_t *m)
     const char *db = pc_pg_startup_param(&su, "database");
     const char *app = pc_pg_startup_param(&su, "application_name");
     s->username = strdup(user);
-    s->database = (db && *db) ? strdup(db)
+    s->database = (db && *db)                              ? strdup(db)
                   : (s->resource && s->resource->database) ? strdup(s->resource->database)
-                                                          : strdup(user);
+                                                           : strdup(user);
     s->application = app ? strdup(app) : NULL;
     s->startup_body = malloc(m->body_len);
     if (!s->username || !s->database || (app && !s->application) || !s->startup_body) {
@@ -1127,12 +1136,11 @@ static void handle_sasl(session_t *s, const pc_pg_msg_t *m)
             return;
         }
         if (strcmp(mech, PC_SCRAM_MECHANISM) != 0) {
-            fatal_and_close(s, "28000",
-                            "client selected an invalid SASL authentication mechanism");
+            fatal_and_close(s, "28000", "client selected an invalid SASL authentication mechanism");
             return;
         }
-        r = pc_scram_server_first(s->scram_srv, (const char *)data, dlen, out, sizeof out,
-                                  &out_len, &problem);
+        r = pc_scram_server_first(s->scram_srv, (const char *)data, dlen, out, sizeof out, &out_len,
+                                  &problem);
         if (r == PC_SCRAM_OK) {
             send_auth(s, 11, out, out_len);
             s->state = ST_SASL_CONT;
@@ -1142,8 +1150,8 @@ static void handle_sasl(session_t *s, const pc_pg_msg_t *m)
         const uint8_t *data;
         uint32_t dlen;
         pc_pg_parse_sasl_response(m->body, m->body_len, &data, &dlen);
-        r = pc_scram_server_final(s->scram_srv, (const char *)data, dlen, out, sizeof out,
-                                  &out_len, &problem);
+        r = pc_scram_server_final(s->scram_srv, (const char *)data, dlen, out, sizeof out, &out_len,
+                                  &problem);
         if (r == PC_SCRAM_OK) {
             send_auth(s, 12, out, out_len);
             send_auth(s, 0, NULL, 0);
@@ -1189,8 +1197,8 @@ static void session_stage_passed(session_t *s)
     fill_ctx(s, &c, PC_STAGE_SESSION);
     pc_decision_eval(&c, &d);
     if (d.action == PC_DECISION_BLOCK) {
-        pc_log_info("pg session blocked", PC_LUINT("session", s->id),
-                    PC_LSTR("user", s->username), PC_LSTR("reason", d.reason));
+        pc_log_info("pg session blocked", PC_LUINT("session", s->id), PC_LSTR("user", s->username),
+                    PC_LSTR("reason", d.reason));
         audit_session(s, PC_AUDIT_SESSION_START, "block", d.reason, NULL);
         if (d.block_type == PC_BLOCK_SILENTLY) {
             session_close(s);
@@ -1199,7 +1207,7 @@ static void session_stage_passed(session_t *s)
         char msg[600];
         snprintf(msg, sizeof msg, "%s",
                  d.block_type == PC_BLOCK_CUSTOM_MESSAGE && d.message[0] ? d.message
-                 : d.reason[0] ? d.reason
+                 : d.reason[0]                                           ? d.reason
                                : "access denied by policy");
         fatal_and_close(s, "42501", msg);
         return;
@@ -1283,7 +1291,7 @@ static SSL_CTX *upstream_tls_ctx(const pc_resource_t *r, char *err, size_t errle
         bool verify;
         char *ca;
         SSL_CTX *ctx;
-    } *cache;
+    } * cache;
     bool verify = r->tls == PC_UPSTREAM_TLS_VERIFY_FULL;
     const char *ca = verify ? r->tls_ca_file : NULL;
     SSL_CTX *ctx = NULL;
@@ -1314,8 +1322,7 @@ static void upstream_fail(session_t *s, const char *what)
     char msg[300];
     snprintf(msg, sizeof msg, "upstream unavailable: %s", what);
     pc_log_warn("pg upstream failed", PC_LUINT("session", s->id),
-                PC_LSTR("resource", s->resource ? s->resource->name : ""),
-                PC_LSTR("error", what));
+                PC_LSTR("resource", s->resource ? s->resource->name : ""), PC_LSTR("error", what));
     audit_session(s, PC_AUDIT_SESSION_START, "allow", NULL, msg);
     fatal_and_close(s, "08006", msg);
 }
@@ -1538,8 +1545,8 @@ static void handle_up_auth(session_t *s, const pc_pg_msg_t *m)
         break;
     case 11:
         if (!s->scram_cli ||
-            pc_scram_client_final(s->scram_cli, (const char *)a.data, a.data_len, out,
-                                  sizeof out, &out_len, &problem) != PC_SCRAM_OK) {
+            pc_scram_client_final(s->scram_cli, (const char *)a.data, a.data_len, out, sizeof out,
+                                  &out_len, &problem) != PC_SCRAM_OK) {
             upstream_fail(s, "upstream SCRAM exchange failed");
             return;
         }
@@ -1739,7 +1746,7 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
             client_protocol_error(s, "malformed Bind message");
             return;
         }
-        qstr_t *qs = named_get(s->stmts, stmt);
+        qstr_t *qs = named_get(&s->stmts, stmt);
         if (qs)
             named_set(s, &s->portals, portal, qs, false);
         else
@@ -1757,7 +1764,7 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
             client_protocol_error(s, "malformed Execute message");
             return;
         }
-        qstr_t *qs = named_get(s->portals, portal);
+        qstr_t *qs = named_get(&s->portals, portal);
         if (!pre_request(s, qs ? qs->text : "", qs ? qs->len : 0, "execute", false)) return;
         if (!item_push(s, IT_EXECUTE, qs)) {
             session_close(s);
@@ -1781,7 +1788,7 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
                 named_del(s, &s->portals, name, false);
         }
         /* Describe carries the statement text so post_request sees the query. */
-        qstr_t *dq = m->type == 'D' ? named_get(kind == 'S' ? s->stmts : s->portals, name) : NULL;
+        qstr_t *dq = m->type == 'D' ? named_get(kind == 'S' ? &s->stmts : &s->portals, name) : NULL;
         item_t *it = item_push(s, m->type == 'D' ? IT_DESCRIBE : IT_CLOSE, dq);
         if (!it) {
             session_close(s);
@@ -1824,28 +1831,50 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
 static const char *type_name(uint32_t oid)
 {
     switch (oid) {
-    case 16: return "bool";
-    case 17: return "bytea";
-    case 18: return "char";
-    case 19: return "name";
-    case 20: return "int8";
-    case 21: return "int2";
-    case 23: return "int4";
-    case 25: return "text";
-    case 26: return "oid";
-    case 114: return "json";
-    case 700: return "float4";
-    case 701: return "float8";
-    case 1042: return "bpchar";
-    case 1043: return "varchar";
-    case 1082: return "date";
-    case 1083: return "time";
-    case 1114: return "timestamp";
-    case 1184: return "timestamptz";
-    case 1700: return "numeric";
-    case 2950: return "uuid";
-    case 3802: return "jsonb";
-    default: return NULL;
+    case 16:
+        return "bool";
+    case 17:
+        return "bytea";
+    case 18:
+        return "char";
+    case 19:
+        return "name";
+    case 20:
+        return "int8";
+    case 21:
+        return "int2";
+    case 23:
+        return "int4";
+    case 25:
+        return "text";
+    case 26:
+        return "oid";
+    case 114:
+        return "json";
+    case 700:
+        return "float4";
+    case 701:
+        return "float8";
+    case 1042:
+        return "bpchar";
+    case 1043:
+        return "varchar";
+    case 1082:
+        return "date";
+    case 1083:
+        return "time";
+    case 1114:
+        return "timestamp";
+    case 1184:
+        return "timestamptz";
+    case 1700:
+        return "numeric";
+    case 2950:
+        return "uuid";
+    case 3802:
+        return "jsonb";
+    default:
+        return NULL;
     }
 }
 
@@ -2170,8 +2199,8 @@ static size_t process_bytes(side_t *sd, const uint8_t *buf, size_t len)
             continue;
         }
         bool startup = sd->is_client && client_phase_startup(s);
-        uint32_t max = sd->is_client && s->state != ST_READY ? PC_PG_MAX_STARTUP_LEN
-                                                              : PC_PG_MAX_MSG_LEN;
+        uint32_t max =
+            sd->is_client && s->state != ST_READY ? PC_PG_MAX_STARTUP_LEN : PC_PG_MAX_MSG_LEN;
         pc_pg_msg_t m;
         const char *err = NULL;
         pc_pg_status_t st = pc_pg_frame_next(buf + off, len - off, startup, max, &m, &err);
@@ -2267,8 +2296,8 @@ static void on_accept(pc_worker_t *w, uv_tcp_t *client, pc_snapshot_t *snap,
 
     char labels[200];
     snprintf(labels, sizeof labels, "listener=\"%s\"", listener->name);
-    s->m_active = pc_metric_gauge("portcullis_connections_active", "Open client connections",
-                                  labels);
+    s->m_active =
+        pc_metric_gauge("portcullis_connections_active", "Open client connections", labels);
     s->m_opened = pc_metric_counter("portcullis_connections_opened_total",
                                     "Client connections accepted", labels);
     s->m_closed = pc_metric_counter("portcullis_connections_closed_total",
