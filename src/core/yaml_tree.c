@@ -66,6 +66,86 @@ static pc__ynode_t *anchor_find(const builder_t *b, const char *name)
     return NULL;
 }
 
+static bool is_merge_key(const pc__ynode_t *k)
+{
+    return k->kind == PC__Y_SCALAR && k->plain && k->len == 2 && memcmp(k->str, "<<", 2) == 0;
+}
+
+static bool map_has_key(const pc__ynode_t **items, size_t n, const pc__ynode_t *key)
+{
+    for (size_t i = 0; i < n; i += 2)
+        if (items[i]->kind == PC__Y_SCALAR && key->kind == PC__Y_SCALAR &&
+            items[i]->len == key->len && memcmp(items[i]->str, key->str, key->len) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * YAML 1.1 merge keys (`<<: *defaults`, `<<: [*a, *b]`), which libyaml leaves
+ * to the application: the mapping's own keys win, then each merged mapping in
+ * order adds the keys not present yet.
+ */
+static bool apply_merge_keys(pc__ynode_t *n, const char *origin, char *err, size_t errlen)
+{
+    bool any = false;
+    for (size_t i = 0; i < n->n_items; i += 2)
+        any |= is_merge_key(n->items[i]);
+    if (!any) return true;
+    size_t cap = n->n_items, count = 0;
+    for (size_t i = 0; i < n->n_items; i += 2) {
+        if (!is_merge_key(n->items[i])) continue;
+        const pc__ynode_t *v = n->items[i + 1];
+        bool ok = v->kind == PC__Y_MAP;
+        if (v->kind == PC__Y_SEQ) {
+            ok = true;
+            for (size_t j = 0; j < v->n_items; j++) {
+                ok &= v->items[j]->kind == PC__Y_MAP;
+                if (ok) cap += v->items[j]->n_items;
+            }
+        } else if (ok) {
+            cap += v->n_items;
+        }
+        if (!ok) {
+            snprintf(err, errlen,
+                     "%s:%u: the value of a merge key (<<) must be a mapping or a list "
+                     "of mappings",
+                     origin, v->line);
+            return false;
+        }
+    }
+    if (cap > 8192) { /* merging is quadratic; configuration mappings are small */
+        snprintf(err, errlen, "%s:%u: mapping too large for merge keys (<<)", origin, n->line);
+        return false;
+    }
+    const pc__ynode_t **items = pc_xcalloc(cap ? cap : 1, sizeof *items);
+    for (size_t i = 0; i < n->n_items; i += 2)
+        if (!is_merge_key(n->items[i])) {
+            items[count++] = n->items[i];
+            items[count++] = n->items[i + 1];
+        }
+    for (size_t i = 0; i < n->n_items; i += 2) {
+        if (!is_merge_key(n->items[i])) continue;
+        const pc__ynode_t *v = n->items[i + 1];
+        size_t n_src = v->kind == PC__Y_SEQ ? v->n_items : 1;
+        for (size_t j = 0; j < n_src; j++) {
+            const pc__ynode_t *src = v->kind == PC__Y_SEQ ? v->items[j] : v;
+            for (size_t k = 0; k < src->n_items; k += 2)
+                if (!map_has_key(items, count, src->items[k])) {
+                    items[count++] = src->items[k];
+                    items[count++] = src->items[k + 1];
+                }
+        }
+    }
+    free(n->items);
+    n->items = (pc__ynode_t **)items;
+    n->n_items = n->cap_items = count;
+    if (cap > count) n->cap_items = cap;
+    n->weight = 1;
+    for (size_t i = 0; i < count; i++)
+        n->weight += n->items[i]->weight;
+    return true;
+}
+
 /* Attach a finished node to its parent (or make it the document root). */
 static bool attach(builder_t *b, pc__ynode_t *n, const char *origin, char *err, size_t errlen)
 {
@@ -82,6 +162,13 @@ static bool attach(builder_t *b, pc__ynode_t *n, const char *origin, char *err, 
         node_add(b->stack[b->depth - 1], n);
     }
     return true;
+}
+
+/* Scalars may be passwords: clear libyaml's copy before it is freed. */
+static void wipe_event(yaml_event_t *ev)
+{
+    if (ev->type == YAML_SCALAR_EVENT && ev->data.scalar.value)
+        explicit_bzero(ev->data.scalar.value, ev->data.scalar.length);
 }
 
 bool pc__yaml_parse(const char *text, size_t len, const char *origin, pc__ydoc_t *out, char *err,
@@ -160,6 +247,11 @@ bool pc__yaml_parse(const char *text, size_t len, const char *origin, pc__ydoc_t
             pc__ynode_t *n = b.stack[--b.depth];
             char *anchor = b.stack_anchor[b.depth];
             b.stack_anchor[b.depth] = NULL;
+            if (n->kind == PC__Y_MAP && !apply_merge_keys(n, origin, err, errlen)) {
+                free(anchor);
+                step_ok = false;
+                break;
+            }
             /* Registered only when complete so that an alias cannot point into itself. */
             if (anchor) anchor_add(&b, anchor, n);
             free(anchor);
@@ -175,6 +267,7 @@ bool pc__yaml_parse(const char *text, size_t len, const char *origin, pc__ydoc_t
         default: /* stream start and document end carry nothing we keep */
             break;
         }
+        wipe_event(&ev);
         yaml_event_delete(&ev);
         if (!step_ok) goto out;
     }
@@ -184,6 +277,12 @@ out:
     for (size_t i = 0; i < b.n_anchors; i++)
         free(b.anchors[i].name);
     free(b.anchors);
+    /* libyaml frees its copies of the input without clearing them. */
+    if (parser.raw_buffer.start)
+        explicit_bzero(parser.raw_buffer.start,
+                       (size_t)(parser.raw_buffer.end - parser.raw_buffer.start));
+    if (parser.buffer.start)
+        explicit_bzero(parser.buffer.start, (size_t)(parser.buffer.end - parser.buffer.start));
     yaml_parser_delete(&parser);
     if (!ok) pc__yaml_free(out);
     return ok;

@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include "core/crypto.h"
 #include "pg/scram.h"
@@ -20,7 +22,7 @@
 #define RFC_SERVER_FIRST "r=" RFC_CLIENT_NONCE RFC_SERVER_NONCE ",s=" RFC_SALT ",i=4096"
 #define RFC_CLIENT_FINAL                                                                           \
     "c=biws,r=" RFC_CLIENT_NONCE RFC_SERVER_NONCE ",p=dHzbZapWIk4jUhN+"                            \
-                                                  "Ute9ytag9zjfMHgsqmmiz7AndVQ="
+    "Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define RFC_SERVER_FINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
 static pc_scram_verifier_t rfc_verifier(const char *password)
@@ -490,6 +492,132 @@ static void test_pbkdf2_matches_openssl(void **state)
     assert_false(pc_pbkdf2_sha256("x", 1, salt, 4, 0, out, sizeof out));
 }
 
+/* One PLUS exchange: client binding data vs what the server expects. */
+static pc_scram_result_t plus_exchange(const uint8_t *client_cb, size_t client_len,
+                                       const uint8_t *server_cb, size_t server_len, bool offered,
+                                       bool chose_plus, const char **problem)
+{
+    pc_scram_verifier_t v = rfc_verifier("pencil");
+    pc_scram_client_t c;
+    pc_scram_server_t s;
+    char m1[PC_SCRAM_MAX_OUT], m2[PC_SCRAM_MAX_OUT], m3[PC_SCRAM_MAX_OUT], m4[PC_SCRAM_MAX_OUT];
+    size_t n1, n2, n3, n4;
+    assert_true(pc_scram_client_init(&c, "pencil", 6, NULL));
+    if (client_len) assert_true(pc_scram_client_set_channel_binding(&c, client_cb, client_len));
+    pc_scram_server_init(&s, &v, NULL, NULL);
+    assert_true(
+        pc_scram_server_set_channel_binding(&s, offered, chose_plus, server_cb, server_len));
+    n1 = pc_scram_client_first(&c, m1, sizeof m1);
+    assert_int_not_equal(n1, 0);
+    pc_scram_result_t r = pc_scram_server_first(&s, m1, n1, m2, sizeof m2, &n2, problem);
+    if (r == PC_SCRAM_OK) {
+        assert_int_equal(pc_scram_client_final(&c, m2, n2, m3, sizeof m3, &n3, problem),
+                         PC_SCRAM_OK);
+        r = pc_scram_server_final(&s, m3, n3, m4, sizeof m4, &n4, problem);
+        if (r == PC_SCRAM_OK) r = pc_scram_client_verify(&c, m4, n4, problem);
+    }
+    pc_scram_client_clear(&c);
+    pc_scram_server_clear(&s);
+    return r;
+}
+
+static void test_channel_binding(void **state)
+{
+    uint8_t cb[32], other[32];
+    memset(cb, 0xab, sizeof cb);
+    memset(other, 0xcd, sizeof other);
+    const char *problem = NULL;
+    /* PLUS end to end. */
+    assert_int_equal(plus_exchange(cb, 32, cb, 32, true, true, &problem), PC_SCRAM_OK);
+    /* A man in the middle terminating TLS has another certificate: binding fails. */
+    assert_int_equal(plus_exchange(other, 32, cb, 32, true, true, &problem), PC_SCRAM_MALFORMED);
+    assert_string_equal(problem, "SCRAM channel binding check failed");
+    /* Client binds but server did not agree on PLUS. */
+    assert_int_equal(plus_exchange(cb, 32, cb, 32, true, false, &problem), PC_SCRAM_MALFORMED);
+    /* Server expects PLUS (client named it) but the message has no binding. */
+    assert_int_equal(plus_exchange(NULL, 0, cb, 32, true, true, &problem), PC_SCRAM_MALFORMED);
+    /* PLUS offered, client chose plain SCRAM with "n": fine. */
+    assert_int_equal(plus_exchange(NULL, 0, cb, 32, true, false, &problem), PC_SCRAM_OK);
+    /* PLUS offered and client says "y" (thinks we cannot bind): downgrade, refused. */
+    pc_scram_verifier_t v = rfc_verifier("pencil");
+    pc_scram_server_t s;
+    char out[PC_SCRAM_MAX_OUT];
+    size_t n;
+    pc_scram_server_init(&s, &v, NULL, NULL);
+    assert_true(pc_scram_server_set_channel_binding(&s, true, false, cb, 32));
+    assert_int_equal(pc_scram_server_first(&s, "y,,n=,r=abc", 11, out, sizeof out, &n, &problem),
+                     PC_SCRAM_MALFORMED);
+    assert_string_equal(problem, "SCRAM channel binding negotiation error");
+    /* Unknown binding type. */
+    pc_scram_server_init(&s, &v, NULL, NULL);
+    assert_true(pc_scram_server_set_channel_binding(&s, true, true, cb, 32));
+    const char *unique = "p=tls-unique,,n=,r=abc";
+    assert_int_equal(
+        pc_scram_server_first(&s, unique, strlen(unique), out, sizeof out, &n, &problem),
+        PC_SCRAM_MALFORMED);
+    assert_string_equal(problem, "unsupported SCRAM channel-binding type");
+    /* Invalid set-ups are refused. */
+    pc_scram_server_init(&s, &v, NULL, NULL);
+    assert_false(pc_scram_server_set_channel_binding(&s, false, true, cb, 32));
+    assert_false(pc_scram_server_set_channel_binding(&s, true, true, cb, 0));
+    pc_scram_client_t c;
+    assert_true(pc_scram_client_init(&c, "x", 1, NULL));
+    assert_false(pc_scram_client_set_channel_binding(&c, cb, PC_SCRAM_CB_MAX + 1));
+    pc_scram_client_clear(&c);
+}
+
+/* A self-signed certificate signed with the given digest. */
+static X509 *make_cert(const EVP_MD *md)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    assert_non_null(key);
+    X509 *x = X509_new();
+    assert_non_null(x);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"test", -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    assert_true(X509_sign(x, key, md) > 0);
+    EVP_PKEY_free(key);
+    return x;
+}
+
+static void test_tls_server_end_point(void **state)
+{
+    static const struct {
+        const EVP_MD *(*md)(void);
+        const EVP_MD *(*expect)(void);
+        size_t len;
+    } cases[] = {{EVP_sha256, EVP_sha256, 32},
+                 {EVP_sha384, EVP_sha384, 48},
+                 {EVP_sha512, EVP_sha512, 64},
+                 {EVP_sha1, EVP_sha256, 32}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        X509 *x = make_cert(cases[i].md());
+        uint8_t got[PC_SCRAM_CB_MAX], want[EVP_MAX_MD_SIZE];
+        size_t n = 0;
+        unsigned int wn = 0;
+        assert_true(pc_scram_tls_server_end_point(x, got, sizeof got, &n));
+        assert_int_equal(n, cases[i].len);
+        /* RFC 5929: the hash of the DER certificate. */
+        unsigned char *der = NULL;
+        int der_len = i2d_X509(x, &der);
+        assert_true(der_len > 0);
+        assert_true(EVP_Digest(der, (size_t)der_len, want, &wn, cases[i].expect(), NULL));
+        assert_int_equal(wn, n);
+        assert_memory_equal(got, want, n);
+        OPENSSL_free(der);
+        assert_false(pc_scram_tls_server_end_point(x, got, 16, &n)); /* too small */
+        X509_free(x);
+    }
+    uint8_t out[64];
+    size_t n;
+    assert_false(pc_scram_tls_server_end_point(NULL, out, sizeof out, &n));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -506,6 +634,8 @@ int main(void)
         cmocka_unit_test(test_md5),
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_pbkdf2_matches_openssl),
+        cmocka_unit_test(test_channel_binding),
+        cmocka_unit_test(test_tls_server_end_point),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

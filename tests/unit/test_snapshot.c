@@ -225,6 +225,9 @@ static void test_validation_errors(void **state)
     expect_error("resources:\n  - {name: x, technology: postgres, hostname: h, port: 1,\n"
                  "     tls: require, tls_ca_file: ca.pem, credentials: {username: u}}\n",
                  "objects.yaml:3: resources[0].tls_ca_file: only used with tls: verify-full");
+    expect_error("resources:\n  - {name: x, technology: postgres, hostname: h, port: 1,\n"
+                 "     database: '', credentials: {username: u}}\n",
+                 "objects.yaml:3: resources[0].database: must not be empty");
     expect_error(PG_RES "listeners:\n  - {name: pg, port: 5433, resource: nope}\n",
                  "objects.yaml:5: listeners[0].resource: unknown resource \"nope\"");
     expect_error(PG_RES "listeners:\n  - {name: pg, port: 5433, resource: pg-main, tls: yes}\n",
@@ -568,8 +571,54 @@ static void test_many_listeners(void **state)
     free(yaml);
 }
 
+/* YAML 1.1 merge keys for shared defaults. */
+static void test_merge_keys(void **state)
+{
+    char err[512] = "";
+    pc_snapshot_t *s = load("resources:\n"
+                            "  - &base {name: a, technology: postgres, hostname: db, port: 5432,\n"
+                            "           credentials: {username: app}}\n"
+                            "  - {<<: *base, name: b, port: 6432}\n"
+                            "  - <<: [{name: c}, *base]\n"
+                            "    hostname: other\n",
+                            err, sizeof err);
+    assert_non_null(s);
+    const pc_resource_t *b = pc_snapshot_resource(s, "b"), *c = pc_snapshot_resource(s, "c");
+    assert_non_null(b);
+    assert_string_equal(b->hostname, "db");
+    assert_int_equal(b->port, 6432);
+    assert_string_equal(b->credentials.username, "app");
+    assert_non_null(c);
+    assert_string_equal(c->hostname, "other");
+    assert_int_equal(c->port, 5432);
+    pc_snapshot_unref(s);
+    expect_error("users:\n  - {<<: 5, username: a}\n",
+                 "objects.yaml:2: the value of a merge key (<<) must be a mapping or a list of "
+                 "mappings");
+    /* A merged key that is wrong is reported where it was written. */
+    expect_error("users:\n  - &u {username: a, tpye: human}\n  - {<<: *u, username: b}\n",
+                 "objects.yaml:2: users[0].tpye: unknown key (expected one of: username, email, "
+                 "type, groups, password, access_keys)");
+}
+
 static void test_empty(void **state)
 {
+    /* A snapshot built by hand (no index) is still searchable. */
+    pc_user_t user = {.username = "hand"};
+    pc_resource_t res = {.name = "r"};
+    pc_listener_cfg_t lis = {.name = "l"};
+    pc_snapshot_t hand = {.users = &user,
+                          .n_users = 1,
+                          .resources = &res,
+                          .n_resources = 1,
+                          .listeners = &lis,
+                          .n_listeners = 1};
+    assert_ptr_equal(pc_snapshot_user(&hand, "hand"), &user);
+    assert_null(pc_snapshot_user(&hand, "x"));
+    assert_ptr_equal(pc_snapshot_resource(&hand, "r"), &res);
+    assert_ptr_equal(pc_snapshot_listener(&hand, "l"), &lis);
+    assert_null(pc_snapshot_listener(&hand, "r"));
+
     char err[64];
     pc_snapshot_t *s = pc_snapshot_empty(3);
     assert_int_equal(s->revision, 3);
@@ -598,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_many_users_index),
         cmocka_unit_test(test_reload_reuses_verifiers),
         cmocka_unit_test(test_many_listeners),
+        cmocka_unit_test(test_merge_keys),
         cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
