@@ -119,6 +119,31 @@ int main(int argc, char **argv)
            (double)n * (double)(record_len + 16) / secs(t1 - t0) / 1e6,
            (unsigned long long)batches, batches ? (double)n / (double)batches : 0.0);
 
+    /* A steady request rate, as a busy connector produces: group size follows
+     * rate x fsync latency. */
+    enum { RATE = 20000, PACED_SECONDS = 2 };
+    pc_spool_get_stats(spool, &before);
+    t0 = pc_now_mono_ns();
+    for (unsigned i = 0; i < RATE * PACED_SECONDS; i++) {
+        uint64_t due = t0 + (uint64_t)i * (1000000000u / RATE);
+        uint64_t now;
+        while ((now = pc_now_mono_ns()) < due) {
+            if (due - now > 200000) {
+                struct timespec ts = {0, 100000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        (void)pc_spool_append(spool, record, record_len);
+    }
+    pc_spool_flush(spool);
+    pc_spool_get_stats(spool, &after);
+    n = after.records_written - before.records_written;
+    batches = after.batches - before.batches;
+    printf("paced %u records/s for %u s: %llu fsync batches = %.1f records/fsync, %llu dropped\n",
+           RATE, PACED_SECONDS, (unsigned long long)batches,
+           batches ? (double)n / (double)batches : 0.0,
+           (unsigned long long)(after.records_dropped - before.records_dropped));
+
     /* A single appender waiting for durability each time: the fsync latency. */
     enum { SYNCS = 200 };
     t0 = pc_now_mono_ns();

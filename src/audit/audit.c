@@ -190,6 +190,23 @@ static void int_field(struct out *o, const char *k, size_t klen, int64_t v)
 
 #define INT(o, k, v) int_field((o), (k), sizeof(k) - 1, (v))
 
+/* The 4 hex digits at u[0..n) as a number, or -1. */
+static long hex4(const unsigned char *u, size_t n)
+{
+    if (n < 4) return -1;
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = u[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
 /* True if s is exactly a JSON array of strings (whitespace allowed). */
 static bool is_string_array(const char *s, size_t n)
 {
@@ -213,12 +230,17 @@ static bool is_string_array(const char *s, size_t n)
             if (u[i] == '\\') {
                 if (++i >= n) return false;
                 if (u[i] == 'u') {
-                    for (int h = 1; h <= 4; h++) {
-                        if (i + (size_t)h >= n || !strchr("0123456789abcdefABCDEF", u[i + h]) ||
-                            u[i + h] == '\0')
-                            return false;
-                    }
+                    /* Only escapes every JSON parser takes: no NUL, no lone surrogate. */
+                    long cp = hex4(u + i + 1, n - i - 1);
+                    if (cp <= 0 || (cp >= 0xdc00 && cp <= 0xdfff)) return false;
                     i += 5;
+                    if (cp >= 0xd800 && cp <= 0xdbff) {
+                        long lo = i + 1 < n && u[i] == '\\' && u[i + 1] == 'u'
+                                      ? hex4(u + i + 2, n - i - 2)
+                                      : -1;
+                        if (lo < 0xdc00 || lo > 0xdfff) return false;
+                        i += 6;
+                    }
                 } else if (strchr("\"\\/bfnrt", u[i]) && u[i] != '\0') {
                     i++;
                 } else {
@@ -254,7 +276,19 @@ static void array_field(struct out *o, const char *k, size_t klen, const char *v
     }
     size_t n = strlen(v);
     if (n <= ARRAY_MAX && is_string_array(v, n)) {
-        lit(o, v, n);
+        /* Copied without the whitespace between elements: a record stays one line. */
+        bool in_str = false;
+        for (size_t i = 0; i < n && o->ok; i++) {
+            char c = v[i];
+            if (!in_str && (c == ' ' || c == '\t' || c == '\n' || c == '\r')) continue;
+            if (in_str && c == '\\') {
+                lit(o, v + i, 2); /* validated: an escape is never the last byte */
+                i++;
+                continue;
+            }
+            if (c == '"') in_str = !in_str;
+            lit(o, &c, 1);
+        }
         return;
     }
     /* Not what the contract promises: keep it, readable, as one string. */
@@ -308,14 +342,13 @@ static void put_ts(struct out *o, uint64_t ts_ns)
 
 void pc_audit_set_identity(const char *instance, const char *version)
 {
-    struct out o = {ident_instance, sizeof ident_instance, 0, true};
-    ident_instance_len = 0;
-    if (instance && pc_json_escape_into(o.buf, o.cap, &o.pos, instance, strlen(instance)))
-        ident_instance_len = o.pos;
-    o = (struct out){ident_version, sizeof ident_version, 0, true};
-    ident_version_len = 0;
-    if (version && pc_json_escape_into(o.buf, o.cap, &o.pos, version, strlen(version)))
-        ident_version_len = o.pos;
+    /* The same escaping as every field: an odd hostname must not break records. */
+    struct out o = {ident_instance, sizeof ident_instance - 1, 0, true};
+    if (instance) (void)escape(&o, instance, strlen(instance), IDENT_MAX - 1);
+    ident_instance_len = o.ok ? o.pos : 0;
+    o = (struct out){ident_version, sizeof ident_version - 1, 0, true};
+    if (version) (void)escape(&o, version, strlen(version), IDENT_MAX - 1);
+    ident_version_len = o.ok ? o.pos : 0;
 }
 
 static const char *kind_name(pc_audit_kind_t k)

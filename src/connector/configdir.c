@@ -91,7 +91,7 @@ static void check(pc__configdir_t *cd)
     if (!ok && cd->have_fingerprint && cd->last_fingerprint == 0) return;
     cd->last_fingerprint = ok ? fp : 0;
     cd->have_fingerprint = true;
-    cd->changed(cd->arg);
+    cd->changed(cd->arg, cd->last_fingerprint);
 }
 
 void pc__configdir_check_now(pc__configdir_t *cd)

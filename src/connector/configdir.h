@@ -12,7 +12,8 @@
 #include <uv.h>
 
 typedef struct pc__configdir pc__configdir_t;
-typedef void (*pc__configdir_changed_fn)(void *arg);
+/* fingerprint: of the content that changed (0 if the directory is unreadable). */
+typedef void (*pc__configdir_changed_fn)(void *arg, uint64_t fingerprint);
 
 pc__configdir_t *pc__configdir_watch(uv_loop_t *loop, const char *dir,
                                      pc__configdir_changed_fn changed, void *arg, char *err,

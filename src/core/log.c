@@ -92,9 +92,8 @@ bool pc_json_escape_into(char *out, size_t cap, size_t *pos, const char *s, size
 
 static void put(char *buf, size_t cap, size_t *pos, const char *s)
 {
-    size_t n = strlen(s);
-    if (*pos >= cap - 1) return;
-    if (n > cap - 1 - *pos) n = cap - 1 - *pos;
+    if (*pos + 1 >= cap) return;
+    size_t n = strnlen(s, cap - 1 - *pos);
     memcpy(buf + *pos, s, n);
     *pos += n;
 }

@@ -12,7 +12,9 @@
 #include <string.h>
 
 #define MAX_CONNS 128
-#define IDLE_TIMEOUT_MS 30000
+/* A connection must complete a request within this time of its previous one
+ * (or of connecting): bytes trickled slowly do not keep it alive. */
+#define IDLE_TIMEOUT_MS 10000
 #define READ_BUF 4096
 /* A client that pipelines without reading is cut off rather than buffered for. */
 #define MAX_PENDING_WRITES 32
@@ -115,7 +117,6 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0 || c->closing || c->close_after_write) return;
-    uv_timer_again(&c->idle);
     const char *p = buf->base;
     size_t left = (size_t)nread;
     while (left > 0 && !c->close_after_write && !c->closing) {
@@ -132,6 +133,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             char *resp = pc__health_respond(&req, &view, close_after, &len);
             c->close_after_write = close_after;
             send_response(c, resp, len);
+            uv_timer_again(&c->idle);
             continue;
         }
         if (r == PC__HEALTH_NEED_MORE) break;

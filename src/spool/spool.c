@@ -34,6 +34,7 @@
 #define BACKOFF_MAX_MS 1000
 #define CLOSE_RETRIES 5             /* failing attempts allowed once closing */
 #define DROP_LOG_INTERVAL_NS 10000000000ull
+#define VERIFY_BYTES_PER_SEC (256ull << 20) /* leave the disk to the writer */
 
 struct seginfo {
     uint64_t segno;
@@ -77,7 +78,7 @@ struct pc_spool {
 
 /* ---------- fault injection ---------- */
 
-static _Atomic unsigned inject_write_nth, inject_fsync_nth;
+static _Atomic unsigned inject_write_nth, inject_fsync_nth, inject_enospc_count;
 static _Atomic bool inject_partial, inject_stall, no_sync;
 static _Atomic uint32_t queue_bytes = RING_BYTES;
 
@@ -98,6 +99,11 @@ void pc__spool_inject_failure(unsigned nth_write, bool partial, unsigned nth_fsy
     atomic_store(&inject_partial, partial);
     atomic_store(&inject_write_nth, nth_write);
     atomic_store(&inject_fsync_nth, nth_fsync);
+}
+
+void pc__spool_inject_enospc(unsigned count)
+{
+    atomic_store(&inject_enospc_count, count);
 }
 
 void pc__spool_set_nosync(bool nosync)
@@ -129,6 +135,14 @@ static int sync_dir(int dirfd)
 {
     if (atomic_load(&no_sync)) return 0;
     return fsync(dirfd) == 0 ? 0 : -errno;
+}
+
+static bool inject_enospc_now(void)
+{
+    unsigned full = atomic_load(&inject_enospc_count);
+    while (full && !atomic_compare_exchange_weak(&inject_enospc_count, &full, full - 1)) {
+    }
+    return full != 0;
 }
 
 static int write_all(int fd, struct iovec *iov, int cnt, uint64_t off)
@@ -208,6 +222,34 @@ static int ring_iov(const pc_spool_t *sp, uint64_t from, uint64_t to, struct iov
     iov[0] = (struct iovec){sp->ring + idx, first};
     iov[1] = (struct iovec){sp->ring, n - first};
     return 2;
+}
+
+/* CRC-32C of ring bytes [pos, pos + n), continuing from crc. */
+static uint32_t ring_crc(const pc_spool_t *sp, uint64_t pos, size_t n, uint32_t crc)
+{
+    size_t idx = (size_t)(pos & sp->ring_mask);
+    size_t first = sp->ring_mask + 1 - idx;
+    if (first >= n) return pc__crc32c(crc, sp->ring + idx, n);
+    crc = pc__crc32c(crc, sp->ring + idx, first);
+    return pc__crc32c(crc, sp->ring, n - first);
+}
+
+/*
+ * Fill in the CRC of every frame in [from, to). Done here rather than in
+ * pc_spool_append so that the request path only copies; the writer mostly
+ * waits for fsync and has the time.
+ */
+static void ring_seal_frames(pc_spool_t *sp, uint64_t from, uint64_t to)
+{
+    for (uint64_t p = from; p < to;) {
+        uint32_t flen = ring_frame_len(sp, p);
+        uint32_t crc = ring_crc(sp, p, 4, 0);
+        crc = ring_crc(sp, p + 8, flen - 8, crc);
+        uint8_t b[4];
+        pc__put_le32(b, crc);
+        ring_put(sp, p + 4, b, 4);
+        p += flen;
+    }
 }
 
 static uint64_t ring_count_frames(const pc_spool_t *sp, uint64_t from, uint64_t to)
@@ -437,15 +479,17 @@ static bool rotate(pc_spool_t *sp)
     }
 }
 
+typedef enum { WRITE_DONE, WRITE_GAVE_UP, WRITE_ROTATE } write_result_t;
+
 /* Write ring bytes [from, to) at the end of the current segment and fsync. */
-static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
+static write_result_t write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
 {
     unsigned attempt = 0;
     for (;;) {
         struct seginfo *cur = &sp->segs[sp->nsegs - 1];
         struct iovec iov[2];
         int cnt = ring_iov(sp, from, to, iov);
-        int e = write_all(sp->seg_fd, iov, cnt, cur->bytes);
+        int e = inject_enospc_now() ? -ENOSPC : write_all(sp->seg_fd, iov, cnt, cur->bytes);
         const char *what = "write";
         if (!e) {
             what = "fdatasync";
@@ -456,7 +500,7 @@ static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
             pthread_mutex_lock(&sp->mu);
             sp->st.batches++;
             pthread_mutex_unlock(&sp->mu);
-            return true;
+            return WRITE_DONE;
         }
         /* Whatever reached the file past the durable size is suspect (after a
          * failed fsync the kernel may have dropped the pages): cut it and
@@ -467,8 +511,14 @@ static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
                          PC_LSTR("error", strerror(-e)), PC_LUINT("segment", cur->segno),
                          PC_LUINT("offset", cur->bytes), PC_LUINT("attempt", attempt + 1),
                          PC_LSTR("truncate_error", te ? strerror(te) : NULL));
-        if (e == -ENOSPC && drop_oldest(sp, "disk full")) continue;
-        if (!backoff(sp, &attempt)) return false;
+        if (e == -ENOSPC) {
+            /* Disk full: make room as max_bytes would, oldest first. When the
+             * segment being written is all there is, seal it so that the next
+             * attempt may drop it: newest records are kept, as under the bound. */
+            if (drop_oldest(sp, "disk full")) continue;
+            if (cur->records > 0) return WRITE_ROTATE;
+        }
+        if (!backoff(sp, &attempt)) return WRITE_GAVE_UP;
     }
 }
 
@@ -492,7 +542,13 @@ static void write_batch(pc_spool_t *sp, uint64_t from, uint64_t to, uint64_t *wr
             break;
         }
         enforce_limit(sp, end - pos);
-        if (!write_durably(sp, pos, end)) break;
+        ring_seal_frames(sp, pos, end);
+        write_result_t w = write_durably(sp, pos, end);
+        if (w == WRITE_ROTATE) {
+            if (rotate(sp)) continue;
+            break;
+        }
+        if (w == WRITE_GAVE_UP) break;
         struct seginfo *last = &sp->segs[sp->nsegs - 1];
         last->bytes += end - pos;
         last->records += cnt;
@@ -622,6 +678,21 @@ static void log_damage(uint64_t segno, bool newest, const struct segscan *ss)
  * gigabytes, and nothing in them is needed to start writing. Readers check
  * every CRC themselves, so nothing unverified is ever returned.
  */
+/* Sleep ns, in slices, unless the spool starts closing. */
+static void verifier_pause(pc_spool_t *sp, uint64_t ns)
+{
+    while (ns > 0) {
+        pthread_mutex_lock(&sp->mu);
+        bool stopping = sp->stopping;
+        pthread_mutex_unlock(&sp->mu);
+        if (stopping) return;
+        uint64_t slice = ns < 50000000u ? ns : 50000000u;
+        struct timespec ts = {0, (long)slice};
+        nanosleep(&ts, NULL);
+        ns -= slice;
+    }
+}
+
 static void *verifier_main(void *arg)
 {
     pc_spool_t *sp = arg;
@@ -640,8 +711,13 @@ static void *verifier_main(void *arg)
         if (!found) break;
 
         struct segscan ss;
+        uint64_t started = pc_now_mono_ns();
         int rc = check_segment(sp, segno, false, &ss);
         bool bad = rc == 0 && (!ss.hdr_ok || ss.sc.damaged);
+        /* Throttled: a restart must not starve the writer's fsyncs. */
+        uint64_t budget_ns = (uint64_t)((double)ss.size * 1e9 / (double)VERIFY_BYTES_PER_SEC);
+        uint64_t took = pc_now_mono_ns() - started;
+        if (budget_ns > took) verifier_pause(sp, budget_ns - took);
         pthread_mutex_lock(&sp->mu);
         bool still_there = false;
         for (size_t i = 0; i + 1 < sp->nsegs && !still_there; i++) {
@@ -795,8 +871,12 @@ pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t
         errf(err, errlen, "cannot recover segments", dir, -e);
         goto fail;
     }
-    /* A fresh segment per start: what an earlier process wrote stays sealed. */
+    /* A fresh segment per start: what an earlier process wrote stays sealed.
+     * Numbers also stay above the shipper's cursor, so that a directory whose
+     * segments were deleted by hand is not taken as already shipped. */
     uint64_t segno = nfound ? found[nfound - 1] + 1 : 1;
+    uint64_t cseg, coff;
+    if (pc__spool_cursor_read(sp->dirfd, &cseg, &coff) && cseg >= segno) segno = cseg + 1;
     e = create_segment(sp, segno, atomic_load(&sp->next_seq));
     if (e) {
         errf(err, errlen, "cannot create segment", dir, -e);
@@ -880,8 +960,10 @@ bool pc_spool_append_seq(pc_spool_t *sp, uint64_t seq, const char *rec, size_t l
         note_drop(sp, len ? "record too large" : "empty record");
         return false;
     }
-    uint8_t hdr[PC__SPOOL_FRAME_HDR];
-    pc__spool_frame_header(hdr, seq, rec, len);
+    uint8_t hdr[PC__SPOOL_FRAME_HDR]; /* the writer fills in the CRC */
+    pc__put_le32(hdr, (uint32_t)len);
+    pc__put_le32(hdr + 4, 0);
+    pc__put_le64(hdr + 8, seq);
     uint64_t flen = PC__SPOOL_FRAME_HDR + len;
 
     pthread_mutex_lock(&sp->mu);

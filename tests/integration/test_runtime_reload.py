@@ -142,3 +142,17 @@ def test_config_dir_replaced_is_picked_up(connector, free_port):
     c.set_objects(objects(pg_listener(p3)))
     wait_until(lambda: revision(c) == (200, 3), 5, what="revision 3")
     assert time.monotonic() - t0 < 1.5
+
+
+def test_invalid_policy_object_refused(connector, free_port):
+    p1 = free_port()
+    c = connector(objects(pg_listener(p1)))
+    c.write_file("policies.yaml", "policies:\n  - {name: p1, status: sometimes, module: \"package x\"}\n")
+    line = c.wait_log(lambda l: l.get("msg", "").startswith("configuration refused"), timeout=5)
+    assert "policies.yaml" in line["error"] and "status" in line["error"]
+    assert revision(c) == (200, 1)
+    c.remove_file("policies.yaml")
+    time.sleep(0.5)
+    # Back to the content in force: nothing new to apply, nothing refused again.
+    assert revision(c) == (200, 1)
+    assert len([l for l in c.log_lines() if l.get("msg", "").startswith("configuration refused")]) == 1

@@ -176,6 +176,7 @@ static int teardown(void **state)
 {
     remove_dir(*state);
     pc__spool_inject_failure(0, false, 0);
+    pc__spool_inject_enospc(0);
     pc__spool_inject_stall(false);
     return 0;
 }
@@ -499,6 +500,41 @@ static void test_max_bytes_shipped(void **state)
     pc_spool_reader_close(r);
 }
 
+/* Segments deleted by hand under a shipper's cursor: new records are not "shipped". */
+static void test_wiped_segments_under_cursor(void **state)
+{
+    const char *dir = *state;
+    pc_spool_t *sp = open_ok(dir, 64 * MIB);
+    append_range(sp, 0, 10, 100);
+    pc_spool_close(sp);
+    char err[256];
+    pc_spool_reader_t *r = pc_spool_reader_open(dir, NULL, err, sizeof err);
+    const char *rec;
+    size_t len;
+    pc_spool_pos_t pos;
+    while (pc_spool_reader_next(r, &rec, &len, &pos) == PC_SPOOL_READ_OK) {
+    }
+    pc_spool_reader_close(r);
+    assert_true(pc_spool_cursor_store(dir, &pos, err, sizeof err));
+    /* the operator empties the spool */
+    uint64_t oldest, newest = newest_segment(dir, &oldest);
+    for (uint64_t s = oldest; s <= newest; s++) {
+        char *p = seg_path(dir, s);
+        unlink(p);
+        free(p);
+    }
+    sp = open_ok(dir, 64 * MIB);
+    append_range(sp, 100, 110, 100);
+    pc_spool_close(sp);
+    /* the shipper resumes from its cursor and gets exactly the new records */
+    r = pc_spool_reader_open(dir, &pos, err, sizeof err);
+    unsigned next = 100;
+    while (pc_spool_reader_next(r, &rec, &len, NULL) == PC_SPOOL_READ_OK)
+        assert_int_equal(check_rec(rec, len, 100), next++);
+    assert_int_equal(next, 110);
+    pc_spool_reader_close(r);
+}
+
 struct live_writer {
     const char *dir;
     unsigned count;
@@ -560,6 +596,58 @@ static void test_reader_follows_writer(void **state)
     assert_int_equal(pc_spool_reader_next(r, &rec, &len, NULL), PC_SPOOL_READ_OK);
     assert_int_equal(check_rec(rec, len, 300), mid_n);
     pc_spool_reader_close(r);
+}
+
+struct churn_writer {
+    const char *dir;
+    unsigned count;
+};
+
+static void *churn_writer_main(void *arg)
+{
+    struct churn_writer *cw = arg;
+    pc_spool_t *sp = open_ok(cw->dir, PC_SPOOL_MIN_MAX_BYTES); /* deletes as it goes */
+    for (unsigned n = 0; n < cw->count; n += 100) {
+        append_range(sp, n, n + 100, 900);
+        pc_spool_flush(sp);
+    }
+    pc_spool_close(sp);
+    return NULL;
+}
+
+/* A reader following a writer that deletes segments under it: records come in
+ * order, intact, possibly with gaps where segments went; never garbage. */
+static void test_reader_while_segments_deleted(void **state)
+{
+    const char *dir = *state;
+    struct churn_writer cw = {dir, 6000}; /* ~6 MB through a 1 MiB spool */
+    pc_spool_close(open_ok(dir, PC_SPOOL_MIN_MAX_BYTES));
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, churn_writer_main, &cw), 0);
+    char err[256];
+    pc_spool_reader_t *r = pc_spool_reader_open(dir, NULL, err, sizeof err);
+    assert_non_null(r);
+    long last = -1;
+    unsigned got = 0;
+    for (;;) {
+        const char *rec;
+        size_t len;
+        pc_spool_read_t res = pc_spool_reader_next(r, &rec, &len, NULL);
+        assert_int_not_equal(res, PC_SPOOL_READ_ERROR);
+        if (res == PC_SPOOL_READ_OK) {
+            long n = (long)check_rec(rec, len, 900);
+            assert_true(n > last);
+            last = n;
+            got++;
+            if (n == (long)cw.count - 1) break;
+            continue;
+        }
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    pc_spool_reader_close(r);
+    pthread_join(th, NULL);
+    assert_true(got > 0);
 }
 
 static void failure_case(const char *dir, unsigned nth_write, bool partial, unsigned nth_fsync)
@@ -636,6 +724,29 @@ static void test_close_on_dead_disk(void **state)
     struct readall ra;
     read_all(dir, 100, &ra);
     assert_int_equal(ra.count, 5);
+    free(ra.ns);
+}
+
+/* Disk full with one segment: it is sealed, then dropped; the newest records stay. */
+static void test_disk_full(void **state)
+{
+    const char *dir = *state;
+    pc_spool_t *sp = open_ok(dir, 64 * MIB);
+    append_range(sp, 0, 100, 100);
+    pc_spool_flush(sp);
+    /* first attempt: nothing older to drop, so seal and rotate; second: drop it */
+    pc__spool_inject_enospc(2);
+    append_range(sp, 100, 150, 100);
+    pc_spool_flush(sp);
+    pc_spool_stats_t st;
+    pc_spool_get_stats(sp, &st);
+    assert_int_equal(st.records_written, 150);
+    assert_int_equal(st.records_dropped, 100);
+    pc_spool_close(sp);
+    struct readall ra;
+    read_all(dir, 100, &ra);
+    assert_int_equal(ra.count, 50);
+    for (unsigned i = 0; i < 50; i++) assert_int_equal(ra.ns[i], 100 + i);
     free(ra.ns);
 }
 
@@ -839,11 +950,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_bytes_shrunk_at_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_bytes_shipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wiped_segments_under_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_while_segments_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_follows_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failures_repeated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsync_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_on_dead_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_seqs_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),

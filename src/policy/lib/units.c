@@ -185,9 +185,9 @@ static char *render(decimal_t *d, bool truncate, char *err, size_t errlen, const
         if (p >= 0) {
             ten[p]++;
         } else {
-            size_t q = il;
-            while (q-- > 0 && ip[q] == '9') ip[q] = '0';
-            ip[q]++;
+            size_t q = il; /* ip[0] is '0', so the carry always stops in range */
+            while (q > 0 && ip[q - 1] == '9') ip[--q] = '0';
+            if (q > 0) ip[q - 1]++;
         }
     }
     size_t skip = 0;
