@@ -1564,7 +1564,7 @@ static void handle_up_auth(session_t *s, const pc_pg_msg_t *m)
             upstream_fail(s, "upstream server failed SCRAM verification");
             return;
         }
-        /* pretend no SCRAM is running so the following AuthenticationOk is accepted */
+        /* Server proven: the AuthenticationOk that follows is accepted (scram_cli is gone). */
         return;
     }
     default: {
