@@ -212,17 +212,19 @@ static bool b_floor(ARGS) { (void)n; return rounder(ctx, a, out, floor); }
 
 static bool range_impl(pc_eval_ctx *ctx, int64_t lo, int64_t hi, int64_t stepv, const pc_value **out)
 {
-    pc_vbuf b;
-    pc_vbuf_init(&b, A);
     uint64_t span = lo <= hi ? (uint64_t)hi - (uint64_t)lo : (uint64_t)lo - (uint64_t)hi;
     uint64_t count = span / (uint64_t)stepv + 1;
     if (count > 10000000) return pc_builtin_oom(ctx);
+    /* sized once: no growth copies left behind in the arena */
+    const pc_value **items = pc_arena_alloc(A, (size_t)count * sizeof(*items) + 1);
+    if (!items) return pc_builtin_oom(ctx);
     int64_t i = lo;
-    for (uint64_t k = 0; k < count; k++) {
-        pc_vbuf_push(&b, pc_value_int(A, i));
+    size_t k = 0;
+    while (k < count) {
+        if (!(items[k++] = pc_value_int(A, i))) return pc_builtin_oom(ctx);
         if (__builtin_add_overflow(i, lo <= hi ? stepv : -stepv, &i)) break;
     }
-    RET(pc_vbuf_array(&b));
+    RET(pc_value_array(A, items, k));
 }
 
 static bool b_numbers_range(ARGS)

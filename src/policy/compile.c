@@ -82,15 +82,17 @@ typedef struct {
     bool failed;
     pc_node *pkgnode;
     int rule_args_declared;
+    pc_arena *arena; /* where new nodes go: the set's, or a query's own */
+    pc_intern *in;
 } C;
 
 static void sc_add(C *c, scope *s, const char *name, int slot)
 {
     if (s->len == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 8;
-        const char **nn = pc_arena_alloc(c->ps->arena, nc * sizeof(*nn));
-        int *ns = pc_arena_alloc(c->ps->arena, nc * sizeof(*ns));
-        bool *ne = pc_arena_alloc(c->ps->arena, nc * sizeof(*ne));
+        const char **nn = pc_arena_alloc(c->arena, nc * sizeof(*nn));
+        int *ns = pc_arena_alloc(c->arena, nc * sizeof(*ns));
+        bool *ne = pc_arena_alloc(c->arena, nc * sizeof(*ne));
         if (s->len) {
             memcpy(nn, s->names, s->len * sizeof(*nn));
             memcpy(ns, s->slots, s->len * sizeof(*ns));
@@ -146,7 +148,7 @@ static const pc_import *find_import(C *c, const char *name)
 
 static pc_term *mk(C *c, pc_term_kind k, pc_loc loc)
 {
-    pc_term *t = pc_arena_alloc(c->ps->arena, sizeof(*t));
+    pc_term *t = pc_arena_alloc(c->arena, sizeof(*t));
     memset(t, 0, sizeof(*t));
     t->kind = (uint8_t)k;
     t->slot = -1;
@@ -160,14 +162,14 @@ static pc_term *pkg_ref(C *c, const char *name, pc_loc loc)
     pc_term *pkg = c->mod->pkg;
     pc_term *r = mk(c, T_REF, loc);
     r->n = pkg->n + 1;
-    r->items = pc_arena_alloc(c->ps->arena, r->n * sizeof(pc_term *));
+    r->items = pc_arena_alloc(c->arena, r->n * sizeof(pc_term *));
     pc_term *d = mk(c, T_VAR, loc);
     d->name = "data";
     d->vkind = V_DATA;
     r->items[0] = d;
     for (uint32_t i = 1; i < pkg->n; i++) r->items[i] = pkg->items[i];
     pc_term *k = mk(c, T_VALUE, loc);
-    k->value = pc__intern(c->ps->in, name, strlen(name));
+    k->value = pc__intern(c->in, name, strlen(name));
     k->ground = true;
     r->items[pkg->n] = k;
     return r;
@@ -195,7 +197,7 @@ static pc_term *resolve_global(C *c, pc_term *v)
         }
         pc_term *r = mk(c, T_REF, v->loc);
         r->n = p->n;
-        r->items = pc_arena_alloc(c->ps->arena, r->n * sizeof(pc_term *));
+        r->items = pc_arena_alloc(c->arena, r->n * sizeof(pc_term *));
         memcpy(r->items, p->items, r->n * sizeof(pc_term *));
         pc_term *h = mk(c, T_VAR, v->loc);
         h->name = p->items[0]->name;
@@ -335,7 +337,7 @@ static void resolve_call(C *c, scope *s, pc_term *t)
             set_err(c->err, "rego_type_error", t->loc, "%s: arity mismatch", name);
             c->failed = true;
         }
-        t->name = pc_arena_strndup(c->ps->arena, name, strlen(name));
+        t->name = pc_arena_strndup(c->arena, name, strlen(name));
         return;
     }
     if (n && n->kind >= 0 && n->kind != R_FUNC) {
@@ -399,7 +401,7 @@ static pc_term *resolve_term(C *c, scope *s, pc_term *t)
             /* splice: alias.rest */
             pc_term *r = mk(c, T_REF, t->loc);
             r->n = h->n + t->n - 1;
-            r->items = pc_arena_alloc(c->ps->arena, r->n * sizeof(pc_term *));
+            r->items = pc_arena_alloc(c->arena, r->n * sizeof(pc_term *));
             memcpy(r->items, h->items, h->n * sizeof(pc_term *));
             memcpy(r->items + h->n, t->items + 1, (t->n - 1) * sizeof(pc_term *));
             return r;
@@ -816,7 +818,7 @@ pc_policy_set *pc_policy_compile(const pc_policy_module *mods, size_t nmods, con
     /* compile every rule */
     for (size_t i = 0; i < ps->nmods; i++) {
         pc_module *m = ps->mods[i];
-        C c = {.ps = ps, .mod = m, .err = err};
+        C c = {.ps = ps, .mod = m, .err = err, .arena = ps->arena, .in = ps->in};
         c.pkgnode = ps->root;
         for (uint32_t k = 1; k < m->pkg->n && c.pkgnode; k++)
             c.pkgnode = pc__node_child(c.pkgnode, m->pkg->items[k]->value);
@@ -838,7 +840,11 @@ fail:
 pc_body *pc__compile_query(pc_policy_set *ps, pc_arena *a, const char *q, pc_policy_error *err,
                            int *nslots, const char ***names, int **slots, int *nnames)
 {
-    pc_body *b = pc__parse_query(a, ps->in, q, strlen(q), err);
+    /* The policy set is shared by threads: a query interns and allocates in
+     * the evaluation's own arena, never in the set. */
+    pc_intern *qin = pc__intern_new(a);
+    if (!qin) return NULL;
+    pc_body *b = pc__parse_query(a, qin, q, strlen(q), err);
     if (!b) return NULL;
     pc_module qm = {0};
     pc_term pkg = {.kind = T_REF};
@@ -848,14 +854,10 @@ pc_body *pc__compile_query(pc_policy_set *ps, pc_arena *a, const char *q, pc_pol
     pkg.items = items;
     pkg.n = 1;
     qm.pkg = &pkg;
-    C c = {.ps = ps, .mod = &qm, .err = err};
+    C c = {.ps = ps, .mod = &qm, .err = err, .arena = a, .in = qin};
     c.pkgnode = NULL;
     scope s = {0};
-    /* the query's arena holds the new nodes */
-    pc_arena *saved = ps->arena;
-    ps->arena = a;
     resolve_body(&c, &s, b);
-    ps->arena = saved;
     if (c.failed) return NULL;
     if (!pc__check_body_safety(b, err, NULL, 0)) return NULL;
     fold_body(a, b);

@@ -1360,6 +1360,7 @@ static int eval_somein(E *e, F *f, pc_expr *x, const pc_value *coll, K *next)
 {
     if (coll->kind != PC_ARRAY && coll->kind != PC_OBJECT && coll->kind != PC_SET) return 0;
     for (uint32_t i = 0; i < coll->len; i++) {
+        if (step(e)) return 1;
         somein_k s = {.k.fn = somein_key_cb, .f = f, .x = x, .coll = coll, .idx = i, .next = next};
         if (x->a) {
             const pc_value *key = coll->kind == PC_OBJECT ? coll->u.kvs[i].key
@@ -1730,6 +1731,7 @@ static int eval_expr_core(E *e, F *f, pc_expr *x, K *k)
 
 static int eval_body(E *e, F *f, pc_body *b, uint32_t i, K *k)
 {
+    if (step(e)) return 1;
     if (i == b->n) return k->fn(e, k, NULL);
     body_k n = {.k.fn = body_next_cb, .f = f, .b = b, .i = i, .next = k};
     pc_expr *x = b->exprs[i];

@@ -17,10 +17,12 @@ struct pc_intern {
 pc_intern *pc__intern_new(pc_arena *a)
 {
     pc_intern *t = pc_arena_alloc(a, sizeof(*t));
+    if (!t) return NULL;
     t->a = a;
     t->cap = 256;
     t->len = 0;
     t->slots = pc_arena_alloc(a, t->cap * sizeof(*t->slots));
+    if (!t->slots) return NULL;
     memset(t->slots, 0, t->cap * sizeof(*t->slots));
     return t;
 }
