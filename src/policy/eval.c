@@ -714,11 +714,16 @@ typedef struct {
     uint32_t nkeys, ki;
     bool conflict_fn;
     bool stop_first; /* constant value: the first solution decides */
+    bool direct;     /* partial set without ref-head keys: elements go straight to entries */
 } rule_k;
 
 static int rule_value_cb(E *e, K *k, const pc_value *v)
 {
     rule_k *r = (rule_k *)k;
+    if (r->direct) {
+        pc_vbuf_push(r->entries, v);
+        return r->entries->oom ? oom(e) : 0;
+    }
     if (r->entries) {
         r->keys[r->nkeys] = v;
         const pc_value *ent = pc_value_array(e->arena, r->keys, r->nkeys + 1);
@@ -951,11 +956,15 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
     } else {
         pc_vbuf ents;
         pc_vbuf_init(&ents, e->arena);
+        bool direct = n->kind == R_PSET;
+        for (uint32_t i = 0; i < n->nrules; i++)
+            if (n->rules[i]->npath != n->rules[i]->nground) direct = false;
         for (uint32_t i = 0; i < n->nrules; i++) {
             pc_rule *r = n->rules[i];
             uint32_t nk = r->npath - r->nground + 2;
             rule_k rk = {0};
             rk.entries = &ents;
+            rk.direct = direct;
             rk.keys = pc_arena_alloc(e->arena, nk * sizeof(pc_value *));
             if (!rk.keys) {
                 oom(e);
@@ -968,7 +977,15 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
             oom(e);
             goto error;
         }
-        result = build_partial(e, n, ents.items, ents.len, 0, err);
+        if (direct) {
+            result = pc_vbuf_set(&ents);
+            if (!result) {
+                oom(e);
+                goto error;
+            }
+        } else {
+            result = build_partial(e, n, ents.items, ents.len, 0, err);
+        }
         if (*err) goto error;
         /* rules defined below this node (p.q.r := ...) add to the same document */
         for (uint32_t i = 0; i < n->nkids && result; i++) {

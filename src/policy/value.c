@@ -246,7 +246,19 @@ const pc_value *pc_value_set(pc_arena *a, const pc_value *const *items, size_t n
     memcpy(p, items, n * sizeof(*p));
     size_t m = n;
     if (!sorted_unique(p, n)) {
-        qsort(p, n, sizeof(*p), cmp_vp);
+        if (n <= 16) {
+            for (size_t i = 1; i < n; i++) {
+                const pc_value *x = p[i];
+                size_t j = i;
+                while (j > 0 && pc_value_compare(p[j - 1], x) > 0) {
+                    p[j] = p[j - 1];
+                    j--;
+                }
+                p[j] = x;
+            }
+        } else {
+            qsort(p, n, sizeof(*p), cmp_vp);
+        }
         m = 1;
         for (size_t i = 1; i < n; i++)
             if (pc_value_compare(p[m - 1], p[i]) != 0) p[m++] = p[i];
