@@ -103,20 +103,6 @@ static const pc_value *parse_yaml(pc_arena *a, const char *text, size_t len, cha
     return v;
 }
 
-static const pc_value *merge_data(pc_arena *a, const pc_value *x, const pc_value *y)
-{
-    if (!x) return y;
-    if (x->kind != PC_OBJECT || y->kind != PC_OBJECT) return y;
-    pc_obuf b;
-    pc_obuf_init(&b, a);
-    for (uint32_t i = 0; i < x->len; i++) {
-        const pc_value *yv = pc_value_object_get(y, x->u.kvs[i].key);
-        pc_obuf_put(&b, x->u.kvs[i].key, yv ? merge_data(a, x->u.kvs[i].val, yv) : x->u.kvs[i].val);
-    }
-    for (uint32_t i = 0; i < y->len; i++)
-        if (!pc_value_object_get(x, y->u.kvs[i].key)) pc_obuf_put(&b, y->u.kvs[i].key, y->u.kvs[i].val);
-    return pc_obuf_object(&b);
-}
 
 static bool load_path(loaded *L, const char *path, bool tests_only, int depth, const char *prefix);
 
@@ -163,7 +149,8 @@ static bool load_file(loaded *L, const char *path, const char *prefix)
         snprintf(L->err, sizeof(L->err), "%s: %s", path, err);
         return false;
     }
-    L->data = merge_data(L->arena, L->data, mount(L->arena, prefix, v));
+    L->data = L->data ? pc_value_merge(L->arena, L->data, mount(L->arena, prefix, v))
+                      : mount(L->arena, prefix, v);
     return true;
 }
 

@@ -5,6 +5,7 @@
 #ifndef PC_POLICY_AST_H
 #define PC_POLICY_AST_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -148,6 +149,10 @@ pc_body *pc__parse_query(pc_arena *a, pc_intern *in, const char *text, size_t le
 /* Interning of compile-time strings (one table per policy set). */
 pc_intern *pc__intern_new(pc_arena *a);
 const pc_value *pc__intern(pc_intern *t, const char *s, size_t n);
+
+/* Fills an error (compile.c); used by the compiler and the evaluator. */
+void pc__set_errorv(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* Shared decoders in value.c */
 char *pc__unquote(pc_arena *a, const char *s, size_t n, size_t *pos, size_t *outlen,

@@ -8,16 +8,21 @@
 
 static void set_err(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, ...)
     PC_PRINTF(4, 5);
-static void set_err(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, ...)
+void pc__set_errorv(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, va_list ap)
 {
-    va_list ap;
     snprintf(err->code, sizeof(err->code), "%s", code);
-    va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
     snprintf(err->file, sizeof(err->file), "%s", loc.file ? loc.file : "");
     err->row = loc.row;
     err->col = loc.col;
+}
+
+static void set_err(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pc__set_errorv(err, code, loc, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- rule tree -------------------------------------------------------- */

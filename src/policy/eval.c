@@ -75,15 +75,10 @@ static int fail(E *e, const char *code, pc_loc loc, const char *fmt, ...)
 {
     if (e->failed) return 1;
     e->failed = true;
-    pc_policy_error *err = e->err;
-    snprintf(err->code, sizeof(err->code), "%s", code);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    pc__set_errorv(e->err, code, loc, fmt, ap);
     va_end(ap);
-    snprintf(err->file, sizeof(err->file), "%s", loc.file ? loc.file : "");
-    err->row = loc.row;
-    err->col = loc.col;
     return 1;
 }
 

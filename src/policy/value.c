@@ -411,6 +411,21 @@ const pc_value *pc_obuf_object(pc_obuf *b)
     return pc_value_object(b->arena, b->kvs, b->len);
 }
 
+const pc_value *pc_value_merge(pc_arena *a, const pc_value *x, const pc_value *y)
+{
+    if (!x || !y) return y;
+    if (x->kind != PC_OBJECT || y->kind != PC_OBJECT) return y;
+    pc_obuf b;
+    pc_obuf_init(&b, a);
+    for (uint32_t i = 0; i < x->len; i++) {
+        const pc_value *yv = pc_value_object_get(y, x->u.kvs[i].key);
+        pc_obuf_put(&b, x->u.kvs[i].key, yv ? pc_value_merge(a, x->u.kvs[i].val, yv) : x->u.kvs[i].val);
+    }
+    for (uint32_t i = 0; i < y->len; i++)
+        if (!pc_value_object_get(x, y->u.kvs[i].key)) pc_obuf_put(&b, y->u.kvs[i].key, y->u.kvs[i].val);
+    return pc_obuf_object(&b);
+}
+
 /* ---- access ----------------------------------------------------------- */
 
 const char *pc_value_type_name(const pc_value *v)

@@ -154,6 +154,10 @@ const pc_value *pc_value_object_get_str(const pc_value *obj, const char *key, si
 /** Membership in a set. */
 bool pc_value_set_contains(const pc_value *set, const pc_value *v);
 
+/** Deep merge of two objects (members of y win, nested objects merge); if
+ *  either is not an object the result is y. NULL when out of memory. */
+const pc_value *pc_value_merge(pc_arena *a, const pc_value *x, const pc_value *y);
+
 /* ---- order, equality, hashing ----------------------------------------- */
 
 /** OPA term order: <0, 0, >0. */
