@@ -609,6 +609,10 @@ static int eval_data(E *e, F *f, pc_term *ref, uint32_t i, pc_node *n, K *k)
         const pc_value *ov = override_at(e, n->path, n->depth);
         if (ov) return eval_ref_from(e, f, ref, i, ov, k);
     }
+    if (n->kind >= 0 && n->kind != R_FUNC && n->base) {
+        /* a base document at a rule's path shadows the rule, as in OPA */
+        return eval_ref_from(e, f, ref, i, n->base, k);
+    }
     if (n->kind >= 0) {
         if (n->kind == R_FUNC) return 0;
         bool err = false;
@@ -667,12 +671,15 @@ static const pc_value *node_full(E *e, pc_node *n, bool *err)
     pc_obuf b;
     pc_obuf_init(&b, e->arena);
     if (n->base && n->base->kind == PC_OBJECT)
-        for (uint32_t i = 0; i < n->base->len; i++)
-            if (!pc__node_child(n, n->base->u.kvs[i].key))
+        for (uint32_t i = 0; i < n->base->len; i++) {
+            const pc_node *c = pc__node_child(n, n->base->u.kvs[i].key);
+            if (!c || (c->kind >= 0 && c->kind != R_FUNC))
                 pc_obuf_put(&b, n->base->u.kvs[i].key, n->base->u.kvs[i].val);
+        }
     for (uint32_t i = 0; i < n->nkids; i++) {
         pc_node *c = n->kids[i];
         if (c->kind == R_FUNC) continue;
+        if (c->kind >= 0 && c->base) continue; /* shadowed by the base document */
         const pc_value *v = node_full(e, c, err);
         if (*err) return NULL;
         if (!v) continue;
