@@ -121,6 +121,7 @@ struct pc_rule {
     int nslots;
     struct pc_module *mod;
     const char *name;  /* for messages */
+    const pc_value *annot; /* METADATA annotation, or NULL */
 };
 
 typedef struct pc_import {
@@ -137,6 +138,7 @@ typedef struct pc_module {
     pc_rule **rules;
     uint32_t nrules;
     bool v0;
+    const pc_value *pkg_annot; /* METADATA above `package`, or NULL */
 } pc_module;
 
 /* Parser (parse.c). Returns NULL on error with err filled (rego_parse_error). */

@@ -271,6 +271,61 @@ static void collect_expr(C *c, scope *s, pc_expr *e)
     for (uint32_t i = 0; i < e->nwith; i++) collect_vars(c, s, e->withs[i].value);
 }
 
+static bool same_package(const pc_module *a, const pc_module *b)
+{
+    if (a->pkg->n != b->pkg->n) return false;
+    for (uint32_t i = 1; i < a->pkg->n; i++)
+        if (!pc_value_equal(a->pkg->items[i]->value, b->pkg->items[i]->value)) return false;
+    return true;
+}
+
+/* rego.metadata.rule(): the annotation above the rule being compiled. */
+static const pc_value *rule_metadata(C *c)
+{
+    if (c->rule && c->rule->annot) return c->rule->annot;
+    return pc_value_empty_object();
+}
+
+static const pc_value *chain_entry(C *c, const pc_value *path, const pc_value *annot)
+{
+    pc_obuf ob;
+    pc_obuf_init(&ob, c->arena);
+    pc_obuf_put_str(&ob, "path", path);
+    if (annot) pc_obuf_put_str(&ob, "annotations", annot);
+    return pc_obuf_object(&ob);
+}
+
+/* rego.metadata.chain(): the rule's annotation, document-scope annotations
+ * of the other definitions, then the package's (from any of its modules). */
+static const pc_value *metadata_chain(C *c)
+{
+    pc_vbuf chain, path;
+    pc_vbuf_init(&chain, c->arena);
+    pc_vbuf_init(&path, c->arena);
+    if (!c->mod || !c->rule) return pc_value_empty_array();
+    for (uint32_t i = 1; i < c->mod->pkg->n; i++) pc_vbuf_push(&path, c->mod->pkg->items[i]->value);
+    const pc_value *pkg_path = pc_vbuf_array(&path);
+    pc_vbuf_push(&path, pc__intern(c->in, c->rule->name, strlen(c->rule->name)));
+    const pc_value *rule_path = pc_vbuf_array(&path);
+    pc_vbuf_push(&chain, chain_entry(c, rule_path, c->rule->annot));
+    for (size_t i = 0; i < c->ps->nmods; i++) {
+        pc_module *m = c->ps->mods[i];
+        if (!same_package(m, c->mod)) continue;
+        for (uint32_t j = 0; j < m->nrules; j++) {
+            pc_rule *r = m->rules[j];
+            if (r == c->rule || !r->annot || strcmp(r->name, c->rule->name)) continue;
+            const pc_value *sc = pc_value_object_get_str(r->annot, "scope", 5);
+            if (sc && sc->kind == PC_STRING && !strcmp(sc->u.s, "document"))
+                pc_vbuf_push(&chain, chain_entry(c, rule_path, r->annot));
+        }
+    }
+    for (size_t i = 0; i < c->ps->nmods; i++) {
+        pc_module *m = c->ps->mods[i];
+        if (m->pkg_annot && same_package(m, c->mod)) pc_vbuf_push(&chain, chain_entry(c, pkg_path, m->pkg_annot));
+    }
+    return pc_vbuf_array(&chain);
+}
+
 static void resolve_call(C *c, scope *s, pc_term *t)
 {
     /* the callee: a static dotted name or a ref */
@@ -301,6 +356,20 @@ static void resolve_call(C *c, scope *s, pc_term *t)
         return;
     }
     for (uint32_t i = 0; i < t->n; i++) t->items[i] = resolve_term(c, s, t->items[i]);
+    if ((!strcmp(name, "rego.metadata.rule") || !strcmp(name, "rego.metadata.chain")) && t->n == 0) {
+        /* annotations are known at compile time: the call is a constant */
+        const pc_value *v = !strcmp(name, "rego.metadata.rule") ? rule_metadata(c) : metadata_chain(c);
+        if (!v) {
+            set_err(c->err, "rego_compile_error", t->loc, "out of memory");
+            c->failed = true;
+            return;
+        }
+        t->kind = T_VALUE;
+        t->value = v;
+        t->ground = true;
+        t->n = 0;
+        return;
+    }
     /* user function? resolve first segment against locals-free globals */
     const char *dot = strchr(name, '.');
     size_t flen = dot ? (size_t)(dot - name) : strlen(name);

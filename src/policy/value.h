@@ -189,4 +189,8 @@ void pc_value_number_to_str(pc_str *out, const pc_value *v);
  *  NULL and, if errbuf is non-NULL, writes a message into it. */
 const pc_value *pc_json_parse(pc_arena *a, const char *s, size_t n, char *errbuf, size_t errlen);
 
+/** Parses one YAML document (plain scalars: null, true/false, numbers; other
+ *  scalars are strings). NULL on error with a message in errbuf. */
+const pc_value *pc_yaml_parse(pc_arena *a, const char *s, size_t n, char *errbuf, size_t errlen);
+
 #endif
