@@ -212,17 +212,19 @@ static bool b_floor(ARGS) { (void)n; return rounder(ctx, a, out, floor); }
 
 static bool range_impl(pc_eval_ctx *ctx, int64_t lo, int64_t hi, int64_t stepv, const pc_value **out)
 {
-    pc_vbuf b;
-    pc_vbuf_init(&b, A);
     uint64_t span = lo <= hi ? (uint64_t)hi - (uint64_t)lo : (uint64_t)lo - (uint64_t)hi;
     uint64_t count = span / (uint64_t)stepv + 1;
     if (count > 10000000) return pc_builtin_oom(ctx);
+    /* sized once: no growth copies left behind in the arena */
+    const pc_value **items = pc_arena_alloc(A, (size_t)count * sizeof(*items) + 1);
+    if (!items) return pc_builtin_oom(ctx);
     int64_t i = lo;
-    for (uint64_t k = 0; k < count; k++) {
-        pc_vbuf_push(&b, pc_value_int(A, i));
+    size_t k = 0;
+    while (k < count) {
+        if (!(items[k++] = pc_value_int(A, i))) return pc_builtin_oom(ctx);
         if (__builtin_add_overflow(i, lo <= hi ? stepv : -stepv, &i)) break;
     }
-    RET(pc_vbuf_array(&b));
+    RET(pc_value_array(A, items, k));
 }
 
 static bool b_numbers_range(ARGS)
@@ -523,25 +525,12 @@ static bool filter_obj(pc_eval_ctx *ctx, const pc_value *const *a, const pc_valu
 static bool b_object_remove(ARGS) { (void)n; return filter_obj(ctx, a, out, false); }
 static bool b_object_filter(ARGS) { (void)n; return filter_obj(ctx, a, out, true); }
 
-static const pc_value *merge(pc_arena *ar, const pc_value *x, const pc_value *y)
-{
-    if (x->kind != PC_OBJECT || y->kind != PC_OBJECT) return y;
-    pc_obuf b;
-    pc_obuf_init(&b, ar);
-    for (uint32_t i = 0; i < x->len; i++) {
-        const pc_value *yv = pc_value_object_get(y, x->u.kvs[i].key);
-        pc_obuf_put(&b, x->u.kvs[i].key, yv ? merge(ar, x->u.kvs[i].val, yv) : x->u.kvs[i].val);
-    }
-    for (uint32_t i = 0; i < y->len; i++)
-        if (!pc_value_object_get(x, y->u.kvs[i].key)) pc_obuf_put(&b, y->u.kvs[i].key, y->u.kvs[i].val);
-    return pc_obuf_object(&b);
-}
 
 static bool b_object_union(ARGS)
 {
     (void)n;
     if (!pc_arg_kind(ctx, a, 0, PC_OBJECT) || !pc_arg_kind(ctx, a, 1, PC_OBJECT)) return false;
-    RET(merge(A, a[0], a[1]));
+    RET(pc_value_merge(A, a[0], a[1]));
 }
 
 static bool b_object_union_n(ARGS)
@@ -552,7 +541,7 @@ static bool b_object_union_n(ARGS)
     for (uint32_t i = 0; i < a[0]->len; i++) {
         if (a[0]->u.items[i]->kind != PC_OBJECT)
             return pc_builtin_type_errorf(ctx, "operand 1 must be array of objects");
-        acc = merge(A, acc, a[0]->u.items[i]);
+        acc = pc_value_merge(A, acc, a[0]->u.items[i]);
         if (!acc) return pc_builtin_oom(ctx);
     }
     RET(acc);
