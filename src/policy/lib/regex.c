@@ -208,11 +208,10 @@ static int exec_at(pc_plib_re_t *re, pcre2_match_data *md, const char *s, size_t
 
 int pc_plib_re_match(pc_plib_re_t *re, const char *s, size_t n)
 {
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-    if (!md) return -1;
-    int rc = exec_at(re, md, s, n, 0);
-    pcre2_match_data_free(md);
-    return rc;
+    /* one small match block per thread: matching allocates nothing */
+    static __thread pcre2_match_data *md;
+    if (!md && !(md = pcre2_match_data_create(1, NULL))) return -1;
+    return exec_at(re, md, s, n, 0);
 }
 
 static size_t rune_width(const char *s, size_t n, size_t pos)
