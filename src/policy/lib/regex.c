@@ -601,7 +601,8 @@ static bool glob_to_re(pc__sbuf_t *b, const char *p, size_t n, size_t *pos, cons
 int pc_plib_glob_match(const char *pat, size_t pn, const uint32_t *delims, size_t ndelim,
                        const char *s, size_t n, char *err, size_t errlen)
 {
-    pc__sbuf_t b = {0};
+    char stack[512];
+    pc__sbuf_t b = PC__SBUF_ON(stack, sizeof(stack)); /* typical globs need no heap */
     const char *why = NULL;
     size_t pos = 0;
     int rc = -1;
