@@ -806,18 +806,23 @@ static pc_term *parse_template(P *p, const tok *t)
     char q = s[1];
     size_t i = 2, end = n - 1;
     tlist parts = {0};
-    pc_str lit = {0};
+    /* literal text never grows past the template's own length; the arena
+     * holds it so that a parse error (longjmp) leaks nothing */
+    struct {
+        char *p;
+        size_t len;
+    } lit = {palloc(p, n + 8), 0};
     while (i < end) {
         char c = s[i];
         if (c == '\\' && i + 1 < end) {
             char d = s[i + 1];
             if (d == '{') {
-                pc_str_append(&lit, "{", 1);
+                lit.p[lit.len++] = '{';
                 i += 2;
                 continue;
             }
             if (q == '`') {
-                pc_str_append(&lit, s + i, 1);
+                lit.p[lit.len++] = s[i];
                 i++;
                 continue;
             }
@@ -833,7 +838,8 @@ static pc_term *parse_template(P *p, const tok *t)
             const char *e = NULL;
             char *dec = pc__unquote(p->a, buf, bl + 1, &pos, &outl, &e);
             if (!dec) perr(p, t, "invalid escape in template string");
-            pc_str_append(&lit, dec, outl);
+            memcpy(lit.p + lit.len, dec, outl);
+            lit.len += outl;
             i = j;
             continue;
         }
@@ -886,11 +892,10 @@ static pc_term *parse_template(P *p, const tok *t)
             i = j + 1;
             continue;
         }
-        pc_str_append(&lit, s + i, 1);
+        lit.p[lit.len++] = s[i];
         i++;
     }
-    if (lit.len || parts.len == 0) tl_push(p, &parts, mk_str(p, lit.p ? lit.p : "", lit.len, t));
-    pc_str_free(&lit);
+    if (lit.len || parts.len == 0) tl_push(p, &parts, mk_str(p, lit.p, lit.len, t));
     pc_term *arr = mk_term(p, T_ARRAY, t);
     arr->items = parts.items;
     arr->n = (uint32_t)parts.len;
@@ -1486,8 +1491,13 @@ pc_body *pc__parse_query(pc_arena *a, pc_intern *in, const char *text, size_t le
     p->n = len;
     p->err = err;
     p->in = in;
-    if (setjmp(p->jb)) return NULL;
+    if (setjmp(p->jb)) {
+        for (int i = 0; i < p->nmeta; i++) pc_str_free(&p->meta[i]);
+        return NULL;
+    }
     lex(p);
+    for (int i = 0; i < p->nmeta; i++) pc_str_free(&p->meta[i]);
+    p->nmeta = 0;
     pc_body *b = parse_body_until(p, K_EOF);
     if (b->n == 0) perr(p, cur(p), "empty query");
     return b;
