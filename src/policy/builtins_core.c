@@ -15,7 +15,6 @@
 static pc_builtin *g_tab;
 static size_t g_len, g_cap;
 
-#pragma weak pc__builtins_ext_register
 
 void pc_builtin_register(const char *name, int arity, pc_builtin_fn fn, unsigned flags)
 {
@@ -1385,7 +1384,9 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static void init_once(void)
 {
     pc_builtin_register_table(k_core);
-    if (pc__builtins_ext_register) pc__builtins_ext_register();
+    /* a strong reference: it also pulls the extended set out of libpc.a
+     * into every program that evaluates policies (tests, bench, connector) */
+    pc__builtins_ext_register();
 }
 
 void pc_builtins_init(void) { pthread_once(&g_once, init_once); }

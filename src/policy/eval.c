@@ -1992,32 +1992,26 @@ static bool raise(pc_eval_ctx *ctx, const char *code, const char *fmt, va_list a
     return false;
 }
 
-bool pc_builtin_error(pc_eval_ctx *ctx, const char *fmt, ...)
+void pc__builtin_error(pc_eval_ctx *ctx, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     raise(ctx, "eval_builtin_error", fmt, ap);
     va_end(ap);
-    return false;
 }
 
-bool pc_builtin_type_errorf(pc_eval_ctx *ctx, const char *fmt, ...)
+void pc__builtin_type_errorf(pc_eval_ctx *ctx, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     raise(ctx, "eval_type_error", fmt, ap);
     va_end(ap);
-    return false;
 }
 
-bool pc_builtin_type_error(pc_eval_ctx *ctx, int pos, const char *expected, const pc_value *got)
+void pc__builtin_type_error(pc_eval_ctx *ctx, int pos, const char *expected, const pc_value *got)
 {
-    return pc_builtin_type_errorf(ctx, "operand %d must be %s but got %s", pos, expected,
-                                  got ? pc_value_type_name(got) : "undefined");
+    pc__builtin_type_errorf(ctx, "operand %d must be %s but got %s", pos, expected,
+                            got ? pc_value_type_name(got) : "undefined");
 }
 
-bool pc_builtin_oom(pc_eval_ctx *ctx)
-{
-    oom(ctx);
-    return false;
-}
+void pc__builtin_oom(pc_eval_ctx *ctx) { oom(ctx); }
