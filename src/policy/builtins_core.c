@@ -93,6 +93,44 @@ bool pc_arg_kind(pc_eval_ctx *ctx, const pc_value *const *args, int pos, pc_kind
         return true;                                                                               \
     } while (0)
 
+/* Length in bytes of the UTF-8 sequence at s[i], Go's way: an invalid or
+ * truncated sequence counts as one rune of one byte. */
+static size_t utf8_len(const char *s, size_t len, size_t i)
+{
+    unsigned char c = (unsigned char)s[i];
+    size_t need;
+    uint32_t min;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        min = 0x10000;
+    } else {
+        return 1;
+    }
+    if (i + need >= len) return 1; /* truncated */
+    uint32_t cp = c & (0x3F >> need);
+    for (size_t k = 1; k <= need; k++) {
+        unsigned char d = (unsigned char)s[i + k];
+        if ((d & 0xC0) != 0x80) return 1;
+        cp = (cp << 6) | (d & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 1;
+    return need + 1;
+}
+
+static int64_t rune_count(const char *s, size_t len)
+{
+    int64_t c = 0;
+    for (size_t i = 0; i < len; i += utf8_len(s, len, i)) c++;
+    return c;
+}
+
 /* ---- comparison ------------------------------------------------------- */
 
 static bool b_equal(ARGS) { (void)n; RET(pc_value_bool(pc_value_equal(a[0], a[1]))); }
@@ -307,12 +345,7 @@ static bool b_count(ARGS)
 {
     (void)n;
     const pc_value *v = a[0];
-    if (v->kind == PC_STRING) {
-        int64_t c = 0;
-        for (uint32_t i = 0; i < v->len; i++)
-            if (((unsigned char)v->u.s[i] & 0xC0) != 0x80) c++;
-        RET(pc_value_int(A, c));
-    }
+    if (v->kind == PC_STRING) RET(pc_value_int(A, rune_count(v->u.s, v->len)));
     if (v->kind == PC_ARRAY || v->kind == PC_SET || v->kind == PC_OBJECT) RET(pc_value_int(A, v->len));
     return pc_builtin_type_error(ctx, 1, "one of {array, object, set, string}", v);
 }
@@ -935,12 +968,10 @@ static bool b_split(ARGS)
     pc_vbuf_init(&b, A);
     if (yl == 0) {
         /* split into UTF-8 characters */
-        size_t i = 0;
-        while (i < xl) {
-            size_t j = i + 1;
-            while (j < xl && ((unsigned char)x[j] & 0xC0) == 0x80) j++;
-            pc_vbuf_push(&b, pc_value_string(A, x + i, j - i));
-            i = j;
+        for (size_t i = 0; i < xl;) {
+            size_t l = utf8_len(x, xl, i);
+            pc_vbuf_push(&b, pc_value_string(A, x + i, l));
+            i += l;
         }
         RET(pc_vbuf_array(&b));
     }
@@ -1032,20 +1063,13 @@ static size_t char_off(const char *s, size_t len, int64_t idx)
 {
     size_t i = 0;
     while (idx > 0 && i < len) {
-        i++;
-        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+        i += utf8_len(s, len, i);
         idx--;
     }
     return i;
 }
 
-static int64_t char_count(const char *s, size_t len)
-{
-    int64_t c = 0;
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80) c++;
-    return c;
-}
+static int64_t char_count(const char *s, size_t len) { return rune_count(s, len); }
 
 static bool b_substring(ARGS)
 {
