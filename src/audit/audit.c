@@ -8,6 +8,9 @@
 
 #include <string.h>
 #include <time.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define IDENT_MAX 256     /* escaped instance / version */
 #define SHORT_MAX 512     /* escaped user, resource, ip, ... */
@@ -83,22 +86,37 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-/* Drop an incomplete UTF-8 sequence that a cut left at the end of buf[0..*pos). */
-static void trim_partial_utf8(const char *buf, size_t start, size_t *pos)
+/* Printable ASCII that JSON takes as is. */
+static inline bool plain(unsigned char c)
 {
-    size_t back = 0;
-    while (back < 3 && *pos - back > start &&
-           ((unsigned char)buf[*pos - back - 1] & 0xc0) == 0x80)
-        back++;
-    if (*pos - back <= start) return;
-    unsigned char lead = (unsigned char)buf[*pos - back - 1];
-    size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-    if (want > 1 && want != back + 1) *pos -= back + 1;
+    return (unsigned)(c - 0x20) < 0x5f && c != '"' && c != '\\';
+}
+
+/* Length of the run of plain bytes at the start of u[0..n), 16 at a time where we can. */
+static size_t plain_run(const unsigned char *u, size_t n)
+{
+    size_t j = 0;
+#if defined(__SSE2__)
+    const __m128i ctrl_max = _mm_set1_epi8(0x1f), high_min = _mm_set1_epi8(0x7f);
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    while (j + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(u + j));
+        __m128i ctrl = _mm_cmpeq_epi8(_mm_min_epu8(v, ctrl_max), v); /* <= 0x1f */
+        __m128i high = _mm_cmpeq_epi8(_mm_max_epu8(v, high_min), v); /* >= 0x7f */
+        __m128i special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash));
+        int mask = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(ctrl, high), special));
+        if (mask) return j + (size_t)__builtin_ctz((unsigned)mask);
+        j += 16;
+    }
+#endif
+    while (j < n && plain(u[j])) j++;
+    return j;
 }
 
 /*
- * Escaped s[0..n) without quotes, at most max bytes of output. Returns false
- * if s was cut to fit max; a cut forced by the buffer itself clears o->ok.
+ * Escaped s[0..n) without quotes, at most max bytes of output, never cutting
+ * inside an escape or a UTF-8 sequence. Returns false if s was cut to fit
+ * max; a cut forced by the buffer itself clears o->ok.
  */
 static bool escape(struct out *o, const char *s, size_t n, size_t max)
 {
@@ -107,23 +125,37 @@ static bool escape(struct out *o, const char *s, size_t n, size_t max)
     bool buffer_bound = limit > o->cap;
     if (buffer_bound) limit = o->cap;
     const unsigned char *u = (const unsigned char *)s;
-    size_t start = o->pos, i = 0;
-    /* pc_json_escape_into keeps one byte of its cap free. */
-    size_t cap = limit + 1;
+    size_t i = 0;
     while (i < n) {
-        size_t j = i;
-        size_t l;
-        while (j < n && (l = utf8_len(u + j, n - j)) != 0) j += l;
-        if (j > i && !pc_json_escape_into(o->buf, cap, &o->pos, s + i, j - i)) goto cut;
-        if (j == n) break;
-        if (o->pos + 6 > limit) goto cut;
-        memcpy(o->buf + o->pos, "\\ufffd", 6);
-        o->pos += 6;
-        i = j + 1;
+        /* The common case, runs of plain ASCII, is one memcpy. */
+        size_t j = i + plain_run(u + i, n - i);
+        if (j > i) {
+            size_t room = limit - o->pos;
+            bool cut = j - i > room;
+            size_t take = cut ? room : j - i;
+            memcpy(o->buf + o->pos, s + i, take);
+            o->pos += take;
+            if (cut) goto cut;
+            i = j;
+            if (i == n) break;
+        }
+        if (u[i] < 0x80) {
+            /* Quote, backslash, control character: the shared escaper's job
+             * (it keeps one byte of its cap free). */
+            if (!pc_json_escape_into(o->buf, limit + 1, &o->pos, s + i, 1)) goto cut;
+            i++;
+            continue;
+        }
+        size_t l = utf8_len(u + i, n - i);
+        const char *bytes = l ? s + i : "\\ufffd";
+        size_t blen = l ? l : 6;
+        if (o->pos + blen > limit) goto cut;
+        memcpy(o->buf + o->pos, bytes, blen);
+        o->pos += blen;
+        i += l ? l : 1;
     }
     return true;
 cut:
-    trim_partial_utf8(o->buf, start, &o->pos);
     if (buffer_bound) o->ok = false;
     return false;
 }

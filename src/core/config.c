@@ -253,6 +253,10 @@ void pc_config_free(pc_config_t *c)
     for (size_t i = 0; i < c->cluster.n_peers; i++) free(c->cluster.peers[i]);
     free(c->cluster.peers);
     free(c->cluster.dns_name);
+    free(c->cluster.k8s_namespace);
+    free(c->cluster.k8s_service);
+    free(c->cluster.ecs_cluster);
+    free(c->cluster.ecs_service);
     free(c->cluster.etcd_binary);
     free(c->cluster.data_dir);
     free(c->telemetry.otlp_endpoint);
@@ -375,20 +379,32 @@ static bool nonempty(const char *s)
     return *s != '\0';
 }
 
+/* Instance names end up in metric labels, etcd member names and audit records. */
+static bool valid_instance_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '"' || s[i] == '\\')
+            return false;
+    return true;
+}
+
 static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *base_dir,
                          pc_config_t *out)
 {
     static const char *const keys[] = {"enabled", "advertise_address", "discovery",
                                        "client_port", "peer_port", "data_dir",
                                        "dead_member_timeout", "etcd_binary", NULL};
-    static const char *const dkeys[] = {"mode", "peers", "dns_name", NULL};
+    static const char *const dkeys[] = {"mode",    "peers",       "dns_name",    "namespace",
+                                        "service", "ecs_cluster", "ecs_service", NULL};
     static const char *const modes[] = {"static", "dns", "kubernetes", "ecs", NULL};
     const pc__ynode_t *m, *d;
     size_t prev, dprev;
     int64_t cport = out->cluster.client_port, pport = out->cluster.peer_port;
     bool ok = false;
-    if (!enter_section(c, root, "cluster", keys, &m, &prev)) goto out;
     char *data_dir = NULL;
+    if (!enter_section(c, root, "cluster", keys, &m, &prev)) goto out;
     if (!pc__yget_bool(c, m, "enabled", &out->cluster.enabled) ||
         !pc__yget_str(c, m, "advertise_address", &out->cluster.advertise_address) ||
         !pc__yget_int(c, m, "client_port", 1, 65535, &cport) ||
@@ -400,7 +416,6 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
     if (data_dir) {
         free(out->cluster.data_dir);
         out->cluster.data_dir = join_path(base_dir, data_dir);
-        free(data_dir);
     }
     out->cluster.client_port = (int)cport;
     out->cluster.peer_port = (int)pport;
@@ -417,7 +432,11 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
     int mode = (int)out->cluster.discovery_mode;
     if (!pc__yget_enum(c, d, "mode", modes, &mode) ||
         !pc__yget_str_list(c, d, "peers", &out->cluster.peers, &out->cluster.n_peers) ||
-        !pc__yget_str(c, d, "dns_name", &out->cluster.dns_name))
+        !pc__yget_str(c, d, "dns_name", &out->cluster.dns_name) ||
+        !pc__yget_str(c, d, "namespace", &out->cluster.k8s_namespace) ||
+        !pc__yget_str(c, d, "service", &out->cluster.k8s_service) ||
+        !pc__yget_str(c, d, "ecs_cluster", &out->cluster.ecs_cluster) ||
+        !pc__yget_str(c, d, "ecs_service", &out->cluster.ecs_service))
         goto out_d;
     out->cluster.discovery_mode = (pc_discovery_mode_t)mode;
     for (size_t i = 0; i < out->cluster.n_peers; i++)
@@ -428,10 +447,20 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
             pc__ypath_pop(&c->path, p2);
             goto out_d;
         }
-    if (mode == PC_DISCOVERY_DNS && !out->cluster.dns_name) {
-        size_t p2 = pc__ypath_push_key(&c->path, "dns_name");
-        pc__yfail(c, d ? d->line : m ? m->line : 1, "required when discovery.mode is dns");
-        pc__ypath_pop(&c->path, p2);
+    /* What each mode needs, checked only when the cluster is on. */
+    const char *missing = NULL;
+    if (out->cluster.enabled && mode == PC_DISCOVERY_DNS && !out->cluster.dns_name)
+        missing = "dns_name";
+    else if (out->cluster.enabled && mode == PC_DISCOVERY_KUBERNETES && !out->cluster.k8s_service)
+        missing = "service";
+    else if (out->cluster.enabled && mode == PC_DISCOVERY_ECS && !out->cluster.ecs_cluster)
+        missing = "ecs_cluster";
+    else if (out->cluster.enabled && mode == PC_DISCOVERY_ECS && !out->cluster.ecs_service)
+        missing = "ecs_service";
+    if (missing) {
+        (void)pc__ypath_push_key(&c->path, missing);
+        pc__yfail(c, d ? d->line : m ? m->line : 1, "required when discovery.mode is %s",
+                  modes[mode]);
         goto out_d;
     }
     ok = true;
@@ -446,6 +475,7 @@ out_d:
         ok = false;
     }
 out:
+    free(data_dir);
     pc__ypath_pop(&c->path, prev);
     return ok;
 }
@@ -468,7 +498,8 @@ static bool load_root(pc__yctx_t *c, const pc__ynode_t *root, const char *base_d
     out->workers = (unsigned)workers;
     free(out->log_level);
     out->log_level = pc_xstrdup(levels[level]);
-    if (!check_str(c, root, "instance_name", out->instance_name, nonempty, "instance name") ||
+    if (!check_str(c, root, "instance_name", out->instance_name, valid_instance_name,
+                   "instance name (1-253 characters, no spaces, quotes or backslashes)") ||
         !check_str(c, root, "listen_address", out->listen_address, valid_ip,
                    "IP address (e.g. 0.0.0.0, ::, 127.0.0.1)"))
         return false;

@@ -9,6 +9,7 @@
  */
 #include "core/config.h"
 #include "core/yaml_tree.h"
+#include "core/crypto.h"
 #include "pg/scram.h"
 
 #include <dirent.h>
@@ -283,7 +284,7 @@ static bool key_fail(pc__yctx_t *c, const pc__ynode_t *m, const char *key, const
                      const char *arg, const char *after)
 {
     size_t prev = pc__ypath_push_key(&c->path, key);
-    char q[96] = "";
+    char q[320] = "";
     if (arg) pc__quote_value(q, sizeof q, arg, strlen(arg));
     pc__yfail(c, pc__ymap_line(m, key), "%s%s%s", before, q, after);
     pc__ypath_pop(&c->path, prev);
@@ -364,10 +365,21 @@ static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc
     case PC_TECH_POSTGRES:
         if (!get_required(c, m, "hostname", &r->hostname, NULL)) return false;
         if (!r->port) return key_fail(c, m, "port", "required", NULL, "");
-        if (r->tls_ca_file && r->tls == PC_UPSTREAM_TLS_DISABLE)
-            return key_fail(c, m, "tls_ca_file", "has no effect with tls: disable", NULL, "");
-        if (r->tls_ca_file && b->local && access(r->tls_ca_file, R_OK) != 0)
-            return key_fail(c, m, "tls_ca_file", "cannot read ", r->tls_ca_file, "");
+        if (r->tls_ca_file && r->tls != PC_UPSTREAM_TLS_VERIFY_FULL)
+            return key_fail(c, m, "tls_ca_file", "only used with tls: verify-full", NULL, "");
+        if (r->tls_ca_file && b->local) {
+            /* Relative to the directory of the file that names it. */
+            const char *slash = strrchr(c->origin, '/');
+            if (r->tls_ca_file[0] != '/' && slash) {
+                size_t n = (size_t)(slash - c->origin) + 1 + strlen(r->tls_ca_file) + 1;
+                char *full = pc_xmalloc(n);
+                snprintf(full, n, "%.*s/%s", (int)(slash - c->origin), c->origin, r->tls_ca_file);
+                free(r->tls_ca_file);
+                r->tls_ca_file = full;
+            }
+            if (access(r->tls_ca_file, R_OK) != 0)
+                return key_fail(c, m, "tls_ca_file", "cannot read ", r->tls_ca_file, "");
+        }
         break;
     case PC_TECH_S3:
         if (!r->region) r->region = pc_xstrdup("us-east-1");
@@ -580,53 +592,116 @@ static bool fail_at(builder_t *b, origin_t o, char *err, size_t errlen, const ch
     return false;
 }
 
+/* Sort keys for duplicate detection in O(n log n): by name (or number), then position. */
+typedef struct name_ref {
+    const char *name; /* NULL: compare num */
+    long num;
+    size_t idx;
+} name_ref_t;
+
+static int cmp_ref(const void *pa, const void *pb)
+{
+    const name_ref_t *a = pa, *b = pb;
+    int c = a->name ? strcmp(a->name, b->name) : (a->num > b->num) - (a->num < b->num);
+    return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static bool same_ref(const name_ref_t *a, const name_ref_t *b)
+{
+    return a->name ? strcmp(a->name, b->name) == 0 : a->num == b->num;
+}
+
+/* Sorts refs; finds the repeated entry that comes first in load order and the
+ * entry it repeats. */
+static bool first_duplicate(name_ref_t *refs, size_t n, size_t *dup, size_t *first)
+{
+    qsort(refs, n, sizeof *refs, cmp_ref);
+    bool found = false;
+    for (size_t k = 1, group = 0; k < n; k++) {
+        if (!same_ref(&refs[k], &refs[group])) {
+            group = k;
+            continue;
+        }
+        if (!found || refs[k].idx < *dup) {
+            *dup = refs[k].idx;
+            *first = refs[group].idx;
+            found = true;
+        }
+    }
+    return found;
+}
+
 /* Cross-object checks, once every file is in. */
 static bool check_all(builder_t *b, char *err, size_t errlen)
 {
     pc_snapshot_t *s = b->s;
     char q[96];
-#define DUP_CHECK(n, origin_arr, name_expr, what, path)                                            \
-    for (size_t i = 0; i < (n); i++)                                                               \
-        for (size_t j = 0; j < i; j++)                                                             \
-            if (strcmp(name_expr(i), name_expr(j)) == 0) {                                         \
-                pc__quote_value(q, sizeof q, name_expr(i), strlen(name_expr(i)));                  \
-                return fail_at(b, origin_arr[i], err, errlen,                                      \
-                               "%s[%zu]: duplicate " what " %s (first defined at %s:%u)", path,    \
-                               origin_arr[i].index, q, b->files[origin_arr[j].file], origin_arr[j].line);            \
-            }
-    /* Quadratic checks are fine for resources, listeners and policies (tens);
-     * users can be thousands and are checked through the hash index instead. */
-#define RES_NAME(i) s->resources[i].name
-#define LIS_NAME(i) s->listeners[i].name
-#define POL_NAME(i) s->policies[i].name
-    DUP_CHECK(s->n_resources, b->res_origin, RES_NAME, "resource", "resources")
-    DUP_CHECK(s->n_listeners, b->lis_origin, LIS_NAME, "listener", "listeners")
-    DUP_CHECK(s->n_policies, b->pol_origin, POL_NAME, "policy", "policies")
-#undef RES_NAME
-#undef LIS_NAME
-#undef POL_NAME
-#undef DUP_CHECK
+    size_t max = s->n_resources > s->n_listeners ? s->n_resources : s->n_listeners;
+    if (s->n_policies > max) max = s->n_policies;
+    name_ref_t *refs = pc_xcalloc(max ? max : 1, sizeof *refs);
+    name_ref_t *res_sorted = pc_xcalloc(s->n_resources ? s->n_resources : 1, sizeof *refs);
+    bool ok = false;
+    size_t dup, orig;
+    static const char *const kinds[] = {"resource", "listener", "policy"};
+    static const char *const lists[] = {"resources", "listeners", "policies"};
+    for (int kind = 0; kind < 3; kind++) {
+        size_t n = kind == 0 ? s->n_resources : kind == 1 ? s->n_listeners : s->n_policies;
+        const origin_t *o = kind == 0 ? b->res_origin : kind == 1 ? b->lis_origin : b->pol_origin;
+        for (size_t i = 0; i < n; i++)
+            refs[i] = (name_ref_t){kind == 0   ? s->resources[i].name
+                                   : kind == 1 ? s->listeners[i].name
+                                               : s->policies[i].name,
+                                   0, i};
+        if (first_duplicate(refs, n, &dup, &orig)) {
+            const char *name = refs[0].name; /* any: find the duplicate's own name */
+            for (size_t i = 0; i < n; i++)
+                if (refs[i].idx == dup) name = refs[i].name;
+            pc__quote_value(q, sizeof q, name, strlen(name));
+            fail_at(b, o[dup], err, errlen, "%s[%zu]: duplicate %s %s (first defined at %s:%u)",
+                    lists[kind], o[dup].index, kinds[kind], q, b->files[o[orig].file],
+                    o[orig].line);
+            goto out;
+        }
+        if (kind == 0) memcpy(res_sorted, refs, n * sizeof *refs); /* sorted by name now */
+    }
+    for (size_t i = 0; i < s->n_listeners; i++)
+        refs[i] = (name_ref_t){NULL, s->listeners[i].port, i};
+    if (first_duplicate(refs, s->n_listeners, &dup, &orig)) {
+        fail_at(b, b->lis_port_origin[dup], err, errlen,
+                "listeners[%zu].port: port %d already used by listener \"%s\" (%s:%u)",
+                b->lis_origin[dup].index, s->listeners[dup].port, s->listeners[orig].name,
+                b->files[b->lis_port_origin[orig].file], b->lis_port_origin[orig].line);
+        goto out;
+    }
     for (size_t i = 0; i < s->n_listeners; i++) {
         const pc_listener_cfg_t *l = &s->listeners[i];
-        for (size_t j = 0; j < i; j++)
-            if (s->listeners[j].port == l->port)
-                return fail_at(b, b->lis_port_origin[i], err, errlen,
-                               "listeners[%zu].port: port %d already used by listener \"%s\" "
-                               "(%s:%u)",
-                               b->lis_origin[i].index, l->port, s->listeners[j].name,
-                               b->files[b->lis_port_origin[j].file], b->lis_port_origin[j].line);
-        const pc_resource_t *r = pc_snapshot_resource(s, l->resource);
-        if (!r) {
-            pc__quote_value(q, sizeof q, l->resource, strlen(l->resource));
-            return fail_at(b, b->lis_res_origin[i], err, errlen,
-                           "listeners[%zu].resource: unknown resource %s",
-                           b->lis_origin[i].index, q);
+        name_ref_t key = {l->resource, 0, 0};
+        size_t lo = 0, hi = s->n_resources;
+        while (lo < hi) { /* first resource with name >= l->resource */
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(res_sorted[mid].name, key.name) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
-        if (l->hostname && r->technology != PC_TECH_S3)
-            return fail_at(b, b->lis_origin[i], err, errlen,
-                           "listeners[%zu].hostname: only valid for s3 resources",
-                           b->lis_origin[i].index);
+        if (lo == s->n_resources || strcmp(res_sorted[lo].name, l->resource) != 0) {
+            pc__quote_value(q, sizeof q, l->resource, strlen(l->resource));
+            fail_at(b, b->lis_res_origin[i], err, errlen,
+                    "listeners[%zu].resource: unknown resource %s", b->lis_origin[i].index, q);
+            goto out;
+        }
+        if (l->hostname && s->resources[res_sorted[lo].idx].technology != PC_TECH_S3) {
+            fail_at(b, b->lis_origin[i], err, errlen,
+                    "listeners[%zu].hostname: only valid for s3 resources",
+                    b->lis_origin[i].index);
+            goto out;
+        }
     }
+    ok = true;
+out:
+    free(refs);
+    free(res_sorted);
+    if (!ok) return false;
     /* Users and access keys: build the index, then look for collisions in it. */
     build_index(s);
     for (size_t i = 0; i < s->n_users; i++) {
@@ -665,9 +740,96 @@ static bool check_all(builder_t *b, char *err, size_t errlen)
 #define VERIFIER_ITERATIONS PC_SCRAM_DEFAULT_ITERATIONS
 #endif
 
+/*
+ * Verifier cache across reloads. A reload re-reads every password, and 4096
+ * PBKDF2 iterations per user would make a directory of thousands of users
+ * take seconds to apply. The previous load's verifiers are kept keyed by
+ * HMAC-SHA-256(process-random key, user name NUL password): an unchanged
+ * password reuses its verifier (and salt), a changed one gets a new verifier.
+ * The key never leaves the process and the plaintext is still not kept; the
+ * files (or environment) the plaintext came from hold it anyway.
+ */
+typedef struct vcache_entry {
+    uint8_t key[32];
+    bool used;
+    pc_scram_verifier_t v;
+} vcache_entry_t;
+
+static pthread_mutex_t vcache_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t vcache_once = PTHREAD_ONCE_INIT;
+static uint8_t vcache_secret[32];
+static bool vcache_enabled;
+static vcache_entry_t *vcache;
+static size_t vcache_mask;
+
+static void vcache_init(void)
+{
+    vcache_enabled = pc_random_bytes(vcache_secret, sizeof vcache_secret);
+}
+
+static void vcache_key(const char *user, const char *pw, uint8_t out[32])
+{
+    size_t ul = strlen(user), pl = strlen(pw);
+    char *buf = pc_xmalloc(ul + 1 + pl);
+    memcpy(buf, user, ul + 1);
+    memcpy(buf + ul + 1, pw, pl);
+    pc_hmac_sha256(vcache_secret, sizeof vcache_secret, buf, ul + 1 + pl, out);
+    explicit_bzero(buf, ul + 1 + pl);
+    free(buf);
+}
+
+static size_t vcache_slot(const uint8_t key[32], size_t mask)
+{
+    uint64_t h;
+    memcpy(&h, key, sizeof h);
+    return (size_t)h & mask;
+}
+
+static bool vcache_get(const uint8_t key[32], pc_scram_verifier_t *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&vcache_lock);
+    for (size_t i = vcache ? vcache_slot(key, vcache_mask) : 0; vcache && vcache[i].used;
+         i = (i + 1) & vcache_mask)
+        if (pc_ct_equal(vcache[i].key, key, 32)) {
+            *out = vcache[i].v;
+            found = true;
+            break;
+        }
+    pthread_mutex_unlock(&vcache_lock);
+    return found;
+}
+
+/* Replace the cache with this load's verifiers (old passwords drop out). */
+static void vcache_replace(const pc_snapshot_t *s, uint8_t (*keys)[32], const bool *keyed)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_users; i++) n += keyed[i] && s->users[i].has_password;
+    size_t cap = table_size(n), mask = cap - 1;
+    vcache_entry_t *table = pc_xcalloc(cap, sizeof *table);
+    for (size_t i = 0; i < s->n_users; i++) {
+        if (!keyed[i] || !s->users[i].has_password) continue;
+        size_t j = vcache_slot(keys[i], mask);
+        while (table[j].used && !pc_ct_equal(table[j].key, keys[i], 32)) j = (j + 1) & mask;
+        memcpy(table[j].key, keys[i], 32);
+        table[j].v = s->users[i].scram;
+        table[j].used = true;
+    }
+    pthread_mutex_lock(&vcache_lock);
+    vcache_entry_t *old = vcache;
+    size_t old_cap = vcache ? vcache_mask + 1 : 0;
+    vcache = table;
+    vcache_mask = mask;
+    pthread_mutex_unlock(&vcache_lock);
+    if (old) explicit_bzero(old, old_cap * sizeof *old);
+    free(old);
+}
+
 typedef struct hash_job {
     builder_t *b;
     size_t from, to;
+    uint8_t (*keys)[32]; /* cache key per user */
+    bool *keyed;         /* keys[i] is set (plaintext password) */
     bool ok;
     size_t failed_at;
 } hash_job_t;
@@ -686,7 +848,12 @@ static void *hash_range(void *arg)
             /* A ready verifier (PostgreSQL's pg_authid format): taken as is. */
             j->ok = pc_scram_verifier_parse(pw, len, &u->scram);
         } else {
-            j->ok = pc_scram_verifier_new(pw, len, VERIFIER_ITERATIONS, &u->scram);
+            if (vcache_enabled) {
+                vcache_key(u->username, pw, j->keys[i]);
+                j->keyed[i] = true;
+            }
+            j->ok = (j->keyed[i] && vcache_get(j->keys[i], &u->scram)) ||
+                    pc_scram_verifier_new(pw, len, VERIFIER_ITERATIONS, &u->scram);
         }
         if (!j->ok) j->failed_at = i;
         u->has_password = j->ok;
@@ -704,11 +871,18 @@ static bool hash_passwords(builder_t *b, char *err, size_t errlen)
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > n / PER_THREAD_MIN) threads = n / PER_THREAD_MIN;
     if (threads < 1) threads = 1;
+    pthread_once(&vcache_once, vcache_init);
+    uint8_t(*keys)[32] = pc_xcalloc(n ? n : 1, sizeof *keys);
+    bool *keyed = pc_xcalloc(n ? n : 1, sizeof *keyed);
     hash_job_t jobs[MAX_THREADS];
     pthread_t tids[MAX_THREADS];
     bool started[MAX_THREADS] = {false};
     for (size_t t = 0; t < threads; t++) {
-        jobs[t] = (hash_job_t){.b = b, .from = n * t / threads, .to = n * (t + 1) / threads};
+        jobs[t] = (hash_job_t){.b = b,
+                               .from = n * t / threads,
+                               .to = n * (t + 1) / threads,
+                               .keys = keys,
+                               .keyed = keyed};
         if (t > 0) started[t] = pthread_create(&tids[t], NULL, hash_range, &jobs[t]) == 0;
         if (t > 0 && !started[t]) hash_range(&jobs[t]);
     }
@@ -726,6 +900,10 @@ static bool hash_passwords(builder_t *b, char *err, size_t errlen)
                                    : "cannot compute the SCRAM verifier");
         }
     }
+    if (ok && vcache_enabled) vcache_replace(s, keys, keyed);
+    explicit_bzero(keys, (n ? n : 1) * sizeof *keys);
+    free(keys);
+    free(keyed);
     return ok;
 }
 

@@ -358,12 +358,15 @@ char *pc__read_file(const char *path, size_t max, size_t *len, char *err, size_t
         return NULL;
     }
     char *buf = pc_xmalloc(max + 1);
+    errno = 0;
     size_t n = fread(buf, 1, max + 1, f);
+    int read_errno = errno;
     bool bad = ferror(f);
     fclose(f);
     if (bad || n > max) {
         if (bad)
-            snprintf(err, errlen, "%s: read error", path);
+            snprintf(err, errlen, "%s: cannot read: %s", path,
+                     read_errno ? strerror(read_errno) : "I/O error");
         else
             snprintf(err, errlen, "%s: file larger than %zu MiB", path, max >> 20);
         explicit_bzero(buf, n < max ? n : max);
@@ -385,13 +388,13 @@ void pc__free_secret(char *s)
 void pc__quote_value(char *out, size_t cap, const char *s, size_t len)
 {
     size_t pos = 0;
-    if (cap < 4) {
+    if (cap < 16) { /* too small for a useful quote: nothing */
         if (cap) out[0] = '\0';
         return;
     }
     out[pos++] = '"';
-    size_t limit = len > 64 ? 64 : len;
-    for (size_t i = 0; i < limit && pos + 6 < cap; i++) {
+    size_t i = 0;
+    for (; i < len && pos + 8 < cap; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
             int w = snprintf(out + pos, cap - pos, "\\x%02x", c);
@@ -400,7 +403,7 @@ void pc__quote_value(char *out, size_t cap, const char *s, size_t len)
             out[pos++] = (char)c;
         }
     }
-    if (limit < len && pos + 4 < cap) {
+    if (i < len) {
         memcpy(out + pos, "...", 3);
         pos += 3;
     }

@@ -67,7 +67,7 @@ typedef struct pc_scram_server {
     bool mock; /* unknown user: run the exchange, then fail (no user enumeration) */
     bool client_cb_yes; /* client sent "y,,": it supports binding but thinks we do not */
     pc_scram_verifier_t verifier;
-    char nonce[128]; /* client nonce + server nonce */
+    char nonce[256]; /* client nonce + server nonce */
     size_t nonce_len;
     size_t client_nonce_len;
     char client_first_bare[PC_SCRAM_MAX_MESSAGE];

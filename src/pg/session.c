@@ -103,6 +103,7 @@ typedef struct side {
     uint8_t *in; /* bytes of an incomplete message */
     size_t in_len, in_cap;
     uint64_t stream_left; /* body bytes of a streamed message still to pass through */
+    size_t rest_after;    /* bytes after the message being dispatched, in the same read */
     pc_pg_buf_t out;      /* batch being built */
 } side_t;
 
@@ -165,7 +166,8 @@ struct session {
 static void session_close(session_t *s);
 static void side_flush(side_t *sd);
 static void update_reading(session_t *s);
-static void process_side(side_t *sd);
+static void side_input(side_t *sd, const uint8_t *p, size_t n);
+static void process_buffered(side_t *sd);
 static void start_upstream(session_t *s);
 
 /* ---------- per-worker pools (one worker = one thread) ---------- */
@@ -383,7 +385,8 @@ static void side_flush(side_t *sd)
     }
     if (sd->tls) {
         bool ok = pc_tls_write(sd->tls, b->data, b->len);
-        b->len = 0; /* the chunk stays for the next batch */
+        chunk_put(b->data, b->cap); /* plaintext is in the engine now */
+        memset(b, 0, sizeof *b);
         if (!ok) {
             session_close(sd->s);
             return;
@@ -610,10 +613,45 @@ static void named_free_all(named_t **list)
 
 /* ---------- lifecycle ---------- */
 
+/* A worker's pools and state go when its thread ends (the runtime has no
+ * per-module worker teardown): a thread-specific key with a destructor. */
+static pthread_key_t worker_key;
+static pthread_once_t worker_key_once = PTHREAD_ONCE_INIT;
+
+static void worker_thread_end(void *arg)
+{
+    pg_worker_t *pw = arg;
+    while (tl_n_chunks) free(tl_chunks[--tl_n_chunks]);
+    while (tl_wreqs) {
+        wreq_t *r = tl_wreqs;
+        tl_wreqs = r->next_free;
+        free(r);
+    }
+    tl_n_wreqs = 0;
+    while (tl_sessions) {
+        session_t *s = tl_sessions;
+        tl_sessions = s->next;
+        free(s);
+    }
+    tl_n_sessions = 0;
+    /* Sessions still listed were ended by terminate_all; their handles died
+     * with the loop, so only the bookkeeping remains. */
+    free(pw);
+}
+
+static void worker_key_init(void)
+{
+    PC_BUG_ON(pthread_key_create(&worker_key, worker_thread_end) != 0);
+}
+
 static pg_worker_t *pg_worker(pc_worker_t *w)
 {
     void **slot = pc_worker_proto_slot(w, PC_TECH_POSTGRES);
-    if (!*slot) *slot = pc_xcalloc(1, sizeof(pg_worker_t));
+    if (!*slot) {
+        pthread_once(&worker_key_once, worker_key_init);
+        *slot = pc_xcalloc(1, sizeof(pg_worker_t));
+        pthread_setspecific(worker_key, *slot);
+    }
     return *slot;
 }
 
@@ -815,11 +853,6 @@ static void side_buffer(side_t *sd, const uint8_t *p, size_t n)
     sd->in_len += n;
 }
 
-static void side_input(side_t *sd, const uint8_t *p, size_t n)
-{
-    side_buffer(sd, p, n);
-    if (sd->s->state != ST_CLOSING) process_side(sd);
-}
 
 static void on_peer_eof(side_t *sd, ssize_t err)
 {
@@ -949,7 +982,7 @@ static void handle_startup(session_t *s, const pc_pg_msg_t *m)
         SSL_CTX *ctx = s->listener->tls == PC_LISTENER_TLS_DISABLED || s->client.tls
                            ? NULL
                            : server_tls_ctx(pc_worker_ctx(s->w)->cfg);
-        if (s->client.in_len != m->total_len) {
+        if (s->client.rest_after != 0) {
             /* Bytes after SSLRequest would be taken as plaintext that
              * seemed to come through TLS (CVE-2021-23214 class). */
             fatal_and_close(s, "08P01", "received unencrypted data after SSL request");
@@ -1369,17 +1402,14 @@ static void start_upstream(session_t *s)
     if (rc < 0) upstream_fail(s, uv_strerror(rc));
 }
 
-static void handle_up_ssl_answer(session_t *s)
+static void handle_up_ssl_answer(session_t *s, uint8_t ans, size_t rest)
 {
     side_t *up = &s->up;
-    if (up->in_len < 1) return;
-    uint8_t ans = up->in[0];
     if (ans == 'S') {
-        if (up->in_len != 1) {
+        if (rest != 0) {
             upstream_fail(s, "server sent unencrypted data after SSL response");
             return;
         }
-        up->in_len = 0;
         char err[256];
         SSL_CTX *ctx = upstream_tls_ctx(s->resource, err, sizeof err);
         if (!ctx) {
@@ -1396,7 +1426,6 @@ static void handle_up_ssl_answer(session_t *s)
         tls_drain(up);
         return;
     }
-    up->in_len = 0;
     if (ans == 'N') {
         upstream_fail(s, "server does not support TLS but the resource requires it");
         return;
@@ -1524,6 +1553,9 @@ static void become_ready(session_t *s, const pc_pg_msg_t *z)
     out_put(&s->client, z->body - 5, z->total_len);
     char tx;
     s->tx_status = pc_pg_parse_ready(z->body, z->body_len, &tx) ? tx : 'I';
+    /* Queries the client sent before the upstream session was ready. */
+    process_buffered(&s->client);
+    if (s->state == ST_READY) side_flush(&s->up);
 }
 
 static void handle_up_init(session_t *s, const pc_pg_msg_t *m)
@@ -1629,8 +1661,7 @@ static void client_protocol_error(session_t *s, const char *what)
 static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
 {
     if (s->skip_until_sync && m->type != 'S') return;
-    if (m->type != 'S' && m->type != 'd' && m->type != 'c' && m->type != 'f' && m->type != 'H')
-        if (s->m_queries && (m->type == 'Q' || m->type == 'E')) pc_metric_add(s->m_queries, 1);
+    if (m->type == 'Q' || m->type == 'E') pc_metric_add(s->m_queries, 1);
     switch (m->type) {
     case 'Q': {
         const char *q;
@@ -2039,16 +2070,19 @@ static bool side_can_process(const side_t *sd)
            s->state == ST_READY;
 }
 
-static void process_side(side_t *sd)
+/* Frame and handle the messages in buf[0..len); returns the bytes consumed
+ * (the rest is the start of an incomplete message). */
+static size_t process_bytes(side_t *sd, const uint8_t *buf, size_t len)
 {
     session_t *s = sd->s;
     side_t *peer = sd->is_client ? &s->up : &s->client;
     size_t off = 0;
-    while (off < sd->in_len && s->state != ST_CLOSING) {
+    while (off < len) {
+        if (s->state == ST_CLOSING) return len;
         if (sd->stream_left) {
-            size_t k = sd->in_len - off;
+            size_t k = len - off;
             if (k > sd->stream_left) k = (size_t)sd->stream_left;
-            out_put(peer, sd->in + off, k);
+            out_put(peer, buf + off, k);
             sd->stream_left -= k;
             off += k;
             continue;
@@ -2056,11 +2090,8 @@ static void process_side(side_t *sd)
         if (!side_can_process(sd)) break;
         if (!sd->is_client && s->state == ST_UP_SSL) {
             /* A single byte, not a message. */
-            memmove(sd->in, sd->in + off, sd->in_len - off);
-            sd->in_len -= off;
-            off = 0;
-            handle_up_ssl_answer(s);
-            if (s->state == ST_CLOSING) return;
+            off++;
+            handle_up_ssl_answer(s, buf[off - 1], len - off);
             continue;
         }
         bool startup = sd->is_client && client_phase_startup(s);
@@ -2068,43 +2099,60 @@ static void process_side(side_t *sd)
                                                               : PC_PG_MAX_MSG_LEN;
         pc_pg_msg_t m;
         const char *err = NULL;
-        pc_pg_status_t st = pc_pg_frame_next(sd->in + off, sd->in_len - off, startup, max, &m,
-                                             &err);
+        pc_pg_status_t st = pc_pg_frame_next(buf + off, len - off, startup, max, &m, &err);
         if (st == PC_PG_ERROR) {
-            if (sd->is_client) {
+            if (sd->is_client)
                 client_protocol_error(s, err);
-            } else {
+            else
                 upstream_fail(s, "invalid message from server");
-            }
-            return;
+            return len;
         }
         if (st == PC_PG_NEED_MORE) {
             if (m.total_len > STREAM_THRESHOLD && streamable(sd, m.type)) {
-                if (sd->is_client ? false : m.type == 'D') (void)row_allowed(s);
-                size_t have = sd->in_len - off;
-                out_put(peer, sd->in + off, have);
-                sd->stream_left = m.total_len - have;
-                off = sd->in_len;
+                if (!sd->is_client && m.type == 'D') (void)row_allowed(s);
+                out_put(peer, buf + off, len - off);
+                sd->stream_left = m.total_len - (len - off);
+                off = len;
             }
             break;
         }
+        sd->rest_after = len - off - m.total_len;
         dispatch(sd, &m);
         off += m.total_len;
-        if (s->state == ST_CLOSING) return;
         /* A state change may hand the rest of the bytes to TLS. */
         if (sd->tls && !pc_tls_handshake_done(sd->tls)) break;
     }
+    return s->state == ST_CLOSING ? len : off;
+}
+
+/* Messages held back (incomplete, or waiting for the upstream session). */
+static void process_buffered(side_t *sd)
+{
+    session_t *s = sd->s;
+    if (!sd->in_len) return;
+    size_t used = process_bytes(sd, sd->in, sd->in_len);
     if (s->state == ST_CLOSING) return;
-    if (off) {
-        memmove(sd->in, sd->in + off, sd->in_len - off);
-        sd->in_len -= off;
-    }
-    /* Give the memory of a large message back once it has gone. */
-    if (sd->in_len == 0 && sd->in_cap > READ_BUF_SIZE) {
+    memmove(sd->in, sd->in + used, sd->in_len - used);
+    sd->in_len -= used;
+    if (sd->in_len == 0) {
+        /* idle sessions hold no input memory */
         free(sd->in);
         sd->in = NULL;
         sd->in_cap = 0;
     }
+}
+
+static void side_input(side_t *sd, const uint8_t *p, size_t n)
+{
+    session_t *s = sd->s;
+    if (sd->in_len == 0) {
+        /* Straight from the read buffer; keep only an incomplete tail. */
+        size_t used = process_bytes(sd, p, n);
+        if (s->state != ST_CLOSING) side_buffer(sd, p + used, n - used);
+        return;
+    }
+    side_buffer(sd, p, n);
+    if (s->state != ST_CLOSING) process_buffered(sd);
 }
 
 /* ---------- module entry points ---------- */

@@ -73,6 +73,14 @@ struct pc_spool {
 
 static _Atomic unsigned inject_write_nth, inject_fsync_nth;
 static _Atomic bool inject_partial, inject_stall, no_sync;
+static _Atomic uint32_t queue_bytes = RING_BYTES;
+
+void pc__spool_set_queue_bytes(uint32_t bytes)
+{
+    uint32_t pow2 = 1u << 16;
+    while (pow2 < bytes && pow2 < (1u << 30)) pow2 <<= 1;
+    atomic_store(&queue_bytes, bytes ? pow2 : RING_BYTES);
+}
 
 void pc__spool_inject_stall(bool stall)
 {
@@ -107,6 +115,13 @@ static int sync_fd(int fd)
     if (inject_now(&inject_fsync_nth)) return -EIO;
     if (atomic_load(&no_sync)) return 0;
     return fdatasync(fd) == 0 ? 0 : -errno;
+}
+
+/* Directory entries (create, unlink, rename) become durable with the directory. */
+static int sync_dir(int dirfd)
+{
+    if (atomic_load(&no_sync)) return 0;
+    return fsync(dirfd) == 0 ? 0 : -errno;
 }
 
 static int write_all(int fd, struct iovec *iov, int cnt, uint64_t off)
@@ -207,11 +222,12 @@ struct scan {
 static int scan_frames(int fd, uint64_t off, uint64_t size, struct scan *out)
 {
     *out = (struct scan){.valid_end = off};
-    uint8_t *buf = malloc(SCAN_BUF);
+    size_t bufsize = size - off < SCAN_BUF ? (size_t)(size - off) + 1 : SCAN_BUF;
+    uint8_t *buf = malloc(bufsize);
     if (!buf) return -ENOMEM;
     int rc = 0;
     while (off < size) {
-        size_t want = size - off < SCAN_BUF ? (size_t)(size - off) : SCAN_BUF;
+        size_t want = size - off < bufsize ? (size_t)(size - off) : bufsize;
         ssize_t n = pread(fd, buf, want, (off_t)off);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
@@ -253,7 +269,7 @@ static int create_segment(pc_spool_t *sp, uint64_t segno, uint64_t base_seq)
     struct iovec iov = {hdr, sizeof hdr};
     int e = write_all(fd, &iov, 1, 0);
     if (!e) e = sync_fd(fd);
-    if (!e) e = sync_fd(sp->dirfd);
+    if (!e) e = sync_dir(sp->dirfd);
     if (e) {
         close(fd);
         unlinkat(sp->dirfd, name, 0);
@@ -325,7 +341,7 @@ static bool drop_oldest(pc_spool_t *sp, const char *why)
                      PC_LSTR("error", strerror(errno)));
         return false;
     }
-    (void)sync_fd(sp->dirfd);
+    (void)sync_dir(sp->dirfd);
     remove_seg_at(sp, 0);
     if (lost)
         pc_log_warn("spool full: dropped oldest segment", PC_LUINT("records", lost),
@@ -411,6 +427,9 @@ static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
         }
         if (!e) {
             if (attempt) pc_log_info("spool: write recovered", PC_LUINT("attempts", attempt + 1));
+            pthread_mutex_lock(&sp->mu);
+            sp->st.batches++;
+            pthread_mutex_unlock(&sp->mu);
             return true;
         }
         /* Whatever reached the file past the durable size is suspect (after a
@@ -642,13 +661,14 @@ pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t
         unlinkat(sp->dirfd, name, 0);
         sync_ok = true;
     }
-    if (sync_ok) (void)sync_fd(sp->dirfd);
+    if (sync_ok) (void)sync_dir(sp->dirfd);
     enforce_limit(sp, 0);
     sp->st.bytes_on_disk = disk_bytes(sp);
     sp->st.segments = sp->nsegs;
 
-    sp->ring = pc_xmalloc(RING_BYTES);
-    sp->ring_mask = RING_BYTES - 1;
+    uint32_t ring_bytes = atomic_load(&queue_bytes);
+    sp->ring = pc_xmalloc(ring_bytes);
+    sp->ring_mask = ring_bytes - 1;
     pthread_mutex_init(&sp->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

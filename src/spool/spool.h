@@ -35,6 +35,7 @@ typedef struct pc_spool_stats {
     uint64_t torn_records_cut; /* found corrupt at open and cut */
     uint64_t bytes_on_disk;
     uint64_t segments;
+    uint64_t batches;          /* write+fdatasync rounds; records_written / batches = group size */
 } pc_spool_stats_t;
 
 /**
@@ -131,6 +132,11 @@ bool pc_spool_cursor_load(const char *dir, pc_spool_pos_t *out);
 void pc__spool_inject_failure(unsigned nth_write, bool partial, unsigned nth_fsync);
 /** While stalled, writer threads take no new batch (to fill the queue in tests). */
 void pc__spool_inject_stall(bool stall);
+/**
+ * In-memory queue size of spools opened from now on, rounded up to a power of
+ * two of at least 64 KiB; 0 restores the default (16 MiB).
+ */
+void pc__spool_set_queue_bytes(uint32_t bytes);
 /** Skip every fsync (fuzzing only: durability is not under test there). */
 void pc__spool_set_nosync(bool nosync);
 

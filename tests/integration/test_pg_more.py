@@ -133,6 +133,8 @@ def test_large_result_bounded_memory(connector, free_port, pg_server):
         peak = rss_kb(pid, "VmHWM")
     grew_mb = (peak - base) / 1024
     print(f"\nLARGE-RESULT: connector RSS base {base} kB, peak {peak} kB, grew {grew_mb:.1f} MB")
+    if "asan" in harness.portcullis_path():
+        return  # ASan's quarantine keeps freed memory: the bound is for real builds
     assert grew_mb < 16, f"connector memory grew {grew_mb:.1f} MB for a 200 MB result"
 
 

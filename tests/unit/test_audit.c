@@ -157,6 +157,33 @@ static void test_escaping(void **state)
     for (const char *p = buf; *p; p++) assert_true((unsigned char)*p >= 0x20);
 }
 
+/* Every special byte at every offset of the 16-byte scanning blocks. */
+static void test_escaping_positions(void **state)
+{
+    (void)state;
+    const char *specials[] = {"\"", "\\", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xff"};
+    const char *decoded[] = {"\"", "\\", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xef\xbf\xbd"};
+    for (size_t k = 0; k < sizeof specials / sizeof *specials; k++) {
+        for (size_t at = 0; at < 40; at++) {
+            char in[64], want[64];
+            memset(in, 'a', at);
+            memset(want, 'a', at);
+            size_t sl = strlen(specials[k]), dl = strlen(decoded[k]);
+            memcpy(in + at, specials[k], sl);
+            memcpy(want + at, decoded[k], dl);
+            memset(in + at + sl, 'b', 5);
+            memset(want + at + dl, 'b', 5);
+            in[at + sl + 5] = '\0';
+            want[at + dl + 5] = '\0';
+            pc_audit_rec_t r = request();
+            r.query = in;
+            json_t *j = format(&r, 1);
+            assert_string_equal(str(j, "query"), want);
+            json_decref(j);
+        }
+    }
+}
+
 static void test_identity_escaped(void **state)
 {
     (void)state;
@@ -330,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_request_fields),
         cmocka_unit_test(test_session_records),
         cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_escaping_positions),
         cmocka_unit_test(test_identity_escaped),
         cmocka_unit_test(test_query_truncation),
         cmocka_unit_test(test_everything_oversized),

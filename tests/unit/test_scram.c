@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "core/crypto.h"
 #include "pg/scram.h"
@@ -454,6 +455,31 @@ static void test_base64(void **state)
     assert_false(pc_b64_decode("Zm9v", 4, small, sizeof small, &n));
 }
 
+/* Our PBKDF2 against OpenSSL's for awkward shapes: long keys, several blocks, one iteration. */
+static void test_pbkdf2_matches_openssl(void **state)
+{
+    static const size_t pw_lens[] = {0, 1, 8, 63, 64, 65, 200};
+    static const uint32_t iters[] = {1, 2, 4096};
+    static const size_t out_lens[] = {1, 32, 33, 64, 100};
+    char pw[200];
+    for (size_t i = 0; i < sizeof pw; i++) pw[i] = (char)('a' + i % 26);
+    const uint8_t salt[] = "NaCl-salt";
+    for (size_t a = 0; a < sizeof pw_lens / sizeof *pw_lens; a++)
+        for (size_t b = 0; b < sizeof iters / sizeof *iters; b++)
+            for (size_t c = 0; c < sizeof out_lens / sizeof *out_lens; c++) {
+                uint8_t mine[100], ref[100];
+                assert_true(pc_pbkdf2_sha256(pw, pw_lens[a], salt, sizeof salt - 1, iters[b],
+                                             mine, out_lens[c]));
+                assert_int_equal(PKCS5_PBKDF2_HMAC(pw, (int)pw_lens[a], salt,
+                                                   (int)sizeof salt - 1, (int)iters[b],
+                                                   EVP_sha256(), (int)out_lens[c], ref),
+                                 1);
+                assert_memory_equal(mine, ref, out_lens[c]);
+            }
+    uint8_t out[32];
+    assert_false(pc_pbkdf2_sha256("x", 1, salt, 4, 0, out, sizeof out));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -469,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_saslprep),
         cmocka_unit_test(test_md5),
         cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_pbkdf2_matches_openssl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
