@@ -87,14 +87,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    /* Append cost alone: a burst that fits the queue. */
+    /* Append cost alone: bursts that fit the queue; the first one also pays
+     * for faulting the queue's pages in, so the best of several counts. */
     enum { BURST = 8000 };
-    t0 = pc_now_mono_ns();
-    for (unsigned i = 0; i < BURST; i++) (void)pc_spool_append(spool, record, record_len);
-    t1 = pc_now_mono_ns();
-    pc_spool_flush(spool);
-    printf("pc_spool_append: %.0f ns each (1 thread, %u-record burst)\n",
-           (double)(t1 - t0) / BURST, BURST);
+    double best = 1e18;
+    for (int round = 0; round < 5; round++) {
+        t0 = pc_now_mono_ns();
+        for (unsigned i = 0; i < BURST; i++) (void)pc_spool_append(spool, record, record_len);
+        t1 = pc_now_mono_ns();
+        pc_spool_flush(spool);
+        if ((double)(t1 - t0) / BURST < best) best = (double)(t1 - t0) / BURST;
+    }
+    printf("pc_spool_append: %.0f ns each (1 thread, best of 5 bursts of %u)\n", best, BURST);
 
     pc_spool_stats_t before, after;
     pc_spool_get_stats(spool, &before);
@@ -114,6 +118,31 @@ int main(int argc, char **argv)
            threads, (unsigned long long)n, secs(t1 - t0), (double)n / secs(t1 - t0),
            (double)n * (double)(record_len + 16) / secs(t1 - t0) / 1e6,
            (unsigned long long)batches, batches ? (double)n / (double)batches : 0.0);
+
+    /* A steady request rate, as a busy connector produces: group size follows
+     * rate x fsync latency. */
+    enum { RATE = 20000, PACED_SECONDS = 2 };
+    pc_spool_get_stats(spool, &before);
+    t0 = pc_now_mono_ns();
+    for (unsigned i = 0; i < RATE * PACED_SECONDS; i++) {
+        uint64_t due = t0 + (uint64_t)i * (1000000000u / RATE);
+        uint64_t now;
+        while ((now = pc_now_mono_ns()) < due) {
+            if (due - now > 200000) {
+                struct timespec ts = {0, 100000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        (void)pc_spool_append(spool, record, record_len);
+    }
+    pc_spool_flush(spool);
+    pc_spool_get_stats(spool, &after);
+    n = after.records_written - before.records_written;
+    batches = after.batches - before.batches;
+    printf("paced %u records/s for %u s: %llu fsync batches = %.1f records/fsync, %llu dropped\n",
+           RATE, PACED_SECONDS, (unsigned long long)batches,
+           batches ? (double)n / (double)batches : 0.0,
+           (unsigned long long)(after.records_dropped - before.records_dropped));
 
     /* A single appender waiting for durability each time: the fsync latency. */
     enum { SYNCS = 200 };
@@ -135,8 +164,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    printf("reopen (scan + CRC of %.1f MB, page cache warm): %.3f s = %.0f MB/s\n",
-           (double)bytes / 1e6, secs(t1 - t0), (double)bytes / 1e6 / secs(t1 - t0));
+    pc__spool_wait_verified(spool);
+    uint64_t t2 = pc_now_mono_ns();
+    printf("reopen of %.1f MB: open returned in %.3f s (newest segment scanned), background "
+           "verification of the rest done after %.3f s = %.0f MB/s (page cache warm)\n",
+           (double)bytes / 1e6, secs(t1 - t0), secs(t2 - t0), (double)bytes / 1e6 / secs(t2 - t0));
     pc_spool_close(spool);
     return 0;
 }

@@ -254,7 +254,19 @@ static void array_field(struct out *o, const char *k, size_t klen, const char *v
     }
     size_t n = strlen(v);
     if (n <= ARRAY_MAX && is_string_array(v, n)) {
-        lit(o, v, n);
+        /* Copied without the whitespace between elements: a record stays one line. */
+        bool in_str = false;
+        for (size_t i = 0; i < n && o->ok; i++) {
+            char c = v[i];
+            if (!in_str && (c == ' ' || c == '\t' || c == '\n' || c == '\r')) continue;
+            if (in_str && c == '\\') {
+                lit(o, v + i, 2); /* validated: an escape is never the last byte */
+                i++;
+                continue;
+            }
+            if (c == '"') in_str = !in_str;
+            lit(o, &c, 1);
+        }
         return;
     }
     /* Not what the contract promises: keep it, readable, as one string. */
@@ -308,14 +320,13 @@ static void put_ts(struct out *o, uint64_t ts_ns)
 
 void pc_audit_set_identity(const char *instance, const char *version)
 {
-    struct out o = {ident_instance, sizeof ident_instance, 0, true};
-    ident_instance_len = 0;
-    if (instance && pc_json_escape_into(o.buf, o.cap, &o.pos, instance, strlen(instance)))
-        ident_instance_len = o.pos;
-    o = (struct out){ident_version, sizeof ident_version, 0, true};
-    ident_version_len = 0;
-    if (version && pc_json_escape_into(o.buf, o.cap, &o.pos, version, strlen(version)))
-        ident_version_len = o.pos;
+    /* The same escaping as every field: an odd hostname must not break records. */
+    struct out o = {ident_instance, sizeof ident_instance - 1, 0, true};
+    if (instance) (void)escape(&o, instance, strlen(instance), IDENT_MAX - 1);
+    ident_instance_len = o.ok ? o.pos : 0;
+    o = (struct out){ident_version, sizeof ident_version - 1, 0, true};
+    if (version) (void)escape(&o, version, strlen(version), IDENT_MAX - 1);
+    ident_version_len = o.ok ? o.pos : 0;
 }
 
 static const char *kind_name(pc_audit_kind_t k)

@@ -74,7 +74,8 @@ bool pc_parse_duration_ms(const char *s, uint64_t *out_ms)
         uint64_t whole, nano;
         if (!parse_decimal(&p, &whole, &nano)) return false;
         const char *u = p;
-        while ((*p >= 'a' && *p <= 'z')) p++;
+        while ((*p >= 'a' && *p <= 'z'))
+            p++;
         size_t ulen = (size_t)(p - u);
         uint64_t unit = 0;
         for (size_t i = 0; i < PC_ARRAY_LEN(units); i++)
@@ -142,8 +143,7 @@ bool pc_parse_size(const char *s, uint64_t *out_bytes)
 
 static char *join_path(const char *base_dir, const char *p)
 {
-    if (p[0] == '/' || !base_dir || !*base_dir || strcmp(base_dir, ".") == 0)
-        return pc_xstrdup(p);
+    if (p[0] == '/' || !base_dir || !*base_dir || strcmp(base_dir, ".") == 0) return pc_xstrdup(p);
     size_t n = strlen(base_dir) + 1 + strlen(p) + 1;
     char *out = pc_xmalloc(n);
     snprintf(out, n, "%s/%s", base_dir, p);
@@ -250,7 +250,8 @@ void pc_config_free(pc_config_t *c)
     free(c->health.listen);
     free(c->log_spool.dir);
     free(c->cluster.advertise_address);
-    for (size_t i = 0; i < c->cluster.n_peers; i++) free(c->cluster.peers[i]);
+    for (size_t i = 0; i < c->cluster.n_peers; i++)
+        free(c->cluster.peers[i]);
     free(c->cluster.peers);
     free(c->cluster.dns_name);
     free(c->cluster.k8s_namespace);
@@ -385,17 +386,16 @@ static bool valid_instance_name(const char *s)
     size_t n = strlen(s);
     if (n == 0 || n > 253) return false;
     for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '"' || s[i] == '\\')
-            return false;
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '"' || s[i] == '\\') return false;
     return true;
 }
 
 static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *base_dir,
                          pc_config_t *out)
 {
-    static const char *const keys[] = {"enabled", "advertise_address", "discovery",
-                                       "client_port", "peer_port", "data_dir",
-                                       "dead_member_timeout", "etcd_binary", NULL};
+    static const char *const keys[] = {
+        "enabled",  "advertise_address",   "discovery",   "client_port", "peer_port",
+        "data_dir", "dead_member_timeout", "etcd_binary", NULL};
     static const char *const dkeys[] = {"mode",    "peers",       "dns_name",    "namespace",
                                         "service", "ecs_cluster", "ecs_service", NULL};
     static const char *const modes[] = {"static", "dns", "kubernetes", "ecs", NULL};
@@ -425,8 +425,7 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
         pc__ypath_pop(&c->path, p2);
         goto out;
     }
-    if (!check_str(c, m, "advertise_address", out->cluster.advertise_address, nonempty,
-                   "address"))
+    if (!check_str(c, m, "advertise_address", out->cluster.advertise_address, nonempty, "address"))
         goto out;
     if (!enter_section(c, m, "discovery", dkeys, &d, &dprev)) goto out_d;
     int mode = (int)out->cluster.discovery_mode;
@@ -459,15 +458,19 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
         missing = "ecs_service";
     if (missing) {
         (void)pc__ypath_push_key(&c->path, missing);
-        pc__yfail(c, d ? d->line : m ? m->line : 1, "required when discovery.mode is %s",
-                  modes[mode]);
+        pc__yfail(c,
+                  d   ? d->line
+                  : m ? m->line
+                      : 1,
+                  "required when discovery.mode is %s", modes[mode]);
         goto out_d;
     }
     ok = true;
 out_d:
     pc__ypath_pop(&c->path, dprev);
     if (!ok) goto out;
-    if (!out->cluster.advertise_address) out->cluster.advertise_address = first_non_loopback_address();
+    if (!out->cluster.advertise_address)
+        out->cluster.advertise_address = first_non_loopback_address();
     if (out->cluster.enabled && !out->cluster.advertise_address) {
         size_t p2 = pc__ypath_push_key(&c->path, "advertise_address");
         pc__yfail(c, m ? m->line : 1, "no non-loopback address found on this host; set it");
@@ -483,9 +486,9 @@ out:
 static bool load_root(pc__yctx_t *c, const pc__ynode_t *root, const char *base_dir,
                       bool check_files, pc_config_t *out)
 {
-    static const char *const keys[] = {"instance_name", "listen_address", "control_plane",
-                                       "health", "shutdown", "log_spool", "cluster", "telemetry",
-                                       "tls", "workers", "log_level", NULL};
+    static const char *const keys[] = {
+        "instance_name", "listen_address", "control_plane", "health",  "shutdown",  "log_spool",
+        "cluster",       "telemetry",      "tls",           "workers", "log_level", NULL};
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     if (!pc__ymap_check(c, root, keys)) return false;
     int64_t workers = 0;
@@ -580,8 +583,8 @@ bool pc_config_load_yaml(const char *yaml, size_t len, const char *origin, const
     if (!pc__yaml_parse(yaml, len, origin, &doc, err, errlen)) goto fail;
     bool ok;
     if (doc.n_roots > 1) {
-        ok = pc__yfail(&c, doc.roots[1]->line, "expected one YAML document, found %zu",
-                       doc.n_roots);
+        ok =
+            pc__yfail(&c, doc.roots[1]->line, "expected one YAML document, found %zu", doc.n_roots);
     } else if (doc.n_roots == 0 || pc__yaml_is_null(doc.roots[0])) {
         /* An empty file still needs a control plane: the check names it. */
         ok = load_control_plane(&c, NULL, base_dir, check_files, out);

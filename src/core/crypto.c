@@ -48,9 +48,11 @@ bool pc_pbkdf2_sha256(const void *password, size_t password_len, const uint8_t *
     EVP_MD_CTX *inner = EVP_MD_CTX_new(), *outer = EVP_MD_CTX_new(), *work = EVP_MD_CTX_new();
     const EVP_MD *md = EVP_sha256();
     bool ok = inner && outer && work;
-    for (int i = 0; i < BLOCK; i++) pad[i] = key[i] ^ 0x36;
+    for (int i = 0; i < BLOCK; i++)
+        pad[i] = key[i] ^ 0x36;
     ok = ok && EVP_DigestInit_ex(inner, md, NULL) && EVP_DigestUpdate(inner, pad, BLOCK);
-    for (int i = 0; i < BLOCK; i++) pad[i] = key[i] ^ 0x5c;
+    for (int i = 0; i < BLOCK; i++)
+        pad[i] = key[i] ^ 0x5c;
     ok = ok && EVP_DigestInit_ex(outer, md, NULL) && EVP_DigestUpdate(outer, pad, BLOCK);
     unsigned int n;
     for (uint32_t block = 1; ok && out_len > 0; block++) {
@@ -66,7 +68,8 @@ bool pc_pbkdf2_sha256(const void *password, size_t password_len, const uint8_t *
             ok = EVP_MD_CTX_copy_ex(work, inner) && EVP_DigestUpdate(work, u, sizeof u) &&
                  EVP_DigestFinal_ex(work, u, &n) && EVP_MD_CTX_copy_ex(work, outer) &&
                  EVP_DigestUpdate(work, u, sizeof u) && EVP_DigestFinal_ex(work, u, &n);
-            for (size_t k = 0; k < sizeof t; k++) t[k] ^= u[k];
+            for (size_t k = 0; k < sizeof t; k++)
+                t[k] ^= u[k];
         }
         size_t take = out_len < sizeof t ? out_len : sizeof t;
         memcpy(out, t, take);
@@ -158,8 +161,8 @@ bool pc_b64_decode(const char *in, size_t n, uint8_t *out, size_t cap, size_t *o
         /* Non-canonical encodings (stray low bits before padding) are refused. */
         if (pad == 2 && (v[1] & 15)) return false;
         if (pad == 1 && (v[2] & 3)) return false;
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                     (uint32_t)v[3];
+        uint32_t w =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         size_t bytes = 3 - (size_t)pad;
         if (o + bytes > cap) return false;
         out[o++] = (uint8_t)(w >> 16);

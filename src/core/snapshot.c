@@ -23,7 +23,7 @@
 
 /* Where an object came from, for "first defined at" messages. */
 typedef struct origin {
-    size_t file;  /* index into builder.files */
+    size_t file; /* index into builder.files */
     unsigned line;
     size_t index; /* position in its file's list, as error paths show it */
 } origin_t;
@@ -31,8 +31,7 @@ typedef struct origin {
 typedef struct builder {
     pc_snapshot_t *s;
     size_t cap_resources, cap_listeners, cap_users, cap_policies;
-    origin_t *res_origin, *lis_origin, *lis_port_origin, *lis_res_origin, *user_origin,
-        *pol_origin;
+    origin_t *res_origin, *lis_origin, *lis_port_origin, *lis_res_origin, *user_origin, *pol_origin;
     char **passwords; /* plaintext per user until hashed; NULL = none */
     char **files;
     size_t n_files;
@@ -68,7 +67,8 @@ static void free_user(pc_user_t *u)
     free(u->username);
     free(u->email);
     free(u->type);
-    for (size_t i = 0; i < u->n_groups; i++) free(u->groups[i]);
+    for (size_t i = 0; i < u->n_groups; i++)
+        free(u->groups[i]);
     free(u->groups);
     for (size_t i = 0; i < u->n_access_keys; i++) {
         free(u->access_keys[i].id);
@@ -83,14 +83,15 @@ struct pc__snapshot_index {
     size_t user_mask;
     struct key_slot {
         uint32_t user, key; /* user + 1 (0 = empty), index in access_keys */
-    } *key_slots;
+    } * key_slots;
     size_t key_mask;
 };
 
 static void snapshot_free(pc_snapshot_t *s)
 {
     if (s->policy_free) s->policy_free(s->policy_set);
-    for (size_t i = 0; i < s->n_resources; i++) free_resource(&s->resources[i]);
+    for (size_t i = 0; i < s->n_resources; i++)
+        free_resource(&s->resources[i]);
     free(s->resources);
     for (size_t i = 0; i < s->n_listeners; i++) {
         free(s->listeners[i].name);
@@ -98,7 +99,8 @@ static void snapshot_free(pc_snapshot_t *s)
         free(s->listeners[i].hostname);
     }
     free(s->listeners);
-    for (size_t i = 0; i < s->n_users; i++) free_user(&s->users[i]);
+    for (size_t i = 0; i < s->n_users; i++)
+        free_user(&s->users[i]);
     free(s->users);
     for (size_t i = 0; i < s->n_policies; i++) {
         free(s->policies[i].name);
@@ -133,7 +135,8 @@ void pc_snapshot_unref(pc_snapshot_t *s)
 static uint64_t hash_str(const char *s)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h ^ (h >> 29);
 }
 
@@ -196,7 +199,8 @@ const pc_user_t *pc_snapshot_user_by_access_key(const pc_snapshot_t *s, const ch
 static size_t table_size(size_t n)
 {
     size_t cap = 16;
-    while (cap < n * 2 + 1) cap *= 2;
+    while (cap < n * 2 + 1)
+        cap *= 2;
     return cap;
 }
 
@@ -208,7 +212,8 @@ static void build_index(pc_snapshot_t *s)
     ix->user_mask = ucap - 1;
     for (size_t i = 0; i < s->n_users; i++) {
         size_t h = hash_str(s->users[i].username) & ix->user_mask;
-        while (ix->user_slots[h]) h = (h + 1) & ix->user_mask;
+        while (ix->user_slots[h])
+            h = (h + 1) & ix->user_mask;
         ix->user_slots[h] = (uint32_t)i + 1;
         n_keys += s->users[i].n_access_keys;
     }
@@ -218,7 +223,8 @@ static void build_index(pc_snapshot_t *s)
     for (size_t i = 0; i < s->n_users; i++)
         for (size_t k = 0; k < s->users[i].n_access_keys; k++) {
             size_t h = hash_str(s->users[i].access_keys[k].id) & ix->key_mask;
-            while (ix->key_slots[h].user) h = (h + 1) & ix->key_mask;
+            while (ix->key_slots[h].user)
+                h = (h + 1) & ix->key_mask;
             ix->key_slots[h].user = (uint32_t)i + 1;
             ix->key_slots[h].key = (uint32_t)k;
         }
@@ -230,7 +236,7 @@ static void build_index(pc_snapshot_t *s)
 #define GROW(arr, n, cap)                                                                          \
     do {                                                                                           \
         if ((n) == (cap)) {                                                                        \
-            (cap) = (cap) ? (cap) * 2 : 8;                                                         \
+            (cap) = (cap) ? (cap)*2 : 8;                                                           \
             (arr) = pc_xrealloc((arr), (cap) * sizeof *(arr));                                     \
         }                                                                                          \
     } while (0)
@@ -293,13 +299,13 @@ static bool key_fail(pc__yctx_t *c, const pc__ynode_t *m, const char *key, const
 
 static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc_resource_t *r)
 {
-    static const char *const any_keys[] = {"name", "technology", "hostname", "port", "database",
-                                           "tls", "tls_ca_file", "endpoint", "region",
-                                           "credentials", NULL};
-    static const char *const pg_keys[] = {"name", "technology", "hostname", "port", "database",
-                                          "tls", "tls_ca_file", "credentials", NULL};
-    static const char *const s3_keys[] = {"name", "technology", "endpoint", "region",
-                                          "credentials", NULL};
+    static const char *const any_keys[] = {"name",     "technology",  "hostname",    "port",
+                                           "database", "tls",         "tls_ca_file", "endpoint",
+                                           "region",   "credentials", NULL};
+    static const char *const pg_keys[] = {"name", "technology",  "hostname",    "port", "database",
+                                          "tls",  "tls_ca_file", "credentials", NULL};
+    static const char *const s3_keys[] = {"name",   "technology",  "endpoint",
+                                          "region", "credentials", NULL};
     static const char *const bq_keys[] = {"name", "technology", "endpoint", "credentials", NULL};
     static const char *const pg_cred[] = {"username", "password", NULL};
     static const char *const s3_cred[] = {"access_key_id", "secret_access_key", NULL};
@@ -309,8 +315,7 @@ static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc
 
     if (!pc__ymap_check(c, m, any_keys) || !get_required(c, m, "name", &r->name, NULL))
         return false;
-    if (!valid_name(r->name))
-        return key_fail(c, m, "name", "invalid name ", r->name, NAME_RULE);
+    if (!valid_name(r->name)) return key_fail(c, m, "name", "invalid name ", r->name, NAME_RULE);
     if (!pc__ymap_get(m, "technology"))
         return key_fail(c, m, "technology", "required (postgres|s3|bigquery)", NULL, "");
     int tech = 0;
@@ -320,7 +325,8 @@ static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc
     for (size_t i = 0; i < m->n_items; i += 2) {
         const char *k = m->items[i]->str;
         bool ok = false;
-        for (size_t j = 0; keys_by_tech[tech][j]; j++) ok |= strcmp(k, keys_by_tech[tech][j]) == 0;
+        for (size_t j = 0; keys_by_tech[tech][j]; j++)
+            ok |= strcmp(k, keys_by_tech[tech][j]) == 0;
         if (!ok) {
             return key_fail(c, m, k, "not valid for technology ", technologies[tech], "");
         }
@@ -346,11 +352,11 @@ static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc
                         NULL, "");
     size_t prev = pc__ypath_push_key(&c->path, "credentials");
     bool ok = pc__ymap_check(c, cred, cred_by_tech[tech]) &&
-             pc__yget_str(c, cred, "username", &r->credentials.username) &&
-             pc__yget_str(c, cred, "password", &r->credentials.password) &&
-             pc__yget_str(c, cred, "access_key_id", &r->credentials.access_key_id) &&
-             pc__yget_str(c, cred, "secret_access_key", &r->credentials.secret_access_key) &&
-             pc__yget_str(c, cred, "token", &r->credentials.token);
+              pc__yget_str(c, cred, "username", &r->credentials.username) &&
+              pc__yget_str(c, cred, "password", &r->credentials.password) &&
+              pc__yget_str(c, cred, "access_key_id", &r->credentials.access_key_id) &&
+              pc__yget_str(c, cred, "secret_access_key", &r->credentials.secret_access_key) &&
+              pc__yget_str(c, cred, "token", &r->credentials.token);
     if (ok && tech == PC_TECH_POSTGRES)
         ok = get_required(c, cred, "username", &r->credentials.username, NULL);
     if (ok && tech == PC_TECH_S3)
@@ -405,8 +411,7 @@ static bool parse_listener(pc__yctx_t *c, const pc__ynode_t *m, pc_listener_cfg_
     int64_t port = 0;
     int tls = PC_LISTENER_TLS_OPTIONAL;
     if (!pc__ymap_check(c, m, keys) || !get_required(c, m, "name", &l->name, NULL)) return false;
-    if (!valid_name(l->name))
-        return key_fail(c, m, "name", "invalid name ", l->name, NAME_RULE);
+    if (!valid_name(l->name)) return key_fail(c, m, "name", "invalid name ", l->name, NAME_RULE);
     if (!pc__yget_int(c, m, "port", 1, 65535, &port) ||
         !get_required(c, m, "resource", &l->resource, NULL) ||
         !pc__yget_enum(c, m, "tls", listener_tls, &tls) ||
@@ -420,11 +425,10 @@ static bool parse_listener(pc__yctx_t *c, const pc__ynode_t *m, pc_listener_cfg_
     return true;
 }
 
-static bool parse_user(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc_user_t *u,
-                       char **password)
+static bool parse_user(pc__yctx_t *c, const pc__ynode_t *m, pc_user_t *u, char **password)
 {
-    static const char *const keys[] = {"username", "email", "type", "groups", "password",
-                                       "access_keys", NULL};
+    static const char *const keys[] = {"username", "email",       "type", "groups",
+                                       "password", "access_keys", NULL};
     static const char *const key_keys[] = {"id", "secret", NULL};
     int type = 0;
     if (!pc__ymap_check(c, m, keys) || !get_required(c, m, "username", &u->username, NULL))
@@ -432,7 +436,8 @@ static bool parse_user(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc_use
     if (!valid_identity(u->username, 256))
         return key_fail(c, m, "username", "invalid user name ", u->username,
                         " (no spaces or control characters, 1-256 bytes)");
-    if (!pc__yget_str(c, m, "email", &u->email) || !pc__yget_enum(c, m, "type", user_types, &type) ||
+    if (!pc__yget_str(c, m, "email", &u->email) ||
+        !pc__yget_enum(c, m, "type", user_types, &type) ||
         !pc__yget_str_list(c, m, "groups", &u->groups, &u->n_groups) ||
         !pc__yget_str(c, m, "password", password))
         return false;
@@ -477,8 +482,7 @@ static bool parse_policy(pc__yctx_t *c, const pc__ynode_t *m, pc_policy_cfg_t *p
     static const char *const keys[] = {"name", "status", "module", NULL};
     int status = PC_POLICY_ACTIVE;
     if (!pc__ymap_check(c, m, keys) || !get_required(c, m, "name", &p->name, NULL)) return false;
-    if (!valid_name(p->name))
-        return key_fail(c, m, "name", "invalid name ", p->name, NAME_RULE);
+    if (!valid_name(p->name)) return key_fail(c, m, "name", "invalid name ", p->name, NAME_RULE);
     if (!pc__yget_enum(c, m, "status", policy_status, &status) ||
         !get_required(c, m, "module", &p->module, " (Rego source text)"))
         return false;
@@ -542,7 +546,7 @@ static bool load_list(builder_t *b, pc__yctx_t *c, size_t file, const pc__ynode_
             memset(&s->users[n], 0, sizeof *s->users);
             b->user_origin[n] = o;
             b->passwords[n] = NULL;
-            ok = parse_user(b, c, item, &s->users[n], &b->passwords[n]);
+            ok = parse_user(c, item, &s->users[n], &b->passwords[n]);
         } else {
             size_t cap = b->cap_policies;
             GROW(s->policies, s->n_policies, b->cap_policies);
@@ -572,7 +576,8 @@ static bool load_document_text(builder_t *b, const char *text, size_t len, const
         const pc__ynode_t *root = doc.roots[d];
         if (pc__yaml_is_null(root)) continue;
         ok = pc__ymap_check(&c, root, sections);
-        for (size_t i = 0; sections[i] && ok; i++) ok = load_list(b, &c, file, root, sections[i]);
+        for (size_t i = 0; sections[i] && ok; i++)
+            ok = load_list(b, &c, file, root, sections[i]);
     }
     pc__yaml_free(&doc);
     return ok;
@@ -692,8 +697,7 @@ static bool check_all(builder_t *b, char *err, size_t errlen)
         }
         if (l->hostname && s->resources[res_sorted[lo].idx].technology != PC_TECH_S3) {
             fail_at(b, b->lis_origin[i], err, errlen,
-                    "listeners[%zu].hostname: only valid for s3 resources",
-                    b->lis_origin[i].index);
+                    "listeners[%zu].hostname: only valid for s3 resources", b->lis_origin[i].index);
             goto out;
         }
     }
@@ -804,13 +808,15 @@ static bool vcache_get(const uint8_t key[32], pc_scram_verifier_t *out)
 static void vcache_replace(const pc_snapshot_t *s, uint8_t (*keys)[32], const bool *keyed)
 {
     size_t n = 0;
-    for (size_t i = 0; i < s->n_users; i++) n += keyed[i] && s->users[i].has_password;
+    for (size_t i = 0; i < s->n_users; i++)
+        n += keyed[i] && s->users[i].has_password;
     size_t cap = table_size(n), mask = cap - 1;
     vcache_entry_t *table = pc_xcalloc(cap, sizeof *table);
     for (size_t i = 0; i < s->n_users; i++) {
         if (!keyed[i] || !s->users[i].has_password) continue;
         size_t j = vcache_slot(keys[i], mask);
-        while (table[j].used && !pc_ct_equal(table[j].key, keys[i], 32)) j = (j + 1) & mask;
+        while (table[j].used && !pc_ct_equal(table[j].key, keys[i], 32))
+            j = (j + 1) & mask;
         memcpy(table[j].key, keys[i], 32);
         table[j].v = s->users[i].scram;
         table[j].used = true;
@@ -911,7 +917,8 @@ static bool hash_passwords(builder_t *b, char *err, size_t errlen)
 
 static void builder_free(builder_t *b)
 {
-    for (size_t i = 0; b->s && i < b->s->n_users; i++) pc__free_secret(b->passwords[i]);
+    for (size_t i = 0; b->s && i < b->s->n_users; i++)
+        pc__free_secret(b->passwords[i]);
     free(b->passwords);
     free(b->res_origin);
     free(b->lis_origin);
@@ -919,7 +926,8 @@ static void builder_free(builder_t *b)
     free(b->lis_res_origin);
     free(b->user_origin);
     free(b->pol_origin);
-    for (size_t i = 0; i < b->n_files; i++) free(b->files[i]);
+    for (size_t i = 0; i < b->n_files; i++)
+        free(b->files[i]);
     free(b->files);
 }
 
@@ -1047,7 +1055,8 @@ pc_snapshot_t *pc_snapshot_load_dir(const char *dir, uint64_t revision, char *er
     }
     ok = true;
 out:
-    for (size_t i = 0; i < n_names; i++) free(names[i]);
+    for (size_t i = 0; i < n_names; i++)
+        free(names[i]);
     free(names);
     return finish(&b, ok, err, errlen);
 }

@@ -39,7 +39,10 @@ typedef struct pc_decision_column {
 
 typedef struct pc_decision_ctx {
     pc_decision_stage_t stage;
-    const pc_snapshot_t *snapshot; /* holds the compiled policy set */
+    /* The worker's newest snapshot: its compiled policy set is what judges
+     * (a policy edit applies from the next statement of open sessions). */
+    const pc_snapshot_t *snapshot;
+    /* From the snapshot the session started with (kept alive by it). */
     const pc_user_t *user;
     const pc_resource_t *resource;
     const pc_listener_cfg_t *listener;

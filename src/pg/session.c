@@ -35,7 +35,8 @@
 #define WQ_LOW (128 * 1024)
 #define AUTH_TIMEOUT_MS 60000
 #define UPSTREAM_TIMEOUT_MS 30000
-#define MAX_STATEMENTS 4096
+#define MAX_STATEMENTS 4096 /* remembered per session (statements, portals) for audit */
+#define MAX_PENDING 65536   /* requests in flight before reading from the client pauses */
 #define POOL_KEEP 256
 
 /* ---------- states ---------- */
@@ -152,7 +153,8 @@ struct session {
     bool skip_until_sync; /* a blocked extended-protocol message: drop until Sync */
     bool ext_error;       /* upstream failed an extended batch: it skips until Sync */
     named_t *stmts, *portals;
-    size_t n_stmts;
+    size_t n_stmts, n_portals;
+    size_t n_pending;
 
     /* post_request state of the current result set */
     pc_decision_t result_decision;
@@ -513,6 +515,7 @@ static item_t *item_push(session_t *s, item_kind_t kind, qstr_t *query)
     it->query = qstr_ref(query);
     it->start_ns = pc_now_mono_ns();
     it->rows = -1;
+    s->n_pending++;
     if (s->q_tail)
         s->q_tail->next = it;
     else
@@ -535,6 +538,7 @@ static void item_pop(session_t *s, bool audit)
     if (!it) return;
     s->q_head = it->next;
     if (!s->q_head) s->q_tail = NULL;
+    s->n_pending--;
     if (audit) audit_item(s, it);
     item_free(it);
 }
@@ -564,7 +568,8 @@ static void named_set(session_t *s, named_t **list, const char *name, qstr_t *q,
             return;
         }
     }
-    if (is_stmt && s->n_stmts >= MAX_STATEMENTS) return; /* audit falls back to "" */
+    size_t *count = is_stmt ? &s->n_stmts : &s->n_portals;
+    if (*count >= MAX_STATEMENTS) return; /* audit falls back to "" */
     named_t *n = malloc(sizeof *n);
     if (!n) return;
     n->name = strdup(name);
@@ -575,7 +580,7 @@ static void named_set(session_t *s, named_t **list, const char *name, qstr_t *q,
     n->query = qstr_ref(q);
     n->next = *list;
     *list = n;
-    if (is_stmt) s->n_stmts++;
+    (*count)++;
 }
 
 static qstr_t *named_get(named_t *list, const char *name)
@@ -594,7 +599,10 @@ static void named_del(session_t *s, named_t **list, const char *name, bool is_st
             qstr_unref(n->query);
             free(n->name);
             free(n);
-            if (is_stmt) s->n_stmts--;
+            if (is_stmt)
+                s->n_stmts--;
+            else
+                s->n_portals--;
             return;
         }
     }
@@ -802,6 +810,8 @@ static bool side_wants_read(const side_t *sd)
         case ST_SASL_CONT:
             return true;
         case ST_READY:
+            /* A client pipelining faster than the server answers waits. */
+            if (s->n_pending >= MAX_PENDING) return false;
             break;
         default:
             return false; /* queries wait until the upstream session is ready */
@@ -1136,7 +1146,11 @@ static void fill_ctx(session_t *s, pc_decision_ctx_t *c, pc_decision_stage_t sta
 {
     memset(c, 0, sizeof *c);
     c->stage = stage;
-    c->snapshot = s->snap;
+    /* Policies come from the newest snapshot, so an edit applies from the
+     * next statement of open sessions; the session's identity objects stay
+     * those it logged in with. */
+    c->snapshot = pc_worker_snapshot(s->w);
+    if (!c->snapshot) c->snapshot = s->snap;
     c->user = s->user;
     c->resource = s->resource;
     c->listener = s->listener;
@@ -1744,7 +1758,9 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
             else
                 named_del(s, &s->portals, name, false);
         }
-        if (!item_push(s, m->type == 'D' ? IT_DESCRIBE : IT_CLOSE, NULL)) {
+        /* Describe carries the statement text so post_request sees the query. */
+        qstr_t *dq = m->type == 'D' ? named_get(kind == 'S' ? s->stmts : s->portals, name) : NULL;
+        if (!item_push(s, m->type == 'D' ? IT_DESCRIBE : IT_CLOSE, dq)) {
             session_close(s);
             return;
         }

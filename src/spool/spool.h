@@ -8,6 +8,15 @@
  * disk; a dedicated writer thread drains the queue in batches (group commit,
  * one fsync per batch). Readers (the `logs` command, the future shipper) use
  * pc_spool_reader_* on the same directory, in-process or from another process.
+ * pc_spool_flush blocks (never call it on an event loop); every append must
+ * have returned before pc_spool_close. A reader is one thread's object.
+ *
+ * Durability: a record is durable once pc_spool_flush returns after it (or
+ * records_written counts it). Readers may see records a little before that.
+ * A disk that keeps failing makes the writer retry with backoff (records
+ * wait in the queue; pc_spool_flush keeps waiting, pc_spool_flush_timeout
+ * does not); pc_spool_close gives up after a few more attempts and counts
+ * what it could not write as dropped.
  *
  * Return conventions: functions returning bool report success; pointers are
  * NULL on failure with a message in err.
@@ -46,6 +55,10 @@ typedef struct pc_spool_stats {
  * shipper's cursor (pc_spool_cursor_store) are not counted as lost.
  * The directory is locked (flock on dir/LOCK): one writer per directory.
  * Every open starts a new segment; earlier ones are never appended to again.
+ * Only the newest segment is scanned before this returns; older (sealed)
+ * ones are verified by a background thread, which adds what it finds to
+ * torn_records_cut. A directory without segments starts the sequence at the
+ * wall clock in microseconds, so ids stay unique even after a wipe.
  */
 pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen) PC_WUR;
 
@@ -127,7 +140,7 @@ bool pc_spool_cursor_load(const char *dir, pc_spool_pos_t *out);
 /*
  * Make the writer's nth write (1 = the next one) fail with EIO; when partial,
  * half of its bytes reach the file first. nth_fsync likewise for fdatasync.
- * 0 disables. Process-wide; for tests and fuzzing only.
+ * 0 disables; UINT_MAX fails every one. Process-wide; for tests and fuzzing only.
  */
 void pc__spool_inject_failure(unsigned nth_write, bool partial, unsigned nth_fsync);
 /** While stalled, writer threads take no new batch (to fill the queue in tests). */
@@ -137,6 +150,8 @@ void pc__spool_inject_stall(bool stall);
  * two of at least 64 KiB; 0 restores the default (16 MiB).
  */
 void pc__spool_set_queue_bytes(uint32_t bytes);
+/** Wait until the background check of sealed segments (after open) is done. */
+void pc__spool_wait_verified(pc_spool_t *sp);
 /** Skip every fsync (fuzzing only: durability is not under test there). */
 void pc__spool_set_nosync(bool nosync);
 

@@ -374,3 +374,30 @@ def test_drain_terminates_with_57P01(connector, free_port, pg_server):
     with pytest.raises(psycopg.OperationalError, match="terminating connection due to administrator"):
         conn.execute("select 1")
     assert c.wait_exit(20) == 0
+
+
+# ------------------------------------------------------------------ pipelining at scale
+
+def test_big_pipelines(connector, free_port, pg_server):
+    port = free_port()
+    connector(objects(pg_server, port))
+    with psycopg.connect(dsn(port), autocommit=True) as conn:
+        conn.execute("create temp table p(a int)")
+        with conn.pipeline():
+            with conn.cursor() as cur:
+                cur.executemany("insert into p values (%s)", [(i,) for i in range(20000)])
+        assert conn.execute("select count(*), sum(a) from p").fetchone() == (20000, sum(range(20000)))
+    # 100k Syncs in one go (more than the connector keeps in flight): all answered, in order
+    w = Wire(port)
+    w.login("alice", USER_PASSWORD)
+    n = 100000
+    sender = threading.Thread(target=w.send, args=(msg(b"S") * n,))
+    sender.start()
+    got = 0
+    while got < n:
+        t, body = w.read()
+        assert t == b"Z", t
+        got += 1
+    sender.join(10)
+    assert w.query("select 1")[-1][0] == b"Z"
+    w.close()

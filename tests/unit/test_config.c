@@ -385,17 +385,29 @@ static void test_durations(void **state)
     static const struct {
         const char *s;
         uint64_t ms;
-    } good[] = {{"500ms", 500},     {"30s", 30000},        {"2m", 120000},  {"1h", 3600000},
-                {"1h30m", 5400000}, {"1.5s", 1500},        {"0s", 0},       {"1d", 86400000},
-                {"2h0m3s", 7203000}, {"0.25m", 15000},     {"1m1ms", 60001}};
+    } good[] = {{"500ms", 500},      {"30s", 30000},   {"2m", 120000},  {"1h", 3600000},
+                {"1h30m", 5400000},  {"1.5s", 1500},   {"0s", 0},       {"1d", 86400000},
+                {"2h0m3s", 7203000}, {"0.25m", 15000}, {"1m1ms", 60001}};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         uint64_t ms = 12345;
         assert_true(pc_parse_duration_ms(good[i].s, &ms));
         assert_int_equal(ms, good[i].ms);
     }
-    static const char *const bad[] = {"", "30", "3x", "s", "1.s", ".s", "-1s", "1 s", "1S",
-                                      "1h30", "99999999999999999999s", "18446744073709551615h",
-                                      "1e3s", "10ms5", NULL};
+    static const char *const bad[] = {"",
+                                      "30",
+                                      "3x",
+                                      "s",
+                                      "1.s",
+                                      ".s",
+                                      "-1s",
+                                      "1 s",
+                                      "1S",
+                                      "1h30",
+                                      "99999999999999999999s",
+                                      "18446744073709551615h",
+                                      "1e3s",
+                                      "10ms5",
+                                      NULL};
     for (size_t i = 0; bad[i]; i++) {
         uint64_t ms;
         assert_false(pc_parse_duration_ms(bad[i], &ms));
@@ -416,8 +428,9 @@ static void test_sizes(void **state)
         assert_true(pc_parse_size(good[i].s, &b));
         assert_int_equal(b, good[i].b);
     }
-    static const char *const bad[] = {"", "GiB", "10XB", "1.5", "-1", "10 GiBs",
-                                      "18446744073709551616", "20000000TiB", "1  KB", NULL};
+    static const char *const bad[] = {
+        "",      "GiB", "10XB", "1.5", "-1", "10 GiBs", "18446744073709551616", "20000000TiB",
+        "1  KB", NULL};
     for (size_t i = 0; bad[i]; i++) {
         uint64_t b;
         assert_false(pc_parse_size(bad[i], &b));

@@ -157,8 +157,8 @@ static void test_no_plaintext_password_kept(void **state)
 {
     /* The password text must not survive anywhere in the user object. */
     char err[512];
-    pc_snapshot_t *s = load("users: [{username: u, password: Zebra-Plaintext-77}]\n", err,
-                            sizeof err);
+    pc_snapshot_t *s =
+        load("users: [{username: u, password: Zebra-Plaintext-77}]\n", err, sizeof err);
     assert_non_null(s);
     const pc_user_t *u = pc_snapshot_user(s, "u");
     assert_true(u->has_password);
@@ -267,7 +267,8 @@ static void test_validation_errors(void **state)
     expect_error("users:\n  - {username: a, pasword: x}\n",
                  "objects.yaml:2: users[0].pasword: unknown key (expected one of: username, "
                  "email, type, groups, password, access_keys)");
-    expect_error("users:\n  - alice\n", "objects.yaml:2: users[0]: expected a mapping, got a scalar");
+    expect_error("users:\n  - alice\n",
+                 "objects.yaml:2: users[0]: expected a mapping, got a scalar");
     expect_error("policies:\n  - {name: p, status: on}\n",
                  "objects.yaml:2: policies[0].status: invalid value \"on\" (expected "
                  "active|dry-run|draft)");
@@ -383,9 +384,10 @@ static void test_dir_env_expansion(void **state)
     remove_file("a.yaml");
 
     /* tls_ca_file is relative to its file's directory and must be readable. */
-    write_file("b.yaml", "resources:\n"
-                         "  - {name: pg, technology: postgres, hostname: h, port: 5432,\n"
-                         "     tls: verify-full, tls_ca_file: ca.pem, credentials: {username: u}}\n");
+    write_file("b.yaml",
+               "resources:\n"
+               "  - {name: pg, technology: postgres, hostname: h, port: 5432,\n"
+               "     tls: verify-full, tls_ca_file: ca.pem, credentials: {username: u}}\n");
     assert_null(pc_snapshot_load_dir(dir, 1, err, sizeof err));
     char expect[1024];
     snprintf(expect, sizeof expect,
@@ -484,8 +486,8 @@ static void test_many_users_index(void **state)
     yaml = malloc(cap);
     pos += (size_t)snprintf(yaml + pos, cap - pos, "users:\n");
     for (int i = 0; i < 200; i++)
-        pos += (size_t)snprintf(yaml + pos, cap - pos, "  - {username: u%d, password: pw%d}\n", i,
-                                i);
+        pos +=
+            (size_t)snprintf(yaml + pos, cap - pos, "  - {username: u%d, password: pw%d}\n", i, i);
     s = pc_snapshot_load_yaml(yaml, pos, "pw.yaml", 1, err, sizeof err);
     free(yaml);
     assert_non_null(s);
@@ -527,14 +529,13 @@ static void test_many_listeners(void **state)
     char *yaml = malloc(cap);
     pos += (size_t)snprintf(yaml + pos, cap - pos, "resources:\n");
     for (int i = 0; i < N; i++)
-        pos += (size_t)snprintf(yaml + pos, cap - pos,
-                                "  - {name: r%d, technology: bigquery, credentials: {token: t}}\n",
-                                i);
+        pos +=
+            (size_t)snprintf(yaml + pos, cap - pos,
+                             "  - {name: r%d, technology: bigquery, credentials: {token: t}}\n", i);
     pos += (size_t)snprintf(yaml + pos, cap - pos, "listeners:\n");
     for (int i = 0; i < N; i++)
-        pos += (size_t)snprintf(yaml + pos, cap - pos,
-                                "  - {name: l%d, port: %d, resource: r%d}\n", i, 10000 + i,
-                                N - 1 - i);
+        pos += (size_t)snprintf(yaml + pos, cap - pos, "  - {name: l%d, port: %d, resource: r%d}\n",
+                                i, 10000 + i, N - 1 - i);
     char err[512] = "";
     pc_snapshot_t *s = pc_snapshot_load_yaml(yaml, pos, "big.yaml", 1, err, sizeof err);
     assert_non_null(s);
@@ -558,12 +559,43 @@ static void test_many_listeners(void **state)
              2 * N + 3, N, N + 3 + 3);
     assert_string_equal(err, expect);
     pos = base;
-    pos += (size_t)snprintf(yaml + pos, cap - pos, "  - {name: lx, port: 9999, resource: r%d}\n", N);
+    pos +=
+        (size_t)snprintf(yaml + pos, cap - pos, "  - {name: lx, port: 9999, resource: r%d}\n", N);
     assert_null(pc_snapshot_load_yaml(yaml, pos, "big.yaml", 1, err, sizeof err));
-    snprintf(expect, sizeof expect,
-             "big.yaml:%d: listeners[%d].resource: unknown resource \"r%d\"", 2 * N + 3, N, N);
+    snprintf(expect, sizeof expect, "big.yaml:%d: listeners[%d].resource: unknown resource \"r%d\"",
+             2 * N + 3, N, N);
     assert_string_equal(err, expect);
     free(yaml);
+}
+
+/* YAML 1.1 merge keys for shared defaults. */
+static void test_merge_keys(void **state)
+{
+    char err[512] = "";
+    pc_snapshot_t *s = load("resources:\n"
+                            "  - &base {name: a, technology: postgres, hostname: db, port: 5432,\n"
+                            "           credentials: {username: app}}\n"
+                            "  - {<<: *base, name: b, port: 6432}\n"
+                            "  - <<: [{name: c}, *base]\n"
+                            "    hostname: other\n",
+                            err, sizeof err);
+    assert_non_null(s);
+    const pc_resource_t *b = pc_snapshot_resource(s, "b"), *c = pc_snapshot_resource(s, "c");
+    assert_non_null(b);
+    assert_string_equal(b->hostname, "db");
+    assert_int_equal(b->port, 6432);
+    assert_string_equal(b->credentials.username, "app");
+    assert_non_null(c);
+    assert_string_equal(c->hostname, "other");
+    assert_int_equal(c->port, 5432);
+    pc_snapshot_unref(s);
+    expect_error("users:\n  - {<<: 5, username: a}\n",
+                 "objects.yaml:2: the value of a merge key (<<) must be a mapping or a list of "
+                 "mappings");
+    /* A merged key that is wrong is reported where it was written. */
+    expect_error("users:\n  - &u {username: a, tpye: human}\n  - {<<: *u, username: b}\n",
+                 "objects.yaml:2: users[0].tpye: unknown key (expected one of: username, email, "
+                 "type, groups, password, access_keys)");
 }
 
 static void test_empty(void **state)
@@ -596,6 +628,7 @@ int main(void)
         cmocka_unit_test(test_many_users_index),
         cmocka_unit_test(test_reload_reuses_verifiers),
         cmocka_unit_test(test_many_listeners),
+        cmocka_unit_test(test_merge_keys),
         cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
