@@ -412,7 +412,7 @@ static bool parse_user(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc_use
                        char **password)
 {
     static const char *const keys[] = {"username", "email", "type", "groups", "password",
-                                       "access_keys", NULL};
+                                       "scram_verifier", "access_keys", NULL};
     static const char *const key_keys[] = {"id", "secret", NULL};
     int type = 0;
     if (!pc__ymap_check(c, m, keys) || !get_required(c, m, "username", &u->username, NULL))
@@ -436,6 +436,23 @@ static bool parse_user(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc_use
             return false;
         }
     if (*password && !**password) return key_fail(c, m, "password", "must not be empty", NULL, "");
+    /* What a control plane sends instead of a password: the verifier it computed on upload. */
+    char *verifier = NULL;
+    if (!pc__yget_str(c, m, "scram_verifier", &verifier)) return false;
+    if (verifier) {
+        bool both = *password != NULL;
+        bool parsed = !both && pc_scram_verifier_parse(verifier, strlen(verifier), &u->scram);
+        pc__free_secret(verifier);
+        if (both)
+            return key_fail(c, m, "scram_verifier", "set either password or scram_verifier", NULL,
+                            "");
+        if (!parsed)
+            return key_fail(c, m, "scram_verifier",
+                            "invalid SCRAM-SHA-256 verifier (SCRAM-SHA-256$<iterations>:<salt>"
+                            "$<StoredKey>:<ServerKey>)",
+                            NULL, "");
+        u->has_password = true;
+    }
     const pc__ynode_t *keys_node = pc__ymap_get(m, "access_keys");
     if (!keys_node) return true;
     size_t prev = pc__ypath_push_key(&c->path, "access_keys");
@@ -551,6 +568,9 @@ static bool load_document_text(builder_t *b, const char *text, size_t len, const
                                char *err, size_t errlen)
 {
     static const char *const sections[] = {"resources", "listeners", "users", "policies", NULL};
+    /* A control-plane push also says its revision (the caller passes it as an argument). */
+    static const char *const pushed[] = {"resources", "listeners", "users", "policies",
+                                         "revision", NULL};
     pc__yctx_t c = {.origin = origin, .err = err, .errlen = errlen, .expand_env = b->local};
     pc__ydoc_t doc;
     if (!pc__yaml_parse(text, len, origin, &doc, err, errlen)) return false;
@@ -559,7 +579,7 @@ static bool load_document_text(builder_t *b, const char *text, size_t len, const
     for (size_t d = 0; d < doc.n_roots && ok; d++) {
         const pc__ynode_t *root = doc.roots[d];
         if (pc__yaml_is_null(root)) continue;
-        ok = pc__ymap_check(&c, root, sections);
+        ok = pc__ymap_check(&c, root, b->local ? sections : pushed);
         for (size_t i = 0; sections[i] && ok; i++) ok = load_list(b, &c, file, root, sections[i]);
     }
     pc__yaml_free(&doc);
