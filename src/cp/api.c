@@ -475,7 +475,7 @@ static void list_instances(pc_cp_t *cp, pc_cp_response_t *out)
             const char *h = (const char *)sqlite3_column_text(st, 5);
             json_t *health = h ? json_loads(h, 0, NULL) : NULL;
             json_array_append_new(
-                items, json_pack("{sososososososssoso}", "instance", col_str(st, 0), "connector",
+                items, json_pack("{sosososososososssoso}", "instance", col_str(st, 0), "connector",
                                  col_str(st, 1), "version", col_str(st, 2), "address",
                                  col_str(st, 3), "cluster_role", col_str(st, 4), "health",
                                  health ? health : json_object(), "last_seen",
@@ -785,10 +785,16 @@ void pc_cp_handle(pc_cp_t *cp, const pc_cp_request_t *req, pc_cp_response_t *out
         list_instances(cp, out);
     else if (!strcmp(segs[0], "logs") && n == 1 && get)
         query_logs(cp, req, out);
-    else
-        pc_cp_error(out, kind >= 0 || n <= 2 ? 405 : 404, kind >= 0 ? "method_not_allowed"
-                                                                    : "not_found",
-                    "%s %s: no such endpoint", m, req->path);
+    else {
+        static const char *const known[] = {"apply", "revision", "connectors", "instances",
+                                            "logs", NULL};
+        bool is_known = kind >= 0;
+        for (size_t i = 0; known[i] && !is_known; i++) is_known = !strcmp(segs[0], known[i]);
+        if (is_known && n <= 2)
+            pc_cp_error(out, 405, "method_not_allowed", "%s %s: not allowed", m, req->path);
+        else
+            pc_cp_error(out, 404, "not_found", "%s %s: no such endpoint", m, req->path);
+    }
 }
 
 /* ---------- watch ---------- */

@@ -219,10 +219,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     conn_ctx_t *ctx = *con_cls;
     if (!ctx) return MHD_NO;
     if (!ctx->started) {
-        /* First call: headers only. Refuse a declared oversized body before reading it. */
+        /*
+         * First call: headers only. A body somewhat over the limit is read and dropped so
+         * that the client, still sending, gets the 413 rather than a reset; an absurd one
+         * is refused at once and the connection closed.
+         */
         ctx->started = true;
         const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (clen && strtoull(clen, NULL, 10) > PC_CP_MAX_BODY)
+        if (clen && strtoull(clen, NULL, 10) > 16 * (uint64_t)PC_CP_MAX_BODY)
             return send_error(c, 413, "body_too_large", "request bodies are limited to 4 MiB");
         return MHD_YES;
     }
