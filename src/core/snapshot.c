@@ -568,9 +568,6 @@ static bool load_document_text(builder_t *b, const char *text, size_t len, const
                                char *err, size_t errlen)
 {
     static const char *const sections[] = {"resources", "listeners", "users", "policies", NULL};
-    /* A control-plane push also says its revision (the caller passes it as an argument). */
-    static const char *const pushed[] = {"resources", "listeners", "users", "policies",
-                                         "revision", NULL};
     pc__yctx_t c = {.origin = origin, .err = err, .errlen = errlen, .expand_env = b->local};
     pc__ydoc_t doc;
     if (!pc__yaml_parse(text, len, origin, &doc, err, errlen)) return false;
@@ -579,7 +576,24 @@ static bool load_document_text(builder_t *b, const char *text, size_t len, const
     for (size_t d = 0; d < doc.n_roots && ok; d++) {
         const pc__ynode_t *root = doc.roots[d];
         if (pc__yaml_is_null(root)) continue;
-        ok = pc__ymap_check(&c, root, b->local ? sections : pushed);
+        /* A control-plane push also says its revision (the caller passes it as an
+         * argument): skip that key, so messages about the others stay the same. */
+        pc__ynode_t view;
+        const pc__ynode_t *rev = b->local ? NULL : pc__ymap_get(root, "revision");
+        if (rev && root->kind == PC__Y_MAP) {
+            view = *root;
+            view.items = pc_xcalloc(root->n_items, sizeof *view.items);
+            view.n_items = 0;
+            for (size_t i = 0; i + 1 < root->n_items; i += 2)
+                if (root->items[i + 1] != rev) {
+                    view.items[view.n_items++] = root->items[i];
+                    view.items[view.n_items++] = root->items[i + 1];
+                }
+            ok = pc__ymap_check(&c, &view, sections);
+            free(view.items);
+        } else {
+            ok = pc__ymap_check(&c, root, sections);
+        }
         for (size_t i = 0; sections[i] && ok; i++) ok = load_list(b, &c, file, root, sections[i]);
     }
     pc__yaml_free(&doc);
