@@ -136,6 +136,7 @@ static void stream_up(pc_cpclient_t *cp)
     uint64_t rev = cp->revision;
     pthread_mutex_unlock(&cp->lock);
     pc_metric_set(cp->m_connected, 1);
+    pc__shipper_kick(cp->shipper); /* its backoff may be long by now: ship the backlog */
     if (was == PC_CPCLIENT_DISCONNECTED)
         pc_log_info("control plane connection restored", PC_LUINT("revision", rev),
                     PC_LUINT("down_ms", pc__cp_now_ms() - cp->lost_at_ms));
@@ -298,13 +299,6 @@ static void watch_done(pc_cpclient_t *cp, CURLcode rc)
 
 /* ---------- watch thread: heartbeats ---------- */
 
-static size_t discard(char *data, size_t size, size_t nmemb, void *arg)
-{
-    (void)data;
-    (void)arg;
-    return size * nmemb;
-}
-
 static char *heartbeat_body(pc_cpclient_t *cp)
 {
     pthread_mutex_lock(&cp->lock);
@@ -334,7 +328,7 @@ static void start_heartbeat(pc_cpclient_t *cp)
     curl_easy_setopt(cp->hb, CURLOPT_POSTFIELDS, cp->hb_body);
     curl_easy_setopt(cp->hb, CURLOPT_POSTFIELDSIZE, (long)strlen(cp->hb_body));
     curl_easy_setopt(cp->hb, CURLOPT_TIMEOUT_MS, (long)HEARTBEAT_TIMEOUT_MS);
-    curl_easy_setopt(cp->hb, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(cp->hb, CURLOPT_WRITEFUNCTION, pc__cp_discard);
     curl_multi_add_handle(cp->multi, cp->hb);
 }
 

@@ -111,6 +111,8 @@ typedef struct pc__shipper pc__shipper_t;
 /** Start shipping dir's spool to url's /v1/connector/logs. NULL + err on failure. */
 pc__shipper_t *pc__shipper_start(const char *url, const char *token, const char *dir,
                                  char *err, size_t errlen) PC_WUR;
+/** The control plane answers again: end a backoff wait now (any thread). */
+void pc__shipper_kick(pc__shipper_t *sh);
 /** Records acknowledged since start (any thread). */
 uint64_t pc__shipper_shipped(pc__shipper_t *sh);
 /** Ship what is readable for up to timeout_ms, stop, free; returns records shipped meanwhile. */
@@ -122,6 +124,8 @@ uint64_t pc__shipper_stop(pc__shipper_t *sh, uint64_t timeout_ms);
 struct curl_slist *pc__cp_headers(const char *token, bool json);
 /** Options every request gets: no signals, TCP keep-alive, error buffer, TLS defaults. */
 void pc__cp_easy_defaults(void *easy, char *errbuf);
+/** CURLOPT_WRITEFUNCTION for answers whose body does not matter. */
+size_t pc__cp_discard(char *data, size_t size, size_t nmemb, void *arg);
 /** Monotonic milliseconds. */
 uint64_t pc__cp_now_ms(void);
 /** 64 random bits for jitter (never fails: falls back to the clock). */

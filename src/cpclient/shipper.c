@@ -33,6 +33,7 @@ struct pc__shipper {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stop;               /* under lock */
+    bool kicked;             /* under lock: the control plane is back, retry now */
     uint64_t stop_deadline;  /* under lock: monotonic ms, valid when stop */
     atomic_uint_fast64_t shipped;
 
@@ -80,10 +81,13 @@ static void nap(pc__shipper_t *sh, uint64_t ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&sh->lock);
-    while (!sh->stop) {
+    while (!sh->stop && !sh->kicked) {
         if (pthread_cond_timedwait(&sh->wake, &sh->lock, &ts) != 0) break;
     }
+    bool kicked = sh->kicked;
+    sh->kicked = false;
     pthread_mutex_unlock(&sh->lock);
+    if (kicked) pc__backoff_reset(&sh->backoff);
 }
 
 /* ---------- reading the spool into a batch ---------- */
@@ -195,13 +199,6 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
     return stop_requested(sh, &deadline) && pc__cp_now_ms() >= deadline;
 }
 
-static size_t discard(char *data, size_t size, size_t nmemb, void *arg)
-{
-    (void)data;
-    (void)arg;
-    return size * nmemb;
-}
-
 typedef enum { SEND_OK, SEND_RETRY, SEND_REFUSED } send_res_t;
 
 static send_res_t post_batch(pc__shipper_t *sh, long *status, char *why, size_t whylen)
@@ -228,7 +225,7 @@ static send_res_t post_batch(pc__shipper_t *sh, long *status, char *why, size_t 
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout);
     if ((long)timeout < 10000L) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, pc__cp_discard);
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, sh);
@@ -395,6 +392,15 @@ pc__shipper_t *pc__shipper_start(const char *url, const char *token, const char 
     else
         pc_log_info("log shipper started", PC_LSTR("cursor", "none (from the oldest record)"));
     return sh;
+}
+
+void pc__shipper_kick(pc__shipper_t *sh)
+{
+    if (!sh) return;
+    pthread_mutex_lock(&sh->lock);
+    sh->kicked = true;
+    pthread_cond_broadcast(&sh->wake);
+    pthread_mutex_unlock(&sh->lock);
 }
 
 uint64_t pc__shipper_shipped(pc__shipper_t *sh)
