@@ -49,6 +49,8 @@ struct pc__shipper {
     char *held; /* a record read that did not fit the previous batch */
     size_t held_len;
     pc_spool_pos_t held_end;
+    pc_spool_pos_t seen; /* furthest record taken so far: re-reads after a rewind are not new */
+    bool have_seen;
     pc__batch_t batch;
     size_t batch_limit; /* shrinks when the server refuses a batch as too big or bad */
     pc__backoff_t backoff;
@@ -115,11 +117,14 @@ static void rewind_to_cursor(pc__shipper_t *sh)
 }
 
 /* A record that must never be shipped: step over it, durably. */
-static void skip_record(pc__shipper_t *sh, const pc_spool_pos_t *after, const char *why)
+static void skip_record(pc__shipper_t *sh, const pc_spool_pos_t *after, const char *why,
+                        bool count)
 {
-    pc_metric_add(sh->m_rejected, 1);
-    pc_log_error("audit record not shipped", PC_LSTR("reason", why),
-                 PC_LUINT("segment", after->segment), PC_LUINT("offset", after->offset));
+    if (count) {
+        pc_metric_add(sh->m_rejected, 1);
+        pc_log_error("audit record not shipped", PC_LSTR("reason", why),
+                     PC_LUINT("segment", after->segment), PC_LUINT("offset", after->offset));
+    }
     if (sh->batch.n == 0) {
         char err[256];
         sh->acked = *after;
@@ -134,17 +139,26 @@ static void skip_record(pc__shipper_t *sh, const pc_spool_pos_t *after, const ch
 /* Add one record read at `after`; false when the batch is full (record held). */
 static bool take(pc__shipper_t *sh, const char *rec, size_t len, const pc_spool_pos_t *after)
 {
+    /* Re-reading after a refused batch meets the same records again: count them once. */
+    bool fresh = !sh->have_seen || after->segment > sh->seen.segment ||
+                 (after->segment == sh->seen.segment && after->offset > sh->seen.offset);
     switch (pc__batch_add(&sh->batch, rec, len)) {
     case PC__BATCH_ADDED:
         sh->batch_end = *after;
         sh->have_batch_end = true;
-        return true;
-    case PC__BATCH_INVALID:
-        skip_record(sh, after, "not one JSON object of at most 1 MiB");
-        return true;
-    case PC__BATCH_FULL:
         break;
+    case PC__BATCH_INVALID:
+        skip_record(sh, after, "not one JSON object of at most 1 MiB", fresh);
+        break;
+    case PC__BATCH_FULL:
+        goto full;
     }
+    if (fresh) {
+        sh->seen = *after;
+        sh->have_seen = true;
+    }
+    return true;
+full:
     if (sh->batch.n == 0) { /* out of memory with nothing to send: try again later */
         return false;
     }
@@ -271,7 +285,7 @@ static void refused(pc__shipper_t *sh, const char *why)
         pc_spool_pos_t end = sh->batch_end;
         pc__batch_clear(&sh->batch);
         sh->have_batch_end = false;
-        skip_record(sh, &end, why); /* the batch is empty: this stores the cursor */
+        skip_record(sh, &end, why, true); /* the batch is empty: this stores the cursor */
         return;
     }
     sh->batch_limit = sh->batch.n / 2;
