@@ -285,3 +285,43 @@ def test_kill_9_connector_resumes_shipping_from_its_cursor(connector, cp, pg_ser
     assert resent is not None and 0 < resent < len(written)
     print(f"records before kill: {len(written)} ({len(unshipped)} unshipped), "
           f"shipped after restart: {resent}")
+
+
+def test_frozen_control_plane_is_detected_by_silence(connector, cp, pg_server, free_port):
+    """A control plane that stops answering without closing anything (SIGSTOP)."""
+    import signal
+    port = free_port()
+    apply(cp, base_objects(pg_server, port))
+    c = start(connector, cp, "c1")
+    c.wait_log("control plane connected")
+    cp.proc.send_signal(signal.SIGSTOP)
+    try:
+        lost = c.wait_log("control plane connection lost; serving with the last snapshot",
+                          timeout=40)
+        assert "15 s" in lost["error"], lost
+        status, body = ready_body(c)
+        assert status == 200 and body["control_plane"] == "disconnected"
+        with psycopg.connect(dsn(port)) as conn:  # still serving with the last snapshot
+            assert conn.execute("select 1").fetchone() == (1,)
+    finally:
+        cp.proc.send_signal(signal.SIGCONT)
+    c.wait_log("control plane connection restored", timeout=60)
+    assert ready_body(c)[1]["control_plane"] == "connected"
+
+
+def test_graceful_shutdown_ships_what_is_spooled(connector, cp, pg_server, free_port):
+    port = free_port()
+    apply(cp, base_objects(pg_server, port))
+    c = start(connector, cp, "c1")
+    load = Load(port)
+    wait_until(lambda: load.ok > 200, timeout=30, what="load running")
+    assert c.stop() == 0  # while the client is still querying
+    load.stop()
+    step = c.find_logs("shutdown", name="flush log shipping")
+    assert len(step) == 1 and step[0]["status"] == "done"
+    ids = cp_log_ids(cp)
+    spooled = [r["id"] for r in c.spool_records()]
+    # Everything the spool held at exit reached the control plane, without a restart.
+    assert set(spooled) == set(ids) and len(ids) == len(set(ids))
+    print(f"records at shutdown: {len(spooled)}, flushed in step 4: "
+          f"{step[0]['records_shipped']}")
