@@ -30,7 +30,8 @@ static void *appender(void *arg)
 {
     (void)arg;
     for (unsigned i = 0; i < per_thread; i++) {
-        while (!pc_spool_append(spool, record, record_len)) sched_yield();
+        while (!pc_spool_append(spool, record, record_len))
+            sched_yield();
     }
     return NULL;
 }
@@ -93,7 +94,8 @@ int main(int argc, char **argv)
     double best = 1e18;
     for (int round = 0; round < 5; round++) {
         t0 = pc_now_mono_ns();
-        for (unsigned i = 0; i < BURST; i++) (void)pc_spool_append(spool, record, record_len);
+        for (unsigned i = 0; i < BURST; i++)
+            (void)pc_spool_append(spool, record, record_len);
         t1 = pc_now_mono_ns();
         pc_spool_flush(spool);
         if ((double)(t1 - t0) / BURST < best) best = (double)(t1 - t0) / BURST;
@@ -106,8 +108,10 @@ int main(int argc, char **argv)
     pthread_t th[64];
     if (threads > 64) threads = 64;
     t0 = pc_now_mono_ns();
-    for (unsigned i = 0; i < threads; i++) pthread_create(&th[i], NULL, appender, NULL);
-    for (unsigned i = 0; i < threads; i++) pthread_join(th[i], NULL);
+    for (unsigned i = 0; i < threads; i++)
+        pthread_create(&th[i], NULL, appender, NULL);
+    for (unsigned i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
     pc_spool_flush(spool);
     t1 = pc_now_mono_ns();
     pc_spool_get_stats(spool, &after);
@@ -116,8 +120,8 @@ int main(int argc, char **argv)
     printf("sustained: %u threads, %llu records durable in %.2f s = %.0f records/s, %.1f MB/s, "
            "%llu fsync batches = %.1f records/fsync\n",
            threads, (unsigned long long)n, secs(t1 - t0), (double)n / secs(t1 - t0),
-           (double)n * (double)(record_len + 16) / secs(t1 - t0) / 1e6,
-           (unsigned long long)batches, batches ? (double)n / (double)batches : 0.0);
+           (double)n * (double)(record_len + 16) / secs(t1 - t0) / 1e6, (unsigned long long)batches,
+           batches ? (double)n / (double)batches : 0.0);
 
     /* A steady request rate, as a busy connector produces: group size follows
      * rate x fsync latency. */

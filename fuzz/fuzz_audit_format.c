@@ -47,7 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static char buf[PC_AUDIT_MAX_RECORD];
     size_t n = pc_audit_format(buf, sizeof buf, size, (uint64_t)size * 1000003u, &r);
     check(n > 0 && n < sizeof buf && buf[n] == '\0');
-    for (size_t i = 0; i < n; i++) check((unsigned char)buf[i] >= 0x20);
+    for (size_t i = 0; i < n; i++)
+        check((unsigned char)buf[i] >= 0x20);
     json_error_t e;
     json_t *j = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &e);
     check(j != NULL && json_is_object(j));
@@ -56,8 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(json_is_string(q));
         bool cut = json_is_true(json_object_get(j, "query_truncated"));
         /* an untruncated query of valid, plain text comes back as it went in */
-        if (!cut && strspn(f[1], "abcdefghijklmnopqrstuvwxyz0123456789 '\"\\*,()=") ==
-                        strlen(f[1]))
+        if (!cut && strspn(f[1], "abcdefghijklmnopqrstuvwxyz0123456789 '\"\\*,()=") == strlen(f[1]))
             check(strcmp(json_string_value(q), f[1]) == 0);
     }
     check(json_is_array(json_object_get(j, "policies")) || r.kind != PC_AUDIT_REQUEST);

@@ -12,12 +12,12 @@
 #include <emmintrin.h>
 #endif
 
-#define IDENT_MAX 256     /* escaped instance / version */
-#define SHORT_MAX 512     /* escaped user, resource, ip, ... */
-#define KEY_MAX 2048      /* S3 keys are up to 1024 bytes */
+#define IDENT_MAX 256 /* escaped instance / version */
+#define SHORT_MAX 512 /* escaped user, resource, ip, ... */
+#define KEY_MAX 2048  /* S3 keys are up to 1024 bytes */
 #define REASON_MAX 2048
 #define ERROR_MAX 4096
-#define ARRAY_MAX 4096    /* policies, masked_columns */
+#define ARRAY_MAX 4096   /* policies, masked_columns */
 #define TAIL_RESERVE 512 /* fixed keys, numbers, flags and the closing brace */
 
 /* Every cap together stays well under the largest record. */
@@ -109,7 +109,8 @@ static size_t plain_run(const unsigned char *u, size_t n)
         j += 16;
     }
 #endif
-    while (j < n && plain(u[j])) j++;
+    while (j < n && plain(u[j]))
+        j++;
     return j;
 }
 
@@ -190,13 +191,31 @@ static void int_field(struct out *o, const char *k, size_t klen, int64_t v)
 
 #define INT(o, k, v) int_field((o), (k), sizeof(k) - 1, (v))
 
+/* The 4 hex digits at u[0..n) as a number, or -1. */
+static long hex4(const unsigned char *u, size_t n)
+{
+    if (n < 4) return -1;
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = u[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
 /* True if s is exactly a JSON array of strings (whitespace allowed). */
 static bool is_string_array(const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
 #define WS()                                                                                       \
-    while (i < n && (u[i] == ' ' || u[i] == '\t' || u[i] == '\n' || u[i] == '\r')) i++
+    while (i < n && (u[i] == ' ' || u[i] == '\t' || u[i] == '\n' || u[i] == '\r'))                 \
+    i++
     WS();
     if (i >= n || u[i++] != '[') return false;
     WS();
@@ -213,12 +232,17 @@ static bool is_string_array(const char *s, size_t n)
             if (u[i] == '\\') {
                 if (++i >= n) return false;
                 if (u[i] == 'u') {
-                    for (int h = 1; h <= 4; h++) {
-                        if (i + (size_t)h >= n || !strchr("0123456789abcdefABCDEF", u[i + h]) ||
-                            u[i + h] == '\0')
-                            return false;
-                    }
+                    /* Only escapes every JSON parser takes: no NUL, no lone surrogate. */
+                    long cp = hex4(u + i + 1, n - i - 1);
+                    if (cp <= 0 || (cp >= 0xdc00 && cp <= 0xdfff)) return false;
                     i += 5;
+                    if (cp >= 0xd800 && cp <= 0xdbff) {
+                        long lo = i + 1 < n && u[i] == '\\' && u[i + 1] == 'u'
+                                      ? hex4(u + i + 2, n - i - 2)
+                                      : -1;
+                        if (lo < 0xdc00 || lo > 0xdfff) return false;
+                        i += 6;
+                    }
                 } else if (strchr("\"\\/bfnrt", u[i]) && u[i] != '\0') {
                     i++;
                 } else {
@@ -292,7 +316,7 @@ static void put_ts(struct out *o, uint64_t ts_ns)
             tm.tm_mday = 1;
         }
         unsigned v[6] = {(unsigned)tm.tm_year + 1900, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday,
-                         (unsigned)tm.tm_hour, (unsigned)tm.tm_min, (unsigned)tm.tm_sec};
+                         (unsigned)tm.tm_hour,        (unsigned)tm.tm_min,     (unsigned)tm.tm_sec};
         char *p = cached;
         p[0] = (char)('0' + v[0] / 1000);
         p[1] = (char)('0' + v[0] / 100 % 10);

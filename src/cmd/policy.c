@@ -118,9 +118,25 @@ static const pc_value *merge_data(pc_arena *a, const pc_value *x, const pc_value
     return pc_obuf_object(&b);
 }
 
-static bool load_path(loaded *L, const char *path, bool tests_only, int depth);
+static bool load_path(loaded *L, const char *path, bool tests_only, int depth, const char *prefix);
 
-static bool load_file(loaded *L, const char *path)
+/* Wraps v in objects along prefix ("a/b" -> {"a": {"b": v}}): like opa, a data
+ * file in a sub-directory of a -d directory is mounted at that directory. */
+static const pc_value *mount(pc_arena *a, const char *prefix, const pc_value *v)
+{
+    if (!prefix || !*prefix || !v) return v;
+    const char *slash = strrchr(prefix, '/');
+    const char *last = slash ? slash + 1 : prefix;
+    pc_obuf ob;
+    pc_obuf_init(&ob, a);
+    pc_obuf_put(&ob, pc_value_cstring(a, last), v);
+    const pc_value *w = pc_obuf_object(&ob);
+    if (!slash) return w;
+    char *head = pc_arena_strndup(a, prefix, (size_t)(slash - prefix));
+    return head ? mount(a, head, w) : NULL;
+}
+
+static bool load_file(loaded *L, const char *path, const char *prefix)
 {
     size_t len;
     char *text = read_file(path, &len);
@@ -147,18 +163,18 @@ static bool load_file(loaded *L, const char *path)
         snprintf(L->err, sizeof(L->err), "%s: %s", path, err);
         return false;
     }
-    L->data = merge_data(L->arena, L->data, v);
+    L->data = merge_data(L->arena, L->data, mount(L->arena, prefix, v));
     return true;
 }
 
-static bool load_path(loaded *L, const char *path, bool tests_only, int depth)
+static bool load_path(loaded *L, const char *path, bool tests_only, int depth, const char *prefix)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
         snprintf(L->err, sizeof(L->err), "%s: %s", path, strerror(errno));
         return false;
     }
-    if (!S_ISDIR(st.st_mode)) return load_file(L, path);
+    if (!S_ISDIR(st.st_mode)) return load_file(L, path, prefix);
     if (depth > 32) return true;
     DIR *d = opendir(path);
     if (!d) {
@@ -180,12 +196,15 @@ static bool load_path(loaded *L, const char *path, bool tests_only, int depth)
         snprintf(full, sizeof(full), "%s/%s", path, names[i]);
         struct stat cs;
         if (ok && stat(full, &cs) == 0) {
-            if (S_ISDIR(cs.st_mode))
-                ok = load_path(L, full, tests_only, depth + 1);
-            else if (ends_with(full, ".rego") || (!tests_only && (ends_with(full, ".json") ||
-                                                                  ends_with(full, ".yaml") ||
-                                                                  ends_with(full, ".yml"))))
-                ok = load_file(L, full);
+            if (S_ISDIR(cs.st_mode)) {
+                char sub[4096];
+                snprintf(sub, sizeof(sub), "%s%s%s", prefix ? prefix : "", prefix && *prefix ? "/" : "", names[i]);
+                ok = load_path(L, full, tests_only, depth + 1, sub);
+            } else if (ends_with(full, ".rego") || (!tests_only && (ends_with(full, ".json") ||
+                                                                    ends_with(full, ".yaml") ||
+                                                                    ends_with(full, ".yml")))) {
+                ok = load_file(L, full, prefix);
+            }
         }
         free(names[i]);
     }
@@ -203,8 +222,13 @@ static void loaded_free(loaded *L)
     pc_arena_free(L->arena);
 }
 
+/* opa eval prints errors as JSON on stdout; a one-line copy goes to stderr. */
 static void print_error_json(FILE *out, const pc_policy_error *e)
 {
+    if (out == stderr) {
+        fprintf(stderr, "%s%s%d: %s: %s\n", e->file, e->file[0] ? ":" : "", e->row, e->code, e->message);
+        out = stdout;
+    }
     pc_str s = {0};
     pc_arena *a = pc_arena_new(0);
     pc_str_append(&s, "{\n  \"errors\": [\n    {\n      \"code\": ", strlen("{\n  \"errors\": [\n    {\n      \"code\": "));
@@ -220,6 +244,45 @@ static void print_error_json(FILE *out, const pc_policy_error *e)
     fwrite(s.p, 1, s.len, out);
     pc_str_free(&s);
     pc_arena_free(a);
+}
+
+/* Re-indents compact JSON the way opa prints it (two spaces, "key": value),
+ * keeping the member order. */
+static void pretty(pc_str *o, const char *s, size_t n)
+{
+    int depth = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < n && s[j] != '"') j += s[j] == '\\' ? 2 : 1;
+            pc_str_append(o, s + i, j + 1 - i);
+            i = j;
+        } else if (c == '{' || c == '[') {
+            char close = c == '{' ? '}' : ']';
+            if (i + 1 < n && s[i + 1] == close) {
+                pc_str_append(o, s + i, 2);
+                i++;
+                continue;
+            }
+            depth++;
+            pc_str_append(o, &c, 1);
+            pc_str_append(o, "\n", 1);
+            for (int k = 0; k < depth; k++) pc_str_append(o, "  ", 2);
+        } else if (c == '}' || c == ']') {
+            depth--;
+            pc_str_append(o, "\n", 1);
+            for (int k = 0; k < depth; k++) pc_str_append(o, "  ", 2);
+            pc_str_append(o, &c, 1);
+        } else if (c == ',') {
+            pc_str_append(o, ",\n", 2);
+            for (int k = 0; k < depth; k++) pc_str_append(o, "  ", 2);
+        } else if (c == ':') {
+            pc_str_append(o, ": ", 2);
+        } else {
+            pc_str_append(o, &c, 1);
+        }
+    }
 }
 
 typedef struct {
@@ -275,7 +338,7 @@ static int cmd_eval(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if ((!strcmp(a, "-d") || !strcmp(a, "--data")) && i + 1 < argc) {
-            if (!load_path(&L, argv[++i], false, 0)) {
+            if (!load_path(&L, argv[++i], false, 0, NULL)) {
                 pc_policy_error e = {0};
                 snprintf(e.code, sizeof(e.code), "rego_parse_error");
                 snprintf(e.message, sizeof(e.message), "%s", L.err);
@@ -348,10 +411,17 @@ static int cmd_eval(int argc, char **argv)
         pc_eval_free(ev);
         goto out;
     }
-    if (n == 0)
+    if (n == 0) {
         fputs("{}\n", stdout);
-    else
-        printf("{\"result\":[%s]}\n", o.out.p);
+    } else {
+        pc_str compact = {0}, pr = {0};
+        pc_str_appendf(&compact, "{\"result\":[%s]}", o.out.p);
+        pretty(&pr, compact.p, compact.len);
+        pc_str_append(&pr, "\n", 1);
+        fwrite(pr.p, 1, pr.len, stdout);
+        pc_str_free(&compact);
+        pc_str_free(&pr);
+    }
     pc_str_free(&o.out);
     pc_eval_free(ev);
     rc = PC_EXIT_OK;
@@ -369,7 +439,7 @@ static int cmd_check(int argc, char **argv)
         return usage("missing PATH");
     }
     for (int i = 0; i < argc; i++)
-        if (!load_path(&L, argv[i], true, 0)) {
+        if (!load_path(&L, argv[i], true, 0, NULL)) {
             fprintf(stderr, "%s\n", L.err);
             loaded_free(&L);
             return PC_EXIT_FAILURE;
@@ -421,7 +491,7 @@ static int cmd_test(int argc, char **argv)
         return usage("missing PATH");
     }
     for (int i = 0; i < argc; i++)
-        if (!load_path(&L, argv[i], false, 0)) {
+        if (!load_path(&L, argv[i], false, 0, NULL)) {
             fprintf(stderr, "%s\n", L.err);
             loaded_free(&L);
             return PC_EXIT_FAILURE;

@@ -313,6 +313,18 @@ static bool resolve_path(pc__yctx_t *c, const pc__ynode_t *map, const char *key,
     return false;
 }
 
+/* Strings in the connector file: "" is never meaningful (leave the key out for
+ * the default), and an empty path would silently mean "the file's directory". */
+static bool get_str(pc__yctx_t *c, const pc__ynode_t *map, const char *key, char **out)
+{
+    if (!pc__yget_str(c, map, key, out)) return false;
+    if (!*out || **out) return true;
+    size_t prev = pc__ypath_push_key(&c->path, key);
+    pc__yfail(c, pc__ymap_line(map, key), "must not be empty");
+    pc__ypath_pop(&c->path, prev);
+    return false;
+}
+
 /* ---------- sections ---------- */
 
 static bool load_control_plane(pc__yctx_t *c, const pc__ynode_t *root, const char *base_dir,
@@ -328,9 +340,9 @@ static bool load_control_plane(pc__yctx_t *c, const pc__ynode_t *root, const cha
                   "control_plane.config_dir (local files)");
         goto out;
     }
-    if (!pc__ymap_check(c, m, keys) || !pc__yget_str(c, m, "url", &out->control_plane.url) ||
-        !pc__yget_str(c, m, "token", &out->control_plane.token) ||
-        !pc__yget_str(c, m, "config_dir", &out->control_plane.config_dir))
+    if (!pc__ymap_check(c, m, keys) || !get_str(c, m, "url", &out->control_plane.url) ||
+        !get_str(c, m, "token", &out->control_plane.token) ||
+        !get_str(c, m, "config_dir", &out->control_plane.config_dir))
         goto out;
     if (out->control_plane.url && out->control_plane.config_dir) {
         pc__yfail(c, pc__ymap_line(m, "config_dir"), "set either url or config_dir, not both");
@@ -406,12 +418,12 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
     char *data_dir = NULL;
     if (!enter_section(c, root, "cluster", keys, &m, &prev)) goto out;
     if (!pc__yget_bool(c, m, "enabled", &out->cluster.enabled) ||
-        !pc__yget_str(c, m, "advertise_address", &out->cluster.advertise_address) ||
+        !get_str(c, m, "advertise_address", &out->cluster.advertise_address) ||
         !pc__yget_int(c, m, "client_port", 1, 65535, &cport) ||
         !pc__yget_int(c, m, "peer_port", 1, 65535, &pport) ||
-        !pc__yget_str(c, m, "data_dir", &data_dir) ||
+        !get_str(c, m, "data_dir", &data_dir) ||
         !pc__yget_duration(c, m, "dead_member_timeout", &out->cluster.dead_member_timeout_ms) ||
-        !pc__yget_str(c, m, "etcd_binary", &out->cluster.etcd_binary))
+        !get_str(c, m, "etcd_binary", &out->cluster.etcd_binary))
         goto out;
     if (data_dir) {
         free(out->cluster.data_dir);
@@ -431,11 +443,11 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
     int mode = (int)out->cluster.discovery_mode;
     if (!pc__yget_enum(c, d, "mode", modes, &mode) ||
         !pc__yget_str_list(c, d, "peers", &out->cluster.peers, &out->cluster.n_peers) ||
-        !pc__yget_str(c, d, "dns_name", &out->cluster.dns_name) ||
-        !pc__yget_str(c, d, "namespace", &out->cluster.k8s_namespace) ||
-        !pc__yget_str(c, d, "service", &out->cluster.k8s_service) ||
-        !pc__yget_str(c, d, "ecs_cluster", &out->cluster.ecs_cluster) ||
-        !pc__yget_str(c, d, "ecs_service", &out->cluster.ecs_service))
+        !get_str(c, d, "dns_name", &out->cluster.dns_name) ||
+        !get_str(c, d, "namespace", &out->cluster.k8s_namespace) ||
+        !get_str(c, d, "service", &out->cluster.k8s_service) ||
+        !get_str(c, d, "ecs_cluster", &out->cluster.ecs_cluster) ||
+        !get_str(c, d, "ecs_service", &out->cluster.ecs_service))
         goto out_d;
     out->cluster.discovery_mode = (pc_discovery_mode_t)mode;
     for (size_t i = 0; i < out->cluster.n_peers; i++)
@@ -493,8 +505,8 @@ static bool load_root(pc__yctx_t *c, const pc__ynode_t *root, const char *base_d
     if (!pc__ymap_check(c, root, keys)) return false;
     int64_t workers = 0;
     int level = 1;
-    if (!pc__yget_str(c, root, "instance_name", &out->instance_name) ||
-        !pc__yget_str(c, root, "listen_address", &out->listen_address) ||
+    if (!get_str(c, root, "instance_name", &out->instance_name) ||
+        !get_str(c, root, "listen_address", &out->listen_address) ||
         !pc__yget_int(c, root, "workers", 0, 1024, &workers) ||
         !pc__yget_enum(c, root, "log_level", levels, &level))
         return false;
@@ -511,7 +523,7 @@ static bool load_root(pc__yctx_t *c, const pc__ynode_t *root, const char *base_d
     size_t prev;
     static const char *const health_keys[] = {"listen", NULL};
     if (!enter_section(c, root, "health", health_keys, &m, &prev) ||
-        !pc__yget_str(c, m, "listen", &out->health.listen) ||
+        !get_str(c, m, "listen", &out->health.listen) ||
         !check_str(c, m, "listen", out->health.listen, valid_host_port,
                    "address (expected host:port)"))
         return false;
@@ -526,7 +538,7 @@ static bool load_root(pc__yctx_t *c, const pc__ynode_t *root, const char *base_d
     static const char *const spool_keys[] = {"dir", "max_bytes", NULL};
     char *spool_dir = NULL;
     if (!enter_section(c, root, "log_spool", spool_keys, &m, &prev) ||
-        !pc__yget_str(c, m, "dir", &spool_dir) ||
+        !get_str(c, m, "dir", &spool_dir) ||
         !pc__yget_size(c, m, "max_bytes", &out->log_spool.max_bytes)) {
         free(spool_dir);
         return false;
@@ -546,7 +558,7 @@ static bool load_root(pc__yctx_t *c, const pc__ynode_t *root, const char *base_d
 
     static const char *const telemetry_keys[] = {"otlp_endpoint", "interval", NULL};
     if (!enter_section(c, root, "telemetry", telemetry_keys, &m, &prev) ||
-        !pc__yget_str(c, m, "otlp_endpoint", &out->telemetry.otlp_endpoint) ||
+        !get_str(c, m, "otlp_endpoint", &out->telemetry.otlp_endpoint) ||
         !pc__yget_duration(c, m, "interval", &out->telemetry.interval_ms) ||
         !check_str(c, m, "otlp_endpoint", out->telemetry.otlp_endpoint, pc__valid_http_url, "URL"))
         return false;
@@ -558,7 +570,7 @@ static bool load_root(pc__yctx_t *c, const pc__ynode_t *root, const char *base_d
 
     static const char *const tls_keys[] = {"cert", "key", NULL};
     if (!enter_section(c, root, "tls", tls_keys, &m, &prev) ||
-        !pc__yget_str(c, m, "cert", &out->tls.cert) || !pc__yget_str(c, m, "key", &out->tls.key))
+        !get_str(c, m, "cert", &out->tls.cert) || !get_str(c, m, "key", &out->tls.key))
         return false;
     if (!out->tls.cert != !out->tls.key) {
         pc__ypath_push_key(&c->path, out->tls.cert ? "key" : "cert");

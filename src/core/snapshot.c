@@ -78,9 +78,14 @@ static void free_user(pc_user_t *u)
     explicit_bzero(&u->scram, sizeof u->scram);
 }
 
+/* Open-addressing table of positions (+1; 0 = empty) keyed by an object's name. */
+typedef struct name_table {
+    uint32_t *slots;
+    size_t mask;
+} name_table_t;
+
 struct pc__snapshot_index {
-    uint32_t *user_slots; /* user index + 1; 0 = empty */
-    size_t user_mask;
+    name_table_t users, resources, listeners;
     struct key_slot {
         uint32_t user, key; /* user + 1 (0 = empty), index in access_keys */
     } * key_slots;
@@ -109,7 +114,9 @@ static void snapshot_free(pc_snapshot_t *s)
     }
     free(s->policies);
     if (s->index) {
-        free(s->index->user_slots);
+        free(s->index->users.slots);
+        free(s->index->resources.slots);
+        free(s->index->listeners.slots);
         free(s->index->key_slots);
         free(s->index);
     }
@@ -140,34 +147,61 @@ static uint64_t hash_str(const char *s)
     return h ^ (h >> 29);
 }
 
+typedef const char *(*name_at_fn)(const pc_snapshot_t *s, size_t i);
+
+static const char *user_name_at(const pc_snapshot_t *s, size_t i)
+{
+    return s->users[i].username;
+}
+
+static const char *resource_name_at(const pc_snapshot_t *s, size_t i)
+{
+    return s->resources[i].name;
+}
+
+static const char *listener_name_at(const pc_snapshot_t *s, size_t i)
+{
+    return s->listeners[i].name;
+}
+
+/* Position of name among n objects, or n; scans when there is no table (a
+ * snapshot built by hand). */
+static size_t find_name(const pc_snapshot_t *s, const name_table_t *t, size_t n, name_at_fn at,
+                        const char *name)
+{
+    if (!t || !t->slots) {
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(at(s, i), name) == 0) return i;
+        return n;
+    }
+    for (size_t h = hash_str(name) & t->mask;; h = (h + 1) & t->mask) {
+        uint32_t slot = t->slots[h];
+        if (!slot) return n;
+        if (strcmp(at(s, slot - 1), name) == 0) return slot - 1;
+    }
+}
+
 const pc_resource_t *pc_snapshot_resource(const pc_snapshot_t *s, const char *name)
 {
-    for (size_t i = 0; s && name && i < s->n_resources; i++)
-        if (strcmp(s->resources[i].name, name) == 0) return &s->resources[i];
-    return NULL;
+    if (!s || !name) return NULL;
+    size_t i = find_name(s, s->index ? &s->index->resources : NULL, s->n_resources,
+                         resource_name_at, name);
+    return i < s->n_resources ? &s->resources[i] : NULL;
 }
 
 const pc_listener_cfg_t *pc_snapshot_listener(const pc_snapshot_t *s, const char *name)
 {
-    for (size_t i = 0; s && name && i < s->n_listeners; i++)
-        if (strcmp(s->listeners[i].name, name) == 0) return &s->listeners[i];
-    return NULL;
+    if (!s || !name) return NULL;
+    size_t i = find_name(s, s->index ? &s->index->listeners : NULL, s->n_listeners,
+                         listener_name_at, name);
+    return i < s->n_listeners ? &s->listeners[i] : NULL;
 }
 
 const pc_user_t *pc_snapshot_user(const pc_snapshot_t *s, const char *username)
 {
     if (!s || !username) return NULL;
-    if (!s->index) {
-        for (size_t i = 0; i < s->n_users; i++)
-            if (strcmp(s->users[i].username, username) == 0) return &s->users[i];
-        return NULL;
-    }
-    const struct pc__snapshot_index *ix = s->index;
-    for (size_t h = hash_str(username) & ix->user_mask;; h = (h + 1) & ix->user_mask) {
-        uint32_t slot = ix->user_slots[h];
-        if (!slot) return NULL;
-        if (strcmp(s->users[slot - 1].username, username) == 0) return &s->users[slot - 1];
-    }
+    size_t i = find_name(s, s->index ? &s->index->users : NULL, s->n_users, user_name_at, username);
+    return i < s->n_users ? &s->users[i] : NULL;
 }
 
 const pc_user_t *pc_snapshot_user_by_access_key(const pc_snapshot_t *s, const char *key_id,
@@ -204,19 +238,28 @@ static size_t table_size(size_t n)
     return cap;
 }
 
+static void table_build(name_table_t *t, const pc_snapshot_t *s, size_t n, name_at_fn at)
+{
+    size_t cap = table_size(n);
+    t->slots = pc_xcalloc(cap, sizeof *t->slots);
+    t->mask = cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t h = hash_str(at(s, i)) & t->mask;
+        while (t->slots[h])
+            h = (h + 1) & t->mask;
+        t->slots[h] = (uint32_t)i + 1;
+    }
+}
+
 static void build_index(pc_snapshot_t *s)
 {
     struct pc__snapshot_index *ix = pc_xcalloc(1, sizeof *ix);
-    size_t ucap = table_size(s->n_users), n_keys = 0;
-    ix->user_slots = pc_xcalloc(ucap, sizeof *ix->user_slots);
-    ix->user_mask = ucap - 1;
-    for (size_t i = 0; i < s->n_users; i++) {
-        size_t h = hash_str(s->users[i].username) & ix->user_mask;
-        while (ix->user_slots[h])
-            h = (h + 1) & ix->user_mask;
-        ix->user_slots[h] = (uint32_t)i + 1;
+    table_build(&ix->users, s, s->n_users, user_name_at);
+    table_build(&ix->resources, s, s->n_resources, resource_name_at);
+    table_build(&ix->listeners, s, s->n_listeners, listener_name_at);
+    size_t n_keys = 0;
+    for (size_t i = 0; i < s->n_users; i++)
         n_keys += s->users[i].n_access_keys;
-    }
     size_t kcap = table_size(n_keys);
     ix->key_slots = pc_xcalloc(kcap, sizeof *ix->key_slots);
     ix->key_mask = kcap - 1;
@@ -297,6 +340,12 @@ static bool key_fail(pc__yctx_t *c, const pc__ynode_t *m, const char *key, const
     return false;
 }
 
+/* An optional string given as "" is a mistake, not a default. */
+static bool non_empty(pc__yctx_t *c, const pc__ynode_t *m, const char *key, const char *value)
+{
+    return !value || *value || key_fail(c, m, key, "must not be empty", NULL, "");
+}
+
 static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc_resource_t *r)
 {
     static const char *const any_keys[] = {"name",     "technology",  "hostname",    "port",
@@ -339,6 +388,9 @@ static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc
         !pc__yget_enum(c, m, "tls", upstream_tls, &tls) ||
         !pc__yget_str(c, m, "tls_ca_file", &r->tls_ca_file) ||
         !pc__yget_str(c, m, "endpoint", &r->endpoint) || !pc__yget_str(c, m, "region", &r->region))
+        return false;
+    if (!non_empty(c, m, "hostname", r->hostname) || !non_empty(c, m, "database", r->database) ||
+        !non_empty(c, m, "tls_ca_file", r->tls_ca_file) || !non_empty(c, m, "region", r->region))
         return false;
     r->port = (int)port;
     r->tls = (pc_upstream_tls_t)tls;
@@ -418,6 +470,7 @@ static bool parse_listener(pc__yctx_t *c, const pc__ynode_t *m, pc_listener_cfg_
         !pc__yget_str(c, m, "hostname", &l->hostname))
         return false;
     if (!port) return key_fail(c, m, "port", "required", NULL, "");
+    if (!non_empty(c, m, "hostname", l->hostname)) return false;
     l->port = (int)port;
     l->tls = (pc_listener_tls_t)tls;
     *port_line = pc__ymap_line(m, "port");

@@ -256,7 +256,9 @@ static void collect_expr(C *c, scope *s, pc_expr *e)
     switch (e->kind) {
     case E_TERM:
     case E_UNIFY: collect_vars(c, s, e->a); collect_vars(c, s, e->b); break;
-    case E_NOT: collect_expr(c, s, e->inner); break;
+    case E_NOT:
+        if (e->inner) collect_expr(c, s, e->inner);
+        break;
     default: break; /* declarations handled in order */
     }
     for (uint32_t i = 0; i < e->nwith; i++) collect_vars(c, s, e->withs[i].value);
@@ -515,7 +517,12 @@ static void resolve_expr(C *c, scope *s, pc_expr *e)
         break;
     }
     case E_NOT: {
-        resolve_expr(c, s, e->inner);
+        if (e->body) {
+            scope sub = {.up = s};
+            resolve_body(c, &sub, e->body);
+        } else {
+            resolve_expr(c, s, e->inner);
+        }
         break;
     }
     }
@@ -575,6 +582,107 @@ static bool compile_rule(C *c, pc_rule *r)
         if (sub.failed) c->failed = true;
     }
     return !c->failed;
+}
+
+/* ---- constant folding ------------------------------------------------- */
+
+/* Array, set and object literals made only of constants become constants, so
+ * that `{"action": "block"}` is built once at compile time, not per decision. */
+static void fold_body(pc_arena *a, pc_body *b);
+
+static void fold_term(pc_arena *a, pc_term *t)
+{
+    if (!t) return;
+    switch (t->kind) {
+    case T_ARRAY:
+    case T_SET:
+    case T_OBJECT: {
+        bool all = true;
+        for (uint32_t i = 0; i < t->n; i++) {
+            fold_term(a, t->items[i]);
+            if (t->kind == T_OBJECT) fold_term(a, t->keys[i]);
+            if (t->items[i]->kind != T_VALUE || (t->kind == T_OBJECT && t->keys[i]->kind != T_VALUE)) all = false;
+        }
+        if (!all) return;
+        const pc_value *v;
+        if (t->kind == T_OBJECT) {
+            pc_obuf ob;
+            pc_obuf_init(&ob, a);
+            for (uint32_t i = 0; i < t->n; i++) pc_obuf_put(&ob, t->keys[i]->value, t->items[i]->value);
+            /* a literal with a repeated key keeps its run-time check */
+            v = pc_obuf_object(&ob);
+            if (v && v->len != t->n) return;
+        } else {
+            pc_vbuf vb;
+            pc_vbuf_init(&vb, a);
+            for (uint32_t i = 0; i < t->n; i++) pc_vbuf_push(&vb, t->items[i]->value);
+            v = t->kind == T_ARRAY ? pc_vbuf_array(&vb) : pc_vbuf_set(&vb);
+        }
+        if (!v) return;
+        t->kind = T_VALUE;
+        t->value = v;
+        t->ground = true;
+        return;
+    }
+    case T_REF:
+    case T_CALL:
+        for (uint32_t i = 0; i < t->n; i++) fold_term(a, t->items[i]);
+        return;
+    case T_ARRCOMP:
+    case T_SETCOMP:
+    case T_OBJCOMP:
+        fold_term(a, t->head);
+        fold_term(a, t->khead);
+        fold_body(a, t->body);
+        return;
+    default: return;
+    }
+}
+
+static void fold_expr(pc_arena *a, pc_expr *e)
+{
+    fold_term(a, e->a);
+    fold_term(a, e->b);
+    fold_term(a, e->c);
+    if (e->body) fold_body(a, e->body);
+    if (e->inner) fold_expr(a, e->inner);
+    for (uint32_t i = 0; i < e->nwith; i++) fold_term(a, e->withs[i].value);
+}
+
+static void fold_body(pc_arena *a, pc_body *b)
+{
+    if (!b) return;
+    for (uint32_t i = 0; i < b->n; i++) fold_expr(a, b->exprs[i]);
+}
+
+static void fold_rule(pc_arena *a, pc_rule *r)
+{
+    for (; r; r = r->els) {
+        fold_body(a, r->body);
+        fold_term(a, r->value);
+        fold_term(a, r->key);
+        for (uint32_t i = r->nground; i < r->npath; i++) fold_term(a, r->path[i]);
+    }
+}
+
+/* Complete rules that all yield the same constant (allow := true) cannot
+ * conflict, so evaluation may stop at the first rule that holds. */
+static void mark_const(pc_node *n)
+{
+    if (n->kind == R_COMPLETE && n->nrules) {
+        const pc_value *v0 = NULL;
+        bool ok = true;
+        for (uint32_t i = 0; i < n->nrules && ok; i++)
+            for (pc_rule *r = n->rules[i]; r && ok; r = r->els) {
+                const pc_value *v = !r->value ? pc_value_bool(true)
+                                    : r->value->kind == T_VALUE ? r->value->value
+                                                                : NULL;
+                if (!v || (v0 && !pc_value_equal(v0, v))) ok = false;
+                v0 = v;
+            }
+        n->const_all = ok;
+    }
+    for (uint32_t i = 0; i < n->nkids; i++) mark_const(n->kids[i]);
 }
 
 /* ---- policy set ------------------------------------------------------- */
@@ -669,6 +777,10 @@ pc_policy_set *pc_policy_compile(const pc_policy_module *mods, size_t nmods, con
     /* build the tree */
     for (size_t i = 0; i < ps->nmods; i++) {
         pc_module *m = ps->mods[i];
+        pc_node *pn = ps->root;
+        for (uint32_t k = 1; k < m->pkg->n; k++) pn = node_get(ps, pn, m->pkg->items[k]->value);
+        pn->is_pkg = true;
+        mark_rules_below(pn);
         for (uint32_t j = 0; j < m->nrules; j++) {
             pc_rule *r = m->rules[j];
             pc_node *n = rule_node(ps, m, r);
@@ -712,6 +824,9 @@ pc_policy_set *pc_policy_compile(const pc_policy_module *mods, size_t nmods, con
             if (!compile_rule(&c, m->rules[j])) goto fail;
     }
     if (!pc__check_safety(ps, err)) goto fail;
+    for (size_t i = 0; i < ps->nmods; i++)
+        for (uint32_t j = 0; j < ps->mods[i]->nrules; j++) fold_rule(ps->arena, ps->mods[i]->rules[j]);
+    mark_const(ps->root);
     return ps;
 oom:
     set_err(err, "rego_compile_error", (pc_loc){0}, "out of memory");
@@ -743,6 +858,7 @@ pc_body *pc__compile_query(pc_policy_set *ps, pc_arena *a, const char *q, pc_pol
     ps->arena = saved;
     if (c.failed) return NULL;
     if (!pc__check_body_safety(b, err, NULL, 0)) return NULL;
+    fold_body(a, b);
     *nslots = c.nslots;
     *names = s.names;
     *slots = s.slots;

@@ -32,7 +32,7 @@
 #define SCAN_BUF (PC_SPOOL_MAX_RECORD + PC__SPOOL_FRAME_HDR + (1u << 20))
 #define BACKOFF_MIN_MS 10
 #define BACKOFF_MAX_MS 1000
-#define CLOSE_RETRIES 5             /* failing attempts allowed once closing */
+#define CLOSE_RETRIES 5 /* failing attempts allowed once closing */
 #define DROP_LOG_INTERVAL_NS 10000000000ull
 #define VERIFY_BYTES_PER_SEC (256ull << 20) /* leave the disk to the writer */
 
@@ -78,14 +78,15 @@ struct pc_spool {
 
 /* ---------- fault injection ---------- */
 
-static _Atomic unsigned inject_write_nth, inject_fsync_nth;
+static _Atomic unsigned inject_write_nth, inject_fsync_nth, inject_enospc_count;
 static _Atomic bool inject_partial, inject_stall, no_sync;
 static _Atomic uint32_t queue_bytes = RING_BYTES;
 
 void pc__spool_set_queue_bytes(uint32_t bytes)
 {
     uint32_t pow2 = 1u << 16;
-    while (pow2 < bytes && pow2 < (1u << 30)) pow2 <<= 1;
+    while (pow2 < bytes && pow2 < (1u << 30))
+        pow2 <<= 1;
     atomic_store(&queue_bytes, bytes ? pow2 : RING_BYTES);
 }
 
@@ -99,6 +100,11 @@ void pc__spool_inject_failure(unsigned nth_write, bool partial, unsigned nth_fsy
     atomic_store(&inject_partial, partial);
     atomic_store(&inject_write_nth, nth_write);
     atomic_store(&inject_fsync_nth, nth_fsync);
+}
+
+void pc__spool_inject_enospc(unsigned count)
+{
+    atomic_store(&inject_enospc_count, count);
 }
 
 void pc__spool_set_nosync(bool nosync)
@@ -130,6 +136,14 @@ static int sync_dir(int dirfd)
 {
     if (atomic_load(&no_sync)) return 0;
     return fsync(dirfd) == 0 ? 0 : -errno;
+}
+
+static bool inject_enospc_now(void)
+{
+    unsigned full = atomic_load(&inject_enospc_count);
+    while (full && !atomic_compare_exchange_weak(&inject_enospc_count, &full, full - 1)) {
+    }
+    return full != 0;
 }
 
 static int write_all(int fd, struct iovec *iov, int cnt, uint64_t off)
@@ -193,7 +207,8 @@ static void ring_put(pc_spool_t *sp, uint64_t pos, const void *src, size_t n)
 static uint32_t ring_frame_len(const pc_spool_t *sp, uint64_t pos)
 {
     uint8_t b[4];
-    for (int i = 0; i < 4; i++) b[i] = sp->ring[(pos + (uint64_t)i) & sp->ring_mask];
+    for (int i = 0; i < 4; i++)
+        b[i] = sp->ring[(pos + (uint64_t)i) & sp->ring_mask];
     return PC__SPOOL_FRAME_HDR + pc__get_le32(b);
 }
 
@@ -211,10 +226,39 @@ static int ring_iov(const pc_spool_t *sp, uint64_t from, uint64_t to, struct iov
     return 2;
 }
 
+/* CRC-32C of ring bytes [pos, pos + n), continuing from crc. */
+static uint32_t ring_crc(const pc_spool_t *sp, uint64_t pos, size_t n, uint32_t crc)
+{
+    size_t idx = (size_t)(pos & sp->ring_mask);
+    size_t first = sp->ring_mask + 1 - idx;
+    if (first >= n) return pc__crc32c(crc, sp->ring + idx, n);
+    crc = pc__crc32c(crc, sp->ring + idx, first);
+    return pc__crc32c(crc, sp->ring, n - first);
+}
+
+/*
+ * Fill in the CRC of every frame in [from, to). Done here rather than in
+ * pc_spool_append so that the request path only copies; the writer mostly
+ * waits for fsync and has the time.
+ */
+static void ring_seal_frames(pc_spool_t *sp, uint64_t from, uint64_t to)
+{
+    for (uint64_t p = from; p < to;) {
+        uint32_t flen = ring_frame_len(sp, p);
+        uint32_t crc = ring_crc(sp, p, 4, 0);
+        crc = ring_crc(sp, p + 8, flen - 8, crc);
+        uint8_t b[4];
+        pc__put_le32(b, crc);
+        ring_put(sp, p + 4, b, 4);
+        p += flen;
+    }
+}
+
 static uint64_t ring_count_frames(const pc_spool_t *sp, uint64_t from, uint64_t to)
 {
     uint64_t n = 0;
-    for (uint64_t p = from; p < to; p += ring_frame_len(sp, p)) n++;
+    for (uint64_t p = from; p < to; p += ring_frame_len(sp, p))
+        n++;
     return n;
 }
 
@@ -310,7 +354,8 @@ static void remove_oldest_seg(pc_spool_t *sp)
 static uint64_t disk_bytes(const pc_spool_t *sp)
 {
     uint64_t total = 0;
-    for (size_t i = 0; i < sp->nsegs; i++) total += sp->segs[i].bytes;
+    for (size_t i = 0; i < sp->nsegs; i++)
+        total += sp->segs[i].bytes;
     return total;
 }
 
@@ -347,8 +392,8 @@ static uint64_t unshipped_records(pc_spool_t *sp, const struct seginfo *s)
     uint64_t cseg, coff;
     bool cursor = pc__spool_cursor_read(sp->dirfd, &cseg, &coff);
     if (cursor && s->segno < cseg) return 0;
-    if (cursor && s->segno == cseg) return coff >= s->bytes ? 0 : count_records(sp, s->segno,
-                                                                              s->bytes, coff);
+    if (cursor && s->segno == cseg)
+        return coff >= s->bytes ? 0 : count_records(sp, s->segno, s->bytes, coff);
     return s->verified ? s->records : count_records(sp, s->segno, s->bytes, 0);
 }
 
@@ -393,7 +438,8 @@ static bool backoff(pc_spool_t *sp, unsigned *attempt)
 {
     (*attempt)++;
     uint64_t ms = BACKOFF_MIN_MS;
-    for (unsigned i = 1; i < *attempt && ms < BACKOFF_MAX_MS; i++) ms *= 2;
+    for (unsigned i = 1; i < *attempt && ms < BACKOFF_MAX_MS; i++)
+        ms *= 2;
     if (ms > BACKOFF_MAX_MS) ms = BACKOFF_MAX_MS;
     pthread_mutex_lock(&sp->mu);
     bool give_up = sp->stopping && *attempt > CLOSE_RETRIES;
@@ -426,8 +472,9 @@ static bool rotate(pc_spool_t *sp)
             close(old);
             push_seg(sp, segno, PC__SPOOL_HDR_LEN, 0, true);
             publish_disk_stats(sp, 0, 0);
-            if (attempt) pc_log_info("spool: segment created after retries",
-                                     PC_LUINT("attempts", attempt + 1));
+            if (attempt)
+                pc_log_info("spool: segment created after retries",
+                            PC_LUINT("attempts", attempt + 1));
             return true;
         }
         if (worth_logging(attempt + 1))
@@ -438,15 +485,17 @@ static bool rotate(pc_spool_t *sp)
     }
 }
 
+typedef enum { WRITE_DONE, WRITE_GAVE_UP, WRITE_ROTATE } write_result_t;
+
 /* Write ring bytes [from, to) at the end of the current segment and fsync. */
-static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
+static write_result_t write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
 {
     unsigned attempt = 0;
     for (;;) {
         struct seginfo *cur = &sp->segs[sp->nsegs - 1];
         struct iovec iov[2];
         int cnt = ring_iov(sp, from, to, iov);
-        int e = write_all(sp->seg_fd, iov, cnt, cur->bytes);
+        int e = inject_enospc_now() ? -ENOSPC : write_all(sp->seg_fd, iov, cnt, cur->bytes);
         const char *what = "write";
         if (!e) {
             what = "fdatasync";
@@ -457,7 +506,7 @@ static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
             pthread_mutex_lock(&sp->mu);
             sp->st.batches++;
             pthread_mutex_unlock(&sp->mu);
-            return true;
+            return WRITE_DONE;
         }
         /* Whatever reached the file past the durable size is suspect (after a
          * failed fsync the kernel may have dropped the pages): cut it and
@@ -468,8 +517,14 @@ static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
                          PC_LSTR("error", strerror(-e)), PC_LUINT("segment", cur->segno),
                          PC_LUINT("offset", cur->bytes), PC_LUINT("attempt", attempt + 1),
                          PC_LSTR("truncate_error", te ? strerror(te) : NULL));
-        if (e == -ENOSPC && drop_oldest(sp, "disk full")) continue;
-        if (!backoff(sp, &attempt)) return false;
+        if (e == -ENOSPC) {
+            /* Disk full: make room as max_bytes would, oldest first. When the
+             * segment being written is all there is, seal it so that the next
+             * attempt may drop it: newest records are kept, as under the bound. */
+            if (drop_oldest(sp, "disk full")) continue;
+            if (cur->records > 0) return WRITE_ROTATE;
+        }
+        if (!backoff(sp, &attempt)) return WRITE_GAVE_UP;
     }
 }
 
@@ -493,7 +548,13 @@ static void write_batch(pc_spool_t *sp, uint64_t from, uint64_t to, uint64_t *wr
             break;
         }
         enforce_limit(sp, end - pos);
-        if (!write_durably(sp, pos, end)) break;
+        ring_seal_frames(sp, pos, end);
+        write_result_t w = write_durably(sp, pos, end);
+        if (w == WRITE_ROTATE) {
+            if (rotate(sp)) continue;
+            break;
+        }
+        if (w == WRITE_GAVE_UP) break;
         struct seginfo *last = &sp->segs[sp->nsegs - 1];
         last->bytes += end - pos;
         last->records += cnt;
@@ -576,8 +637,7 @@ static int check_segment(pc_spool_t *sp, uint64_t segno, bool cut, struct segsca
     }
     out->size = (uint64_t)stt.st_size;
     uint8_t hdr[PC__SPOOL_HDR_LEN];
-    out->hdr_ok = out->size >= sizeof hdr &&
-                  pread(fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr &&
+    out->hdr_ok = out->size >= sizeof hdr && pread(fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr &&
                   pc__spool_header_decode(hdr, segno, &out->base_seq);
     if (!out->hdr_ok) goto out;
     rc = scan_frames(fd, PC__SPOOL_HDR_LEN, out->size, &out->sc);
@@ -696,7 +756,8 @@ static void *verifier_main(void *arg)
 void pc__spool_wait_verified(pc_spool_t *sp)
 {
     pthread_mutex_lock(&sp->mu);
-    while (!sp->verifier_done) pthread_cond_wait(&sp->done_cv, &sp->mu);
+    while (!sp->verifier_done)
+        pthread_cond_wait(&sp->done_cv, &sp->mu);
     pthread_mutex_unlock(&sp->mu);
 }
 
@@ -851,11 +912,10 @@ pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t
         errf(err, errlen, "cannot start verifier thread", dir, e);
         goto fail;
     }
-    pc_log_info("spool opened", PC_LSTR("dir", dir), PC_LUINT("segments", sp->nsegs),
-                PC_LUINT("bytes", sp->st.bytes_on_disk),
-                PC_LUINT("next_seq", atomic_load(&sp->next_seq)),
-                PC_LUINT("torn_records_cut", sp->st.torn_records_cut),
-                PC_LUINT("max_bytes", max_bytes));
+    pc_log_info(
+        "spool opened", PC_LSTR("dir", dir), PC_LUINT("segments", sp->nsegs),
+        PC_LUINT("bytes", sp->st.bytes_on_disk), PC_LUINT("next_seq", atomic_load(&sp->next_seq)),
+        PC_LUINT("torn_records_cut", sp->st.torn_records_cut), PC_LUINT("max_bytes", max_bytes));
     free(found);
     free(doomed);
     return sp;
@@ -905,8 +965,10 @@ bool pc_spool_append_seq(pc_spool_t *sp, uint64_t seq, const char *rec, size_t l
         note_drop(sp, len ? "record too large" : "empty record");
         return false;
     }
-    uint8_t hdr[PC__SPOOL_FRAME_HDR];
-    pc__spool_frame_header(hdr, seq, rec, len);
+    uint8_t hdr[PC__SPOOL_FRAME_HDR]; /* the writer fills in the CRC */
+    pc__put_le32(hdr, (uint32_t)len);
+    pc__put_le32(hdr + 4, 0);
+    pc__put_le64(hdr + 8, seq);
     uint64_t flen = PC__SPOOL_FRAME_HDR + len;
 
     pthread_mutex_lock(&sp->mu);

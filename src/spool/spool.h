@@ -44,7 +44,7 @@ typedef struct pc_spool_stats {
     uint64_t torn_records_cut; /* found corrupt at open and cut */
     uint64_t bytes_on_disk;
     uint64_t segments;
-    uint64_t batches;          /* write+fdatasync rounds; records_written / batches = group size */
+    uint64_t batches; /* write+fdatasync rounds; records_written / batches = group size */
 } pc_spool_stats_t;
 
 /**
@@ -65,8 +65,8 @@ pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t
 /**
  * Queue one record (a JSON object without trailing newline); copies it and
  * gives it the sequence number pc_spool_next_seq would return.
- * Never blocks on I/O: a CRC over the payload and a memcpy under a short
- * mutex. Returns false if the record is empty, over PC_SPOOL_MAX_RECORD,
+ * Never blocks on I/O: a memcpy under a short mutex (the writer thread
+ * computes the CRC). Returns false if the record is empty, over PC_SPOOL_MAX_RECORD,
  * the spool is closing, or the in-memory queue is full; the record is then
  * counted as dropped.
  */
@@ -112,6 +112,9 @@ typedef enum { PC_SPOOL_READ_OK, PC_SPOOL_READ_END, PC_SPOOL_READ_ERROR } pc_spo
  * Next valid record: *rec points into the reader's buffer, valid until the
  * next call. END means no complete record yet (call again later to follow).
  * *pos_after is where reading resumes after this record (a durable cursor).
+ * Delivery is at-least-once: a reader following a live spool may see a
+ * record that the writer has to write again elsewhere (a full disk while the
+ * batch was being written); the record's id tells the copies apart.
  */
 pc_spool_read_t pc_spool_reader_next(pc_spool_reader_t *r, const char **rec, size_t *len,
                                      pc_spool_pos_t *pos_after);
@@ -143,6 +146,8 @@ bool pc_spool_cursor_load(const char *dir, pc_spool_pos_t *out);
  * 0 disables; UINT_MAX fails every one. Process-wide; for tests and fuzzing only.
  */
 void pc__spool_inject_failure(unsigned nth_write, bool partial, unsigned nth_fsync);
+/** The next count batch writes fail with ENOSPC (disk full). */
+void pc__spool_inject_enospc(unsigned count);
 /** While stalled, writer threads take no new batch (to fill the queue in tests). */
 void pc__spool_inject_stall(bool stall);
 /**

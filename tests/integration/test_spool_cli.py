@@ -88,6 +88,22 @@ def test_prints_all_records_in_order(tmp_path):
     assert r2.stdout == r.stdout
 
 
+def test_spool_dir_from_connector_config(tmp_path):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    write_segment(spool, 1, [1, 2])
+    cfg = tmp_path / "connector.yaml"
+    cfg.write_text("control_plane: {config_dir: %s}\nlog_spool: {dir: %s}\n" % (tmp_path, spool))
+    r = run_logs("-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert ids(r.stdout) == ["it-1", "it-2"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("log_spool: {dir: %s, colour: blue}\n" % spool)
+    r = run_logs("--config", str(bad))
+    assert r.returncode == 2 and b"colour" in r.stderr
+    assert run_logs("-c", str(cfg), "--spool", str(spool)).returncode == 2
+
+
 def test_empty_spool(tmp_path):
     r = run_logs("--spool", str(tmp_path))
     assert r.returncode == 0 and r.stdout == b""

@@ -217,6 +217,10 @@ static void test_errors_name_key_and_line(void **state)
     expect_error("control_plane: {config_dir: /x}\ninstance_name: 'a b'\n",
                  "portcullis.yaml:2: instance_name: invalid instance name (1-253 characters, no "
                  "spaces, quotes or backslashes) \"a b\"");
+    expect_error("control_plane: {config_dir: ''}\n",
+                 "portcullis.yaml:1: control_plane.config_dir: must not be empty");
+    expect_error("control_plane: {config_dir: /x}\ncluster: {data_dir: \"\"}\n",
+                 "portcullis.yaml:2: cluster.data_dir: must not be empty");
     expect_error("control_plane: {config_dir: /x}\nlog_level: verbose\n",
                  "portcullis.yaml:2: log_level: invalid value \"verbose\" (expected "
                  "debug|info|warn|error)");

@@ -225,6 +225,9 @@ static void test_validation_errors(void **state)
     expect_error("resources:\n  - {name: x, technology: postgres, hostname: h, port: 1,\n"
                  "     tls: require, tls_ca_file: ca.pem, credentials: {username: u}}\n",
                  "objects.yaml:3: resources[0].tls_ca_file: only used with tls: verify-full");
+    expect_error("resources:\n  - {name: x, technology: postgres, hostname: h, port: 1,\n"
+                 "     database: '', credentials: {username: u}}\n",
+                 "objects.yaml:3: resources[0].database: must not be empty");
     expect_error(PG_RES "listeners:\n  - {name: pg, port: 5433, resource: nope}\n",
                  "objects.yaml:5: listeners[0].resource: unknown resource \"nope\"");
     expect_error(PG_RES "listeners:\n  - {name: pg, port: 5433, resource: pg-main, tls: yes}\n",
@@ -599,6 +602,22 @@ static void test_merge_keys(void **state)
 
 static void test_empty(void **state)
 {
+    /* A snapshot built by hand (no index) is still searchable. */
+    pc_user_t user = {.username = "hand"};
+    pc_resource_t res = {.name = "r"};
+    pc_listener_cfg_t lis = {.name = "l"};
+    pc_snapshot_t hand = {.users = &user,
+                          .n_users = 1,
+                          .resources = &res,
+                          .n_resources = 1,
+                          .listeners = &lis,
+                          .n_listeners = 1};
+    assert_ptr_equal(pc_snapshot_user(&hand, "hand"), &user);
+    assert_null(pc_snapshot_user(&hand, "x"));
+    assert_ptr_equal(pc_snapshot_resource(&hand, "r"), &res);
+    assert_ptr_equal(pc_snapshot_listener(&hand, "l"), &lis);
+    assert_null(pc_snapshot_listener(&hand, "r"));
+
     char err[64];
     pc_snapshot_t *s = pc_snapshot_empty(3);
     assert_int_equal(s->revision, 3);

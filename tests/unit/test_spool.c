@@ -59,7 +59,8 @@ static size_t make_rec(char *buf, size_t cap, unsigned n, size_t pad)
     int len = snprintf(buf, cap, "{\"n\":%u,\"pad\":\"", n);
     size_t p = (size_t)len;
     size_t extra = pad + n % 37;
-    for (size_t i = 0; i < extra && p + 3 < cap; i++) buf[p++] = (char)('a' + (n + i) % 26);
+    for (size_t i = 0; i < extra && p + 3 < cap; i++)
+        buf[p++] = (char)('a' + (n + i) % 26);
     buf[p++] = '"';
     buf[p++] = '}';
     buf[p] = '\0';
@@ -176,6 +177,7 @@ static int teardown(void **state)
 {
     remove_dir(*state);
     pc__spool_inject_failure(0, false, 0);
+    pc__spool_inject_enospc(0);
     pc__spool_inject_stall(false);
     return 0;
 }
@@ -243,7 +245,8 @@ static void test_append_reopen(void **state)
     struct readall ra;
     read_all(dir, 100, &ra);
     assert_int_equal(ra.count, 600);
-    for (unsigned i = 0; i < 600; i++) assert_int_equal(ra.ns[i], i);
+    for (unsigned i = 0; i < 600; i++)
+        assert_int_equal(ra.ns[i], i);
     assert_int_equal(ra.skipped, 0);
     free(ra.ns);
 }
@@ -326,8 +329,10 @@ static void torn_case(const char *dir, enum damage how)
 
     read_all(dir, 200, &ra);
     assert_int_equal(ra.count, expect + 10);
-    for (unsigned i = 0; i < expect; i++) assert_int_equal(ra.ns[i], i);
-    for (unsigned i = 0; i < 10; i++) assert_int_equal(ra.ns[expect + i], 1000 + i);
+    for (unsigned i = 0; i < expect; i++)
+        assert_int_equal(ra.ns[i], i);
+    for (unsigned i = 0; i < 10; i++)
+        assert_int_equal(ra.ns[expect + i], 1000 + i);
     assert_int_equal(ra.skipped, 0);
     free(ra.ns);
 
@@ -375,7 +380,8 @@ static void test_corrupt_sealed_segment(void **state)
     int fd = open(path, O_RDWR);
     uint64_t off = PC__SPOOL_HDR_LEN;
     char rec[8192];
-    for (unsigned n = 0; n < 10; n++) off += PC__SPOOL_FRAME_HDR + make_rec(rec, sizeof rec, n, 50);
+    for (unsigned n = 0; n < 10; n++)
+        off += PC__SPOOL_FRAME_HDR + make_rec(rec, sizeof rec, n, 50);
     uint8_t b;
     assert_int_equal(pread(fd, &b, 1, (off_t)(off + 20)), 1);
     b ^= 0x20;
@@ -386,8 +392,10 @@ static void test_corrupt_sealed_segment(void **state)
     struct readall ra;
     read_all(dir, 50, &ra);
     assert_int_equal(ra.count, 30);
-    for (unsigned i = 0; i < 10; i++) assert_int_equal(ra.ns[i], i);
-    for (unsigned i = 0; i < 20; i++) assert_int_equal(ra.ns[10 + i], 20 + i);
+    for (unsigned i = 0; i < 10; i++)
+        assert_int_equal(ra.ns[i], i);
+    for (unsigned i = 0; i < 20; i++)
+        assert_int_equal(ra.ns[10 + i], 20 + i);
     assert_int_equal(ra.skipped, 1);
     free(ra.ns);
 
@@ -418,7 +426,8 @@ static void test_max_bytes_shrunk_at_restart(void **state)
     struct readall ra;
     read_all(dir, 1000, &ra);
     assert_int_equal(ra.count + st.records_dropped, 1800);
-    for (size_t i = 0; i < ra.count; i++) assert_int_equal(ra.ns[i], 1800 - ra.count + i);
+    for (size_t i = 0; i < ra.count; i++)
+        assert_int_equal(ra.ns[i], 1800 - ra.count + i);
     free(ra.ns);
 }
 
@@ -472,7 +481,8 @@ static void test_max_bytes_shipped(void **state)
     size_t len;
     pc_spool_pos_t pos = {0, 0};
     unsigned shipped = 0;
-    while (pc_spool_reader_next(r, &rec, &len, &pos) == PC_SPOOL_READ_OK) shipped++;
+    while (pc_spool_reader_next(r, &rec, &len, &pos) == PC_SPOOL_READ_OK)
+        shipped++;
     pc_spool_reader_close(r);
     assert_int_equal(shipped, 1500);
     assert_true(pc_spool_cursor_store(dir, &pos, err, sizeof err));
@@ -674,7 +684,8 @@ static void failure_case(const char *dir, unsigned nth_write, bool partial, unsi
     struct readall ra;
     read_all(dir, 100, &ra);
     assert_int_equal(ra.count, 400);
-    for (unsigned i = 0; i < 400; i++) assert_int_equal(ra.ns[i], i);
+    for (unsigned i = 0; i < 400; i++)
+        assert_int_equal(ra.ns[i], i);
     free(ra.ns);
 }
 
@@ -726,6 +737,30 @@ static void test_close_on_dead_disk(void **state)
     free(ra.ns);
 }
 
+/* Disk full with one segment: it is sealed, then dropped; the newest records stay. */
+static void test_disk_full(void **state)
+{
+    const char *dir = *state;
+    pc_spool_t *sp = open_ok(dir, 64 * MIB);
+    append_range(sp, 0, 100, 100);
+    pc_spool_flush(sp);
+    /* first attempt: nothing older to drop, so seal and rotate; second: drop it */
+    pc__spool_inject_enospc(2);
+    append_range(sp, 100, 150, 100);
+    pc_spool_flush(sp);
+    pc_spool_stats_t st;
+    pc_spool_get_stats(sp, &st);
+    assert_int_equal(st.records_written, 150);
+    assert_int_equal(st.records_dropped, 100);
+    pc_spool_close(sp);
+    struct readall ra;
+    read_all(dir, 100, &ra);
+    assert_int_equal(ra.count, 50);
+    for (unsigned i = 0; i < 50; i++)
+        assert_int_equal(ra.ns[i], 100 + i);
+    free(ra.ns);
+}
+
 struct appender {
     pc_spool_t *sp;
     unsigned base, count;
@@ -757,7 +792,8 @@ static void test_concurrent_appends(void **state)
         a[t] = (struct appender){sp, t * PER, PER};
         assert_int_equal(pthread_create(&th[t], NULL, appender_main, &a[t]), 0);
     }
-    for (unsigned t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+    for (unsigned t = 0; t < THREADS; t++)
+        pthread_join(th[t], NULL);
     pc_spool_flush(sp);
     pc_spool_stats_t st;
     pc_spool_get_stats(sp, &st);
@@ -890,12 +926,14 @@ static void test_kill9_keeps_durable_records(void **state)
     }
     close(pfd[1]);
     unsigned durable = 0, v;
-    while (durable < 3000 && read(pfd[0], &v, sizeof v) == sizeof v) durable = v;
+    while (durable < 3000 && read(pfd[0], &v, sizeof v) == sizeof v)
+        durable = v;
     assert_int_equal(kill(pid, SIGKILL), 0);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
-    while (read(pfd[0], &v, sizeof v) == sizeof v) durable = v;
+    while (read(pfd[0], &v, sizeof v) == sizeof v)
+        durable = v;
     close(pfd[0]);
     assert_true(durable >= 3000);
 
@@ -906,7 +944,8 @@ static void test_kill9_keeps_durable_records(void **state)
     read_all(dir, 100, &ra);
     /* a gapless prefix, at least as long as what was reported durable */
     assert_true(ra.count >= durable);
-    for (size_t i = 0; i < ra.count; i++) assert_int_equal(ra.ns[i], i);
+    for (size_t i = 0; i < ra.count; i++)
+        assert_int_equal(ra.ns[i], i);
     assert_true(next > ra.count);
     free(ra.ns);
 }
@@ -933,6 +972,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_failures_repeated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsync_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_on_dead_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_seqs_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
