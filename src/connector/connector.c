@@ -117,7 +117,7 @@ static bool compute_ready(connector_t *c, const char **reason)
     }
     if (!c->current) {
         *reason = c->not_ready_reason ? c->not_ready_reason : "configuration not loaded";
-        if (c->cp) *reason = cp_wait_reason(c->cp);
+        if (c->cp && !c->not_ready_reason) *reason = cp_wait_reason(c->cp);
         return false;
     }
     if (!pc_workers_ready(c->workers, c->revision, NULL)) {
@@ -207,7 +207,9 @@ static void on_cp_snapshot(void *arg, const char *text, size_t len, uint64_t rev
     char err[1024] = "", origin[64];
     snprintf(origin, sizeof origin, "control-plane revision %" PRIu64, revision);
     pc_snapshot_t *s = pc_snapshot_load_yaml(text, len, origin, revision, err, sizeof err);
-    (void)apply_snapshot(c, s, err, c->current == NULL);
+    bool initial = c->current == NULL;
+    bool ok = apply_snapshot(c, s, err, initial);
+    if (initial) c->not_ready_reason = ok ? NULL : "configuration from the control plane refused";
     on_workers_notify(c);
 }
 
