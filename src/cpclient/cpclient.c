@@ -59,8 +59,8 @@ struct pc_cpclient {
     char *hb_body;
     pc__ndjson_t splitter;
     pc__backoff_t backoff;
-    bool stream_live;       /* a line arrived on the current stream */
-    bool stream_aborted;    /* we cut it (bad line): reason in abort_reason */
+    bool stream_live;    /* a line arrived on the current stream */
+    bool stream_aborted; /* we cut it (bad line): reason in abort_reason */
     char abort_reason[160];
     char error_body[ERROR_BODY_MAX];
     size_t error_body_len;
@@ -73,10 +73,14 @@ struct pc_cpclient {
 const char *pc_cpclient_state_name(pc_cpclient_state_t s)
 {
     switch (s) {
-    case PC_CPCLIENT_CONNECTING: return "connecting";
-    case PC_CPCLIENT_UNREACHABLE: return "unreachable";
-    case PC_CPCLIENT_CONNECTED: return "connected";
-    case PC_CPCLIENT_DISCONNECTED: return "disconnected";
+    case PC_CPCLIENT_CONNECTING:
+        return "connecting";
+    case PC_CPCLIENT_UNREACHABLE:
+        return "unreachable";
+    case PC_CPCLIENT_CONNECTED:
+        return "connected";
+    case PC_CPCLIENT_DISCONNECTED:
+        return "disconnected";
     }
     return "unknown";
 }
@@ -201,8 +205,10 @@ static bool handle_line(pc_cpclient_t *cp, const char *line, size_t len)
     cp->last_line_ms = pc__cp_now_ms();
     if (!cp->stream_live) stream_up(cp);
     touch_contact(cp);
-    if (m.type == PC__CPMSG_SNAPSHOT) deliver_snapshot(cp, &m);
-    else if (m.type == PC__CPMSG_HEARTBEAT) pc_metric_add(cp->m_stream_hb, 1);
+    if (m.type == PC__CPMSG_SNAPSHOT)
+        deliver_snapshot(cp, &m);
+    else if (m.type == PC__CPMSG_HEARTBEAT)
+        pc_metric_add(cp->m_stream_hb, 1);
     pc__cpmsg_free(&m);
     return true;
 }
@@ -227,13 +233,13 @@ static size_t on_watch_data(char *data, size_t size, size_t nmemb, void *arg)
         size_t used = 0;
         const char *line;
         size_t line_len;
-        pc__ndjson_res_t r = pc__ndjson_feed(&cp->splitter, data + off, len - off, &used, &line,
-                                             &line_len);
+        pc__ndjson_res_t r =
+            pc__ndjson_feed(&cp->splitter, data + off, len - off, &used, &line, &line_len);
         off += used;
         if (r == PC__NDJSON_NEED_MORE) break;
         if (r == PC__NDJSON_ERROR) {
-            snprintf(cp->abort_reason, sizeof cp->abort_reason,
-                     "stream line longer than %u bytes", MAX_LINE);
+            snprintf(cp->abort_reason, sizeof cp->abort_reason, "stream line longer than %u bytes",
+                     MAX_LINE);
             cp->stream_aborted = true;
             return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
         }
@@ -285,14 +291,16 @@ static void watch_done(pc_cpclient_t *cp, CURLcode rc)
     if (cp->stream_aborted)
         snprintf(why, sizeof why, "%s", cp->abort_reason);
     else if (rc != CURLE_OK)
-        snprintf(why, sizeof why, "%.150s", cp->watch_err[0] ? cp->watch_err : curl_easy_strerror(rc));
+        snprintf(why, sizeof why, "%.150s",
+                 cp->watch_err[0] ? cp->watch_err : curl_easy_strerror(rc));
     else if (code != 200)
         snprintf(why, sizeof why, "HTTP %ld: %.120s", code, cp->error_body);
     else
         snprintf(why, sizeof why, "the control plane ended the stream");
     /* Strip a trailing newline from a server's error body. */
     size_t n = strlen(why);
-    while (n > 0 && (why[n - 1] == '\n' || why[n - 1] == '\r')) why[--n] = '\0';
+    while (n > 0 && (why[n - 1] == '\n' || why[n - 1] == '\r'))
+        why[--n] = '\0';
     end_watch(cp);
     stream_down(cp, why);
 }
@@ -306,8 +314,8 @@ static char *heartbeat_body(pc_cpclient_t *cp)
     pthread_mutex_unlock(&cp->lock);
     json_t *o = json_pack("{s:s, s:s, s:s, s:{s:b, s:s, s:s}, s:s}", "instance", cp->instance,
                           "version", PC_VERSION, "address", cp->address, "health", "ready",
-                          (int)atomic_load(&cp->ready), "control_plane", cps, "cluster",
-                          "disabled", "cluster_role", "none");
+                          (int)atomic_load(&cp->ready), "control_plane", cps, "cluster", "disabled",
+                          "cluster_role", "none");
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
@@ -338,7 +346,8 @@ static void heartbeat_done(pc_cpclient_t *cp, CURLcode rc)
     curl_easy_getinfo(cp->hb, CURLINFO_RESPONSE_CODE, &code);
     bool ok = rc == CURLE_OK && code >= 200 && code < 300;
     pc_metric_add(ok ? cp->m_hb_ok : cp->m_hb_failed, 1);
-    if (ok) touch_contact(cp);
+    if (ok)
+        touch_contact(cp);
     else
         pc_log_debug("heartbeat failed", PC_LINT("status", code),
                      PC_LSTR("error", cp->hb_err[0] ? cp->hb_err : curl_easy_strerror(rc)));
@@ -372,8 +381,10 @@ static void *watch_main(void *arg)
             if (msg->msg != CURLMSG_DONE) continue;
             CURL *e = msg->easy_handle;
             CURLcode rc = msg->data.result;
-            if (e == cp->watch) watch_done(cp, rc);
-            else if (e == cp->hb) heartbeat_done(cp, rc);
+            if (e == cp->watch)
+                watch_done(cp, rc);
+            else if (e == cp->hb)
+                heartbeat_done(cp, rc);
         }
         now = pc__cp_now_ms();
         /* Covers a silent peer at any stage: connecting, before the headers, mid-stream. */
@@ -429,21 +440,20 @@ static void register_metrics(pc_cpclient_t *cp)
     cp->m_connected = pc_metric_gauge("portcullis_control_plane_connected",
                                       "1 while the control plane's watch stream is alive.", NULL);
     cp->m_age = pc_metric_gauge("portcullis_control_plane_last_contact_age_seconds",
-                                "Seconds since the control plane last answered (-1: never).",
-                                NULL);
+                                "Seconds since the control plane last answered (-1: never).", NULL);
     cp->m_stream_hb = pc_metric_counter("portcullis_control_plane_pings_received_total",
                                         "Heartbeat lines received on the watch stream.", NULL);
-    cp->m_snapshots = pc_metric_counter("portcullis_control_plane_snapshots_received_total",
-                                        "Configuration snapshots received from the control plane.",
-                                        NULL);
+    cp->m_snapshots =
+        pc_metric_counter("portcullis_control_plane_snapshots_received_total",
+                          "Configuration snapshots received from the control plane.", NULL);
     cp->m_reconnects = pc_metric_counter("portcullis_control_plane_reconnects_total",
                                          "Watch streams that ended or failed to start.", NULL);
-    cp->m_hb_ok = pc_metric_counter("portcullis_control_plane_heartbeats_total",
-                                    "Heartbeats posted to the control plane by result.",
-                                    "result=\"ok\"");
-    cp->m_hb_failed = pc_metric_counter("portcullis_control_plane_heartbeats_total",
-                                        "Heartbeats posted to the control plane by result.",
-                                        "result=\"failed\"");
+    cp->m_hb_ok =
+        pc_metric_counter("portcullis_control_plane_heartbeats_total",
+                          "Heartbeats posted to the control plane by result.", "result=\"ok\"");
+    cp->m_hb_failed =
+        pc_metric_counter("portcullis_control_plane_heartbeats_total",
+                          "Heartbeats posted to the control plane by result.", "result=\"failed\"");
     pc_metric_set(cp->m_connected, 0);
     pc_metric_set(cp->m_age, -1);
 }

@@ -29,8 +29,7 @@
 typedef struct pc_cpclient pc_cpclient_t;
 
 /** Called on the loop's thread; text is valid only during the call. */
-typedef void (*pc_cpclient_snapshot_fn)(void *arg, const char *text, size_t len,
-                                        uint64_t revision);
+typedef void (*pc_cpclient_snapshot_fn)(void *arg, const char *text, size_t len, uint64_t revision);
 
 typedef struct pc_cpclient_opts {
     const char *url;       /* base URL, http:// or https:// (TLS through libcurl) */

@@ -67,7 +67,8 @@ typedef struct pc__backoff {
 } pc__backoff_t;
 
 void pc__backoff_init(pc__backoff_t *b, uint64_t base_ms, uint64_t cap_ms);
-/** Delay before the next attempt: uniform in [0, min(cap, base * 2^attempt)]; rnd is random bits. */
+/** Delay before the next attempt: uniform in [0, min(cap, base * 2^attempt)]; rnd is random bits.
+ */
 uint64_t pc__backoff_next(pc__backoff_t *b, uint64_t rnd);
 void pc__backoff_reset(pc__backoff_t *b);
 /** Upper bound of the delay the next call would draw from (for logs and tests). */
@@ -78,7 +79,7 @@ uint64_t pc__backoff_ceiling(const pc__backoff_t *b);
 typedef struct pc__batch {
     char *buf;
     size_t len, cap;
-    size_t max_bytes;   /* whole body, brackets included */
+    size_t max_bytes; /* whole body, brackets included */
     size_t max_records;
     size_t n;
 } pc__batch_t;
@@ -109,8 +110,8 @@ bool pc__cp_url(char *out, size_t cap, const char *base, const char *path) PC_WU
 typedef struct pc__shipper pc__shipper_t;
 
 /** Start shipping dir's spool to url's /v1/connector/logs. NULL + err on failure. */
-pc__shipper_t *pc__shipper_start(const char *url, const char *token, const char *dir,
-                                 char *err, size_t errlen) PC_WUR;
+pc__shipper_t *pc__shipper_start(const char *url, const char *token, const char *dir, char *err,
+                                 size_t errlen) PC_WUR;
 /** The control plane answers again: end a backoff wait now (any thread). */
 void pc__shipper_kick(pc__shipper_t *sh);
 /** Records acknowledged since start (any thread). */

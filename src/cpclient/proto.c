@@ -35,7 +35,8 @@ static bool carry(pc__ndjson_t *p, const char *data, size_t n)
 {
     if (p->len + n > p->cap) {
         size_t cap = p->cap ? p->cap : 4096;
-        while (cap < p->len + n) cap *= 2;
+        while (cap < p->len + n)
+            cap *= 2;
         if (cap > p->max_line + 1) cap = p->max_line + 1;
         char *nb = realloc(p->buf, cap);
         if (!nb) return false;
@@ -221,7 +222,8 @@ static bool batch_reserve(pc__batch_t *b, size_t need)
 {
     if (need <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 16384;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     char *nb = realloc(b->buf, cap);
     if (!nb) return false;
     b->buf = nb;
@@ -268,7 +270,8 @@ const char *pc__batch_body(pc__batch_t *b, size_t *len)
 bool pc__cp_url(char *out, size_t cap, const char *base, const char *path)
 {
     size_t bl = strlen(base);
-    while (bl > 0 && base[bl - 1] == '/') bl--;
+    while (bl > 0 && base[bl - 1] == '/')
+        bl--;
     int n = snprintf(out, cap, "%.*s%s", (int)bl, base, path);
     return n > 0 && (size_t)n < cap;
 }

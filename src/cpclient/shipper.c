@@ -32,9 +32,9 @@ struct pc__shipper {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    bool stop;               /* under lock */
-    bool kicked;             /* under lock: the control plane is back, retry now */
-    uint64_t stop_deadline;  /* under lock: monotonic ms, valid when stop */
+    bool stop;              /* under lock */
+    bool kicked;            /* under lock: the control plane is back, retry now */
+    uint64_t stop_deadline; /* under lock: monotonic ms, valid when stop */
     atomic_uint_fast64_t shipped;
 
     /* shipper thread only */
@@ -42,7 +42,7 @@ struct pc__shipper {
     struct curl_slist *hdrs;
     char curl_err[CURL_ERROR_SIZE];
     pc_spool_reader_t *reader;
-    pc_spool_pos_t acked;  /* durable cursor */
+    pc_spool_pos_t acked; /* durable cursor */
     bool have_acked;
     pc_spool_pos_t batch_end; /* position after the last record in the batch */
     bool have_batch_end;
@@ -117,8 +117,7 @@ static void rewind_to_cursor(pc__shipper_t *sh)
 }
 
 /* A record that must never be shipped: step over it, durably. */
-static void skip_record(pc__shipper_t *sh, const pc_spool_pos_t *after, const char *why,
-                        bool count)
+static void skip_record(pc__shipper_t *sh, const pc_spool_pos_t *after, const char *why, bool count)
 {
     if (count) {
         pc_metric_add(sh->m_rejected, 1);
@@ -391,9 +390,9 @@ pc__shipper_t *pc__shipper_start(const char *url, const char *token, const char 
                                       "Log batches acknowledged by the control plane.", NULL);
     sh->m_failed = pc_metric_counter("portcullis_log_ship_failures_total",
                                      "Log batch posts that failed and will be retried.", NULL);
-    sh->m_rejected = pc_metric_counter("portcullis_log_records_rejected_total",
-                                       "Spool records never shipped (not valid, or refused).",
-                                       NULL);
+    sh->m_rejected =
+        pc_metric_counter("portcullis_log_records_rejected_total",
+                          "Spool records never shipped (not valid, or refused).", NULL);
     int rc = pthread_create(&sh->thread, NULL, ship_main, sh);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the log shipper thread: %s", strerror(rc));

@@ -117,7 +117,10 @@ static void test_msg_decode(void **state)
     assert_int_equal(m.type, PC__CPMSG_OTHER);
 
     static const char *const bad[] = {
-        "not json", "[1,2]", "{\"revision\":1}", "{\"type\":3}",
+        "not json",
+        "[1,2]",
+        "{\"revision\":1}",
+        "{\"type\":3}",
         "{\"type\":\"snapshot\",\"revision\":1}",
         "{\"type\":\"snapshot\",\"revision\":-1,\"snapshot\":{}}",
         "{\"type\":\"snapshot\",\"revision\":\"1\",\"snapshot\":{}}",
@@ -141,9 +144,9 @@ static void test_snapshot_text_loads(void **state)
         "type", "snapshot", "revision", 42, "snapshot", "revision", 42, "resources", "name",
         "pg-main", "technology", "postgres", "hostname", "127.0.0.1", "port", 5432, "database",
         "app/db: \"quoted\" \xc3\xa9 \xf0\x9f\x94\x92", "credentials", "username", "app",
-        "password", "p\\w: #x", "listeners", "name", "pg", "port", 15433, "resource",
-        "pg-main", "users", "username", "alice", "email", "a@example.com", "groups", "analysts",
-        "policies", "name", "p1", "status", "active", "module",
+        "password", "p\\w: #x", "listeners", "name", "pg", "port", 15433, "resource", "pg-main",
+        "users", "username", "alice", "email", "a@example.com", "groups", "analysts", "policies",
+        "name", "p1", "status", "active", "module",
         "package formal.v2\n\n# comment: with \"quotes\"\tand tab\ndefault allow := true\n");
     assert_non_null(line);
     char *text = json_dumps(line, JSON_COMPACT);
@@ -152,8 +155,8 @@ static void test_snapshot_text_loads(void **state)
     char err[1024] = "";
     assert_true(pc__cpmsg_decode(text, strlen(text), &m, err, sizeof err));
     free(text);
-    pc_snapshot_t *s = pc_snapshot_load_yaml(m.snapshot_text, m.snapshot_len, "push", m.revision,
-                                             err, sizeof err);
+    pc_snapshot_t *s =
+        pc_snapshot_load_yaml(m.snapshot_text, m.snapshot_len, "push", m.revision, err, sizeof err);
     if (!s) fail_msg("loader refused the pushed snapshot: %s", err);
     assert_int_equal(s->revision, 42);
     assert_int_equal(s->n_resources, 1);
@@ -184,7 +187,8 @@ static void test_backoff(void **state)
         assert_int_equal(pc__backoff_next(&copy, expect[i] + 1), 0);
         assert_true(pc__backoff_next(&b, UINT64_MAX) <= expect[i]);
     }
-    for (int i = 0; i < 200; i++) assert_true(pc__backoff_next(&b, (uint64_t)i * 7919u) <= 30000);
+    for (int i = 0; i < 200; i++)
+        assert_true(pc__backoff_next(&b, (uint64_t)i * 7919u) <= 30000);
     assert_int_equal(pc__backoff_ceiling(&b), 30000);
     pc__backoff_reset(&b);
     assert_int_equal(pc__backoff_ceiling(&b), 250);
@@ -220,7 +224,7 @@ static void test_batch(void **state)
     memset(big, 'x', sizeof big);
     memcpy(big, "{\"k\":\"", 6);
     memcpy(big + 48, "\"}", 2);
-    assert_int_equal(pc__batch_add(&b, big, 50), PC__BATCH_ADDED);                 /* 64 bytes */
+    assert_int_equal(pc__batch_add(&b, big, 50), PC__BATCH_ADDED); /* 64 bytes */
     assert_int_equal(pc__batch_add(&b, "{}", 2), PC__BATCH_FULL);
     pc__batch_clear(&b);
     memcpy(big + 49, "\"}", 2);
@@ -242,9 +246,12 @@ static void test_url(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ndjson_chunking),   cmocka_unit_test(test_ndjson_max_line),
-        cmocka_unit_test(test_msg_decode),        cmocka_unit_test(test_snapshot_text_loads),
-        cmocka_unit_test(test_backoff),           cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_ndjson_chunking),
+        cmocka_unit_test(test_ndjson_max_line),
+        cmocka_unit_test(test_msg_decode),
+        cmocka_unit_test(test_snapshot_text_loads),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_batch),
         cmocka_unit_test(test_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,11 +33,11 @@ typedef struct server {
     pthread_t thread;
     atomic_bool stop;
     pthread_mutex_t lock;
-    unsigned fail_first;  /* answer 500 to this many requests first */
-    unsigned requests;    /* every request seen */
-    unsigned bad_auth;    /* requests without the expected token */
-    unsigned refused;     /* 400 answers (batch held the "bad" record) */
-    char *ids[MAX_IDS];   /* ids of accepted records, in arrival order (duplicates kept) */
+    unsigned fail_first; /* answer 500 to this many requests first */
+    unsigned requests;   /* every request seen */
+    unsigned bad_auth;   /* requests without the expected token */
+    unsigned refused;    /* 400 answers (batch held the "bad" record) */
+    char *ids[MAX_IDS];  /* ids of accepted records, in arrival order (duplicates kept) */
     size_t n_ids;
 } server_t;
 
@@ -82,13 +82,14 @@ static int judge(server_t *s, const char *head, const char *body, size_t body_le
         json_t *recs = json_object_get(v, "records");
         size_t i;
         json_t *r;
-        json_array_foreach(recs, i, r) {
+        json_array_foreach(recs, i, r)
+        {
             const char *id = json_string_value(json_object_get(r, "id"));
             if (id && strcmp(id, "bad") == 0) status = 400;
         }
         if (status == 400) s->refused++;
-        if (status == 200)
-            json_array_foreach(recs, i, r) {
+        if (status == 200) json_array_foreach(recs, i, r)
+            {
                 if (s->n_ids < MAX_IDS)
                     s->ids[s->n_ids++] = strdup(json_string_value(json_object_get(r, "id")));
             }
@@ -145,7 +146,8 @@ static void server_stop(server_t *s)
     atomic_store(&s->stop, true);
     pthread_join(s->thread, NULL);
     close(s->lfd);
-    for (size_t i = 0; i < s->n_ids; i++) free(s->ids[i]);
+    for (size_t i = 0; i < s->n_ids; i++)
+        free(s->ids[i]);
     pthread_mutex_destroy(&s->lock);
 }
 
@@ -160,7 +162,8 @@ static size_t ids_seen(server_t *s)
 /* Bounded wait for a condition the shipper must reach (not a timing assertion). */
 static void wait_ids(server_t *s, size_t n)
 {
-    for (int i = 0; i < 600 && ids_seen(s) < n; i++) usleep(50 * 1000);
+    for (int i = 0; i < 600 && ids_seen(s) < n; i++)
+        usleep(50 * 1000);
     assert_int_equal(ids_seen(s), n);
 }
 
@@ -204,7 +207,8 @@ static void test_retries_then_ships_everything_once(void **state)
     pc__shipper_t *sh = pc__shipper_start(url, "test-token", dir, err, sizeof err);
     assert_non_null(sh);
     /* The server counts a batch before answering: wait for the shipper's side. */
-    for (int i = 0; i < 600 && pc__shipper_shipped(sh) < 1234; i++) usleep(50 * 1000);
+    for (int i = 0; i < 600 && pc__shipper_shipped(sh) < 1234; i++)
+        usleep(50 * 1000);
     assert_int_equal(pc__shipper_shipped(sh), 1234);
     assert_int_equal(ids_seen(&s), 1234);
     (void)pc__shipper_stop(sh, 1000);
@@ -270,7 +274,8 @@ static void test_refused_record_is_isolated(void **state)
         char want[32];
         snprintf(want, sizeof want, "r-%zu", i);
         size_t seen = 0;
-        for (size_t j = 0; j < s.n_ids; j++) seen += strcmp(s.ids[j], want) == 0;
+        for (size_t j = 0; j < s.n_ids; j++)
+            seen += strcmp(s.ids[j], want) == 0;
         assert_int_equal(seen, 1);
     }
     assert_true(s.refused >= 1);
