@@ -41,6 +41,7 @@ struct pc_cpclient {
 
     atomic_bool stopping;
     atomic_bool ready;
+    atomic_bool heartbeat_now; /* readiness changed: tell the control plane without waiting */
 
     pthread_mutex_t lock; /* guards the fields below */
     pc_cpclient_state_t state;
@@ -116,7 +117,9 @@ void pc_cpclient_status(pc_cpclient_t *cp, pc_cpclient_status_t *out)
 
 void pc_cpclient_set_ready(pc_cpclient_t *cp, bool ready)
 {
-    if (cp) atomic_store(&cp->ready, ready);
+    if (!cp || atomic_exchange(&cp->ready, ready) == ready) return;
+    atomic_store(&cp->heartbeat_now, true);
+    curl_multi_wakeup(cp->multi);
 }
 
 /* ---------- watch thread: contact bookkeeping ---------- */
@@ -371,6 +374,7 @@ static void *watch_main(void *arg)
     pc_cpclient_t *cp = arg;
     while (!atomic_load(&cp->stopping)) {
         uint64_t now = pc__cp_now_ms();
+        if (atomic_exchange(&cp->heartbeat_now, false)) cp->next_hb_ms = now;
         if (!cp->watch && now >= cp->reconnect_at_ms) start_watch(cp);
         if (!cp->hb && now >= cp->next_hb_ms) start_heartbeat(cp);
         int running = 0;

@@ -325,3 +325,29 @@ def test_graceful_shutdown_ships_what_is_spooled(connector, cp, pg_server, free_
     assert set(spooled) == set(ids) and len(ids) == len(set(ids))
     print(f"records at shutdown: {len(spooled)}, flushed in step 4: "
           f"{step[0]['records_shipped']}")
+
+
+def test_refused_token_keeps_the_connector_not_ready(connector, cp, pg_server, free_port):
+    apply(cp, base_objects(pg_server, free_port()))
+    c = start(connector, cp, "c1", token="pct_not-a-token-we-issued-0000", wait_ready=False)
+    c.wait_log("control plane unreachable; retrying with backoff", timeout=15)
+    status, body = ready_body(c)
+    assert status == 503 and body["reason"] == "control plane unreachable"
+    assert body["control_plane_error"].startswith("HTTP 401"), body
+    assert not any("pct_not-a-token" in l for l in c.raw_stderr)
+    assert c.stop() == 0
+
+
+def test_instances_show_readiness_from_heartbeats(connector, cp, pg_server, free_port):
+    apply(cp, base_objects(pg_server, free_port()))
+    c = start(connector, cp, "c1")
+
+    def instance():
+        items = cp.api("GET", "/v1/instances")[1]["items"]
+        return next((i for i in items if i["instance"] == "c1"), None)
+    # A readiness change is reported at once, not at the next 10 s heartbeat.
+    wait_until(lambda: (instance() or {}).get("health", {}).get("ready") is True, timeout=30,
+               what="instance reported ready")
+    i = instance()
+    assert i["status"] == "connected" and i["health"]["control_plane"] == "connected"
+    assert i["connector"] == "c1" and i["version"] == c.find_logs("starting")[0]["version"]
