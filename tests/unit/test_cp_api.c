@@ -189,7 +189,7 @@ static void test_logs_paging(void **state)
         assert_int_equal(call(f->cp, "GET", "/v1/logs", query, AUTH, NULL, &v), 200);
         json_t *items = json_object_get(v, "items");
         for (size_t i = 0; i < json_array_size(items); i++) {
-            char want[8];
+            char want[16];
             snprintf(want, sizeof want, "r%d", 2 * seen);
             assert_string_equal(json_string_value(json_object_get(json_array_get(items, i), "id")),
                                 want);
