@@ -17,6 +17,7 @@
 #include "policy/policy.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,6 +301,70 @@ static bool compile_policy(const json_t *obj, pc_cp_response_t *out)
     return false;
 }
 
+/*
+ * Policies compile on one long-lived thread: the engine keeps per-thread
+ * scratch memory, and the server's connection threads are short-lived, so
+ * compiling on them would leave that memory behind with every upload.
+ */
+typedef struct compile_job {
+    const json_t *obj;
+    pc_cp_response_t *out;
+    bool ok, done;
+} compile_job_t;
+
+static pthread_mutex_t compiler_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t compiler_wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t compiler_done = PTHREAD_COND_INITIALIZER;
+static compile_job_t *compiler_job;
+static pthread_once_t compiler_once = PTHREAD_ONCE_INIT;
+static bool compiler_running;
+
+static void *compiler_main(void *arg)
+{
+    pthread_mutex_lock(&compiler_mu);
+    for (;;) {
+        while (!compiler_job) pthread_cond_wait(&compiler_wake, &compiler_mu);
+        compile_job_t *j = compiler_job;
+        pthread_mutex_unlock(&compiler_mu);
+        bool ok = compile_policy(j->obj, j->out);
+        pthread_mutex_lock(&compiler_mu);
+        j->ok = ok;
+        j->done = true;
+        compiler_job = NULL;
+        pthread_cond_broadcast(&compiler_done);
+    }
+    return NULL;
+}
+
+static void compiler_start(void)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* Signals stay with the thread that waits for them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    compiler_running = pthread_create(&t, &attr, compiler_main, NULL) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+}
+
+static bool compile_policy_shared(const json_t *obj, pc_cp_response_t *out)
+{
+    pthread_once(&compiler_once, compiler_start);
+    if (!compiler_running) return compile_policy(obj, out);
+    compile_job_t j = {.obj = obj, .out = out};
+    pthread_mutex_lock(&compiler_mu);
+    while (compiler_job) pthread_cond_wait(&compiler_done, &compiler_mu);
+    compiler_job = &j;
+    pthread_cond_signal(&compiler_wake);
+    while (!j.done) pthread_cond_wait(&compiler_done, &compiler_mu);
+    pthread_mutex_unlock(&compiler_mu);
+    return j.ok;
+}
+
 /* ---------- the write path ---------- */
 
 static int cmp_by_name(const void *a, const void *b)
@@ -440,7 +505,7 @@ bool pc__cp_write(pc_cp_t *cp, const pc__cp_op_t *ops, size_t n, uint64_t *rev,
         }
         json_t *obj = json_deep_copy(op->obj);
         if (!prepare_object(op->kind, obj, old, out) ||
-            (op->kind == 3 && !compile_policy(obj, out))) {
+            (op->kind == 3 && !compile_policy_shared(obj, out))) {
             json_decref(obj);
             goto done;
         }
