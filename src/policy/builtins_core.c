@@ -1405,9 +1405,12 @@ static const pc_builtin k_core[] = {
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
+void pc__parse_module_register(void);
+
 static void init_once(void)
 {
     pc_builtin_register_table(k_core);
+    pc__parse_module_register();
     /* a strong reference: it also pulls the extended set out of libpc.a
      * into every program that evaluates policies (tests, bench, connector) */
     pc__builtins_ext_register();

@@ -631,8 +631,52 @@ static void declare_args(C *c, scope *s, pc_term *t)
     }
 }
 
+static bool has_call(const pc_term *t)
+{
+    if (!t) return false;
+    if (t->kind == T_CALL) return true;
+    if (t->kind == T_ARRAY || t->kind == T_SET || t->kind == T_OBJECT)
+        for (uint32_t i = 0; i < t->n; i++)
+            if (has_call(t->items[i]) || (t->kind == T_OBJECT && has_call(t->keys[i]))) return true;
+    return false;
+}
+
+/* A function argument that computes (f($"{x}") := ...) is matched after the
+ * body, as OPA does: the argument becomes a variable and the body ends with
+ * `var = <argument>`. */
+static void rewrite_call_args(C *c, pc_rule *r)
+{
+    for (uint32_t i = 0; i < r->nargs; i++) {
+        if (!has_call(r->args[i])) continue;
+        pc_term *orig = r->args[i];
+        char name[32];
+        snprintf(name, sizeof(name), "$arg%u", i);
+        pc_term *v = mk(c, T_VAR, orig->loc);
+        v->name = pc_arena_strndup(c->arena, name, strlen(name));
+        r->args[i] = v; /* shared with the else chain */
+        for (pc_rule *e = r; e; e = e->els) {
+            pc_term *v2 = mk(c, T_VAR, orig->loc);
+            v2->name = v->name;
+            pc_expr *x = pc_arena_alloc(c->arena, sizeof(*x));
+            memset(x, 0, sizeof(*x));
+            x->kind = E_UNIFY;
+            x->loc = orig->loc;
+            x->a = v2;
+            x->b = orig;
+            pc_body *b = pc_arena_alloc(c->arena, sizeof(*b));
+            uint32_t n = e->body ? e->body->n : 0;
+            b->exprs = pc_arena_alloc(c->arena, (n + 1) * sizeof(pc_expr *));
+            if (n) memcpy(b->exprs, e->body->exprs, n * sizeof(pc_expr *));
+            b->exprs[n] = x;
+            b->n = n + 1;
+            e->body = b;
+        }
+    }
+}
+
 static bool compile_rule(C *c, pc_rule *r)
 {
+    if (r->kind == R_FUNC) rewrite_call_args(c, r);
     c->rule = r;
     c->nslots = 0;
     scope s = {0};

@@ -880,7 +880,9 @@ static const pc_value *build_partial(E *e, pc_node *n, const pc_value *const *en
 
 /* Two rules contribute to one document: objects merge, sets unite, equal
  * values agree, anything else is a conflict. */
-static const pc_value *merge_docs(E *e, const pc_value *x, const pc_value *y, pc_node *n, bool *err)
+/* depth: how many levels of x were built from rule keys; below that, x is a
+ * rule's value, which another rule may not extend (only a set may grow). */
+static const pc_value *merge_docs(E *e, const pc_value *x, const pc_value *y, pc_node *n, int depth, bool *err)
 {
     if (pc_value_equal(x, y)) return x;
     if (x->kind == PC_SET && y->kind == PC_SET) {
@@ -895,12 +897,12 @@ static const pc_value *merge_docs(E *e, const pc_value *x, const pc_value *y, pc
         }
         return r;
     }
-    if (x->kind == PC_OBJECT && y->kind == PC_OBJECT) {
+    if (x->kind == PC_OBJECT && y->kind == PC_OBJECT && depth > 0) {
         const pc_value *r = x;
         for (uint32_t i = 0; i < y->len; i++) {
             const pc_value *k = y->u.kvs[i].key;
             const pc_value *xv = pc_value_object_get(x, k);
-            const pc_value *v = xv ? merge_docs(e, xv, y->u.kvs[i].val, n, err) : y->u.kvs[i].val;
+            const pc_value *v = xv ? merge_docs(e, xv, y->u.kvs[i].val, n, depth - 1, err) : y->u.kvs[i].val;
             if (*err) return NULL;
             r = upsert(e, r, &k, 1, v);
             if (!r) {
@@ -999,7 +1001,12 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
             const pc_value *mine = result->kind == PC_OBJECT ? pc_value_object_get(result, kid->key) : NULL;
             const pc_value *merged = cv;
             if (mine) {
-                merged = merge_docs(e, mine, cv, n, err);
+                int depth = INT32_MAX;
+                for (uint32_t j = 0; j < n->nrules; j++) {
+                    int d = (int)(n->rules[j]->npath - n->rules[j]->nground) - 1;
+                    if (d < depth) depth = d;
+                }
+                merged = merge_docs(e, mine, cv, n, depth, err);
                 if (*err) goto error;
             }
             const pc_value *key = kid->key;

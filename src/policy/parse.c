@@ -557,7 +557,7 @@ static pc_term *parse_ref_suffix(P *p, pc_term *head)
         if (t->k == K_DOT) {
             next(p);
             tok *id = cur(p);
-            if (id->k != K_IDENT || id->ws) perr(p, id, "unexpected %s token: expected ref",
+            if (id->k != K_IDENT || id->ws) perr(p, id, "unexpected %s token: expected ident",
                                                   id->k == K_EOF ? "eof" : "non-identifier");
             next(p);
             tl_push(p, &ops, mk_str(p, p->src + id->off, id->len, id));
