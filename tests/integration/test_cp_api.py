@@ -330,3 +330,20 @@ def test_config_errors_exit_2(tmp_path):
     r = subprocess.run([portcullis_path(), "controlplane", "--help"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0 and "admin_token" in r.stdout
+
+
+def test_closed_watchers_are_released(cp):
+    token = cp.create_connector("c1")
+    watches = [cp.watch(token, since=0) for _ in range(5)]
+    for w in watches:
+        assert w.wait_for(lambda o: o["type"] == "heartbeat", 7)
+        w.close()
+
+    def closed():
+        return len([l for l in cp.logs if l.get("msg") == "watch closed"]) >= 5
+    # The next heartbeat write (within 5 s) fails and ends each stream.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not closed():
+        time.sleep(0.1)
+    assert closed()
+    assert cp.api("GET", "/v1/revision")[0] == 200
