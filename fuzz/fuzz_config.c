@@ -19,8 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         PC_BUG_ON(err[0] == '\0');
 
     err[0] = '\0';
-    pc_snapshot_t *s = pc_snapshot_load_yaml((const char *)data, size, "fuzz.yaml", 1, err,
-                                             sizeof err);
+    pc_snapshot_t *s =
+        pc_snapshot_load_yaml((const char *)data, size, "fuzz.yaml", 1, err, sizeof err);
     if (s) {
         for (size_t i = 0; i < s->n_users; i++)
             PC_BUG_ON(pc_snapshot_user(s, s->users[i].username) != &s->users[i]);

@@ -1,7 +1,8 @@
 /*
  * SCRAM exchange parsers on untrusted bytes. The first input byte picks the
  * side; the rest is split on '\n' into successive messages:
- *   even: server side (client-first, client-final) against a fixed verifier
+ *   even: server side (client-first, client-final) against a fixed verifier,
+ *         bit 1 unknown user, bits 2-3 channel binding
  *   odd:  client side (server-first, server-final)
  * Also checks that nothing but a correct proof is ever accepted.
  */
@@ -42,13 +43,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *problem;
     if (server_side) {
         pc_scram_server_t s;
-        pc_scram_server_init(&s, (data[0] & 2) ? NULL : &verifier, "fuzz", NULL);
-        pc_scram_result_t r = pc_scram_server_first(&s, m1, l1, out, sizeof out, &out_len,
-                                                    &problem);
+        /* A fixed server nonce lets inputs reach the proof check; they still cannot forge it. */
+        pc_scram_server_init(&s, (data[0] & 2) ? NULL : &verifier, "fuzz", "srvnonce");
+        /* Bits 2-3: channel binding offered / SCRAM-SHA-256-PLUS chosen. */
+        static const uint8_t cb[32] = {1, 2, 3};
+        bool offered = data[0] & 4, plus = offered && (data[0] & 8);
+        PC_BUG_ON(!pc_scram_server_set_channel_binding(&s, offered, plus, cb, sizeof cb));
+        pc_scram_result_t r =
+            pc_scram_server_first(&s, m1, l1, out, sizeof out, &out_len, &problem);
         if (r == PC_SCRAM_OK) {
             PC_BUG_ON(out_len == 0 || out_len >= sizeof out || strlen(out) != out_len);
             r = pc_scram_server_final(&s, m2, l2, out, sizeof out, &out_len, &problem);
-            /* The server nonce is random: a fuzzer cannot guess it, so no final succeeds. */
+            /* Only someone who knows the password can produce the proof. */
             PC_BUG_ON(r == PC_SCRAM_OK);
         }
         PC_BUG_ON(r != PC_SCRAM_OK && problem == NULL);
@@ -57,8 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pc_scram_client_t c;
         PC_BUG_ON(!pc_scram_client_init(&c, "pencil", 6, "fuzznonce"));
         PC_BUG_ON(pc_scram_client_first(&c, out, sizeof out) == 0);
-        pc_scram_result_t r = pc_scram_client_final(&c, m1, l1, out, sizeof out, &out_len,
-                                                    &problem);
+        pc_scram_result_t r =
+            pc_scram_client_final(&c, m1, l1, out, sizeof out, &out_len, &problem);
         if (r == PC_SCRAM_OK) {
             PC_BUG_ON(out_len == 0 || strlen(out) != out_len);
             r = pc_scram_client_verify(&c, m2, l2, &problem);

@@ -5,8 +5,16 @@
 set -euo pipefail
 bin=${1:?usage: conformance.sh PATH/TO/portcullis}
 root=$(git rev-parse --show-toplevel)
-shared="$root/../shared/rego-compliance"
-[ -f "$shared/run.py" ] || { echo "rego conformance: $shared/run.py not found" >&2; exit 2; }
+# shared/ sits beside the checkout (CI); a worktree one level deeper also works;
+# PC_SHARED_DIR overrides both.
+shared=""
+for d in "${PC_SHARED_DIR:-}" "$root/../shared" "$root/../../shared"; do
+    if [ -n "$d" ] && [ -f "$d/rego-compliance/run.py" ]; then
+        shared="$d/rego-compliance"
+        break
+    fi
+done
+[ -n "$shared" ] || { echo "rego conformance: ../shared/rego-compliance/run.py not found" >&2; exit 2; }
 floor=$(tr -dc '0-9' < "$root/tests/policy/conformance-floor.txt")
 logdir=$(dirname "$bin")
 log="$logdir/conformance.log"

@@ -12,6 +12,7 @@ PACKAGES=(
   libmicrohttpd-dev
   # real components and clients for integration tests, the demo and benchmarks
   postgresql postgresql-client pgbouncer etcd-server etcd-client
+  python3-prometheus-client
   python3 python3-pytest python3-yaml python3-psycopg python3-psycopg2
   openssl curl procps iproute2 chromium
 )

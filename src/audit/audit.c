@@ -8,13 +8,16 @@
 
 #include <string.h>
 #include <time.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
-#define IDENT_MAX 256     /* escaped instance / version */
-#define SHORT_MAX 512     /* escaped user, resource, ip, ... */
-#define KEY_MAX 2048      /* S3 keys are up to 1024 bytes */
+#define IDENT_MAX 256 /* escaped instance / version */
+#define SHORT_MAX 512 /* escaped user, resource, ip, ... */
+#define KEY_MAX 2048  /* S3 keys are up to 1024 bytes */
 #define REASON_MAX 2048
 #define ERROR_MAX 4096
-#define ARRAY_MAX 4096    /* policies, masked_columns */
+#define ARRAY_MAX 4096   /* policies, masked_columns */
 #define TAIL_RESERVE 512 /* fixed keys, numbers, flags and the closing brace */
 
 /* Every cap together stays well under the largest record. */
@@ -83,22 +86,38 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-/* Drop an incomplete UTF-8 sequence that a cut left at the end of buf[0..*pos). */
-static void trim_partial_utf8(const char *buf, size_t start, size_t *pos)
+/* Printable ASCII that JSON takes as is. */
+static inline bool plain(unsigned char c)
 {
-    size_t back = 0;
-    while (back < 3 && *pos - back > start &&
-           ((unsigned char)buf[*pos - back - 1] & 0xc0) == 0x80)
-        back++;
-    if (*pos - back <= start) return;
-    unsigned char lead = (unsigned char)buf[*pos - back - 1];
-    size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-    if (want > 1 && want != back + 1) *pos -= back + 1;
+    return (unsigned)(c - 0x20) < 0x5f && c != '"' && c != '\\';
+}
+
+/* Length of the run of plain bytes at the start of u[0..n), 16 at a time where we can. */
+static size_t plain_run(const unsigned char *u, size_t n)
+{
+    size_t j = 0;
+#if defined(__SSE2__)
+    const __m128i ctrl_max = _mm_set1_epi8(0x1f), high_min = _mm_set1_epi8(0x7f);
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    while (j + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(u + j));
+        __m128i ctrl = _mm_cmpeq_epi8(_mm_min_epu8(v, ctrl_max), v); /* <= 0x1f */
+        __m128i high = _mm_cmpeq_epi8(_mm_max_epu8(v, high_min), v); /* >= 0x7f */
+        __m128i special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash));
+        int mask = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(ctrl, high), special));
+        if (mask) return j + (size_t)__builtin_ctz((unsigned)mask);
+        j += 16;
+    }
+#endif
+    while (j < n && plain(u[j]))
+        j++;
+    return j;
 }
 
 /*
- * Escaped s[0..n) without quotes, at most max bytes of output. Returns false
- * if s was cut to fit max; a cut forced by the buffer itself clears o->ok.
+ * Escaped s[0..n) without quotes, at most max bytes of output, never cutting
+ * inside an escape or a UTF-8 sequence. Returns false if s was cut to fit
+ * max; a cut forced by the buffer itself clears o->ok.
  */
 static bool escape(struct out *o, const char *s, size_t n, size_t max)
 {
@@ -107,23 +126,37 @@ static bool escape(struct out *o, const char *s, size_t n, size_t max)
     bool buffer_bound = limit > o->cap;
     if (buffer_bound) limit = o->cap;
     const unsigned char *u = (const unsigned char *)s;
-    size_t start = o->pos, i = 0;
-    /* pc_json_escape_into keeps one byte of its cap free. */
-    size_t cap = limit + 1;
+    size_t i = 0;
     while (i < n) {
-        size_t j = i;
-        size_t l;
-        while (j < n && (l = utf8_len(u + j, n - j)) != 0) j += l;
-        if (j > i && !pc_json_escape_into(o->buf, cap, &o->pos, s + i, j - i)) goto cut;
-        if (j == n) break;
-        if (o->pos + 6 > limit) goto cut;
-        memcpy(o->buf + o->pos, "\\ufffd", 6);
-        o->pos += 6;
-        i = j + 1;
+        /* The common case, runs of plain ASCII, is one memcpy. */
+        size_t j = i + plain_run(u + i, n - i);
+        if (j > i) {
+            size_t room = limit - o->pos;
+            bool cut = j - i > room;
+            size_t take = cut ? room : j - i;
+            memcpy(o->buf + o->pos, s + i, take);
+            o->pos += take;
+            if (cut) goto cut;
+            i = j;
+            if (i == n) break;
+        }
+        if (u[i] < 0x80) {
+            /* Quote, backslash, control character: the shared escaper's job
+             * (it keeps one byte of its cap free). */
+            if (!pc_json_escape_into(o->buf, limit + 1, &o->pos, s + i, 1)) goto cut;
+            i++;
+            continue;
+        }
+        size_t l = utf8_len(u + i, n - i);
+        const char *bytes = l ? s + i : "\\ufffd";
+        size_t blen = l ? l : 6;
+        if (o->pos + blen > limit) goto cut;
+        memcpy(o->buf + o->pos, bytes, blen);
+        o->pos += blen;
+        i += l ? l : 1;
     }
     return true;
 cut:
-    trim_partial_utf8(o->buf, start, &o->pos);
     if (buffer_bound) o->ok = false;
     return false;
 }
@@ -158,13 +191,31 @@ static void int_field(struct out *o, const char *k, size_t klen, int64_t v)
 
 #define INT(o, k, v) int_field((o), (k), sizeof(k) - 1, (v))
 
+/* The 4 hex digits at u[0..n) as a number, or -1. */
+static long hex4(const unsigned char *u, size_t n)
+{
+    if (n < 4) return -1;
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = u[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
 /* True if s is exactly a JSON array of strings (whitespace allowed). */
 static bool is_string_array(const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
 #define WS()                                                                                       \
-    while (i < n && (u[i] == ' ' || u[i] == '\t' || u[i] == '\n' || u[i] == '\r')) i++
+    while (i < n && (u[i] == ' ' || u[i] == '\t' || u[i] == '\n' || u[i] == '\r'))                 \
+    i++
     WS();
     if (i >= n || u[i++] != '[') return false;
     WS();
@@ -181,12 +232,17 @@ static bool is_string_array(const char *s, size_t n)
             if (u[i] == '\\') {
                 if (++i >= n) return false;
                 if (u[i] == 'u') {
-                    for (int h = 1; h <= 4; h++) {
-                        if (i + (size_t)h >= n || !strchr("0123456789abcdefABCDEF", u[i + h]) ||
-                            u[i + h] == '\0')
-                            return false;
-                    }
+                    /* Only escapes every JSON parser takes: no NUL, no lone surrogate. */
+                    long cp = hex4(u + i + 1, n - i - 1);
+                    if (cp <= 0 || (cp >= 0xdc00 && cp <= 0xdfff)) return false;
                     i += 5;
+                    if (cp >= 0xd800 && cp <= 0xdbff) {
+                        long lo = i + 1 < n && u[i] == '\\' && u[i + 1] == 'u'
+                                      ? hex4(u + i + 2, n - i - 2)
+                                      : -1;
+                        if (lo < 0xdc00 || lo > 0xdfff) return false;
+                        i += 6;
+                    }
                 } else if (strchr("\"\\/bfnrt", u[i]) && u[i] != '\0') {
                     i++;
                 } else {
@@ -222,7 +278,19 @@ static void array_field(struct out *o, const char *k, size_t klen, const char *v
     }
     size_t n = strlen(v);
     if (n <= ARRAY_MAX && is_string_array(v, n)) {
-        lit(o, v, n);
+        /* Copied without the whitespace between elements: a record stays one line. */
+        bool in_str = false;
+        for (size_t i = 0; i < n && o->ok; i++) {
+            char c = v[i];
+            if (!in_str && (c == ' ' || c == '\t' || c == '\n' || c == '\r')) continue;
+            if (in_str && c == '\\') {
+                lit(o, v + i, 2); /* validated: an escape is never the last byte */
+                i++;
+                continue;
+            }
+            if (c == '"') in_str = !in_str;
+            lit(o, &c, 1);
+        }
         return;
     }
     /* Not what the contract promises: keep it, readable, as one string. */
@@ -248,7 +316,7 @@ static void put_ts(struct out *o, uint64_t ts_ns)
             tm.tm_mday = 1;
         }
         unsigned v[6] = {(unsigned)tm.tm_year + 1900, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday,
-                         (unsigned)tm.tm_hour, (unsigned)tm.tm_min, (unsigned)tm.tm_sec};
+                         (unsigned)tm.tm_hour,        (unsigned)tm.tm_min,     (unsigned)tm.tm_sec};
         char *p = cached;
         p[0] = (char)('0' + v[0] / 1000);
         p[1] = (char)('0' + v[0] / 100 % 10);
@@ -276,14 +344,13 @@ static void put_ts(struct out *o, uint64_t ts_ns)
 
 void pc_audit_set_identity(const char *instance, const char *version)
 {
-    struct out o = {ident_instance, sizeof ident_instance, 0, true};
-    ident_instance_len = 0;
-    if (instance && pc_json_escape_into(o.buf, o.cap, &o.pos, instance, strlen(instance)))
-        ident_instance_len = o.pos;
-    o = (struct out){ident_version, sizeof ident_version, 0, true};
-    ident_version_len = 0;
-    if (version && pc_json_escape_into(o.buf, o.cap, &o.pos, version, strlen(version)))
-        ident_version_len = o.pos;
+    /* The same escaping as every field: an odd hostname must not break records. */
+    struct out o = {ident_instance, sizeof ident_instance - 1, 0, true};
+    if (instance) (void)escape(&o, instance, strlen(instance), IDENT_MAX - 1);
+    ident_instance_len = o.ok ? o.pos : 0;
+    o = (struct out){ident_version, sizeof ident_version - 1, 0, true};
+    if (version) (void)escape(&o, version, strlen(version), IDENT_MAX - 1);
+    ident_version_len = o.ok ? o.pos : 0;
 }
 
 static const char *kind_name(pc_audit_kind_t k)

@@ -56,7 +56,8 @@ typedef struct pc_audit_rec {
  * Strings are JSON-escaped; invalid UTF-8 becomes U+FFFD. Each string has a
  * cap (query PC_AUDIT_QUERY_MAX, error 4 KiB, others smaller) so that a record
  * always fits PC_AUDIT_MAX_RECORD. policies / masked_columns must be JSON
- * arrays of strings; anything else is recorded as one escaped string inside
+ * arrays of strings (copied without whitespace between elements, so a record
+ * is always one line); anything else is recorded as one escaped string inside
  * an array so that the record stays valid JSON.
  */
 

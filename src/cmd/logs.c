@@ -4,6 +4,7 @@
  * can follow a running connector's spool like `tail -f`.
  */
 #include "cmd/commands.h"
+#include "core/config.h"
 #include "spool/spool.h"
 
 #include <errno.h>
@@ -19,14 +20,16 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: portcullis logs --spool DIR [--follow]\n"
+    fprintf(out, "usage: portcullis logs (--spool DIR | -c FILE) [--follow]\n"
                  "\n"
                  "Print the audit records held in a log spool as JSON lines on stdout,\n"
                  "oldest first. Corrupt or incomplete records are never printed.\n"
+                 "Safe on the spool of a running connector: it only reads.\n"
                  "\n"
-                 "  --spool DIR   the connector's log_spool.dir\n"
-                 "  -f, --follow  keep printing new records until SIGINT/SIGTERM\n"
-                 "  -h, --help    this text\n");
+                 "  --spool DIR        the connector's log_spool.dir\n"
+                 "  -c, --config FILE  or take log_spool.dir from the connector's config\n"
+                 "  -f, --follow       keep printing new records until SIGINT/SIGTERM\n"
+                 "  -h, --help         this text\n");
 }
 
 /* Print every complete record; false on a read or write error. */
@@ -95,7 +98,7 @@ static int follow(pc_spool_reader_t *r, const char *dir)
 
 int pc_cmd_logs(int argc, char **argv)
 {
-    const char *dir = NULL;
+    const char *dir = NULL, *config = NULL;
     bool follow_mode = false;
     if (pc_cmd_wants_help(argc, argv)) {
         usage(stdout);
@@ -112,6 +115,15 @@ int pc_cmd_logs(int argc, char **argv)
             dir = argv[++i];
         } else if (strncmp(a, "--spool=", 8) == 0) {
             dir = a + 8;
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "portcullis logs: %s needs a file\n", a);
+                usage(stderr);
+                return PC_EXIT_USAGE;
+            }
+            config = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            config = a + 9;
         } else if (strcmp(a, "--follow") == 0 || strcmp(a, "-f") == 0) {
             follow_mode = true;
         } else {
@@ -120,15 +132,26 @@ int pc_cmd_logs(int argc, char **argv)
             return PC_EXIT_USAGE;
         }
     }
-    if (!dir || !*dir) {
-        fprintf(stderr, "portcullis logs: --spool DIR is required\n");
+    if ((dir && config) || (!dir && !config) || (dir && !*dir)) {
+        fprintf(stderr, "portcullis logs: give one of --spool DIR or -c FILE\n");
         usage(stderr);
         return PC_EXIT_USAGE;
     }
     char err[512];
+    pc_config_t cfg;
+    bool have_cfg = false;
+    if (config) {
+        if (!pc_config_load(config, &cfg, err, sizeof err)) {
+            fprintf(stderr, "portcullis logs: %s\n", err);
+            return PC_EXIT_USAGE;
+        }
+        have_cfg = true;
+        dir = cfg.log_spool.dir;
+    }
     pc_spool_reader_t *r = pc_spool_reader_open(dir, NULL, err, sizeof err);
     if (!r) {
         fprintf(stderr, "portcullis logs: %s\n", err);
+        if (have_cfg) pc_config_free(&cfg);
         return PC_EXIT_FAILURE;
     }
     int rc = follow_mode ? follow(r, dir) : (drain(r, dir) ? PC_EXIT_OK : PC_EXIT_FAILURE);
@@ -137,5 +160,6 @@ int pc_cmd_logs(int argc, char **argv)
         fprintf(stderr, "portcullis logs: skipped %llu corrupt record(s)\n",
                 (unsigned long long)skipped);
     pc_spool_reader_close(r);
+    if (have_cfg) pc_config_free(&cfg);
     return rc;
 }

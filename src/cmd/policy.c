@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <yaml.h>
 
 #include "cmd/commands.h"
 #include "core/common.h"
@@ -39,88 +38,25 @@ static bool ends_with(const char *s, const char *suf)
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-/* ---- YAML -> value ---------------------------------------------------- */
+static bool load_path(loaded *L, const char *path, bool tests_only, int depth, const char *prefix);
 
-static const pc_value *yaml_node(pc_arena *a, yaml_document_t *doc, yaml_node_t *n, int depth)
+/* Wraps v in objects along prefix ("a/b" -> {"a": {"b": v}}): like opa, a data
+ * file in a sub-directory of a -d directory is mounted at that directory. */
+static const pc_value *mount(pc_arena *a, const char *prefix, const pc_value *v)
 {
-    if (!n || depth > 500) return NULL;
-    switch (n->type) {
-    case YAML_SCALAR_NODE: {
-        const char *s = (const char *)n->data.scalar.value;
-        size_t l = n->data.scalar.length;
-        if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
-            if (l == 0 || !strcmp(s, "null") || !strcmp(s, "~")) return pc_value_null();
-            if (!strcmp(s, "true") || !strcmp(s, "True")) return pc_value_bool(true);
-            if (!strcmp(s, "false") || !strcmp(s, "False")) return pc_value_bool(false);
-            const pc_value *num = pc_value_number_text(a, s, l);
-            if (num) return num;
-        }
-        return pc_value_string(a, s, l);
-    }
-    case YAML_SEQUENCE_NODE: {
-        pc_vbuf b;
-        pc_vbuf_init(&b, a);
-        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++)
-            pc_vbuf_push(&b, yaml_node(a, doc, yaml_document_get_node(doc, *it), depth + 1));
-        return pc_vbuf_array(&b);
-    }
-    case YAML_MAPPING_NODE: {
-        pc_obuf b;
-        pc_obuf_init(&b, a);
-        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-            const pc_value *k = yaml_node(a, doc, yaml_document_get_node(doc, p->key), depth + 1);
-            if (k && k->kind != PC_STRING) {
-                pc_str t = {0};
-                pc_value_to_json(&t, k);
-                k = pc_value_string(a, t.p, t.len);
-                pc_str_free(&t);
-            }
-            pc_obuf_put(&b, k, yaml_node(a, doc, yaml_document_get_node(doc, p->value), depth + 1));
-        }
-        return pc_obuf_object(&b);
-    }
-    default: return NULL;
-    }
+    if (!prefix || !*prefix || !v) return v;
+    const char *slash = strrchr(prefix, '/');
+    const char *last = slash ? slash + 1 : prefix;
+    pc_obuf ob;
+    pc_obuf_init(&ob, a);
+    pc_obuf_put(&ob, pc_value_cstring(a, last), v);
+    const pc_value *w = pc_obuf_object(&ob);
+    if (!slash) return w;
+    char *head = pc_arena_strndup(a, prefix, (size_t)(slash - prefix));
+    return head ? mount(a, head, w) : NULL;
 }
 
-static const pc_value *parse_yaml(pc_arena *a, const char *text, size_t len, char *err, size_t errlen)
-{
-    yaml_parser_t p;
-    yaml_document_t doc;
-    if (!yaml_parser_initialize(&p)) return NULL;
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    const pc_value *v = NULL;
-    if (!yaml_parser_load(&p, &doc)) {
-        snprintf(err, errlen, "yaml: %s", p.problem ? p.problem : "parse error");
-        yaml_parser_delete(&p);
-        return NULL;
-    }
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    v = root ? yaml_node(a, &doc, root, 0) : pc_value_empty_object();
-    if (!v) snprintf(err, errlen, "yaml: unsupported document");
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&p);
-    return v;
-}
-
-static const pc_value *merge_data(pc_arena *a, const pc_value *x, const pc_value *y)
-{
-    if (!x) return y;
-    if (x->kind != PC_OBJECT || y->kind != PC_OBJECT) return y;
-    pc_obuf b;
-    pc_obuf_init(&b, a);
-    for (uint32_t i = 0; i < x->len; i++) {
-        const pc_value *yv = pc_value_object_get(y, x->u.kvs[i].key);
-        pc_obuf_put(&b, x->u.kvs[i].key, yv ? merge_data(a, x->u.kvs[i].val, yv) : x->u.kvs[i].val);
-    }
-    for (uint32_t i = 0; i < y->len; i++)
-        if (!pc_value_object_get(x, y->u.kvs[i].key)) pc_obuf_put(&b, y->u.kvs[i].key, y->u.kvs[i].val);
-    return pc_obuf_object(&b);
-}
-
-static bool load_path(loaded *L, const char *path, bool tests_only, int depth);
-
-static bool load_file(loaded *L, const char *path)
+static bool load_file(loaded *L, const char *path, const char *prefix)
 {
     size_t len;
     char *text = read_file(path, &len);
@@ -141,24 +77,25 @@ static bool load_file(loaded *L, const char *path)
     if (ends_with(path, ".json"))
         v = pc_json_parse(L->arena, text, len, err, sizeof(err));
     else
-        v = parse_yaml(L->arena, text, len, err, sizeof(err));
+        v = pc_yaml_parse(L->arena, text, len, err, sizeof(err));
     free(text);
     if (!v) {
         snprintf(L->err, sizeof(L->err), "%s: %s", path, err);
         return false;
     }
-    L->data = merge_data(L->arena, L->data, v);
+    L->data = L->data ? pc_value_merge(L->arena, L->data, mount(L->arena, prefix, v))
+                      : mount(L->arena, prefix, v);
     return true;
 }
 
-static bool load_path(loaded *L, const char *path, bool tests_only, int depth)
+static bool load_path(loaded *L, const char *path, bool tests_only, int depth, const char *prefix)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
         snprintf(L->err, sizeof(L->err), "%s: %s", path, strerror(errno));
         return false;
     }
-    if (!S_ISDIR(st.st_mode)) return load_file(L, path);
+    if (!S_ISDIR(st.st_mode)) return load_file(L, path, prefix);
     if (depth > 32) return true;
     DIR *d = opendir(path);
     if (!d) {
@@ -180,12 +117,15 @@ static bool load_path(loaded *L, const char *path, bool tests_only, int depth)
         snprintf(full, sizeof(full), "%s/%s", path, names[i]);
         struct stat cs;
         if (ok && stat(full, &cs) == 0) {
-            if (S_ISDIR(cs.st_mode))
-                ok = load_path(L, full, tests_only, depth + 1);
-            else if (ends_with(full, ".rego") || (!tests_only && (ends_with(full, ".json") ||
-                                                                  ends_with(full, ".yaml") ||
-                                                                  ends_with(full, ".yml"))))
-                ok = load_file(L, full);
+            if (S_ISDIR(cs.st_mode)) {
+                char sub[4096];
+                snprintf(sub, sizeof(sub), "%s%s%s", prefix ? prefix : "", prefix && *prefix ? "/" : "", names[i]);
+                ok = load_path(L, full, tests_only, depth + 1, sub);
+            } else if (ends_with(full, ".rego") || (!tests_only && (ends_with(full, ".json") ||
+                                                                    ends_with(full, ".yaml") ||
+                                                                    ends_with(full, ".yml")))) {
+                ok = load_file(L, full, prefix);
+            }
         }
         free(names[i]);
     }
@@ -203,8 +143,13 @@ static void loaded_free(loaded *L)
     pc_arena_free(L->arena);
 }
 
+/* opa eval prints errors as JSON on stdout; a one-line copy goes to stderr. */
 static void print_error_json(FILE *out, const pc_policy_error *e)
 {
+    if (out == stderr) {
+        fprintf(stderr, "%s%s%d: %s: %s\n", e->file, e->file[0] ? ":" : "", e->row, e->code, e->message);
+        out = stdout;
+    }
     pc_str s = {0};
     pc_arena *a = pc_arena_new(0);
     pc_str_append(&s, "{\n  \"errors\": [\n    {\n      \"code\": ", strlen("{\n  \"errors\": [\n    {\n      \"code\": "));
@@ -220,6 +165,45 @@ static void print_error_json(FILE *out, const pc_policy_error *e)
     fwrite(s.p, 1, s.len, out);
     pc_str_free(&s);
     pc_arena_free(a);
+}
+
+/* Re-indents compact JSON the way opa prints it (two spaces, "key": value),
+ * keeping the member order. */
+static void pretty(pc_str *o, const char *s, size_t n)
+{
+    int depth = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < n && s[j] != '"') j += s[j] == '\\' ? 2 : 1;
+            pc_str_append(o, s + i, j + 1 - i);
+            i = j;
+        } else if (c == '{' || c == '[') {
+            char close = c == '{' ? '}' : ']';
+            if (i + 1 < n && s[i + 1] == close) {
+                pc_str_append(o, s + i, 2);
+                i++;
+                continue;
+            }
+            depth++;
+            pc_str_append(o, &c, 1);
+            pc_str_append(o, "\n", 1);
+            for (int k = 0; k < depth; k++) pc_str_append(o, "  ", 2);
+        } else if (c == '}' || c == ']') {
+            depth--;
+            pc_str_append(o, "\n", 1);
+            for (int k = 0; k < depth; k++) pc_str_append(o, "  ", 2);
+            pc_str_append(o, &c, 1);
+        } else if (c == ',') {
+            pc_str_append(o, ",\n", 2);
+            for (int k = 0; k < depth; k++) pc_str_append(o, "  ", 2);
+        } else if (c == ':') {
+            pc_str_append(o, ": ", 2);
+        } else {
+            pc_str_append(o, &c, 1);
+        }
+    }
 }
 
 typedef struct {
@@ -275,7 +259,7 @@ static int cmd_eval(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if ((!strcmp(a, "-d") || !strcmp(a, "--data")) && i + 1 < argc) {
-            if (!load_path(&L, argv[++i], false, 0)) {
+            if (!load_path(&L, argv[++i], false, 0, NULL)) {
                 pc_policy_error e = {0};
                 snprintf(e.code, sizeof(e.code), "rego_parse_error");
                 snprintf(e.message, sizeof(e.message), "%s", L.err);
@@ -326,7 +310,7 @@ static int cmd_eval(int argc, char **argv)
         if (text) {
             input = ends_with(input_path, ".json")
                         ? pc_json_parse(pc_eval_input_arena(ev), text, len, perr, sizeof(perr))
-                        : parse_yaml(pc_eval_input_arena(ev), text, len, perr, sizeof(perr));
+                        : pc_yaml_parse(pc_eval_input_arena(ev), text, len, perr, sizeof(perr));
             free(text);
         } else {
             snprintf(perr, sizeof(perr), "%s", strerror(errno));
@@ -348,10 +332,17 @@ static int cmd_eval(int argc, char **argv)
         pc_eval_free(ev);
         goto out;
     }
-    if (n == 0)
+    if (n == 0) {
         fputs("{}\n", stdout);
-    else
-        printf("{\"result\":[%s]}\n", o.out.p);
+    } else {
+        pc_str compact = {0}, pr = {0};
+        pc_str_appendf(&compact, "{\"result\":[%s]}", o.out.p);
+        pretty(&pr, compact.p, compact.len);
+        pc_str_append(&pr, "\n", 1);
+        fwrite(pr.p, 1, pr.len, stdout);
+        pc_str_free(&compact);
+        pc_str_free(&pr);
+    }
     pc_str_free(&o.out);
     pc_eval_free(ev);
     rc = PC_EXIT_OK;
@@ -369,7 +360,7 @@ static int cmd_check(int argc, char **argv)
         return usage("missing PATH");
     }
     for (int i = 0; i < argc; i++)
-        if (!load_path(&L, argv[i], true, 0)) {
+        if (!load_path(&L, argv[i], true, 0, NULL)) {
             fprintf(stderr, "%s\n", L.err);
             loaded_free(&L);
             return PC_EXIT_FAILURE;
@@ -421,7 +412,7 @@ static int cmd_test(int argc, char **argv)
         return usage("missing PATH");
     }
     for (int i = 0; i < argc; i++)
-        if (!load_path(&L, argv[i], false, 0)) {
+        if (!load_path(&L, argv[i], false, 0, NULL)) {
             fprintf(stderr, "%s\n", L.err);
             loaded_free(&L);
             return PC_EXIT_FAILURE;

@@ -31,6 +31,10 @@ struct pc__configdir {
     uint64_t last_fingerprint;
     bool have_fingerprint;
     bool watching;
+    bool watch_lost; /* the watched directory itself was deleted or moved */
+    const char *base; /* basename of dir: how libuv names events on the dir itself */
+    dev_t watched_dev; /* identity of the directory the inotify watch is on */
+    ino_t watched_ino;
     int open_handles;
 };
 
@@ -87,7 +91,12 @@ static void check(pc__configdir_t *cd)
     if (!ok && cd->have_fingerprint && cd->last_fingerprint == 0) return;
     cd->last_fingerprint = ok ? fp : 0;
     cd->have_fingerprint = true;
-    cd->changed(cd->arg);
+    cd->changed(cd->arg, cd->last_fingerprint);
+}
+
+void pc__configdir_check_now(pc__configdir_t *cd)
+{
+    if (cd) check(cd);
 }
 
 static void on_debounce(uv_timer_t *t)
@@ -95,8 +104,30 @@ static void on_debounce(uv_timer_t *t)
     check(t->data);
 }
 
+static void on_event(uv_fs_event_t *e, const char *filename, int events, int status);
+
+/* Watch dir again when it is a different directory than the one watched. */
+static void rewatch_if_replaced(pc__configdir_t *cd)
+{
+    struct stat st;
+    if (stat(cd->dir, &st) != 0 || !S_ISDIR(st.st_mode)) return;
+    /* Inode numbers are reused at once after rm -r + mkdir: trust the event too. */
+    if (cd->watching && !cd->watch_lost && st.st_dev == cd->watched_dev &&
+        st.st_ino == cd->watched_ino)
+        return;
+    cd->watch_lost = false;
+    uv_fs_event_stop(&cd->event);
+    int rc = uv_fs_event_start(&cd->event, on_event, cd->dir, 0);
+    cd->watching = rc == 0;
+    cd->watched_dev = st.st_dev;
+    cd->watched_ino = st.st_ino;
+    if (rc == 0)
+        pc_log_info("config_dir replaced; watching the new directory", PC_LSTR("dir", cd->dir));
+}
+
 static void on_poll(uv_timer_t *t)
 {
+    rewatch_if_replaced(t->data);
     check(t->data);
 }
 
@@ -108,6 +139,7 @@ static void on_event(uv_fs_event_t *e, const char *filename, int events, int sta
                     PC_LSTR("error", uv_strerror(status)));
         return;
     }
+    if (filename && strcmp(filename, cd->base) == 0) cd->watch_lost = true;
     /* Restarting the timer coalesces a burst of events into one reload. */
     uv_timer_start(&cd->debounce, on_debounce, DEBOUNCE_MS, 0);
 }
@@ -119,6 +151,10 @@ pc__configdir_t *pc__configdir_watch(uv_loop_t *loop, const char *dir,
     pc__configdir_t *cd = pc_xcalloc(1, sizeof *cd);
     cd->loop = loop;
     cd->dir = pc_xstrdup(dir);
+    size_t dl = strlen(cd->dir);
+    while (dl > 1 && cd->dir[dl - 1] == '/') cd->dir[--dl] = '\0';
+    const char *slash = strrchr(cd->dir, '/');
+    cd->base = slash ? slash + 1 : cd->dir;
     cd->changed = changed;
     cd->arg = arg;
     uv_fs_event_init(loop, &cd->event);
@@ -134,6 +170,11 @@ pc__configdir_t *pc__configdir_watch(uv_loop_t *loop, const char *dir,
         return NULL;
     }
     cd->watching = true;
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        cd->watched_dev = st.st_dev;
+        cd->watched_ino = st.st_ino;
+    }
     uv_timer_start(&cd->poll, on_poll, SAFETY_POLL_MS, SAFETY_POLL_MS);
     return cd;
 }

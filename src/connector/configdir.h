@@ -12,7 +12,8 @@
 #include <uv.h>
 
 typedef struct pc__configdir pc__configdir_t;
-typedef void (*pc__configdir_changed_fn)(void *arg);
+/* fingerprint: of the content that changed (0 if the directory is unreadable). */
+typedef void (*pc__configdir_changed_fn)(void *arg, uint64_t fingerprint);
 
 pc__configdir_t *pc__configdir_watch(uv_loop_t *loop, const char *dir,
                                      pc__configdir_changed_fn changed, void *arg, char *err,
@@ -23,6 +24,9 @@ bool pc__configdir_fingerprint(const char *dir, uint64_t *out) PC_WUR;
 
 /** Record the fingerprint of what was just loaded (so it is not reloaded). */
 void pc__configdir_set_applied(pc__configdir_t *cd, uint64_t fingerprint);
+
+/** Compare the fingerprint now (SIGHUP) instead of waiting for an event. */
+void pc__configdir_check_now(pc__configdir_t *cd);
 
 /** Stop watching; memory goes with the close callbacks. Accepts NULL. */
 void pc__configdir_stop(pc__configdir_t *cd);

@@ -18,6 +18,7 @@
 #include "health/health.h"
 #include "net/pool.h"
 #include "spool/spool.h"
+#include "telemetry/telemetry.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -44,7 +45,6 @@ typedef struct connector {
     uv_loop_t *loop;
     const char *config_path;
     pc_config_t cfg;
-    bool cfg_loaded;
     pc_ctx_t ctx;
     pc_spool_t *spool;
     pc_health_t *health;
@@ -54,16 +54,19 @@ typedef struct connector {
     pc_snapshot_t *current; /* main thread's reference; NULL until one is loaded */
     uint64_t revision;      /* of current; 0 = none */
     const char *not_ready_reason;
+    uint64_t applied_fp; /* config_dir fingerprint of `current` */
+    bool have_applied_fp;
     bool was_ready;
     bool shutting_down;
 
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     drain_phase_t drain_phase;
     uint64_t drain_started_ms, drain_deadline_ms, terminate_deadline_ms;
     size_t sessions_at_terminate;
 
     pc_metric_t *m_revision, *m_reload_ok, *m_reload_failed;
+    pc_telemetry_t *telemetry; /* heartbeat timer and OTLP exporter */
     uint64_t started_ms;
     int exit_code;
 } connector_t;
@@ -101,6 +104,8 @@ static void health_view(void *arg, pc_health_view_t *out)
     out->instance = c->cfg.instance_name;
     out->workers = pc_workers_count(c->workers);
     out->listeners = c->current ? (unsigned)c->current->n_listeners : 0;
+    if (!out->ready && c->current && !c->shutting_down)
+        (void)pc_workers_ready(c->workers, c->revision, &out->unbound);
 }
 
 /* Workers reported something: log readiness transitions once. */
@@ -154,11 +159,29 @@ static bool load_and_apply(connector_t *c, bool initial)
     return true;
 }
 
-static void on_configdir_changed(void *arg)
+/*
+ * Record which directory content the snapshot in force came from, unless the
+ * directory changed while it was being loaded (then what was read is unknown,
+ * and the change's own event triggers another load anyway).
+ */
+static void remember_applied(connector_t *c, uint64_t before)
+{
+    uint64_t after = 0;
+    bool ok = pc__configdir_fingerprint(c->cfg.control_plane.config_dir, &after);
+    c->have_applied_fp = ok && before != 0 && after == before;
+    c->applied_fp = before;
+}
+
+static void on_configdir_changed(void *arg, uint64_t fingerprint)
 {
     connector_t *c = arg;
     if (c->shutting_down) return;
-    (void)load_and_apply(c, c->current == NULL);
+    /* Reverted to exactly what is in force (e.g. a refused edit undone): nothing to apply. */
+    if (c->current && c->have_applied_fp && fingerprint == c->applied_fp) {
+        pc_log_info("config_dir matches the revision in force", PC_LUINT("revision", c->revision));
+        return;
+    }
+    if (load_and_apply(c, c->current == NULL)) remember_applied(c, fingerprint);
     on_workers_notify(c);
 }
 
@@ -256,6 +279,21 @@ static void close_quietly(uv_handle_t *h)
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+/* Step 3: the exporter sends one last snapshot (bounded) before its thread ends. */
+static void stop_telemetry(connector_t *c)
+{
+    pc_telemetry_report_t r;
+    pc_telemetry_stop(c->telemetry, &r);
+    c->telemetry = NULL;
+    if (!r.exporting)
+        log_step(3, "stop telemetry", "skipped", "telemetry.otlp_endpoint is not set");
+    else
+        pc_log_info("shutdown", PC_LINT("step", 3), PC_LSTR("name", "stop telemetry"),
+                    PC_LSTR("status", "done"), PC_LBOOL("final_flush", r.final_flush_ok),
+                    PC_LUINT("exports_ok", r.exports_ok),
+                    PC_LUINT("exports_failed", r.exports_failed));
+}
+
 static void finish_shutdown(connector_t *c)
 {
     uv_timer_stop(&c->drain_timer);
@@ -263,7 +301,7 @@ static void finish_shutdown(connector_t *c)
     c->workers = NULL;
 
     log_step(2, "leave cluster", "skipped", "clustering is not available in this version");
-    log_step(3, "stop telemetry", "skipped", "the telemetry exporter is not available in this version");
+    stop_telemetry(c);
 
     /* Step 4: the cache does not exist yet; the spool is flushed and closed. */
     if (c->spool) {
@@ -287,6 +325,7 @@ static void finish_shutdown(connector_t *c)
     close_quietly((uv_handle_t *)&c->drain_timer);
     close_quietly((uv_handle_t *)&c->sigterm);
     close_quietly((uv_handle_t *)&c->sigint);
+    close_quietly((uv_handle_t *)&c->sighup);
     c->exit_code = PC_EXIT_OK;
 }
 
@@ -354,6 +393,15 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_timer_start(&c->drain_timer, on_drain_tick, DRAIN_POLL_MS, DRAIN_POLL_MS);
 }
 
+/* SIGHUP: re-read config_dir now (and never die of a terminal hang-up). */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    connector_t *c = s->data;
+    if (c->shutting_down) return;
+    pc_log_info("reload requested", PC_LSTR("signal", "SIGHUP"));
+    pc__configdir_check_now(c->configdir);
+}
+
 /* ---------- start-up ---------- */
 
 static void emit_starting_line(const connector_t *c)
@@ -387,7 +435,6 @@ int pc_connector_run(const char *config_path)
         fatal_config("invalid configuration", err);
         return PC_EXIT_USAGE;
     }
-    c->cfg_loaded = true;
     if (c->cfg.log_level && !pc_log_set_level_name(c->cfg.log_level)) {
         snprintf(err, sizeof err, "%s: log_level: unknown level '%s'", config_path,
                  c->cfg.log_level);
@@ -428,13 +475,25 @@ int pc_connector_run(const char *config_path)
         pc_log_error("cannot start the health server", PC_LSTR("error", err));
         goto out_spool;
     }
+    pc_telemetry_opts_t topts = {.otlp_endpoint = c->cfg.telemetry.otlp_endpoint,
+                                 .interval_ms = c->cfg.telemetry.interval_ms,
+                                 .instance = c->cfg.instance_name,
+                                 .version = PC_VERSION};
+    c->telemetry = pc_telemetry_start(c->loop, &topts, err, sizeof err);
+    if (!c->telemetry) {
+        pc_log_error("cannot start telemetry", PC_LSTR("error", err));
+        pc_health_stop(c->health);
+        goto out_spool;
+    }
 
     uv_signal_init(c->loop, &c->sigterm);
     uv_signal_init(c->loop, &c->sigint);
+    uv_signal_init(c->loop, &c->sighup);
     uv_timer_init(c->loop, &c->drain_timer);
-    c->sigterm.data = c->sigint.data = c->drain_timer.data = c;
+    c->sigterm.data = c->sigint.data = c->sighup.data = c->drain_timer.data = c;
     uv_signal_start(&c->sigterm, on_signal, SIGTERM);
     uv_signal_start(&c->sigint, on_signal, SIGINT);
+    uv_signal_start(&c->sighup, on_sighup, SIGHUP);
 
     if (pc_pg_register) pc_pg_register();
 
@@ -450,7 +509,7 @@ int pc_connector_run(const char *config_path)
     } else {
         uint64_t fp = 0;
         bool have_fp = pc__configdir_fingerprint(cdir, &fp);
-        (void)load_and_apply(c, true);
+        if (load_and_apply(c, true) && have_fp) remember_applied(c, fp);
         c->configdir = pc__configdir_watch(c->loop, cdir, on_configdir_changed, c, err,
                                            sizeof err);
         if (!c->configdir)
@@ -477,6 +536,8 @@ out_handles:
     close_quietly((uv_handle_t *)&c->drain_timer);
     close_quietly((uv_handle_t *)&c->sigterm);
     close_quietly((uv_handle_t *)&c->sigint);
+    close_quietly((uv_handle_t *)&c->sighup);
+    pc_telemetry_stop(c->telemetry, NULL);
     uv_run(c->loop, UV_RUN_DEFAULT);
 out_spool:
     pc_spool_close(c->spool);

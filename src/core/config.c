@@ -74,7 +74,8 @@ bool pc_parse_duration_ms(const char *s, uint64_t *out_ms)
         uint64_t whole, nano;
         if (!parse_decimal(&p, &whole, &nano)) return false;
         const char *u = p;
-        while ((*p >= 'a' && *p <= 'z')) p++;
+        while ((*p >= 'a' && *p <= 'z'))
+            p++;
         size_t ulen = (size_t)(p - u);
         uint64_t unit = 0;
         for (size_t i = 0; i < PC_ARRAY_LEN(units); i++)
@@ -142,8 +143,7 @@ bool pc_parse_size(const char *s, uint64_t *out_bytes)
 
 static char *join_path(const char *base_dir, const char *p)
 {
-    if (p[0] == '/' || !base_dir || !*base_dir || strcmp(base_dir, ".") == 0)
-        return pc_xstrdup(p);
+    if (p[0] == '/' || !base_dir || !*base_dir || strcmp(base_dir, ".") == 0) return pc_xstrdup(p);
     size_t n = strlen(base_dir) + 1 + strlen(p) + 1;
     char *out = pc_xmalloc(n);
     snprintf(out, n, "%s/%s", base_dir, p);
@@ -250,9 +250,14 @@ void pc_config_free(pc_config_t *c)
     free(c->health.listen);
     free(c->log_spool.dir);
     free(c->cluster.advertise_address);
-    for (size_t i = 0; i < c->cluster.n_peers; i++) free(c->cluster.peers[i]);
+    for (size_t i = 0; i < c->cluster.n_peers; i++)
+        free(c->cluster.peers[i]);
     free(c->cluster.peers);
     free(c->cluster.dns_name);
+    free(c->cluster.k8s_namespace);
+    free(c->cluster.k8s_service);
+    free(c->cluster.ecs_cluster);
+    free(c->cluster.ecs_service);
     free(c->cluster.etcd_binary);
     free(c->cluster.data_dir);
     free(c->telemetry.otlp_endpoint);
@@ -308,6 +313,18 @@ static bool resolve_path(pc__yctx_t *c, const pc__ynode_t *map, const char *key,
     return false;
 }
 
+/* Strings in the connector file: "" is never meaningful (leave the key out for
+ * the default), and an empty path would silently mean "the file's directory". */
+static bool get_str(pc__yctx_t *c, const pc__ynode_t *map, const char *key, char **out)
+{
+    if (!pc__yget_str(c, map, key, out)) return false;
+    if (!*out || **out) return true;
+    size_t prev = pc__ypath_push_key(&c->path, key);
+    pc__yfail(c, pc__ymap_line(map, key), "must not be empty");
+    pc__ypath_pop(&c->path, prev);
+    return false;
+}
+
 /* ---------- sections ---------- */
 
 static bool load_control_plane(pc__yctx_t *c, const pc__ynode_t *root, const char *base_dir,
@@ -323,9 +340,9 @@ static bool load_control_plane(pc__yctx_t *c, const pc__ynode_t *root, const cha
                   "control_plane.config_dir (local files)");
         goto out;
     }
-    if (!pc__ymap_check(c, m, keys) || !pc__yget_str(c, m, "url", &out->control_plane.url) ||
-        !pc__yget_str(c, m, "token", &out->control_plane.token) ||
-        !pc__yget_str(c, m, "config_dir", &out->control_plane.config_dir))
+    if (!pc__ymap_check(c, m, keys) || !get_str(c, m, "url", &out->control_plane.url) ||
+        !get_str(c, m, "token", &out->control_plane.token) ||
+        !get_str(c, m, "config_dir", &out->control_plane.config_dir))
         goto out;
     if (out->control_plane.url && out->control_plane.config_dir) {
         pc__yfail(c, pc__ymap_line(m, "config_dir"), "set either url or config_dir, not both");
@@ -375,32 +392,42 @@ static bool nonempty(const char *s)
     return *s != '\0';
 }
 
+/* Instance names end up in metric labels, etcd member names and audit records. */
+static bool valid_instance_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '"' || s[i] == '\\') return false;
+    return true;
+}
+
 static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *base_dir,
                          pc_config_t *out)
 {
-    static const char *const keys[] = {"enabled", "advertise_address", "discovery",
-                                       "client_port", "peer_port", "data_dir",
-                                       "dead_member_timeout", "etcd_binary", NULL};
-    static const char *const dkeys[] = {"mode", "peers", "dns_name", NULL};
+    static const char *const keys[] = {
+        "enabled",  "advertise_address",   "discovery",   "client_port", "peer_port",
+        "data_dir", "dead_member_timeout", "etcd_binary", NULL};
+    static const char *const dkeys[] = {"mode",    "peers",       "dns_name",    "namespace",
+                                        "service", "ecs_cluster", "ecs_service", NULL};
     static const char *const modes[] = {"static", "dns", "kubernetes", "ecs", NULL};
     const pc__ynode_t *m, *d;
     size_t prev, dprev;
     int64_t cport = out->cluster.client_port, pport = out->cluster.peer_port;
     bool ok = false;
-    if (!enter_section(c, root, "cluster", keys, &m, &prev)) goto out;
     char *data_dir = NULL;
+    if (!enter_section(c, root, "cluster", keys, &m, &prev)) goto out;
     if (!pc__yget_bool(c, m, "enabled", &out->cluster.enabled) ||
-        !pc__yget_str(c, m, "advertise_address", &out->cluster.advertise_address) ||
+        !get_str(c, m, "advertise_address", &out->cluster.advertise_address) ||
         !pc__yget_int(c, m, "client_port", 1, 65535, &cport) ||
         !pc__yget_int(c, m, "peer_port", 1, 65535, &pport) ||
-        !pc__yget_str(c, m, "data_dir", &data_dir) ||
+        !get_str(c, m, "data_dir", &data_dir) ||
         !pc__yget_duration(c, m, "dead_member_timeout", &out->cluster.dead_member_timeout_ms) ||
-        !pc__yget_str(c, m, "etcd_binary", &out->cluster.etcd_binary))
+        !get_str(c, m, "etcd_binary", &out->cluster.etcd_binary))
         goto out;
     if (data_dir) {
         free(out->cluster.data_dir);
         out->cluster.data_dir = join_path(base_dir, data_dir);
-        free(data_dir);
     }
     out->cluster.client_port = (int)cport;
     out->cluster.peer_port = (int)pport;
@@ -410,14 +437,17 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
         pc__ypath_pop(&c->path, p2);
         goto out;
     }
-    if (!check_str(c, m, "advertise_address", out->cluster.advertise_address, nonempty,
-                   "address"))
+    if (!check_str(c, m, "advertise_address", out->cluster.advertise_address, nonempty, "address"))
         goto out;
     if (!enter_section(c, m, "discovery", dkeys, &d, &dprev)) goto out_d;
     int mode = (int)out->cluster.discovery_mode;
     if (!pc__yget_enum(c, d, "mode", modes, &mode) ||
         !pc__yget_str_list(c, d, "peers", &out->cluster.peers, &out->cluster.n_peers) ||
-        !pc__yget_str(c, d, "dns_name", &out->cluster.dns_name))
+        !get_str(c, d, "dns_name", &out->cluster.dns_name) ||
+        !get_str(c, d, "namespace", &out->cluster.k8s_namespace) ||
+        !get_str(c, d, "service", &out->cluster.k8s_service) ||
+        !get_str(c, d, "ecs_cluster", &out->cluster.ecs_cluster) ||
+        !get_str(c, d, "ecs_service", &out->cluster.ecs_service))
         goto out_d;
     out->cluster.discovery_mode = (pc_discovery_mode_t)mode;
     for (size_t i = 0; i < out->cluster.n_peers; i++)
@@ -428,17 +458,31 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
             pc__ypath_pop(&c->path, p2);
             goto out_d;
         }
-    if (mode == PC_DISCOVERY_DNS && !out->cluster.dns_name) {
-        size_t p2 = pc__ypath_push_key(&c->path, "dns_name");
-        pc__yfail(c, d ? d->line : m ? m->line : 1, "required when discovery.mode is dns");
-        pc__ypath_pop(&c->path, p2);
+    /* What each mode needs, checked only when the cluster is on. */
+    const char *missing = NULL;
+    if (out->cluster.enabled && mode == PC_DISCOVERY_DNS && !out->cluster.dns_name)
+        missing = "dns_name";
+    else if (out->cluster.enabled && mode == PC_DISCOVERY_KUBERNETES && !out->cluster.k8s_service)
+        missing = "service";
+    else if (out->cluster.enabled && mode == PC_DISCOVERY_ECS && !out->cluster.ecs_cluster)
+        missing = "ecs_cluster";
+    else if (out->cluster.enabled && mode == PC_DISCOVERY_ECS && !out->cluster.ecs_service)
+        missing = "ecs_service";
+    if (missing) {
+        (void)pc__ypath_push_key(&c->path, missing);
+        pc__yfail(c,
+                  d   ? d->line
+                  : m ? m->line
+                      : 1,
+                  "required when discovery.mode is %s", modes[mode]);
         goto out_d;
     }
     ok = true;
 out_d:
     pc__ypath_pop(&c->path, dprev);
     if (!ok) goto out;
-    if (!out->cluster.advertise_address) out->cluster.advertise_address = first_non_loopback_address();
+    if (!out->cluster.advertise_address)
+        out->cluster.advertise_address = first_non_loopback_address();
     if (out->cluster.enabled && !out->cluster.advertise_address) {
         size_t p2 = pc__ypath_push_key(&c->path, "advertise_address");
         pc__yfail(c, m ? m->line : 1, "no non-loopback address found on this host; set it");
@@ -446,6 +490,7 @@ out_d:
         ok = false;
     }
 out:
+    free(data_dir);
     pc__ypath_pop(&c->path, prev);
     return ok;
 }
@@ -453,22 +498,23 @@ out:
 static bool load_root(pc__yctx_t *c, const pc__ynode_t *root, const char *base_dir,
                       bool check_files, pc_config_t *out)
 {
-    static const char *const keys[] = {"instance_name", "listen_address", "control_plane",
-                                       "health", "shutdown", "log_spool", "cluster", "telemetry",
-                                       "tls", "workers", "log_level", NULL};
+    static const char *const keys[] = {
+        "instance_name", "listen_address", "control_plane", "health",  "shutdown",  "log_spool",
+        "cluster",       "telemetry",      "tls",           "workers", "log_level", NULL};
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     if (!pc__ymap_check(c, root, keys)) return false;
     int64_t workers = 0;
     int level = 1;
-    if (!pc__yget_str(c, root, "instance_name", &out->instance_name) ||
-        !pc__yget_str(c, root, "listen_address", &out->listen_address) ||
+    if (!get_str(c, root, "instance_name", &out->instance_name) ||
+        !get_str(c, root, "listen_address", &out->listen_address) ||
         !pc__yget_int(c, root, "workers", 0, 1024, &workers) ||
         !pc__yget_enum(c, root, "log_level", levels, &level))
         return false;
     out->workers = (unsigned)workers;
     free(out->log_level);
     out->log_level = pc_xstrdup(levels[level]);
-    if (!check_str(c, root, "instance_name", out->instance_name, nonempty, "instance name") ||
+    if (!check_str(c, root, "instance_name", out->instance_name, valid_instance_name,
+                   "instance name (1-253 characters, no spaces, quotes or backslashes)") ||
         !check_str(c, root, "listen_address", out->listen_address, valid_ip,
                    "IP address (e.g. 0.0.0.0, ::, 127.0.0.1)"))
         return false;
@@ -477,7 +523,7 @@ static bool load_root(pc__yctx_t *c, const pc__ynode_t *root, const char *base_d
     size_t prev;
     static const char *const health_keys[] = {"listen", NULL};
     if (!enter_section(c, root, "health", health_keys, &m, &prev) ||
-        !pc__yget_str(c, m, "listen", &out->health.listen) ||
+        !get_str(c, m, "listen", &out->health.listen) ||
         !check_str(c, m, "listen", out->health.listen, valid_host_port,
                    "address (expected host:port)"))
         return false;
@@ -492,7 +538,7 @@ static bool load_root(pc__yctx_t *c, const pc__ynode_t *root, const char *base_d
     static const char *const spool_keys[] = {"dir", "max_bytes", NULL};
     char *spool_dir = NULL;
     if (!enter_section(c, root, "log_spool", spool_keys, &m, &prev) ||
-        !pc__yget_str(c, m, "dir", &spool_dir) ||
+        !get_str(c, m, "dir", &spool_dir) ||
         !pc__yget_size(c, m, "max_bytes", &out->log_spool.max_bytes)) {
         free(spool_dir);
         return false;
@@ -512,7 +558,7 @@ static bool load_root(pc__yctx_t *c, const pc__ynode_t *root, const char *base_d
 
     static const char *const telemetry_keys[] = {"otlp_endpoint", "interval", NULL};
     if (!enter_section(c, root, "telemetry", telemetry_keys, &m, &prev) ||
-        !pc__yget_str(c, m, "otlp_endpoint", &out->telemetry.otlp_endpoint) ||
+        !get_str(c, m, "otlp_endpoint", &out->telemetry.otlp_endpoint) ||
         !pc__yget_duration(c, m, "interval", &out->telemetry.interval_ms) ||
         !check_str(c, m, "otlp_endpoint", out->telemetry.otlp_endpoint, pc__valid_http_url, "URL"))
         return false;
@@ -524,7 +570,7 @@ static bool load_root(pc__yctx_t *c, const pc__ynode_t *root, const char *base_d
 
     static const char *const tls_keys[] = {"cert", "key", NULL};
     if (!enter_section(c, root, "tls", tls_keys, &m, &prev) ||
-        !pc__yget_str(c, m, "cert", &out->tls.cert) || !pc__yget_str(c, m, "key", &out->tls.key))
+        !get_str(c, m, "cert", &out->tls.cert) || !get_str(c, m, "key", &out->tls.key))
         return false;
     if (!out->tls.cert != !out->tls.key) {
         pc__ypath_push_key(&c->path, out->tls.cert ? "key" : "cert");
@@ -549,8 +595,8 @@ bool pc_config_load_yaml(const char *yaml, size_t len, const char *origin, const
     if (!pc__yaml_parse(yaml, len, origin, &doc, err, errlen)) goto fail;
     bool ok;
     if (doc.n_roots > 1) {
-        ok = pc__yfail(&c, doc.roots[1]->line, "expected one YAML document, found %zu",
-                       doc.n_roots);
+        ok =
+            pc__yfail(&c, doc.roots[1]->line, "expected one YAML document, found %zu", doc.n_roots);
     } else if (doc.n_roots == 0 || pc__yaml_is_null(doc.roots[0])) {
         /* An empty file still needs a control plane: the check names it. */
         ok = load_control_plane(&c, NULL, base_dir, check_files, out);

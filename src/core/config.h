@@ -46,7 +46,11 @@ typedef struct pc_config {
         pc_discovery_mode_t discovery_mode;
         char **peers; /* static discovery */
         size_t n_peers;
-        char *dns_name;
+        char *dns_name;          /* dns discovery */
+        char *k8s_namespace;     /* kubernetes: namespace of the Endpoints (NULL = own) */
+        char *k8s_service;       /* kubernetes: Service/Endpoints name */
+        char *ecs_cluster;       /* ecs: cluster name or ARN */
+        char *ecs_service;       /* ecs: service name */
         char *etcd_binary;
         int client_port; /* 2379 */
         int peer_port;   /* 2380 */

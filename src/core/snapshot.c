@@ -9,6 +9,7 @@
  */
 #include "core/config.h"
 #include "core/yaml_tree.h"
+#include "core/crypto.h"
 #include "pg/scram.h"
 
 #include <dirent.h>
@@ -22,7 +23,7 @@
 
 /* Where an object came from, for "first defined at" messages. */
 typedef struct origin {
-    size_t file;  /* index into builder.files */
+    size_t file; /* index into builder.files */
     unsigned line;
     size_t index; /* position in its file's list, as error paths show it */
 } origin_t;
@@ -30,8 +31,7 @@ typedef struct origin {
 typedef struct builder {
     pc_snapshot_t *s;
     size_t cap_resources, cap_listeners, cap_users, cap_policies;
-    origin_t *res_origin, *lis_origin, *lis_port_origin, *lis_res_origin, *user_origin,
-        *pol_origin;
+    origin_t *res_origin, *lis_origin, *lis_port_origin, *lis_res_origin, *user_origin, *pol_origin;
     char **passwords; /* plaintext per user until hashed; NULL = none */
     char **files;
     size_t n_files;
@@ -67,7 +67,8 @@ static void free_user(pc_user_t *u)
     free(u->username);
     free(u->email);
     free(u->type);
-    for (size_t i = 0; i < u->n_groups; i++) free(u->groups[i]);
+    for (size_t i = 0; i < u->n_groups; i++)
+        free(u->groups[i]);
     free(u->groups);
     for (size_t i = 0; i < u->n_access_keys; i++) {
         free(u->access_keys[i].id);
@@ -77,19 +78,25 @@ static void free_user(pc_user_t *u)
     explicit_bzero(&u->scram, sizeof u->scram);
 }
 
+/* Open-addressing table of positions (+1; 0 = empty) keyed by an object's name. */
+typedef struct name_table {
+    uint32_t *slots;
+    size_t mask;
+} name_table_t;
+
 struct pc__snapshot_index {
-    uint32_t *user_slots; /* user index + 1; 0 = empty */
-    size_t user_mask;
+    name_table_t users, resources, listeners;
     struct key_slot {
         uint32_t user, key; /* user + 1 (0 = empty), index in access_keys */
-    } *key_slots;
+    } * key_slots;
     size_t key_mask;
 };
 
 static void snapshot_free(pc_snapshot_t *s)
 {
     if (s->policy_free) s->policy_free(s->policy_set);
-    for (size_t i = 0; i < s->n_resources; i++) free_resource(&s->resources[i]);
+    for (size_t i = 0; i < s->n_resources; i++)
+        free_resource(&s->resources[i]);
     free(s->resources);
     for (size_t i = 0; i < s->n_listeners; i++) {
         free(s->listeners[i].name);
@@ -97,7 +104,8 @@ static void snapshot_free(pc_snapshot_t *s)
         free(s->listeners[i].hostname);
     }
     free(s->listeners);
-    for (size_t i = 0; i < s->n_users; i++) free_user(&s->users[i]);
+    for (size_t i = 0; i < s->n_users; i++)
+        free_user(&s->users[i]);
     free(s->users);
     for (size_t i = 0; i < s->n_policies; i++) {
         free(s->policies[i].name);
@@ -106,7 +114,9 @@ static void snapshot_free(pc_snapshot_t *s)
     }
     free(s->policies);
     if (s->index) {
-        free(s->index->user_slots);
+        free(s->index->users.slots);
+        free(s->index->resources.slots);
+        free(s->index->listeners.slots);
         free(s->index->key_slots);
         free(s->index);
     }
@@ -132,38 +142,66 @@ void pc_snapshot_unref(pc_snapshot_t *s)
 static uint64_t hash_str(const char *s)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h ^ (h >> 29);
+}
+
+typedef const char *(*name_at_fn)(const pc_snapshot_t *s, size_t i);
+
+static const char *user_name_at(const pc_snapshot_t *s, size_t i)
+{
+    return s->users[i].username;
+}
+
+static const char *resource_name_at(const pc_snapshot_t *s, size_t i)
+{
+    return s->resources[i].name;
+}
+
+static const char *listener_name_at(const pc_snapshot_t *s, size_t i)
+{
+    return s->listeners[i].name;
+}
+
+/* Position of name among n objects, or n; scans when there is no table (a
+ * snapshot built by hand). */
+static size_t find_name(const pc_snapshot_t *s, const name_table_t *t, size_t n, name_at_fn at,
+                        const char *name)
+{
+    if (!t || !t->slots) {
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(at(s, i), name) == 0) return i;
+        return n;
+    }
+    for (size_t h = hash_str(name) & t->mask;; h = (h + 1) & t->mask) {
+        uint32_t slot = t->slots[h];
+        if (!slot) return n;
+        if (strcmp(at(s, slot - 1), name) == 0) return slot - 1;
+    }
 }
 
 const pc_resource_t *pc_snapshot_resource(const pc_snapshot_t *s, const char *name)
 {
-    for (size_t i = 0; s && name && i < s->n_resources; i++)
-        if (strcmp(s->resources[i].name, name) == 0) return &s->resources[i];
-    return NULL;
+    if (!s || !name) return NULL;
+    size_t i = find_name(s, s->index ? &s->index->resources : NULL, s->n_resources,
+                         resource_name_at, name);
+    return i < s->n_resources ? &s->resources[i] : NULL;
 }
 
 const pc_listener_cfg_t *pc_snapshot_listener(const pc_snapshot_t *s, const char *name)
 {
-    for (size_t i = 0; s && name && i < s->n_listeners; i++)
-        if (strcmp(s->listeners[i].name, name) == 0) return &s->listeners[i];
-    return NULL;
+    if (!s || !name) return NULL;
+    size_t i = find_name(s, s->index ? &s->index->listeners : NULL, s->n_listeners,
+                         listener_name_at, name);
+    return i < s->n_listeners ? &s->listeners[i] : NULL;
 }
 
 const pc_user_t *pc_snapshot_user(const pc_snapshot_t *s, const char *username)
 {
     if (!s || !username) return NULL;
-    if (!s->index) {
-        for (size_t i = 0; i < s->n_users; i++)
-            if (strcmp(s->users[i].username, username) == 0) return &s->users[i];
-        return NULL;
-    }
-    const struct pc__snapshot_index *ix = s->index;
-    for (size_t h = hash_str(username) & ix->user_mask;; h = (h + 1) & ix->user_mask) {
-        uint32_t slot = ix->user_slots[h];
-        if (!slot) return NULL;
-        if (strcmp(s->users[slot - 1].username, username) == 0) return &s->users[slot - 1];
-    }
+    size_t i = find_name(s, s->index ? &s->index->users : NULL, s->n_users, user_name_at, username);
+    return i < s->n_users ? &s->users[i] : NULL;
 }
 
 const pc_user_t *pc_snapshot_user_by_access_key(const pc_snapshot_t *s, const char *key_id,
@@ -195,29 +233,41 @@ const pc_user_t *pc_snapshot_user_by_access_key(const pc_snapshot_t *s, const ch
 static size_t table_size(size_t n)
 {
     size_t cap = 16;
-    while (cap < n * 2 + 1) cap *= 2;
+    while (cap < n * 2 + 1)
+        cap *= 2;
     return cap;
+}
+
+static void table_build(name_table_t *t, const pc_snapshot_t *s, size_t n, name_at_fn at)
+{
+    size_t cap = table_size(n);
+    t->slots = pc_xcalloc(cap, sizeof *t->slots);
+    t->mask = cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t h = hash_str(at(s, i)) & t->mask;
+        while (t->slots[h])
+            h = (h + 1) & t->mask;
+        t->slots[h] = (uint32_t)i + 1;
+    }
 }
 
 static void build_index(pc_snapshot_t *s)
 {
     struct pc__snapshot_index *ix = pc_xcalloc(1, sizeof *ix);
-    size_t ucap = table_size(s->n_users), n_keys = 0;
-    ix->user_slots = pc_xcalloc(ucap, sizeof *ix->user_slots);
-    ix->user_mask = ucap - 1;
-    for (size_t i = 0; i < s->n_users; i++) {
-        size_t h = hash_str(s->users[i].username) & ix->user_mask;
-        while (ix->user_slots[h]) h = (h + 1) & ix->user_mask;
-        ix->user_slots[h] = (uint32_t)i + 1;
+    table_build(&ix->users, s, s->n_users, user_name_at);
+    table_build(&ix->resources, s, s->n_resources, resource_name_at);
+    table_build(&ix->listeners, s, s->n_listeners, listener_name_at);
+    size_t n_keys = 0;
+    for (size_t i = 0; i < s->n_users; i++)
         n_keys += s->users[i].n_access_keys;
-    }
     size_t kcap = table_size(n_keys);
     ix->key_slots = pc_xcalloc(kcap, sizeof *ix->key_slots);
     ix->key_mask = kcap - 1;
     for (size_t i = 0; i < s->n_users; i++)
         for (size_t k = 0; k < s->users[i].n_access_keys; k++) {
             size_t h = hash_str(s->users[i].access_keys[k].id) & ix->key_mask;
-            while (ix->key_slots[h].user) h = (h + 1) & ix->key_mask;
+            while (ix->key_slots[h].user)
+                h = (h + 1) & ix->key_mask;
             ix->key_slots[h].user = (uint32_t)i + 1;
             ix->key_slots[h].key = (uint32_t)k;
         }
@@ -229,7 +279,7 @@ static void build_index(pc_snapshot_t *s)
 #define GROW(arr, n, cap)                                                                          \
     do {                                                                                           \
         if ((n) == (cap)) {                                                                        \
-            (cap) = (cap) ? (cap) * 2 : 8;                                                         \
+            (cap) = (cap) ? (cap)*2 : 8;                                                           \
             (arr) = pc_xrealloc((arr), (cap) * sizeof *(arr));                                     \
         }                                                                                          \
     } while (0)
@@ -283,22 +333,28 @@ static bool key_fail(pc__yctx_t *c, const pc__ynode_t *m, const char *key, const
                      const char *arg, const char *after)
 {
     size_t prev = pc__ypath_push_key(&c->path, key);
-    char q[96] = "";
+    char q[320] = "";
     if (arg) pc__quote_value(q, sizeof q, arg, strlen(arg));
     pc__yfail(c, pc__ymap_line(m, key), "%s%s%s", before, q, after);
     pc__ypath_pop(&c->path, prev);
     return false;
 }
 
+/* An optional string given as "" is a mistake, not a default. */
+static bool non_empty(pc__yctx_t *c, const pc__ynode_t *m, const char *key, const char *value)
+{
+    return !value || *value || key_fail(c, m, key, "must not be empty", NULL, "");
+}
+
 static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc_resource_t *r)
 {
-    static const char *const any_keys[] = {"name", "technology", "hostname", "port", "database",
-                                           "tls", "tls_ca_file", "endpoint", "region",
-                                           "credentials", NULL};
-    static const char *const pg_keys[] = {"name", "technology", "hostname", "port", "database",
-                                          "tls", "tls_ca_file", "credentials", NULL};
-    static const char *const s3_keys[] = {"name", "technology", "endpoint", "region",
-                                          "credentials", NULL};
+    static const char *const any_keys[] = {"name",     "technology",  "hostname",    "port",
+                                           "database", "tls",         "tls_ca_file", "endpoint",
+                                           "region",   "credentials", NULL};
+    static const char *const pg_keys[] = {"name", "technology",  "hostname",    "port", "database",
+                                          "tls",  "tls_ca_file", "credentials", NULL};
+    static const char *const s3_keys[] = {"name",   "technology",  "endpoint",
+                                          "region", "credentials", NULL};
     static const char *const bq_keys[] = {"name", "technology", "endpoint", "credentials", NULL};
     static const char *const pg_cred[] = {"username", "password", NULL};
     static const char *const s3_cred[] = {"access_key_id", "secret_access_key", NULL};
@@ -308,8 +364,7 @@ static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc
 
     if (!pc__ymap_check(c, m, any_keys) || !get_required(c, m, "name", &r->name, NULL))
         return false;
-    if (!valid_name(r->name))
-        return key_fail(c, m, "name", "invalid name ", r->name, NAME_RULE);
+    if (!valid_name(r->name)) return key_fail(c, m, "name", "invalid name ", r->name, NAME_RULE);
     if (!pc__ymap_get(m, "technology"))
         return key_fail(c, m, "technology", "required (postgres|s3|bigquery)", NULL, "");
     int tech = 0;
@@ -319,7 +374,8 @@ static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc
     for (size_t i = 0; i < m->n_items; i += 2) {
         const char *k = m->items[i]->str;
         bool ok = false;
-        for (size_t j = 0; keys_by_tech[tech][j]; j++) ok |= strcmp(k, keys_by_tech[tech][j]) == 0;
+        for (size_t j = 0; keys_by_tech[tech][j]; j++)
+            ok |= strcmp(k, keys_by_tech[tech][j]) == 0;
         if (!ok) {
             return key_fail(c, m, k, "not valid for technology ", technologies[tech], "");
         }
@@ -333,6 +389,9 @@ static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc
         !pc__yget_str(c, m, "tls_ca_file", &r->tls_ca_file) ||
         !pc__yget_str(c, m, "endpoint", &r->endpoint) || !pc__yget_str(c, m, "region", &r->region))
         return false;
+    if (!non_empty(c, m, "hostname", r->hostname) || !non_empty(c, m, "database", r->database) ||
+        !non_empty(c, m, "tls_ca_file", r->tls_ca_file) || !non_empty(c, m, "region", r->region))
+        return false;
     r->port = (int)port;
     r->tls = (pc_upstream_tls_t)tls;
 
@@ -345,11 +404,11 @@ static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc
                         NULL, "");
     size_t prev = pc__ypath_push_key(&c->path, "credentials");
     bool ok = pc__ymap_check(c, cred, cred_by_tech[tech]) &&
-             pc__yget_str(c, cred, "username", &r->credentials.username) &&
-             pc__yget_str(c, cred, "password", &r->credentials.password) &&
-             pc__yget_str(c, cred, "access_key_id", &r->credentials.access_key_id) &&
-             pc__yget_str(c, cred, "secret_access_key", &r->credentials.secret_access_key) &&
-             pc__yget_str(c, cred, "token", &r->credentials.token);
+              pc__yget_str(c, cred, "username", &r->credentials.username) &&
+              pc__yget_str(c, cred, "password", &r->credentials.password) &&
+              pc__yget_str(c, cred, "access_key_id", &r->credentials.access_key_id) &&
+              pc__yget_str(c, cred, "secret_access_key", &r->credentials.secret_access_key) &&
+              pc__yget_str(c, cred, "token", &r->credentials.token);
     if (ok && tech == PC_TECH_POSTGRES)
         ok = get_required(c, cred, "username", &r->credentials.username, NULL);
     if (ok && tech == PC_TECH_S3)
@@ -364,10 +423,21 @@ static bool parse_resource(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc
     case PC_TECH_POSTGRES:
         if (!get_required(c, m, "hostname", &r->hostname, NULL)) return false;
         if (!r->port) return key_fail(c, m, "port", "required", NULL, "");
-        if (r->tls_ca_file && r->tls == PC_UPSTREAM_TLS_DISABLE)
-            return key_fail(c, m, "tls_ca_file", "has no effect with tls: disable", NULL, "");
-        if (r->tls_ca_file && b->local && access(r->tls_ca_file, R_OK) != 0)
-            return key_fail(c, m, "tls_ca_file", "cannot read ", r->tls_ca_file, "");
+        if (r->tls_ca_file && r->tls != PC_UPSTREAM_TLS_VERIFY_FULL)
+            return key_fail(c, m, "tls_ca_file", "only used with tls: verify-full", NULL, "");
+        if (r->tls_ca_file && b->local) {
+            /* Relative to the directory of the file that names it. */
+            const char *slash = strrchr(c->origin, '/');
+            if (r->tls_ca_file[0] != '/' && slash) {
+                size_t n = (size_t)(slash - c->origin) + 1 + strlen(r->tls_ca_file) + 1;
+                char *full = pc_xmalloc(n);
+                snprintf(full, n, "%.*s/%s", (int)(slash - c->origin), c->origin, r->tls_ca_file);
+                free(r->tls_ca_file);
+                r->tls_ca_file = full;
+            }
+            if (access(r->tls_ca_file, R_OK) != 0)
+                return key_fail(c, m, "tls_ca_file", "cannot read ", r->tls_ca_file, "");
+        }
         break;
     case PC_TECH_S3:
         if (!r->region) r->region = pc_xstrdup("us-east-1");
@@ -393,14 +463,14 @@ static bool parse_listener(pc__yctx_t *c, const pc__ynode_t *m, pc_listener_cfg_
     int64_t port = 0;
     int tls = PC_LISTENER_TLS_OPTIONAL;
     if (!pc__ymap_check(c, m, keys) || !get_required(c, m, "name", &l->name, NULL)) return false;
-    if (!valid_name(l->name))
-        return key_fail(c, m, "name", "invalid name ", l->name, NAME_RULE);
+    if (!valid_name(l->name)) return key_fail(c, m, "name", "invalid name ", l->name, NAME_RULE);
     if (!pc__yget_int(c, m, "port", 1, 65535, &port) ||
         !get_required(c, m, "resource", &l->resource, NULL) ||
         !pc__yget_enum(c, m, "tls", listener_tls, &tls) ||
         !pc__yget_str(c, m, "hostname", &l->hostname))
         return false;
     if (!port) return key_fail(c, m, "port", "required", NULL, "");
+    if (!non_empty(c, m, "hostname", l->hostname)) return false;
     l->port = (int)port;
     l->tls = (pc_listener_tls_t)tls;
     *port_line = pc__ymap_line(m, "port");
@@ -408,8 +478,7 @@ static bool parse_listener(pc__yctx_t *c, const pc__ynode_t *m, pc_listener_cfg_
     return true;
 }
 
-static bool parse_user(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc_user_t *u,
-                       char **password)
+static bool parse_user(pc__yctx_t *c, const pc__ynode_t *m, pc_user_t *u, char **password)
 {
     static const char *const keys[] = {"username", "email", "type", "groups", "password",
                                        "scram_verifier", "access_keys", NULL};
@@ -420,7 +489,8 @@ static bool parse_user(builder_t *b, pc__yctx_t *c, const pc__ynode_t *m, pc_use
     if (!valid_identity(u->username, 256))
         return key_fail(c, m, "username", "invalid user name ", u->username,
                         " (no spaces or control characters, 1-256 bytes)");
-    if (!pc__yget_str(c, m, "email", &u->email) || !pc__yget_enum(c, m, "type", user_types, &type) ||
+    if (!pc__yget_str(c, m, "email", &u->email) ||
+        !pc__yget_enum(c, m, "type", user_types, &type) ||
         !pc__yget_str_list(c, m, "groups", &u->groups, &u->n_groups) ||
         !pc__yget_str(c, m, "password", password))
         return false;
@@ -482,8 +552,7 @@ static bool parse_policy(pc__yctx_t *c, const pc__ynode_t *m, pc_policy_cfg_t *p
     static const char *const keys[] = {"name", "status", "module", NULL};
     int status = PC_POLICY_ACTIVE;
     if (!pc__ymap_check(c, m, keys) || !get_required(c, m, "name", &p->name, NULL)) return false;
-    if (!valid_name(p->name))
-        return key_fail(c, m, "name", "invalid name ", p->name, NAME_RULE);
+    if (!valid_name(p->name)) return key_fail(c, m, "name", "invalid name ", p->name, NAME_RULE);
     if (!pc__yget_enum(c, m, "status", policy_status, &status) ||
         !get_required(c, m, "module", &p->module, " (Rego source text)"))
         return false;
@@ -547,7 +616,7 @@ static bool load_list(builder_t *b, pc__yctx_t *c, size_t file, const pc__ynode_
             memset(&s->users[n], 0, sizeof *s->users);
             b->user_origin[n] = o;
             b->passwords[n] = NULL;
-            ok = parse_user(b, c, item, &s->users[n], &b->passwords[n]);
+            ok = parse_user(c, item, &s->users[n], &b->passwords[n]);
         } else {
             size_t cap = b->cap_policies;
             GROW(s->policies, s->n_policies, b->cap_policies);
@@ -594,7 +663,8 @@ static bool load_document_text(builder_t *b, const char *text, size_t len, const
         } else {
             ok = pc__ymap_check(&c, root, sections);
         }
-        for (size_t i = 0; sections[i] && ok; i++) ok = load_list(b, &c, file, root, sections[i]);
+        for (size_t i = 0; sections[i] && ok; i++)
+            ok = load_list(b, &c, file, root, sections[i]);
     }
     pc__yaml_free(&doc);
     return ok;
@@ -614,53 +684,115 @@ static bool fail_at(builder_t *b, origin_t o, char *err, size_t errlen, const ch
     return false;
 }
 
+/* Sort keys for duplicate detection in O(n log n): by name (or number), then position. */
+typedef struct name_ref {
+    const char *name; /* NULL: compare num */
+    long num;
+    size_t idx;
+} name_ref_t;
+
+static int cmp_ref(const void *pa, const void *pb)
+{
+    const name_ref_t *a = pa, *b = pb;
+    int c = a->name ? strcmp(a->name, b->name) : (a->num > b->num) - (a->num < b->num);
+    return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static bool same_ref(const name_ref_t *a, const name_ref_t *b)
+{
+    return a->name ? strcmp(a->name, b->name) == 0 : a->num == b->num;
+}
+
+/* Sorts refs; finds the repeated entry that comes first in load order and the
+ * entry it repeats. */
+static bool first_duplicate(name_ref_t *refs, size_t n, size_t *dup, size_t *first)
+{
+    qsort(refs, n, sizeof *refs, cmp_ref);
+    bool found = false;
+    for (size_t k = 1, group = 0; k < n; k++) {
+        if (!same_ref(&refs[k], &refs[group])) {
+            group = k;
+            continue;
+        }
+        if (!found || refs[k].idx < *dup) {
+            *dup = refs[k].idx;
+            *first = refs[group].idx;
+            found = true;
+        }
+    }
+    return found;
+}
+
 /* Cross-object checks, once every file is in. */
 static bool check_all(builder_t *b, char *err, size_t errlen)
 {
     pc_snapshot_t *s = b->s;
     char q[96];
-#define DUP_CHECK(n, origin_arr, name_expr, what, path)                                            \
-    for (size_t i = 0; i < (n); i++)                                                               \
-        for (size_t j = 0; j < i; j++)                                                             \
-            if (strcmp(name_expr(i), name_expr(j)) == 0) {                                         \
-                pc__quote_value(q, sizeof q, name_expr(i), strlen(name_expr(i)));                  \
-                return fail_at(b, origin_arr[i], err, errlen,                                      \
-                               "%s[%zu]: duplicate " what " %s (first defined at %s:%u)", path,    \
-                               origin_arr[i].index, q, b->files[origin_arr[j].file], origin_arr[j].line);            \
-            }
-    /* Quadratic checks are fine for resources, listeners and policies (tens);
-     * users can be thousands and are checked through the hash index instead. */
-#define RES_NAME(i) s->resources[i].name
-#define LIS_NAME(i) s->listeners[i].name
-#define POL_NAME(i) s->policies[i].name
-    DUP_CHECK(s->n_resources, b->res_origin, RES_NAME, "resource", "resources")
-    DUP_CHECK(s->n_listeners, b->lis_origin, LIS_NAME, "listener", "listeners")
-    DUP_CHECK(s->n_policies, b->pol_origin, POL_NAME, "policy", "policies")
-#undef RES_NAME
-#undef LIS_NAME
-#undef POL_NAME
-#undef DUP_CHECK
+    size_t max = s->n_resources > s->n_listeners ? s->n_resources : s->n_listeners;
+    if (s->n_policies > max) max = s->n_policies;
+    name_ref_t *refs = pc_xcalloc(max ? max : 1, sizeof *refs);
+    name_ref_t *res_sorted = pc_xcalloc(s->n_resources ? s->n_resources : 1, sizeof *refs);
+    bool ok = false;
+    size_t dup, orig;
+    static const char *const kinds[] = {"resource", "listener", "policy"};
+    static const char *const lists[] = {"resources", "listeners", "policies"};
+    for (int kind = 0; kind < 3; kind++) {
+        size_t n = kind == 0 ? s->n_resources : kind == 1 ? s->n_listeners : s->n_policies;
+        const origin_t *o = kind == 0 ? b->res_origin : kind == 1 ? b->lis_origin : b->pol_origin;
+        for (size_t i = 0; i < n; i++)
+            refs[i] = (name_ref_t){kind == 0   ? s->resources[i].name
+                                   : kind == 1 ? s->listeners[i].name
+                                               : s->policies[i].name,
+                                   0, i};
+        if (first_duplicate(refs, n, &dup, &orig)) {
+            const char *name = refs[0].name; /* any: find the duplicate's own name */
+            for (size_t i = 0; i < n; i++)
+                if (refs[i].idx == dup) name = refs[i].name;
+            pc__quote_value(q, sizeof q, name, strlen(name));
+            fail_at(b, o[dup], err, errlen, "%s[%zu]: duplicate %s %s (first defined at %s:%u)",
+                    lists[kind], o[dup].index, kinds[kind], q, b->files[o[orig].file],
+                    o[orig].line);
+            goto out;
+        }
+        if (kind == 0) memcpy(res_sorted, refs, n * sizeof *refs); /* sorted by name now */
+    }
+    for (size_t i = 0; i < s->n_listeners; i++)
+        refs[i] = (name_ref_t){NULL, s->listeners[i].port, i};
+    if (first_duplicate(refs, s->n_listeners, &dup, &orig)) {
+        fail_at(b, b->lis_port_origin[dup], err, errlen,
+                "listeners[%zu].port: port %d already used by listener \"%s\" (%s:%u)",
+                b->lis_origin[dup].index, s->listeners[dup].port, s->listeners[orig].name,
+                b->files[b->lis_port_origin[orig].file], b->lis_port_origin[orig].line);
+        goto out;
+    }
     for (size_t i = 0; i < s->n_listeners; i++) {
         const pc_listener_cfg_t *l = &s->listeners[i];
-        for (size_t j = 0; j < i; j++)
-            if (s->listeners[j].port == l->port)
-                return fail_at(b, b->lis_port_origin[i], err, errlen,
-                               "listeners[%zu].port: port %d already used by listener \"%s\" "
-                               "(%s:%u)",
-                               b->lis_origin[i].index, l->port, s->listeners[j].name,
-                               b->files[b->lis_port_origin[j].file], b->lis_port_origin[j].line);
-        const pc_resource_t *r = pc_snapshot_resource(s, l->resource);
-        if (!r) {
-            pc__quote_value(q, sizeof q, l->resource, strlen(l->resource));
-            return fail_at(b, b->lis_res_origin[i], err, errlen,
-                           "listeners[%zu].resource: unknown resource %s",
-                           b->lis_origin[i].index, q);
+        name_ref_t key = {l->resource, 0, 0};
+        size_t lo = 0, hi = s->n_resources;
+        while (lo < hi) { /* first resource with name >= l->resource */
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(res_sorted[mid].name, key.name) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
-        if (l->hostname && r->technology != PC_TECH_S3)
-            return fail_at(b, b->lis_origin[i], err, errlen,
-                           "listeners[%zu].hostname: only valid for s3 resources",
-                           b->lis_origin[i].index);
+        if (lo == s->n_resources || strcmp(res_sorted[lo].name, l->resource) != 0) {
+            pc__quote_value(q, sizeof q, l->resource, strlen(l->resource));
+            fail_at(b, b->lis_res_origin[i], err, errlen,
+                    "listeners[%zu].resource: unknown resource %s", b->lis_origin[i].index, q);
+            goto out;
+        }
+        if (l->hostname && s->resources[res_sorted[lo].idx].technology != PC_TECH_S3) {
+            fail_at(b, b->lis_origin[i], err, errlen,
+                    "listeners[%zu].hostname: only valid for s3 resources", b->lis_origin[i].index);
+            goto out;
+        }
     }
+    ok = true;
+out:
+    free(refs);
+    free(res_sorted);
+    if (!ok) return false;
     /* Users and access keys: build the index, then look for collisions in it. */
     build_index(s);
     for (size_t i = 0; i < s->n_users; i++) {
@@ -699,9 +831,98 @@ static bool check_all(builder_t *b, char *err, size_t errlen)
 #define VERIFIER_ITERATIONS PC_SCRAM_DEFAULT_ITERATIONS
 #endif
 
+/*
+ * Verifier cache across reloads. A reload re-reads every password, and 4096
+ * PBKDF2 iterations per user would make a directory of thousands of users
+ * take seconds to apply. The previous load's verifiers are kept keyed by
+ * HMAC-SHA-256(process-random key, user name NUL password): an unchanged
+ * password reuses its verifier (and salt), a changed one gets a new verifier.
+ * The key never leaves the process and the plaintext is still not kept; the
+ * files (or environment) the plaintext came from hold it anyway.
+ */
+typedef struct vcache_entry {
+    uint8_t key[32];
+    bool used;
+    pc_scram_verifier_t v;
+} vcache_entry_t;
+
+static pthread_mutex_t vcache_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t vcache_once = PTHREAD_ONCE_INIT;
+static uint8_t vcache_secret[32];
+static bool vcache_enabled;
+static vcache_entry_t *vcache;
+static size_t vcache_mask;
+
+static void vcache_init(void)
+{
+    vcache_enabled = pc_random_bytes(vcache_secret, sizeof vcache_secret);
+}
+
+static void vcache_key(const char *user, const char *pw, uint8_t out[32])
+{
+    size_t ul = strlen(user), pl = strlen(pw);
+    char *buf = pc_xmalloc(ul + 1 + pl);
+    memcpy(buf, user, ul + 1);
+    memcpy(buf + ul + 1, pw, pl);
+    pc_hmac_sha256(vcache_secret, sizeof vcache_secret, buf, ul + 1 + pl, out);
+    explicit_bzero(buf, ul + 1 + pl);
+    free(buf);
+}
+
+static size_t vcache_slot(const uint8_t key[32], size_t mask)
+{
+    uint64_t h;
+    memcpy(&h, key, sizeof h);
+    return (size_t)h & mask;
+}
+
+static bool vcache_get(const uint8_t key[32], pc_scram_verifier_t *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&vcache_lock);
+    for (size_t i = vcache ? vcache_slot(key, vcache_mask) : 0; vcache && vcache[i].used;
+         i = (i + 1) & vcache_mask)
+        if (pc_ct_equal(vcache[i].key, key, 32)) {
+            *out = vcache[i].v;
+            found = true;
+            break;
+        }
+    pthread_mutex_unlock(&vcache_lock);
+    return found;
+}
+
+/* Replace the cache with this load's verifiers (old passwords drop out). */
+static void vcache_replace(const pc_snapshot_t *s, uint8_t (*keys)[32], const bool *keyed)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_users; i++)
+        n += keyed[i] && s->users[i].has_password;
+    size_t cap = table_size(n), mask = cap - 1;
+    vcache_entry_t *table = pc_xcalloc(cap, sizeof *table);
+    for (size_t i = 0; i < s->n_users; i++) {
+        if (!keyed[i] || !s->users[i].has_password) continue;
+        size_t j = vcache_slot(keys[i], mask);
+        while (table[j].used && !pc_ct_equal(table[j].key, keys[i], 32))
+            j = (j + 1) & mask;
+        memcpy(table[j].key, keys[i], 32);
+        table[j].v = s->users[i].scram;
+        table[j].used = true;
+    }
+    pthread_mutex_lock(&vcache_lock);
+    vcache_entry_t *old = vcache;
+    size_t old_cap = vcache ? vcache_mask + 1 : 0;
+    vcache = table;
+    vcache_mask = mask;
+    pthread_mutex_unlock(&vcache_lock);
+    if (old) explicit_bzero(old, old_cap * sizeof *old);
+    free(old);
+}
+
 typedef struct hash_job {
     builder_t *b;
     size_t from, to;
+    uint8_t (*keys)[32]; /* cache key per user */
+    bool *keyed;         /* keys[i] is set (plaintext password) */
     bool ok;
     size_t failed_at;
 } hash_job_t;
@@ -720,7 +941,12 @@ static void *hash_range(void *arg)
             /* A ready verifier (PostgreSQL's pg_authid format): taken as is. */
             j->ok = pc_scram_verifier_parse(pw, len, &u->scram);
         } else {
-            j->ok = pc_scram_verifier_new(pw, len, VERIFIER_ITERATIONS, &u->scram);
+            if (vcache_enabled) {
+                vcache_key(u->username, pw, j->keys[i]);
+                j->keyed[i] = true;
+            }
+            j->ok = (j->keyed[i] && vcache_get(j->keys[i], &u->scram)) ||
+                    pc_scram_verifier_new(pw, len, VERIFIER_ITERATIONS, &u->scram);
         }
         if (!j->ok) j->failed_at = i;
         u->has_password = j->ok;
@@ -738,11 +964,18 @@ static bool hash_passwords(builder_t *b, char *err, size_t errlen)
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > n / PER_THREAD_MIN) threads = n / PER_THREAD_MIN;
     if (threads < 1) threads = 1;
+    pthread_once(&vcache_once, vcache_init);
+    uint8_t(*keys)[32] = pc_xcalloc(n ? n : 1, sizeof *keys);
+    bool *keyed = pc_xcalloc(n ? n : 1, sizeof *keyed);
     hash_job_t jobs[MAX_THREADS];
     pthread_t tids[MAX_THREADS];
     bool started[MAX_THREADS] = {false};
     for (size_t t = 0; t < threads; t++) {
-        jobs[t] = (hash_job_t){.b = b, .from = n * t / threads, .to = n * (t + 1) / threads};
+        jobs[t] = (hash_job_t){.b = b,
+                               .from = n * t / threads,
+                               .to = n * (t + 1) / threads,
+                               .keys = keys,
+                               .keyed = keyed};
         if (t > 0) started[t] = pthread_create(&tids[t], NULL, hash_range, &jobs[t]) == 0;
         if (t > 0 && !started[t]) hash_range(&jobs[t]);
     }
@@ -760,6 +993,10 @@ static bool hash_passwords(builder_t *b, char *err, size_t errlen)
                                    : "cannot compute the SCRAM verifier");
         }
     }
+    if (ok && vcache_enabled) vcache_replace(s, keys, keyed);
+    explicit_bzero(keys, (n ? n : 1) * sizeof *keys);
+    free(keys);
+    free(keyed);
     return ok;
 }
 
@@ -767,7 +1004,8 @@ static bool hash_passwords(builder_t *b, char *err, size_t errlen)
 
 static void builder_free(builder_t *b)
 {
-    for (size_t i = 0; b->s && i < b->s->n_users; i++) pc__free_secret(b->passwords[i]);
+    for (size_t i = 0; b->s && i < b->s->n_users; i++)
+        pc__free_secret(b->passwords[i]);
     free(b->passwords);
     free(b->res_origin);
     free(b->lis_origin);
@@ -775,7 +1013,8 @@ static void builder_free(builder_t *b)
     free(b->lis_res_origin);
     free(b->user_origin);
     free(b->pol_origin);
-    for (size_t i = 0; i < b->n_files; i++) free(b->files[i]);
+    for (size_t i = 0; i < b->n_files; i++)
+        free(b->files[i]);
     free(b->files);
 }
 
@@ -903,7 +1142,8 @@ pc_snapshot_t *pc_snapshot_load_dir(const char *dir, uint64_t revision, char *er
     }
     ok = true;
 out:
-    for (size_t i = 0; i < n_names; i++) free(names[i]);
+    for (size_t i = 0; i < n_names; i++)
+        free(names[i]);
     free(names);
     return finish(&b, ok, err, errlen);
 }

@@ -1,6 +1,8 @@
 #include "core/yaml_tree.h"
+#include "core/config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <yaml.h>
@@ -64,13 +66,92 @@ static pc__ynode_t *anchor_find(const builder_t *b, const char *name)
     return NULL;
 }
 
+static bool is_merge_key(const pc__ynode_t *k)
+{
+    return k->kind == PC__Y_SCALAR && k->plain && k->len == 2 && memcmp(k->str, "<<", 2) == 0;
+}
+
+static bool map_has_key(const pc__ynode_t **items, size_t n, const pc__ynode_t *key)
+{
+    for (size_t i = 0; i < n; i += 2)
+        if (items[i]->kind == PC__Y_SCALAR && key->kind == PC__Y_SCALAR &&
+            items[i]->len == key->len && memcmp(items[i]->str, key->str, key->len) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * YAML 1.1 merge keys (`<<: *defaults`, `<<: [*a, *b]`), which libyaml leaves
+ * to the application: the mapping's own keys win, then each merged mapping in
+ * order adds the keys not present yet.
+ */
+static bool apply_merge_keys(pc__ynode_t *n, const char *origin, char *err, size_t errlen)
+{
+    bool any = false;
+    for (size_t i = 0; i < n->n_items; i += 2)
+        any |= is_merge_key(n->items[i]);
+    if (!any) return true;
+    size_t cap = n->n_items, count = 0;
+    for (size_t i = 0; i < n->n_items; i += 2) {
+        if (!is_merge_key(n->items[i])) continue;
+        const pc__ynode_t *v = n->items[i + 1];
+        bool ok = v->kind == PC__Y_MAP;
+        if (v->kind == PC__Y_SEQ) {
+            ok = true;
+            for (size_t j = 0; j < v->n_items; j++) {
+                ok &= v->items[j]->kind == PC__Y_MAP;
+                if (ok) cap += v->items[j]->n_items;
+            }
+        } else if (ok) {
+            cap += v->n_items;
+        }
+        if (!ok) {
+            snprintf(err, errlen,
+                     "%s:%u: the value of a merge key (<<) must be a mapping or a list "
+                     "of mappings",
+                     origin, v->line);
+            return false;
+        }
+    }
+    if (cap > 8192) { /* merging is quadratic; configuration mappings are small */
+        snprintf(err, errlen, "%s:%u: mapping too large for merge keys (<<)", origin, n->line);
+        return false;
+    }
+    const pc__ynode_t **items = pc_xcalloc(cap ? cap : 1, sizeof *items);
+    for (size_t i = 0; i < n->n_items; i += 2)
+        if (!is_merge_key(n->items[i])) {
+            items[count++] = n->items[i];
+            items[count++] = n->items[i + 1];
+        }
+    for (size_t i = 0; i < n->n_items; i += 2) {
+        if (!is_merge_key(n->items[i])) continue;
+        const pc__ynode_t *v = n->items[i + 1];
+        size_t n_src = v->kind == PC__Y_SEQ ? v->n_items : 1;
+        for (size_t j = 0; j < n_src; j++) {
+            const pc__ynode_t *src = v->kind == PC__Y_SEQ ? v->items[j] : v;
+            for (size_t k = 0; k < src->n_items; k += 2)
+                if (!map_has_key(items, count, src->items[k])) {
+                    items[count++] = src->items[k];
+                    items[count++] = src->items[k + 1];
+                }
+        }
+    }
+    free(n->items);
+    n->items = (pc__ynode_t **)items;
+    n->n_items = n->cap_items = count;
+    if (cap > count) n->cap_items = cap;
+    n->weight = 1;
+    for (size_t i = 0; i < count; i++)
+        n->weight += n->items[i]->weight;
+    return true;
+}
+
 /* Attach a finished node to its parent (or make it the document root). */
 static bool attach(builder_t *b, pc__ynode_t *n, const char *origin, char *err, size_t errlen)
 {
     if (b->depth == 0) b->total_weight += n->weight;
     if (n->weight > PC__YAML_MAX_WEIGHT || b->total_weight > PC__YAML_MAX_WEIGHT) {
-        snprintf(err, errlen, "%s:%u: document too large (alias expansion limit)", origin,
-                 n->line);
+        snprintf(err, errlen, "%s:%u: document too large (alias expansion limit)", origin, n->line);
         return false;
     }
     if (b->depth == 0) {
@@ -81,6 +162,13 @@ static bool attach(builder_t *b, pc__ynode_t *n, const char *origin, char *err, 
         node_add(b->stack[b->depth - 1], n);
     }
     return true;
+}
+
+/* Scalars may be passwords: clear libyaml's copy before it is freed. */
+static void wipe_event(yaml_event_t *ev)
+{
+    if (ev->type == YAML_SCALAR_EVENT && ev->data.scalar.value)
+        explicit_bzero(ev->data.scalar.value, ev->data.scalar.length);
 }
 
 bool pc__yaml_parse(const char *text, size_t len, const char *origin, pc__ydoc_t *out, char *err,
@@ -159,6 +247,11 @@ bool pc__yaml_parse(const char *text, size_t len, const char *origin, pc__ydoc_t
             pc__ynode_t *n = b.stack[--b.depth];
             char *anchor = b.stack_anchor[b.depth];
             b.stack_anchor[b.depth] = NULL;
+            if (n->kind == PC__Y_MAP && !apply_merge_keys(n, origin, err, errlen)) {
+                free(anchor);
+                step_ok = false;
+                break;
+            }
             /* Registered only when complete so that an alias cannot point into itself. */
             if (anchor) anchor_add(&b, anchor, n);
             free(anchor);
@@ -167,19 +260,29 @@ bool pc__yaml_parse(const char *text, size_t len, const char *origin, pc__ydoc_t
         }
         case YAML_DOCUMENT_START_EVENT:
             /* Anchors are scoped to their document. */
-            for (size_t i = 0; i < b.n_anchors; i++) free(b.anchors[i].name);
+            for (size_t i = 0; i < b.n_anchors; i++)
+                free(b.anchors[i].name);
             b.n_anchors = 0;
             break;
         default: /* stream start and document end carry nothing we keep */
             break;
         }
+        wipe_event(&ev);
         yaml_event_delete(&ev);
         if (!step_ok) goto out;
     }
 out:
-    for (size_t i = 0; i < b.depth; i++) free(b.stack_anchor[i]);
-    for (size_t i = 0; i < b.n_anchors; i++) free(b.anchors[i].name);
+    for (size_t i = 0; i < b.depth; i++)
+        free(b.stack_anchor[i]);
+    for (size_t i = 0; i < b.n_anchors; i++)
+        free(b.anchors[i].name);
     free(b.anchors);
+    /* libyaml frees its copies of the input without clearing them. */
+    if (parser.raw_buffer.start)
+        explicit_bzero(parser.raw_buffer.start,
+                       (size_t)(parser.raw_buffer.end - parser.raw_buffer.start));
+    if (parser.buffer.start)
+        explicit_bzero(parser.buffer.start, (size_t)(parser.buffer.end - parser.buffer.start));
     yaml_parser_delete(&parser);
     if (!ok) pc__yaml_free(out);
     return ok;
@@ -212,9 +315,12 @@ bool pc__yaml_is_null(const pc__ynode_t *n)
 const char *pc__yaml_kind_name(const pc__ynode_t *n)
 {
     switch (n->kind) {
-    case PC__Y_MAP: return "a mapping";
-    case PC__Y_SEQ: return "a list";
-    case PC__Y_SCALAR: break;
+    case PC__Y_MAP:
+        return "a mapping";
+    case PC__Y_SEQ:
+        return "a list";
+    case PC__Y_SCALAR:
+        break;
     }
     if (pc__yaml_is_null(n)) return "null";
     return "a scalar";
@@ -224,7 +330,8 @@ size_t pc__ypath_push_key(pc__ypath_t *p, const char *key)
 {
     size_t prev = p->len;
     int w = snprintf(p->buf + p->len, sizeof p->buf - p->len, "%s%s", p->len ? "." : "", key);
-    if (w > 0) p->len += (size_t)w < sizeof p->buf - p->len ? (size_t)w : sizeof p->buf - p->len - 1;
+    if (w > 0)
+        p->len += (size_t)w < sizeof p->buf - p->len ? (size_t)w : sizeof p->buf - p->len - 1;
     return prev;
 }
 
@@ -232,7 +339,8 @@ size_t pc__ypath_push_index(pc__ypath_t *p, size_t index)
 {
     size_t prev = p->len;
     int w = snprintf(p->buf + p->len, sizeof p->buf - p->len, "[%zu]", index);
-    if (w > 0) p->len += (size_t)w < sizeof p->buf - p->len ? (size_t)w : sizeof p->buf - p->len - 1;
+    if (w > 0)
+        p->len += (size_t)w < sizeof p->buf - p->len ? (size_t)w : sizeof p->buf - p->len - 1;
     return prev;
 }
 
@@ -257,7 +365,8 @@ static void sbuf_add(sbuf_t *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         /* Grow by copy so that a secret never lingers in a realloc'd-away block. */
         char *q = pc_xmalloc(cap);
         if (b->p) {
@@ -290,7 +399,8 @@ char *pc__env_expand(const char *s, size_t len, char *problem, size_t problem_le
             continue;
         }
         size_t name_start = i + 2, j = name_start;
-        while (j < len && var_name_char(s[j], j == name_start)) j++;
+        while (j < len && var_name_char(s[j], j == name_start))
+            j++;
         size_t name_len = j - name_start;
         if (name_len == 0 || name_len > 255) {
             snprintf(problem, problem_len, "invalid variable reference (expected ${NAME})");
@@ -303,7 +413,8 @@ char *pc__env_expand(const char *s, size_t len, char *problem, size_t problem_le
         size_t def_len = 0;
         if (j + 1 < len && s[j] == ':' && s[j + 1] == '-') {
             size_t k = j + 2;
-            while (k < len && s[k] != '}') k++;
+            while (k < len && s[k] != '}')
+                k++;
             if (k >= len) {
                 snprintf(problem, problem_len, "unterminated ${%s:-...}", name);
                 goto fail;
@@ -358,12 +469,15 @@ char *pc__read_file(const char *path, size_t max, size_t *len, char *err, size_t
         return NULL;
     }
     char *buf = pc_xmalloc(max + 1);
+    errno = 0;
     size_t n = fread(buf, 1, max + 1, f);
+    int read_errno = errno;
     bool bad = ferror(f);
     fclose(f);
     if (bad || n > max) {
         if (bad)
-            snprintf(err, errlen, "%s: read error", path);
+            snprintf(err, errlen, "%s: cannot read: %s", path,
+                     read_errno ? strerror(read_errno) : "I/O error");
         else
             snprintf(err, errlen, "%s: file larger than %zu MiB", path, max >> 20);
         explicit_bzero(buf, n < max ? n : max);
@@ -385,13 +499,13 @@ void pc__free_secret(char *s)
 void pc__quote_value(char *out, size_t cap, const char *s, size_t len)
 {
     size_t pos = 0;
-    if (cap < 4) {
+    if (cap < 16) { /* too small for a useful quote: nothing */
         if (cap) out[0] = '\0';
         return;
     }
     out[pos++] = '"';
-    size_t limit = len > 64 ? 64 : len;
-    for (size_t i = 0; i < limit && pos + 6 < cap; i++) {
+    size_t i = 0;
+    for (; i < len && pos + 8 < cap; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
             int w = snprintf(out + pos, cap - pos, "\\x%02x", c);
@@ -400,7 +514,7 @@ void pc__quote_value(char *out, size_t cap, const char *s, size_t len)
             out[pos++] = (char)c;
         }
     }
-    if (limit < len && pos + 4 < cap) {
+    if (i < len) {
         memcpy(out + pos, "...", 3);
         pos += 3;
     }
@@ -409,10 +523,6 @@ void pc__quote_value(char *out, size_t cap, const char *s, size_t len)
 }
 
 /* ---------- typed, strictly checked access ---------- */
-
-#include "core/config.h"
-
-#include <stdarg.h>
 
 bool pc__yfail(pc__yctx_t *c, unsigned line, const char *fmt, ...)
 {
@@ -436,8 +546,7 @@ static const char *expected_name(pc__ynode_kind_t kind)
 bool pc__yexpect(pc__yctx_t *c, const pc__ynode_t *n, pc__ynode_kind_t kind)
 {
     if (n->kind == kind) return true;
-    return pc__yfail(c, n->line, "expected %s, got %s", expected_name(kind),
-                     pc__yaml_kind_name(n));
+    return pc__yfail(c, n->line, "expected %s, got %s", expected_name(kind), pc__yaml_kind_name(n));
 }
 
 bool pc__ymap_check(pc__yctx_t *c, const pc__ynode_t *n, const char *const *allowed)
@@ -477,8 +586,8 @@ bool pc__ymap_check(pc__yctx_t *c, const pc__ynode_t *n, const char *const *allo
         }
         for (size_t j = 0; j < i; j += 2)
             if (n->items[j]->len == k->len && memcmp(n->items[j]->str, k->str, k->len) == 0) {
-                bool r = pc__yfail(c, k->line, "duplicate key (first at line %u)",
-                                   n->items[j]->line);
+                bool r =
+                    pc__yfail(c, k->line, "duplicate key (first at line %u)", n->items[j]->line);
                 pc__ypath_pop(&c->path, prev);
                 return r;
             }
@@ -563,16 +672,17 @@ static bool parse_int(const char *s, int64_t *out)
     return true;
 }
 
-bool pc__yget_int(pc__yctx_t *c, const pc__ynode_t *map, const char *key, int64_t min,
-                  int64_t max, int64_t *out)
+bool pc__yget_int(pc__yctx_t *c, const pc__ynode_t *map, const char *key, int64_t min, int64_t max,
+                  int64_t *out)
 {
     const pc__ynode_t *n;
     size_t prev = enter(c, map, key, &n);
     if (!n) return leave(c, prev, true);
     if (n->kind != PC__Y_SCALAR || !n->plain)
-        return leave(c, prev,
-                     pc__yfail(c, n->line, "expected an integer, got %s",
-                               n->kind == PC__Y_SCALAR ? "a quoted string" : pc__yaml_kind_name(n)));
+        return leave(
+            c, prev,
+            pc__yfail(c, n->line, "expected an integer, got %s",
+                      n->kind == PC__Y_SCALAR ? "a quoted string" : pc__yaml_kind_name(n)));
     char *v = pc__yscalar(c, n);
     if (!v) return leave(c, prev, false);
     int64_t x;
@@ -582,26 +692,27 @@ bool pc__yget_int(pc__yctx_t *c, const pc__ynode_t *map, const char *key, int64_
     free(v);
     if (!ok) return leave(c, prev, pc__yfail(c, n->line, "invalid integer %s", q));
     if (x < min || x > max)
-        return leave(c, prev,
-                     pc__yfail(c, n->line, "%s out of range %lld..%lld", q, (long long)min,
-                               (long long)max));
+        return leave(
+            c, prev,
+            pc__yfail(c, n->line, "%s out of range %lld..%lld", q, (long long)min, (long long)max));
     *out = x;
     return leave(c, prev, true);
 }
 
 bool pc__yget_bool(pc__yctx_t *c, const pc__ynode_t *map, const char *key, bool *out)
 {
-    static const char *const truthy[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On",
-                                         "ON", NULL};
-    static const char *const falsy[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off",
-                                        "OFF", NULL};
+    static const char *const truthy[] = {"true", "True", "TRUE", "yes", "Yes",
+                                         "YES",  "on",   "On",   "ON",  NULL};
+    static const char *const falsy[] = {"false", "False", "FALSE", "no",  "No",
+                                        "NO",    "off",   "Off",   "OFF", NULL};
     const pc__ynode_t *n;
     size_t prev = enter(c, map, key, &n);
     if (!n) return leave(c, prev, true);
     if (n->kind != PC__Y_SCALAR || !n->plain)
-        return leave(c, prev,
-                     pc__yfail(c, n->line, "expected true or false, got %s",
-                               n->kind == PC__Y_SCALAR ? "a quoted string" : pc__yaml_kind_name(n)));
+        return leave(
+            c, prev,
+            pc__yfail(c, n->line, "expected true or false, got %s",
+                      n->kind == PC__Y_SCALAR ? "a quoted string" : pc__yaml_kind_name(n)));
     char *v = pc__yscalar(c, n);
     if (!v) return leave(c, prev, false);
     int found = -1;
@@ -612,7 +723,8 @@ bool pc__yget_bool(pc__yctx_t *c, const pc__ynode_t *map, const char *key, bool 
     char q[96];
     pc__quote_value(q, sizeof q, v, strlen(v));
     free(v);
-    if (found < 0) return leave(c, prev, pc__yfail(c, n->line, "expected true or false, got %s", q));
+    if (found < 0)
+        return leave(c, prev, pc__yfail(c, n->line, "expected true or false, got %s", q));
     *out = found == 1;
     return leave(c, prev, true);
 }
@@ -646,8 +758,8 @@ bool pc__yget_size(pc__yctx_t *c, const pc__ynode_t *map, const char *key, uint6
     return get_parsed(c, map, key, out_bytes, pc_parse_size, "size");
 }
 
-bool pc__yget_enum(pc__yctx_t *c, const pc__ynode_t *map, const char *key,
-                   const char *const *names, int *out)
+bool pc__yget_enum(pc__yctx_t *c, const pc__ynode_t *map, const char *key, const char *const *names,
+                   int *out)
 {
     const pc__ynode_t *n;
     size_t prev = enter(c, map, key, &n);
@@ -685,12 +797,14 @@ bool pc__yget_str_list(pc__yctx_t *c, const pc__ynode_t *map, const char *key, c
         list[i] = pc__yscalar(c, n->items[i]);
         pc__ypath_pop(&c->path, p2);
         if (!list[i]) {
-            for (size_t j = 0; j < i; j++) free(list[j]);
+            for (size_t j = 0; j < i; j++)
+                free(list[j]);
             free(list);
             return leave(c, prev, false);
         }
     }
-    for (size_t j = 0; j < *n_out; j++) free((*out)[j]);
+    for (size_t j = 0; j < *n_out; j++)
+        free((*out)[j]);
     free(*out);
     *out = list;
     *n_out = n->n_items;

@@ -19,14 +19,14 @@ typedef enum { PC__Y_SCALAR, PC__Y_SEQ, PC__Y_MAP } pc__ynode_kind_t;
 typedef struct pc__ynode pc__ynode_t;
 struct pc__ynode {
     pc__ynode_kind_t kind;
-    unsigned line;   /* 1-based */
-    bool plain;      /* scalar written without quotes (so `null`, `5` are not strings) */
-    char *str;       /* scalar text, NUL-terminated (may contain NUL: see len) */
+    unsigned line; /* 1-based */
+    bool plain;    /* scalar written without quotes (so `null`, `5` are not strings) */
+    char *str;     /* scalar text, NUL-terminated (may contain NUL: see len) */
     size_t len;
     pc__ynode_t **items; /* SEQ: the items; MAP: key, value, key, value, ... */
     size_t n_items;      /* SEQ: items; MAP: 2 * pairs */
     size_t cap_items;
-    uint64_t weight;     /* nodes in the expanded subtree (bounds alias expansion) */
+    uint64_t weight; /* nodes in the expanded subtree (bounds alias expansion) */
 };
 
 /* Limits on what a configuration file may be. */
@@ -36,7 +36,7 @@ struct pc__ynode {
 typedef struct pc__ydoc {
     pc__ynode_t **roots; /* one per YAML document in the stream */
     size_t n_roots;
-    pc__ynode_t **all;   /* every node, for freeing */
+    pc__ynode_t **all; /* every node, for freeing */
     size_t n_all, cap_all;
 } pc__ydoc_t;
 
@@ -90,16 +90,16 @@ const pc__ynode_t *pc__ymap_get(const pc__ynode_t *map, const char *key);
 char *pc__yscalar(pc__yctx_t *c, const pc__ynode_t *n) PC_WUR;
 
 bool pc__yget_str(pc__yctx_t *c, const pc__ynode_t *map, const char *key, char **out) PC_WUR;
-bool pc__yget_int(pc__yctx_t *c, const pc__ynode_t *map, const char *key, int64_t min,
-                  int64_t max, int64_t *out) PC_WUR;
+bool pc__yget_int(pc__yctx_t *c, const pc__ynode_t *map, const char *key, int64_t min, int64_t max,
+                  int64_t *out) PC_WUR;
 bool pc__yget_bool(pc__yctx_t *c, const pc__ynode_t *map, const char *key, bool *out) PC_WUR;
 bool pc__yget_duration(pc__yctx_t *c, const pc__ynode_t *map, const char *key,
                        uint64_t *out_ms) PC_WUR;
 bool pc__yget_size(pc__yctx_t *c, const pc__ynode_t *map, const char *key,
                    uint64_t *out_bytes) PC_WUR;
 /** out = index of the value in names (NULL-terminated). */
-bool pc__yget_enum(pc__yctx_t *c, const pc__ynode_t *map, const char *key,
-                   const char *const *names, int *out) PC_WUR;
+bool pc__yget_enum(pc__yctx_t *c, const pc__ynode_t *map, const char *key, const char *const *names,
+                   int *out) PC_WUR;
 bool pc__yget_str_list(pc__yctx_t *c, const pc__ynode_t *map, const char *key, char ***out,
                        size_t *n_out) PC_WUR;
 /** Line of key's value in map (or of the map itself when absent), for messages. */

@@ -23,6 +23,7 @@ typedef struct pc_health_view {
     const char *instance;
     unsigned workers;
     unsigned listeners;
+    unsigned unbound; /* (worker, listener) pairs not listening; shown when non-zero */
 } pc_health_view_t;
 
 typedef void (*pc_health_view_fn)(void *arg, pc_health_view_t *out);

@@ -157,6 +157,11 @@ static int ready_body(const pc_health_view_t *v, char *body, size_t cap)
     const char *rs = v->reason ? v->reason : "not ready";
     pc_json_escape_into(reason, sizeof reason - 1, &pos, rs, strlen(rs));
     reason[pos] = '\0';
+    if (v->unbound)
+        return snprintf(body, cap,
+                        "{\"ready\":false,\"reason\":\"%s\",\"revision\":%" PRIu64
+                        ",\"unbound\":%u}\n",
+                        reason, v->revision, v->unbound);
     return snprintf(body, cap, "{\"ready\":false,\"reason\":\"%s\",\"revision\":%" PRIu64 "}\n",
                     reason, v->revision);
 }

@@ -12,8 +12,12 @@
 #include <string.h>
 
 #define MAX_CONNS 128
-#define IDLE_TIMEOUT_MS 30000
+/* A connection must complete a request within this time of its previous one
+ * (or of connecting): bytes trickled slowly do not keep it alive. */
+#define IDLE_TIMEOUT_MS 10000
 #define READ_BUF 4096
+/* A client that pipelines without reading is cut off rather than buffered for. */
+#define MAX_PENDING_WRITES 32
 
 typedef struct conn conn_t;
 
@@ -81,7 +85,7 @@ static void on_written(uv_write_t *req, int status)
 
 static void send_response(conn_t *c, char *data, size_t len)
 {
-    write_req_t *wr = malloc(sizeof *wr);
+    write_req_t *wr = c->pending_writes < MAX_PENDING_WRITES ? malloc(sizeof *wr) : NULL;
     if (!wr) {
         free(data);
         conn_close(c);
@@ -113,10 +117,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0 || c->closing || c->close_after_write) return;
-    uv_timer_again(&c->idle);
     const char *p = buf->base;
     size_t left = (size_t)nread;
-    while (left > 0 && !c->close_after_write) {
+    while (left > 0 && !c->close_after_write && !c->closing) {
         size_t used = 0;
         pc__health_req_t req;
         pc__health_read_t r = pc__health_read(&c->reader, p, left, &used, &req);
@@ -130,6 +133,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             char *resp = pc__health_respond(&req, &view, close_after, &len);
             c->close_after_write = close_after;
             send_response(c, resp, len);
+            uv_timer_again(&c->idle);
             continue;
         }
         if (r == PC__HEALTH_NEED_MORE) break;
@@ -138,7 +142,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         char *resp = pc__health_error_response(r == PC__HEALTH_TOO_LARGE ? 431 : 400, &len);
         send_response(c, resp, len);
     }
-    if (c->close_after_write) uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->close_after_write && !c->closing) uv_read_stop((uv_stream_t *)&c->tcp);
 }
 
 static void on_connection(uv_stream_t *server, int status)

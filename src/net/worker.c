@@ -101,6 +101,17 @@ static void arm_retry_if_needed(pc_worker_t *w)
         uv_timer_start(&w->retry_timer, on_retry_timer, 1000, 1000);
 }
 
+static void retire(pc_worker_t *w, pc_snapshot_t *old)
+{
+    if (!old) return;
+    pthread_mutex_lock(&w->lock);
+    bool queued = w->n_retired < PC_ARRAY_LEN(w->retired);
+    if (queued) w->retired[w->n_retired++] = old;
+    pthread_mutex_unlock(&w->lock);
+    /* Main thread behind by 8 reloads: release it here rather than grow. */
+    if (!queued) pc_snapshot_unref(old);
+}
+
 static void on_wakeup(uv_async_t *a)
 {
     pc_worker_t *w = a->data;
@@ -116,7 +127,7 @@ static void on_wakeup(uv_async_t *a)
         pc_snapshot_t *old = w->snap;
         w->snap = snap;
         if (!pc_worker_draining(w)) pc__listeners_reconcile(w);
-        pc_snapshot_unref(old);
+        retire(w, old);
         atomic_store(&w->applied_revision, snap->revision);
         arm_retry_if_needed(w);
         pc__worker_notify(w);
@@ -139,6 +150,9 @@ static void on_wakeup(uv_async_t *a)
     if (cmds & PC__CMD_EXIT) {
         atomic_store_explicit(&w->draining, true, memory_order_release);
         pc__listeners_close_all(w);
+        for (unsigned t = 0; t < PC__N_TECH; t++) {
+            if (protos[t] && protos[t]->worker_stop) protos[t]->worker_stop(w);
+        }
         uv_close((uv_handle_t *)&w->retry_timer, NULL);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
         /* Sessions a module failed to end must not keep the thread alive. */
@@ -159,9 +173,21 @@ static void free_pool(uv_handle_t *h)
     free(h->data);
 }
 
+static void release_retired(pc_worker_t *w)
+{
+    pc_snapshot_t *batch[PC_ARRAY_LEN(w->retired)];
+    pthread_mutex_lock(&w->lock);
+    unsigned n = w->n_retired;
+    memcpy(batch, w->retired, n * sizeof batch[0]);
+    w->n_retired = 0;
+    pthread_mutex_unlock(&w->lock);
+    for (unsigned i = 0; i < n; i++) pc_snapshot_unref(batch[i]);
+}
+
 static void on_notify(uv_async_t *a)
 {
     pc_workers_t *ws = a->data;
+    for (unsigned i = 0; i < ws->n; i++) release_retired(&ws->workers[i]);
     if (ws->notify) ws->notify(ws->notify_arg);
 }
 
@@ -291,6 +317,7 @@ void pc_workers_stop(pc_workers_t *ws)
     for (unsigned i = 0; i < ws->n; i++) {
         pc_worker_t *w = &ws->workers[i];
         uv_thread_join(&w->thread);
+        release_retired(w);
         pc_snapshot_unref(w->pending_snap);
         pc_snapshot_unref(w->snap);
         /* EBUSY when a module left sessions behind: the process is exiting anyway. */

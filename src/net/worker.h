@@ -56,6 +56,12 @@ typedef struct pc_proto {
     void (*terminate_all)(pc_worker_t *w);
     /** Sessions still open on w. */
     size_t (*active_sessions)(pc_worker_t *w);
+    /**
+     * Optional (NULL = nothing to do): w is stopping, on w's thread, after the
+     * drain and terminate_all; release the module's per-worker state (its
+     * pc_worker_proto_slot). The loop is not run again afterwards.
+     */
+    void (*worker_stop)(pc_worker_t *w);
 } pc_proto_t;
 
 void pc_proto_register(const pc_proto_t *proto);

@@ -37,6 +37,10 @@ struct pc_worker {
     pc_snapshot_t *pending_snap;
     unsigned pending_cmds;
     uint64_t pending_poll_seq;
+    /* Snapshots the worker is done with, released by the main thread: freeing
+     * a large snapshot (compiled policies) is work the request path skips. */
+    pc_snapshot_t *retired[8];
+    unsigned n_retired;
 
     /* Worker-thread state. */
     pc_snapshot_t *snap;

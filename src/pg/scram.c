@@ -1,6 +1,9 @@
 #include "pg/scram.h"
 #include "core/crypto.h"
 
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -73,8 +76,8 @@ static size_t utf8_encode(uint32_t cp, char *out)
 /* RFC 3454 C.1.2: non-ASCII space characters. */
 static bool is_non_ascii_space(uint32_t c)
 {
-    return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200b) || c == 0x202f ||
-           c == 0x205f || c == 0x3000;
+    return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200b) || c == 0x202f || c == 0x205f ||
+           c == 0x3000;
 }
 
 /* RFC 3454 B.1: commonly mapped to nothing. */
@@ -89,21 +92,22 @@ static bool is_mapped_to_nothing(uint32_t c)
 static bool is_prohibited(uint32_t c)
 {
     return is_non_ascii_space(c) || c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f) ||
-           c == 0x6dd || c == 0x70f || c == 0x180e || c == 0x200c || c == 0x200d ||
-           c == 0x2028 || c == 0x2029 || (c >= 0x2060 && c <= 0x2063) ||
-           (c >= 0x206a && c <= 0x206f) || c == 0xfeff || (c >= 0xfff9 && c <= 0xfffd) ||
-           (c >= 0x1d173 && c <= 0x1d17a) || (c >= 0xe000 && c <= 0xf8ff) ||
-           (c >= 0xf0000 && c <= 0xffffd) || (c >= 0x100000 && c <= 0x10fffd) ||
-           (c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) == 0xfffe || c == 0x340 || c == 0x341 ||
-           c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) ||
-           (c >= 0x2ff0 && c <= 0x2ffb) || c == 0xe0001 || (c >= 0xe0020 && c <= 0xe007f);
+           c == 0x6dd || c == 0x70f || c == 0x180e || c == 0x200c || c == 0x200d || c == 0x2028 ||
+           c == 0x2029 || (c >= 0x2060 && c <= 0x2063) || (c >= 0x206a && c <= 0x206f) ||
+           c == 0xfeff || (c >= 0xfff9 && c <= 0xfffd) || (c >= 0x1d173 && c <= 0x1d17a) ||
+           (c >= 0xe000 && c <= 0xf8ff) || (c >= 0xf0000 && c <= 0xffffd) ||
+           (c >= 0x100000 && c <= 0x10fffd) || (c >= 0xfdd0 && c <= 0xfdef) ||
+           (c & 0xfffe) == 0xfffe || c == 0x340 || c == 0x341 || c == 0x200e || c == 0x200f ||
+           (c >= 0x202a && c <= 0x202e) || (c >= 0x2ff0 && c <= 0x2ffb) || c == 0xe0001 ||
+           (c >= 0xe0020 && c <= 0xe007f);
 }
 
 char *pc_scram_saslprep(const char *password, size_t len, size_t *out_len)
 {
     const unsigned char *p = (const unsigned char *)password;
     bool ascii = true;
-    for (size_t i = 0; i < len && ascii; i++) ascii = p[i] < 0x80;
+    for (size_t i = 0; i < len && ascii; i++)
+        ascii = p[i] < 0x80;
     char *raw = pc_xstrndup(password, len);
     if (ascii) {
         *out_len = len;
@@ -252,7 +256,7 @@ typedef struct cursor {
     size_t n;
 } cursor_t;
 
-    /* iterations ":" salt "$" StoredKey ":" ServerKey */
+/* iterations ":" salt "$" StoredKey ":" ServerKey */
 static bool read_attr(cursor_t *c, char want, char *got, const char **val, size_t *vlen)
 {
     if (c->n < 2 || c->p[1] != '=') return false;
@@ -332,6 +336,19 @@ void pc_scram_server_init(pc_scram_server_t *s, const pc_scram_verifier_t *v,
     }
 }
 
+bool pc_scram_server_set_channel_binding(pc_scram_server_t *s, bool offered, bool chose_plus,
+                                         const uint8_t *cb_data, size_t cb_len)
+{
+    if (s->state != S_INIT || (chose_plus && !offered) || cb_len > sizeof s->cb_data ||
+        (offered && cb_len == 0))
+        return false;
+    s->cb_offered = offered;
+    s->cb_chose_plus = chose_plus;
+    if (cb_len) memcpy(s->cb_data, cb_data, cb_len);
+    s->cb_len = cb_len;
+    return true;
+}
+
 void pc_scram_server_clear(pc_scram_server_t *s)
 {
     explicit_bzero(s, sizeof *s);
@@ -354,19 +371,45 @@ pc_scram_result_t pc_scram_server_first(pc_scram_server_t *s, const char *msg, s
     if (len == 0 || len >= PC_SCRAM_MAX_MESSAGE || has_nul(msg, len))
         FAIL(PC_SCRAM_MALFORMED, "malformed SCRAM message (length or NUL byte)");
     cursor_t c = {msg, len};
-    /* gs2-header: cbind-flag "," [authzid] "," */
-    if (c.p[0] == 'p')
-        FAIL(PC_SCRAM_MALFORMED, "channel binding was requested but SCRAM-SHA-256-PLUS is not "
-                                 "offered");
-    if (c.p[0] != 'n' && c.p[0] != 'y')
+    /* gs2-header: cbind-flag "," [authzid] ","; cbind-flag is n, y or p=<type> */
+    char flag = c.p[0];
+    if (flag == 'p') {
+        static const char type[] = "p=" PC_SCRAM_CB_TYPE ",";
+        if (!s->cb_chose_plus)
+            FAIL(PC_SCRAM_MALFORMED, "the client selected SCRAM-SHA-256 without channel binding, "
+                                     "but the SCRAM message includes channel binding data");
+        if (c.n < sizeof type - 1 || memcmp(c.p, type, sizeof type - 1) != 0)
+            FAIL(PC_SCRAM_MALFORMED, "unsupported SCRAM channel-binding type");
+        c.p += sizeof type - 2, c.n -= sizeof type - 2; /* now at the comma */
+    } else if (flag == 'n' || flag == 'y') {
+        if (s->cb_chose_plus)
+            FAIL(PC_SCRAM_MALFORMED, "the client selected SCRAM-SHA-256-PLUS, but the SCRAM "
+                                     "message does not include channel binding data");
+        /* "y": the client could bind but believes we cannot. If we offered
+         * PLUS, someone removed it from the list on the way: a downgrade. */
+        if (flag == 'y' && s->cb_offered)
+            FAIL(PC_SCRAM_MALFORMED, "SCRAM channel binding negotiation error");
+        c.p += 1, c.n -= 1;
+    } else {
         FAIL(PC_SCRAM_MALFORMED, "malformed SCRAM message (unexpected channel-binding flag)");
-    s->client_cb_yes = c.p[0] == 'y';
-    if (c.n < 3 || c.p[1] != ',')
+    }
+    if (c.n < 2 || c.p[0] != ',')
         FAIL(PC_SCRAM_MALFORMED, "malformed SCRAM message (comma expected)");
-    if (c.p[2] == 'a')
+    if (c.p[1] == 'a')
         FAIL(PC_SCRAM_MALFORMED, "client uses authorization identity, but it is not supported");
-    if (c.p[2] != ',') FAIL(PC_SCRAM_MALFORMED, "malformed SCRAM message (comma expected)");
-    c.p += 3, c.n -= 3;
+    if (c.p[1] != ',') FAIL(PC_SCRAM_MALFORMED, "malformed SCRAM message (comma expected)");
+    c.p += 2, c.n -= 2;
+    /* c= in the final message is base64(gs2-header [cb-data]). */
+    {
+        uint8_t raw[64 + PC_SCRAM_CB_MAX];
+        size_t gs2_len = (size_t)(c.p - msg), raw_len = gs2_len;
+        memcpy(raw, msg, gs2_len);
+        if (flag == 'p') {
+            memcpy(raw + gs2_len, s->cb_data, s->cb_len);
+            raw_len += s->cb_len;
+        }
+        PC_BUG_ON(pc_b64_encode(raw, raw_len, s->expected_c, sizeof s->expected_c) == 0);
+    }
     const char *bare = c.p;
     size_t bare_len = c.n;
     const char *val;
@@ -403,8 +446,8 @@ pc_scram_result_t pc_scram_server_first(pc_scram_server_t *s, const char *msg, s
 
     char salt[PC_B64_ENCODED_LEN(32) + 1];
     pc_b64_encode(s->verifier.salt, s->verifier.salt_len, salt, sizeof salt);
-    int w = snprintf(s->server_first, sizeof s->server_first, "r=%.*s,s=%s,i=%u",
-                     (int)s->nonce_len, s->nonce, salt, s->verifier.iterations);
+    int w = snprintf(s->server_first, sizeof s->server_first, "r=%.*s,s=%s,i=%u", (int)s->nonce_len,
+                     s->nonce, salt, s->verifier.iterations);
     if (w <= 0 || (size_t)w >= sizeof s->server_first || (size_t)w >= cap)
         FAIL(PC_SCRAM_MALFORMED, "SCRAM output buffer too small");
     s->server_first_len = (size_t)w;
@@ -428,9 +471,7 @@ pc_scram_result_t pc_scram_server_final(pc_scram_server_t *s, const char *msg, s
     size_t vlen;
     if (!read_attr(&c, 'c', NULL, &val, &vlen))
         FAIL(PC_SCRAM_MALFORMED, "malformed SCRAM message (channel binding expected)");
-    /* Without channel binding the data is the base64 of the gs2 header we got. */
-    const char *expected_cb = s->client_cb_yes ? "eSws" : "biws";
-    if (vlen != 4 || memcmp(val, expected_cb, 4) != 0)
+    if (vlen != strlen(s->expected_c) || !pc_ct_equal(val, s->expected_c, vlen))
         FAIL(PC_SCRAM_MALFORMED, "SCRAM channel binding check failed");
     if (!read_attr(&c, 'r', NULL, &val, &vlen))
         FAIL(PC_SCRAM_MALFORMED, "malformed SCRAM message (nonce expected)");
@@ -470,7 +511,8 @@ pc_scram_result_t pc_scram_server_final(pc_scram_server_t *s, const char *msg, s
 
     uint8_t client_sig[32], client_key[32], stored[32], server_sig[32];
     pc_hmac_sha256(s->verifier.stored_key, 32, auth, an, client_sig);
-    for (int i = 0; i < 32; i++) client_key[i] = proof[i] ^ client_sig[i];
+    for (int i = 0; i < 32; i++)
+        client_key[i] = proof[i] ^ client_sig[i];
     pc_sha256(client_key, 32, stored);
     bool match = pc_ct_equal(stored, s->verifier.stored_key, 32);
     explicit_bzero(client_key, sizeof client_key);
@@ -546,10 +588,38 @@ void pc_scram_client_clear(pc_scram_client_t *c)
     explicit_bzero(c, sizeof *c);
 }
 
+bool pc_scram_client_set_channel_binding(pc_scram_client_t *c, const uint8_t *cb_data,
+                                         size_t cb_len)
+{
+    if (c->state != C_INIT || cb_len == 0 || cb_len > sizeof c->cb_data) return false;
+    memcpy(c->cb_data, cb_data, cb_len);
+    c->cb_len = cb_len;
+    return true;
+}
+
+bool pc_scram_tls_server_end_point(const struct x509_st *cert, uint8_t *out, size_t cap,
+                                   size_t *out_len)
+{
+    /* RFC 5929 §4.1: the certificate's signature hash, with MD5 and SHA-1
+     * replaced by SHA-256; no single hash (Ed25519, RSA-PSS...) means no binding. */
+    int md_nid = NID_undef, pk_nid;
+    if (!cert || !OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pk_nid)) return false;
+    const EVP_MD *md = md_nid == NID_md5 || md_nid == NID_sha1 ? EVP_sha256()
+                       : md_nid == NID_undef                   ? NULL
+                                                               : EVP_get_digestbynid(md_nid);
+    unsigned char buf[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!md || !X509_digest(cert, md, buf, &n) || n > cap) return false;
+    memcpy(out, buf, n);
+    *out_len = n;
+    return true;
+}
+
 size_t pc_scram_client_first(pc_scram_client_t *c, char *out, size_t cap)
 {
     if (c->state != C_INIT || !c->password) return 0;
-    int w2 = snprintf(out, cap, "n,,%s", c->client_first_bare);
+    int w2 = snprintf(out, cap, "%s%s", c->cb_len ? "p=" PC_SCRAM_CB_TYPE ",," : "n,,",
+                      c->client_first_bare);
     if (w2 <= 0 || (size_t)w2 >= cap) return 0;
     c->state = C_SENT_FIRST;
     return (size_t)w2;
@@ -604,7 +674,22 @@ pc_scram_result_t pc_scram_client_final(pc_scram_client_t *c, const char *msg, s
     keys_from_salted(salted, client_key, stored, server_key);
 
     char without_proof[PC_SCRAM_MAX_MESSAGE];
-    int wp = snprintf(without_proof, sizeof without_proof, "c=biws,r=%.*s", (int)nonce_len, nonce);
+    /* c= is base64 of the gs2 header we sent, plus the binding data with PLUS. */
+    uint8_t cb_raw[64 + PC_SCRAM_CB_MAX];
+    size_t cb_raw_len;
+    if (c->cb_len) {
+        static const char gs2[] = "p=" PC_SCRAM_CB_TYPE ",,";
+        memcpy(cb_raw, gs2, sizeof gs2 - 1);
+        memcpy(cb_raw + sizeof gs2 - 1, c->cb_data, c->cb_len);
+        cb_raw_len = sizeof gs2 - 1 + c->cb_len;
+    } else {
+        memcpy(cb_raw, "n,,", 3);
+        cb_raw_len = 3;
+    }
+    char cb_b64[PC_B64_ENCODED_LEN(sizeof cb_raw) + 1];
+    PC_BUG_ON(pc_b64_encode(cb_raw, cb_raw_len, cb_b64, sizeof cb_b64) == 0);
+    int wp =
+        snprintf(without_proof, sizeof without_proof, "c=%s,r=%.*s", cb_b64, (int)nonce_len, nonce);
     char auth[PC_SCRAM_MAX_MESSAGE * 3];
     int an = wp > 0 ? snprintf(auth, sizeof auth, "%.*s,%.*s,%s", (int)c->client_first_bare_len,
                                c->client_first_bare, (int)len, msg, without_proof)
@@ -612,7 +697,8 @@ pc_scram_result_t pc_scram_client_final(pc_scram_client_t *c, const char *msg, s
     if (wp <= 0 || (size_t)wp >= sizeof without_proof || an <= 0 || (size_t)an >= sizeof auth)
         FAIL(PC_SCRAM_MALFORMED, "malformed SCRAM server-first-message");
     pc_hmac_sha256(stored, 32, auth, (size_t)an, client_sig);
-    for (int i = 0; i < 32; i++) proof[i] = client_key[i] ^ client_sig[i];
+    for (int i = 0; i < 32; i++)
+        proof[i] = client_key[i] ^ client_sig[i];
     pc_hmac_sha256(server_key, 32, auth, (size_t)an, c->server_signature);
     explicit_bzero(salted, sizeof salted);
     explicit_bzero(client_key, sizeof client_key);
@@ -655,8 +741,7 @@ pc_scram_result_t pc_scram_client_verify(pc_scram_client_t *c, const char *msg, 
 
 /* ---------- MD5 ---------- */
 
-void pc_pg_md5_response(const char *user, const char *password, const uint8_t salt[4],
-                        char out[36])
+void pc_pg_md5_response(const char *user, const char *password, const uint8_t salt[4], char out[36])
 {
     size_t pl = strlen(password), ul = strlen(user);
     char *buf = pc_xmalloc(pl + ul + 1);

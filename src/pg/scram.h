@@ -16,6 +16,7 @@
 #define PC_PG_SCRAM_H
 
 #include "core/config.h" /* pc_scram_verifier_t */
+#include "core/crypto.h" /* PC_B64_ENCODED_LEN */
 
 #define PC_SCRAM_MECHANISM "SCRAM-SHA-256"
 #define PC_SCRAM_DEFAULT_ITERATIONS 4096
@@ -28,6 +29,21 @@
 #define PC_SCRAM_VERIFIER_TEXT_MAX 192
 
 typedef enum { PC_SCRAM_OK, PC_SCRAM_MALFORMED, PC_SCRAM_FAILED } pc_scram_result_t;
+
+/* Channel binding (SCRAM-SHA-256-PLUS): the only type PostgreSQL supports. */
+#define PC_SCRAM_MECHANISM_PLUS "SCRAM-SHA-256-PLUS"
+#define PC_SCRAM_CB_TYPE "tls-server-end-point"
+#define PC_SCRAM_CB_MAX 64 /* largest certificate hash (SHA-512) */
+
+struct x509_st; /* OpenSSL's X509 */
+/**
+ * tls-server-end-point binding data (RFC 5929): the hash of the server's
+ * certificate. The server side passes its own certificate, the client side
+ * the peer's. False if the certificate's signature has no single hash
+ * (e.g. Ed25519): then do not offer or use PLUS.
+ */
+bool pc_scram_tls_server_end_point(const struct x509_st *cert, uint8_t *out, size_t cap,
+                                   size_t *out_len) PC_WUR;
 
 /* ---------- verifiers ---------- */
 
@@ -64,10 +80,14 @@ bool pc_scram_verifier_check(const pc_scram_verifier_t *v, const char *password,
 
 typedef struct pc_scram_server {
     int state;
-    bool mock; /* unknown user: run the exchange, then fail (no user enumeration) */
-    bool client_cb_yes; /* client sent "y,,": it supports binding but thinks we do not */
+    bool mock;          /* unknown user: run the exchange, then fail (no user enumeration) */
+    bool cb_offered;    /* we listed SCRAM-SHA-256-PLUS (TLS connection) */
+    bool cb_chose_plus; /* the client picked SCRAM-SHA-256-PLUS */
+    uint8_t cb_data[PC_SCRAM_CB_MAX];
+    size_t cb_len;
+    char expected_c[PC_B64_ENCODED_LEN(64 + PC_SCRAM_CB_MAX) + 1]; /* c= of the final message */
     pc_scram_verifier_t verifier;
-    char nonce[128]; /* client nonce + server nonce */
+    char nonce[256]; /* client nonce + server nonce */
     size_t nonce_len;
     size_t client_nonce_len;
     char client_first_bare[PC_SCRAM_MAX_MESSAGE];
@@ -85,6 +105,16 @@ typedef struct pc_scram_server {
  */
 void pc_scram_server_init(pc_scram_server_t *s, const pc_scram_verifier_t *v,
                           const char *mock_username, const char *server_nonce);
+/**
+ * Channel binding for this exchange, before pc_scram_server_first. offered:
+ * SCRAM-SHA-256-PLUS was in the mechanism list (TLS with a certificate that
+ * has binding data); chose_plus: the SASLInitialResponse named it; cb_data:
+ * pc_scram_tls_server_end_point of our certificate. Without this call no
+ * binding is offered: "p=" is refused and "y" accepted. With offered, "y" is
+ * refused as a downgrade, as PostgreSQL does.
+ */
+bool pc_scram_server_set_channel_binding(pc_scram_server_t *s, bool offered, bool chose_plus,
+                                         const uint8_t *cb_data, size_t cb_len) PC_WUR;
 /** client-first-message in, server-first-message out. */
 pc_scram_result_t pc_scram_server_first(pc_scram_server_t *s, const char *msg, size_t len,
                                         char *out, size_t cap, size_t *out_len,
@@ -107,6 +137,8 @@ typedef struct pc_scram_client {
     char client_first_bare[PC_SCRAM_MAX_OUT];
     size_t client_first_bare_len;
     uint8_t server_signature[32];
+    uint8_t cb_data[PC_SCRAM_CB_MAX];
+    size_t cb_len; /* 0 = no channel binding ("n,,") */
 } pc_scram_client_t;
 
 /**
@@ -119,6 +151,13 @@ bool pc_scram_client_init(pc_scram_client_t *c, const char *password, size_t len
 /** Same with a SCRAM user name (escaped as RFC 5802 saslname; NULL = empty). */
 bool pc_scram_client_init_user(pc_scram_client_t *c, const char *password, size_t len,
                                const char *username, const char *client_nonce) PC_WUR;
+/**
+ * Use SCRAM-SHA-256-PLUS with tls-server-end-point data computed from the
+ * upstream's certificate (before pc_scram_client_first; the caller then names
+ * PC_SCRAM_MECHANISM_PLUS in SASLInitialResponse).
+ */
+bool pc_scram_client_set_channel_binding(pc_scram_client_t *c, const uint8_t *cb_data,
+                                         size_t cb_len) PC_WUR;
 /** The client-first-message "n,,n=<user>,r=<nonce>"; 0 if called out of order. */
 size_t pc_scram_client_first(pc_scram_client_t *c, char *out, size_t cap);
 /** server-first-message in, client-final-message out. */

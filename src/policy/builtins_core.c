@@ -3,9 +3,11 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/common.h"
+#include "policy/bignum.h"
 #include "policy/builtins.h"
 
 /* ---- registry --------------------------------------------------------- */
@@ -13,7 +15,6 @@
 static pc_builtin *g_tab;
 static size_t g_len, g_cap;
 
-#pragma weak pc__builtins_ext_register
 
 void pc_builtin_register(const char *name, int arity, pc_builtin_fn fn, unsigned flags)
 {
@@ -48,10 +49,9 @@ const pc_builtin *pc_builtin_lookup(const char *name, size_t len)
 bool pc_arg_string(pc_eval_ctx *ctx, const pc_value *const *args, int pos, const char **s, size_t *len)
 {
     const pc_value *v = args[pos];
-    if (v->kind != PC_STRING) {
-        pc_builtin_type_error(ctx, pos + 1, "string", v);
-        return false; /* explicit, so callers' outputs are provably set on true */
-    }
+    *s = "";
+    *len = 0;
+    if (v->kind != PC_STRING) return pc_builtin_type_error(ctx, pos + 1, "string", v);
     *s = v->u.s;
     *len = v->len;
     return true;
@@ -60,10 +60,8 @@ bool pc_arg_string(pc_eval_ctx *ctx, const pc_value *const *args, int pos, const
 bool pc_arg_number(pc_eval_ctx *ctx, const pc_value *const *args, int pos, double *out)
 {
     const pc_value *v = args[pos];
-    if (v->kind != PC_NUMBER) {
-        pc_builtin_type_error(ctx, pos + 1, "number", v);
-        return false; /* explicit, so callers' outputs are provably set on true */
-    }
+    *out = 0;
+    if (v->kind != PC_NUMBER) return pc_builtin_type_error(ctx, pos + 1, "number", v);
     *out = pc_value_get_double(v);
     return true;
 }
@@ -71,10 +69,8 @@ bool pc_arg_number(pc_eval_ctx *ctx, const pc_value *const *args, int pos, doubl
 bool pc_arg_int(pc_eval_ctx *ctx, const pc_value *const *args, int pos, int64_t *out)
 {
     const pc_value *v = args[pos];
-    if (v->kind != PC_NUMBER) {
-        pc_builtin_type_error(ctx, pos + 1, "number", v);
-        return false; /* explicit, so callers' outputs are provably set on true */
-    }
+    *out = 0;
+    if (v->kind != PC_NUMBER) return pc_builtin_type_error(ctx, pos + 1, "number", v);
     if (!pc_value_is_integral(v) || !pc_value_get_int(v, out))
         return pc_builtin_type_errorf(ctx, "operand %d must be integer number but got floating-point number", pos + 1);
     return true;
@@ -83,10 +79,7 @@ bool pc_arg_int(pc_eval_ctx *ctx, const pc_value *const *args, int pos, int64_t 
 bool pc_arg_kind(pc_eval_ctx *ctx, const pc_value *const *args, int pos, pc_kind kind)
 {
     static const char *names[] = {"null", "boolean", "number", "string", "array", "object", "set"};
-    if (args[pos]->kind != kind) {
-        pc_builtin_type_error(ctx, pos + 1, names[kind], args[pos]);
-        return false; /* explicit, so callers' outputs are provably set on true */
-    }
+    if (args[pos]->kind != kind) return pc_builtin_type_error(ctx, pos + 1, names[kind], args[pos]);
     return true;
 }
 
@@ -99,6 +92,44 @@ bool pc_arg_kind(pc_eval_ctx *ctx, const pc_value *const *args, int pos, pc_kind
         *out = r_;                                                                                 \
         return true;                                                                               \
     } while (0)
+
+/* Length in bytes of the UTF-8 sequence at s[i], Go's way: an invalid or
+ * truncated sequence counts as one rune of one byte. */
+static size_t utf8_len(const char *s, size_t len, size_t i)
+{
+    unsigned char c = (unsigned char)s[i];
+    size_t need;
+    uint32_t min;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        min = 0x10000;
+    } else {
+        return 1;
+    }
+    if (i + need >= len) return 1; /* truncated */
+    uint32_t cp = c & (0x3F >> need);
+    for (size_t k = 1; k <= need; k++) {
+        unsigned char d = (unsigned char)s[i + k];
+        if ((d & 0xC0) != 0x80) return 1;
+        cp = (cp << 6) | (d & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 1;
+    return need + 1;
+}
+
+static int64_t rune_count(const char *s, size_t len)
+{
+    int64_t c = 0;
+    for (size_t i = 0; i < len; i += utf8_len(s, len, i)) c++;
+    return c;
+}
 
 /* ---- comparison ------------------------------------------------------- */
 
@@ -136,6 +167,8 @@ static bool b_plus(ARGS)
     int64_t r;
     if (is_int(a[0]) && is_int(a[1]) && !__builtin_add_overflow(a[0]->u.i, a[1]->u.i, &r))
         RET(pc_value_int(A, r));
+    const pc_value *big;
+    if (pc__bignum_op(A, '+', a[0], a[1], &big)) RET(big);
     RET(pc_value_float(A, pc_value_get_double(a[0]) + pc_value_get_double(a[1])));
 }
 
@@ -143,15 +176,14 @@ static bool b_minus(ARGS)
 {
     (void)n;
     if (a[0]->kind == PC_SET && a[1]->kind == PC_SET) RET(set_diff(A, a[0], a[1]));
-    if (a[0]->kind == PC_SET || a[1]->kind == PC_SET) {
-        const pc_value *bad = a[0]->kind == PC_SET ? a[1] : a[0];
-        return pc_builtin_type_error(ctx, a[0]->kind == PC_SET ? 2 : 1, "set", bad);
-    }
+    if (a[0]->kind == PC_SET) return pc_builtin_type_error(ctx, 2, "set", a[1]);
     if (a[0]->kind != PC_NUMBER) return pc_builtin_type_error(ctx, 1, "one of {number, set}", a[0]);
-    if (a[1]->kind != PC_NUMBER) return pc_builtin_type_error(ctx, 2, "one of {number, set}", a[1]);
+    if (a[1]->kind != PC_NUMBER) return pc_builtin_type_error(ctx, 2, "number", a[1]);
     int64_t r;
     if (is_int(a[0]) && is_int(a[1]) && !__builtin_sub_overflow(a[0]->u.i, a[1]->u.i, &r))
         RET(pc_value_int(A, r));
+    const pc_value *big;
+    if (pc__bignum_op(A, '-', a[0], a[1], &big)) RET(big);
     RET(pc_value_float(A, pc_value_get_double(a[0]) - pc_value_get_double(a[1])));
 }
 
@@ -162,6 +194,8 @@ static bool b_mul(ARGS)
     int64_t r;
     if (is_int(a[0]) && is_int(a[1]) && !__builtin_mul_overflow(a[0]->u.i, a[1]->u.i, &r))
         RET(pc_value_int(A, r));
+    const pc_value *big;
+    if (pc__bignum_op(A, '*', a[0], a[1], &big)) RET(big);
     RET(pc_value_float(A, pc_value_get_double(a[0]) * pc_value_get_double(a[1])));
 }
 
@@ -181,6 +215,11 @@ static bool b_rem(ARGS)
     (void)n;
     if (!num2(ctx, a)) return false;
     int64_t x, y;
+    if (pc__bignum_is_big(a[0]) || pc__bignum_is_big(a[1])) {
+        const pc_value *big;
+        if (pc_value_get_double(a[1]) == 0) return pc_builtin_error(ctx, "modulo by zero");
+        if (pc__bignum_op(A, '%', a[0], a[1], &big)) RET(big);
+    }
     if (!pc_value_is_integral(a[0]) || !pc_value_is_integral(a[1]) || !pc_value_get_int(a[0], &x) ||
         !pc_value_get_int(a[1], &y))
         return pc_builtin_error(ctx, "modulo on floating-point number");
@@ -210,15 +249,19 @@ static bool b_floor(ARGS) { (void)n; return rounder(ctx, a, out, floor); }
 
 static bool range_impl(pc_eval_ctx *ctx, int64_t lo, int64_t hi, int64_t stepv, const pc_value **out)
 {
-    pc_vbuf b;
-    pc_vbuf_init(&b, A);
-    uint64_t count = (uint64_t)((lo <= hi ? hi - lo : lo - hi) / stepv) + 1;
+    uint64_t span = lo <= hi ? (uint64_t)hi - (uint64_t)lo : (uint64_t)lo - (uint64_t)hi;
+    uint64_t count = span / (uint64_t)stepv + 1;
     if (count > 10000000) return pc_builtin_oom(ctx);
-    if (lo <= hi)
-        for (int64_t i = lo; i <= hi; i += stepv) pc_vbuf_push(&b, pc_value_int(A, i));
-    else
-        for (int64_t i = lo; i >= hi; i -= stepv) pc_vbuf_push(&b, pc_value_int(A, i));
-    RET(pc_vbuf_array(&b));
+    /* sized once: no growth copies left behind in the arena */
+    const pc_value **items = pc_arena_alloc(A, (size_t)count * sizeof(*items) + 1);
+    if (!items) return pc_builtin_oom(ctx);
+    int64_t i = lo;
+    size_t k = 0;
+    while (k < count) {
+        if (!(items[k++] = pc_value_int(A, i))) return pc_builtin_oom(ctx);
+        if (__builtin_add_overflow(i, lo <= hi ? stepv : -stepv, &i)) break;
+    }
+    RET(pc_value_array(A, items, k));
 }
 
 static bool b_numbers_range(ARGS)
@@ -235,7 +278,10 @@ static bool b_numbers_range_step(ARGS)
     int64_t lo, hi, st;
     if (!pc_arg_int(ctx, a, 0, &lo) || !pc_arg_int(ctx, a, 1, &hi)) return false;
     if (a[2]->kind != PC_NUMBER) return pc_builtin_type_error(ctx, 3, "number", a[2]);
-    if (!pc_value_is_integral(a[2]) || !pc_value_get_int(a[2], &st)) return pc_builtin_error(ctx, "step must be a positive integer");
+    if (pc__bignum_is_big(a[2]) && pc_value_get_double(a[2]) > 0)
+        st = INT64_MAX; /* a step beyond int64 reaches only the first number */
+    else if (!pc_value_is_integral(a[2]) || !pc_value_get_int(a[2], &st))
+        return pc_builtin_error(ctx, "step must be a positive integer");
     if (st <= 0) return pc_builtin_error(ctx, "step must be a positive integer");
     return range_impl(ctx, lo, hi, st, out);
 }
@@ -299,12 +345,7 @@ static bool b_count(ARGS)
 {
     (void)n;
     const pc_value *v = a[0];
-    if (v->kind == PC_STRING) {
-        int64_t c = 0;
-        for (uint32_t i = 0; i < v->len; i++)
-            if (((unsigned char)v->u.s[i] & 0xC0) != 0x80) c++;
-        RET(pc_value_int(A, c));
-    }
+    if (v->kind == PC_STRING) RET(pc_value_int(A, rune_count(v->u.s, v->len)));
     if (v->kind == PC_ARRAY || v->kind == PC_SET || v->kind == PC_OBJECT) RET(pc_value_int(A, v->len));
     return pc_builtin_type_error(ctx, 1, "one of {array, object, set, string}", v);
 }
@@ -426,6 +467,22 @@ static bool b_array_slice(ARGS)
     RET(pc_value_array(A, a[0]->u.items + lo, (size_t)(hi - lo)));
 }
 
+static bool b_array_flatten(ARGS)
+{
+    (void)n;
+    if (!pc_arg_kind(ctx, a, 0, PC_ARRAY)) return false;
+    pc_vbuf b;
+    pc_vbuf_init(&b, A);
+    for (uint32_t i = 0; i < a[0]->len; i++) {
+        const pc_value *x = a[0]->u.items[i];
+        if (x->kind == PC_ARRAY)
+            for (uint32_t j = 0; j < x->len; j++) pc_vbuf_push(&b, x->u.items[j]);
+        else
+            pc_vbuf_push(&b, x);
+    }
+    RET(pc_vbuf_array(&b));
+}
+
 static bool b_array_reverse(ARGS)
 {
     (void)n;
@@ -489,7 +546,7 @@ static bool filter_obj(pc_eval_ctx *ctx, const pc_value *const *a, const pc_valu
 {
     if (!pc_arg_kind(ctx, a, 0, PC_OBJECT)) return false;
     if (a[1]->kind != PC_ARRAY && a[1]->kind != PC_SET && a[1]->kind != PC_OBJECT)
-        return pc_builtin_type_error(ctx, 2, "one of {array, object, set}", a[1]);
+        return pc_builtin_type_error(ctx, 2, "one of {object, set, array}", a[1]);
     pc_obuf b;
     pc_obuf_init(&b, A);
     for (uint32_t i = 0; i < a[0]->len; i++)
@@ -500,25 +557,12 @@ static bool filter_obj(pc_eval_ctx *ctx, const pc_value *const *a, const pc_valu
 static bool b_object_remove(ARGS) { (void)n; return filter_obj(ctx, a, out, false); }
 static bool b_object_filter(ARGS) { (void)n; return filter_obj(ctx, a, out, true); }
 
-static const pc_value *merge(pc_arena *ar, const pc_value *x, const pc_value *y)
-{
-    if (x->kind != PC_OBJECT || y->kind != PC_OBJECT) return y;
-    pc_obuf b;
-    pc_obuf_init(&b, ar);
-    for (uint32_t i = 0; i < x->len; i++) {
-        const pc_value *yv = pc_value_object_get(y, x->u.kvs[i].key);
-        pc_obuf_put(&b, x->u.kvs[i].key, yv ? merge(ar, x->u.kvs[i].val, yv) : x->u.kvs[i].val);
-    }
-    for (uint32_t i = 0; i < y->len; i++)
-        if (!pc_value_object_get(x, y->u.kvs[i].key)) pc_obuf_put(&b, y->u.kvs[i].key, y->u.kvs[i].val);
-    return pc_obuf_object(&b);
-}
 
 static bool b_object_union(ARGS)
 {
     (void)n;
     if (!pc_arg_kind(ctx, a, 0, PC_OBJECT) || !pc_arg_kind(ctx, a, 1, PC_OBJECT)) return false;
-    RET(merge(A, a[0], a[1]));
+    RET(pc_value_merge(A, a[0], a[1]));
 }
 
 static bool b_object_union_n(ARGS)
@@ -529,10 +573,261 @@ static bool b_object_union_n(ARGS)
     for (uint32_t i = 0; i < a[0]->len; i++) {
         if (a[0]->u.items[i]->kind != PC_OBJECT)
             return pc_builtin_type_errorf(ctx, "operand 1 must be array of objects");
-        acc = merge(A, acc, a[0]->u.items[i]);
+        acc = pc_value_merge(A, acc, a[0]->u.items[i]);
         if (!acc) return pc_builtin_oom(ctx);
     }
     RET(acc);
+}
+
+static bool subset_of(const pc_value *super, const pc_value *sub)
+{
+    if (super->kind == PC_OBJECT && sub->kind == PC_OBJECT) {
+        for (uint32_t i = 0; i < sub->len; i++) {
+            const pc_value *sv = pc_value_object_get(super, sub->u.kvs[i].key);
+            const pc_value *bv = sub->u.kvs[i].val;
+            if (!sv) return false;
+            bool coll = (sv->kind == bv->kind && (sv->kind == PC_OBJECT || sv->kind == PC_SET || sv->kind == PC_ARRAY)) ||
+                        (sv->kind == PC_ARRAY && bv->kind == PC_SET);
+            if (coll) {
+                if (!subset_of(sv, bv)) return false;
+            } else if (!pc_value_equal(sv, bv)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    if (super->kind == PC_SET && sub->kind == PC_SET) {
+        for (uint32_t i = 0; i < sub->len; i++)
+            if (!pc_value_set_contains(super, sub->u.items[i])) return false;
+        return true;
+    }
+    if (super->kind == PC_ARRAY && sub->kind == PC_ARRAY) {
+        /* a contiguous run of super */
+        if (sub->len == 0) return true;
+        for (uint32_t st = 0; st + sub->len <= super->len; st++) {
+            uint32_t j = 0;
+            while (j < sub->len && pc_value_equal(super->u.items[st + j], sub->u.items[j])) j++;
+            if (j == sub->len) return true;
+        }
+        return false;
+    }
+    if (super->kind == PC_ARRAY && sub->kind == PC_SET) {
+        for (uint32_t i = 0; i < sub->len; i++) {
+            bool found = false;
+            for (uint32_t j = 0; j < super->len && !found; j++) found = pc_value_equal(super->u.items[j], sub->u.items[i]);
+            if (!found) return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+static bool b_object_subset(ARGS)
+{
+    (void)n;
+    const pc_value *sup = a[0], *sub = a[1];
+    if (sup->kind != PC_OBJECT && sup->kind != PC_SET && sup->kind != PC_ARRAY)
+        return pc_builtin_type_error(ctx, 1, "one of {object, set, array}", sup);
+    if (sub->kind != PC_OBJECT && sub->kind != PC_SET && sub->kind != PC_ARRAY)
+        return pc_builtin_type_error(ctx, 2, "one of {object, set, array}", sub);
+    if (sup->kind == PC_OBJECT && sub->kind != PC_OBJECT)
+        return pc_builtin_type_errorf(ctx, "if operand 1 is an object, operand 2 must be an object");
+    if (sup->kind == PC_SET && sub->kind != PC_SET)
+        return pc_builtin_type_errorf(ctx, "if operand 1 is a set, operand 2 must be a set");
+    if (sup->kind == PC_ARRAY && sub->kind == PC_OBJECT)
+        return pc_builtin_type_errorf(ctx, "if operand 1 is an array, operand 2 must be an array or a set");
+    RET(pc_value_bool(subset_of(sup, sub)));
+}
+
+/* ---- json.filter / json.remove ---------------------------------------- */
+
+typedef struct {
+    const pc_value *const *segs;
+    uint32_t n;
+} jpath;
+
+/* Paths are "a/b/0" strings or arrays of segments. */
+static bool json_paths(pc_eval_ctx *ctx, const pc_value *arg, jpath **out, size_t *np)
+{
+    if (arg->kind != PC_SET && arg->kind != PC_ARRAY) return pc_builtin_type_error(ctx, 2, "one of {set, array}", arg);
+    jpath *ps = pc_arena_alloc(A, (arg->len + 1) * sizeof(*ps));
+    if (!ps) return pc_builtin_oom(ctx);
+    for (uint32_t i = 0; i < arg->len; i++) {
+        const pc_value *p = arg->u.items[i];
+        if (p->kind == PC_ARRAY) {
+            ps[i].segs = p->u.items;
+            ps[i].n = p->len;
+        } else if (p->kind == PC_STRING) {
+            const char *str = p->u.s;
+            size_t len = p->len;
+            while (len && *str == '/') {
+                str++;
+                len--;
+            }
+            pc_vbuf b;
+            pc_vbuf_init(&b, A);
+            size_t st = 0;
+            for (size_t k = 0; k <= len; k++)
+                if (k == len || str[k] == '/') {
+                    if (k > st || len) pc_vbuf_push(&b, pc_value_string(A, str + st, k - st));
+                    st = k + 1;
+                }
+            if (b.oom) return pc_builtin_oom(ctx);
+            ps[i].segs = b.items;
+            ps[i].n = (uint32_t)b.len;
+        } else {
+            return pc_builtin_type_errorf(ctx,
+                                          "operand 2 must be one of {set, array} containing string paths or array of "
+                                          "path segments but got %s",
+                                          pc_value_type_name(p));
+        }
+    }
+    *out = ps;
+    *np = arg->len;
+    return true;
+}
+
+static bool seg_match(const pc_value *seg, const pc_value *key)
+{
+    if (pc_value_equal(seg, key)) return true;
+    if (seg->kind == PC_STRING && key->kind == PC_NUMBER) {
+        int64_t k;
+        if (!pc_value_get_int(key, &k)) return false;
+        char buf[32];
+        int l = snprintf(buf, sizeof(buf), "%lld", (long long)k);
+        return (size_t)l == seg->len && memcmp(buf, seg->u.s, seg->len) == 0;
+    }
+    return false;
+}
+
+/* keep: json.filter; otherwise json.remove. depth: segment index. */
+static const pc_value *json_select(pc_eval_ctx *ctx, const pc_value *v, const jpath *ps, size_t np, uint32_t depth,
+                                   bool keep)
+{
+    bool is_obj = v->kind == PC_OBJECT;
+    if (!is_obj && v->kind != PC_ARRAY) return v;
+    pc_obuf ob;
+    pc_vbuf ab;
+    pc_obuf_init(&ob, A);
+    pc_vbuf_init(&ab, A);
+    jpath *sub = pc_arena_alloc(A, (np + 1) * sizeof(*sub));
+    if (!sub) return NULL;
+    for (uint32_t i = 0; i < v->len; i++) {
+        const pc_value *key = is_obj ? v->u.kvs[i].key : pc_value_int(A, i);
+        const pc_value *val = is_obj ? v->u.kvs[i].val : v->u.items[i];
+        if (!key) return NULL;
+        size_t ns = 0;
+        bool terminal = false;
+        for (size_t j = 0; j < np; j++) {
+            if (ps[j].n <= depth || !seg_match(ps[j].segs[depth], key)) continue;
+            if (ps[j].n == depth + 1) terminal = true;
+            sub[ns++] = ps[j];
+        }
+        const pc_value *nv;
+        if (keep) {
+            if (!ns) continue;
+            nv = terminal ? val : json_select(ctx, val, sub, ns, depth + 1, true);
+        } else {
+            if (terminal) continue;
+            nv = ns ? json_select(ctx, val, sub, ns, depth + 1, false) : val;
+        }
+        if (!nv) return NULL;
+        if (is_obj)
+            pc_obuf_put(&ob, key, nv);
+        else
+            pc_vbuf_push(&ab, nv);
+    }
+    return is_obj ? pc_obuf_object(&ob) : pc_vbuf_array(&ab);
+}
+
+static bool json_filter_remove(pc_eval_ctx *ctx, const pc_value *const *a, const pc_value **out, bool keep)
+{
+    if (!pc_arg_kind(ctx, a, 0, PC_OBJECT)) return false;
+    jpath *ps = NULL;
+    size_t np = 0;
+    if (!json_paths(ctx, a[1], &ps, &np)) return false;
+    RET(json_select(ctx, a[0], ps, np, 0, keep));
+}
+
+static bool b_json_filter(ARGS) { (void)n; return json_filter_remove(ctx, a, out, true); }
+static bool b_json_remove(ARGS) { (void)n; return json_filter_remove(ctx, a, out, false); }
+
+/* ---- graphs ----------------------------------------------------------- */
+
+static bool b_graph_reachable(ARGS)
+{
+    (void)n;
+    if (!pc_arg_kind(ctx, a, 0, PC_OBJECT)) return false;
+    const pc_value *init = a[1];
+    if (init->kind != PC_SET && init->kind != PC_ARRAY)
+        return pc_builtin_type_error(ctx, 2, "one of {set, array}", init);
+    pc_vbuf queue, reached;
+    pc_vbuf_init(&queue, A);
+    pc_vbuf_init(&reached, A);
+    for (uint32_t i = 0; i < init->len; i++) pc_vbuf_push(&queue, init->u.items[i]);
+    for (size_t qi = 0; qi < queue.len; qi++) {
+        const pc_value *node = queue.items[qi];
+        bool seen = false;
+        for (size_t j = 0; j < reached.len && !seen; j++) seen = pc_value_equal(reached.items[j], node);
+        if (seen) continue;
+        const pc_value *edges = pc_value_object_get(a[0], node);
+        if (!edges) continue;
+        pc_vbuf_push(&reached, node);
+        if (edges->kind == PC_ARRAY || edges->kind == PC_SET)
+            for (uint32_t k = 0; k < edges->len; k++) pc_vbuf_push(&queue, edges->u.items[k]);
+        if (queue.oom || reached.oom) return pc_builtin_oom(ctx);
+    }
+    RET(pc_vbuf_set(&reached));
+}
+
+static bool paths_from(pc_eval_ctx *ctx, const pc_value *g, const pc_value *root, pc_vbuf *path, pc_vbuf *out,
+                       pc_vbuf *reached, int depth)
+{
+    const pc_value *edges = pc_value_object_get(g, root);
+    if (!edges || depth > 10000) return true;
+    size_t saved = path->len;
+    pc_vbuf_push(path, root);
+    (void)reached;
+    bool any = false;
+    if (edges->kind == PC_ARRAY || edges->kind == PC_SET) {
+        for (uint32_t i = 0; i < edges->len; i++) {
+            const pc_value *nb = edges->u.items[i];
+            bool seen = false;
+            /* a neighbour already on this path closes a cycle: the path ends */
+            for (size_t j = 0; j < path->len && !seen; j++) seen = pc_value_equal(path->items[j], nb);
+            any = true;
+            if (seen) {
+                pc_vbuf_push(out, pc_value_array(A, path->items, path->len));
+            } else {
+                pc_vbuf cp;
+                pc_vbuf_init(&cp, A);
+                for (size_t j = 0; j < path->len; j++) pc_vbuf_push(&cp, path->items[j]);
+                if (!paths_from(ctx, g, nb, &cp, out, reached, depth + 1)) return false;
+                if (!pc_value_object_get(g, nb)) pc_vbuf_push(out, pc_value_array(A, path->items, path->len));
+            }
+        }
+    }
+    if (!any) pc_vbuf_push(out, pc_value_array(A, path->items, path->len));
+    path->len = saved;
+    return !out->oom && !path->oom;
+}
+
+static bool b_graph_reachable_paths(ARGS)
+{
+    (void)n;
+    if (!pc_arg_kind(ctx, a, 0, PC_OBJECT)) return false;
+    const pc_value *init = a[1];
+    if (init->kind != PC_SET && init->kind != PC_ARRAY)
+        return pc_builtin_type_error(ctx, 2, "one of {set, array}", init);
+    pc_vbuf res;
+    pc_vbuf_init(&res, A);
+    for (uint32_t i = 0; i < init->len; i++) {
+        pc_vbuf path, reached;
+        pc_vbuf_init(&path, A);
+        pc_vbuf_init(&reached, A);
+        if (!paths_from(ctx, a[0], init->u.items[i], &path, &res, &reached, 0)) return pc_builtin_oom(ctx);
+    }
+    RET(pc_vbuf_set(&res));
 }
 
 /* ---- types ------------------------------------------------------------ */
@@ -557,6 +852,12 @@ static bool b_to_number(ARGS)
     case PC_STRING: {
         const pc_value *r = pc_value_number_text(A, v->u.s, v->len);
         if (!r) {
+            static const char *nonfinite[] = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
+                                              "nan", "+nan", "-nan", NULL};
+            for (int i = 0; nonfinite[i]; i++)
+                if (strlen(nonfinite[i]) == v->len && strncasecmp(nonfinite[i], v->u.s, v->len) == 0)
+                    return pc_builtin_type_errorf(ctx, "operand 1 must be a finite number but got %.*s",
+                                                  (int)v->len, v->u.s);
             char *end = NULL;
             double d = strtod(v->u.s, &end);
             if (v->len && end == v->u.s + v->len && isfinite(d) && v->u.s[0] != ' ' && strncmp(v->u.s, "0x", 2) &&
@@ -667,12 +968,10 @@ static bool b_split(ARGS)
     pc_vbuf_init(&b, A);
     if (yl == 0) {
         /* split into UTF-8 characters */
-        size_t i = 0;
-        while (i < xl) {
-            size_t j = i + 1;
-            while (j < xl && ((unsigned char)x[j] & 0xC0) == 0x80) j++;
-            pc_vbuf_push(&b, pc_value_string(A, x + i, j - i));
-            i = j;
+        for (size_t i = 0; i < xl;) {
+            size_t l = utf8_len(x, xl, i);
+            pc_vbuf_push(&b, pc_value_string(A, x + i, l));
+            i += l;
         }
         RET(pc_vbuf_array(&b));
     }
@@ -764,20 +1063,13 @@ static size_t char_off(const char *s, size_t len, int64_t idx)
 {
     size_t i = 0;
     while (idx > 0 && i < len) {
-        i++;
-        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+        i += utf8_len(s, len, i);
         idx--;
     }
     return i;
 }
 
-static int64_t char_count(const char *s, size_t len)
-{
-    int64_t c = 0;
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80) c++;
-    return c;
-}
+static int64_t char_count(const char *s, size_t len) { return rune_count(s, len); }
 
 static bool b_substring(ARGS)
 {
@@ -916,10 +1208,16 @@ static bool b_bits_lsh(ARGS)
     int64_t x, y;
     if (!ints2(ctx, a, &x, &y)) return false;
     if (y < 0) return pc_builtin_type_errorf(ctx, "operand 2 must be an unsigned integer number but got a negative integer");
-    if (y >= 63) RET(pc_value_float(A, (double)x * pow(2, (double)y)));
     int64_t r;
-    if (__builtin_mul_overflow(x, (int64_t)1 << y, &r)) RET(pc_value_float(A, (double)x * pow(2, (double)y)));
-    RET(pc_value_int(A, r));
+    if (y < 62 && !__builtin_mul_overflow(x, (int64_t)1 << y, &r)) RET(pc_value_int(A, r));
+    if (y > 4096) return pc_builtin_error(ctx, "shift too large");
+    /* exact: x * 2^y as a big integer */
+    const pc_value *acc = pc_value_int(A, x), *two = pc_value_int(A, 2);
+    for (int64_t k = 0; k < y && acc; k++) {
+        const pc_value *args2[2] = {acc, two};
+        if (!b_mul(ctx, args2, 2, &acc)) return false;
+    }
+    RET(acc);
 }
 static bool b_bits_rsh(ARGS)
 {
@@ -930,7 +1228,103 @@ static bool b_bits_rsh(ARGS)
     RET(pc_value_int(A, y >= 63 ? (x < 0 ? -1 : 0) : x >> y));
 }
 
+/* $"..." strings: parts are literal strings or the set of values of an expression. */
+static bool b_template_string(ARGS)
+{
+    (void)n;
+    if (!pc_arg_kind(ctx, a, 0, PC_ARRAY)) return false;
+    pc_str s = {0};
+    for (uint32_t i = 0; i < a[0]->len; i++) {
+        const pc_value *part = a[0]->u.items[i];
+        if (part->kind == PC_STRING) {
+            pc_str_append(&s, part->u.s, part->len);
+            continue;
+        }
+        if (part->kind != PC_SET || part->len > 1) {
+            pc_str_free(&s);
+            return pc_builtin_error(ctx, "template-strings must not produce multiple outputs");
+        }
+        if (part->len == 0) {
+            pc_str_append(&s, "<undefined>", 11);
+            continue;
+        }
+        const pc_value *v = part->u.items[0];
+        if (v->kind == PC_STRING)
+            pc_str_append(&s, v->u.s, v->len);
+        else
+            pc_value_to_rego(&s, v);
+    }
+    const pc_value *r = pc_value_string(A, s.p ? s.p : "", s.len);
+    pc_str_free(&s);
+    RET(r);
+}
+
+/* Policies run inside the proxy's request path: they may not reach out over
+ * HTTP (a slow or hostile endpoint would stall every session). The request is
+ * validated like OPA does, then refused; `with http.send as ...` mocks work. */
+static bool b_http_send(ARGS)
+{
+    (void)n;
+    static const char *allowed[] = {
+        "body", "cache", "cache_ignored_headers", "caching_mode", "enable_redirect", "force_cache",
+        "force_cache_duration_seconds", "force_json_decode", "force_yaml_decode", "headers",
+        "max_retry_attempts", "method", "raise_error", "raw_body", "timeout", "tls_ca_cert",
+        "tls_ca_cert_env_variable", "tls_ca_cert_file", "tls_client_cert", "tls_client_cert_env_variable",
+        "tls_client_cert_file", "tls_client_key", "tls_client_key_env_variable", "tls_client_key_file",
+        "tls_insecure_skip_verify", "tls_server_name", "tls_use_system_certs", "url", NULL};
+    if (!pc_arg_kind(ctx, a, 0, PC_OBJECT)) return false;
+    pc_vbuf bad;
+    pc_vbuf_init(&bad, A);
+    for (uint32_t i = 0; i < a[0]->len; i++) {
+        const pc_value *k = a[0]->u.kvs[i].key;
+        bool ok = false;
+        for (int j = 0; allowed[j] && !ok; j++)
+            ok = k->kind == PC_STRING && strlen(allowed[j]) == k->len && memcmp(allowed[j], k->u.s, k->len) == 0;
+        if (!ok) pc_vbuf_push(&bad, k);
+    }
+    pc_str msg = {0};
+    if (bad.len) {
+        pc_value_to_rego(&msg, pc_vbuf_set(&bad));
+        pc_builtin_type_errorf(ctx, "invalid request parameters(s): %s", msg.p);
+        pc_str_free(&msg);
+        return false;
+    }
+    pc_vbuf missing;
+    pc_vbuf_init(&missing, A);
+    if (!pc_value_object_get_str(a[0], "method", 6)) pc_vbuf_push(&missing, pc_value_cstring(A, "method"));
+    if (!pc_value_object_get_str(a[0], "url", 3)) pc_vbuf_push(&missing, pc_value_cstring(A, "url"));
+    if (missing.len) {
+        pc_value_to_rego(&msg, pc_vbuf_set(&missing));
+        pc_builtin_type_errorf(ctx, "missing required request parameters(s): %s", msg.p);
+        pc_str_free(&msg);
+        return false;
+    }
+    return pc_builtin_error(ctx, "outbound HTTP requests are disabled in Portcullis policies");
+}
+
+/* No runtime information reaches policies: the environment of a proxy holds
+ * credentials. An empty object, as OPA returns when it has no runtime. */
+static bool b_opa_runtime(ARGS)
+{
+    (void)n;
+    (void)a;
+    (void)ctx;
+    *out = pc_value_empty_object();
+    return true;
+}
+
+static bool b_time_now_ns(ARGS)
+{
+    (void)n;
+    (void)a;
+    RET(pc_value_int(A, pc_builtin_now_ns(ctx)));
+}
+
 static const pc_builtin k_core[] = {
+    {"time.now_ns", 0, b_time_now_ns, PC_BUILTIN_NONDET},
+    {"http.send", 1, b_http_send, PC_BUILTIN_NONDET},
+    {"opa.runtime", 0, b_opa_runtime, 0},
+    {"internal.template_string", 1, b_template_string, PC_BUILTIN_ALWAYS_RAISE},
     {"equal", 2, b_equal, 0},
     {"neq", 2, b_neq, 0},
     {"lt", 2, b_lt, 0},
@@ -963,12 +1357,18 @@ static const pc_builtin k_core[] = {
     {"array.concat", 2, b_array_concat, 0},
     {"array.slice", 3, b_array_slice, 0},
     {"array.reverse", 1, b_array_reverse, 0},
+    {"array.flatten", 1, b_array_flatten, 0},
     {"object.get", 3, b_object_get, 0},
     {"object.keys", 1, b_object_keys, 0},
     {"object.remove", 2, b_object_remove, 0},
     {"object.filter", 2, b_object_filter, 0},
     {"object.union", 2, b_object_union, 0},
     {"object.union_n", 1, b_object_union_n, 0},
+    {"object.subset", 2, b_object_subset, 0},
+    {"json.filter", 2, b_json_filter, 0},
+    {"json.remove", 2, b_json_remove, 0},
+    {"graph.reachable", 2, b_graph_reachable, 0},
+    {"graph.reachable_paths", 2, b_graph_reachable_paths, 0},
     {"is_number", 1, b_is_number, 0},
     {"is_string", 1, b_is_string, 0},
     {"is_boolean", 1, b_is_boolean, 0},
@@ -1008,7 +1408,9 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static void init_once(void)
 {
     pc_builtin_register_table(k_core);
-    if (pc__builtins_ext_register) pc__builtins_ext_register();
+    /* a strong reference: it also pulls the extended set out of libpc.a
+     * into every program that evaluates policies (tests, bench, connector) */
+    pc__builtins_ext_register();
 }
 
 void pc_builtins_init(void) { pthread_once(&g_once, init_once); }

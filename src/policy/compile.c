@@ -8,16 +8,21 @@
 
 static void set_err(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, ...)
     PC_PRINTF(4, 5);
-static void set_err(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, ...)
+void pc__set_errorv(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, va_list ap)
 {
-    va_list ap;
     snprintf(err->code, sizeof(err->code), "%s", code);
-    va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
     snprintf(err->file, sizeof(err->file), "%s", loc.file ? loc.file : "");
     err->row = loc.row;
     err->col = loc.col;
+}
+
+static void set_err(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pc__set_errorv(err, code, loc, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- rule tree -------------------------------------------------------- */
@@ -82,15 +87,17 @@ typedef struct {
     bool failed;
     pc_node *pkgnode;
     int rule_args_declared;
+    pc_arena *arena; /* where new nodes go: the set's, or a query's own */
+    pc_intern *in;
 } C;
 
 static void sc_add(C *c, scope *s, const char *name, int slot)
 {
     if (s->len == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 8;
-        const char **nn = pc_arena_alloc(c->ps->arena, nc * sizeof(*nn));
-        int *ns = pc_arena_alloc(c->ps->arena, nc * sizeof(*ns));
-        bool *ne = pc_arena_alloc(c->ps->arena, nc * sizeof(*ne));
+        const char **nn = pc_arena_alloc(c->arena, nc * sizeof(*nn));
+        int *ns = pc_arena_alloc(c->arena, nc * sizeof(*ns));
+        bool *ne = pc_arena_alloc(c->arena, nc * sizeof(*ne));
         if (s->len) {
             memcpy(nn, s->names, s->len * sizeof(*nn));
             memcpy(ns, s->slots, s->len * sizeof(*ns));
@@ -146,7 +153,7 @@ static const pc_import *find_import(C *c, const char *name)
 
 static pc_term *mk(C *c, pc_term_kind k, pc_loc loc)
 {
-    pc_term *t = pc_arena_alloc(c->ps->arena, sizeof(*t));
+    pc_term *t = pc_arena_alloc(c->arena, sizeof(*t));
     memset(t, 0, sizeof(*t));
     t->kind = (uint8_t)k;
     t->slot = -1;
@@ -160,14 +167,14 @@ static pc_term *pkg_ref(C *c, const char *name, pc_loc loc)
     pc_term *pkg = c->mod->pkg;
     pc_term *r = mk(c, T_REF, loc);
     r->n = pkg->n + 1;
-    r->items = pc_arena_alloc(c->ps->arena, r->n * sizeof(pc_term *));
+    r->items = pc_arena_alloc(c->arena, r->n * sizeof(pc_term *));
     pc_term *d = mk(c, T_VAR, loc);
     d->name = "data";
     d->vkind = V_DATA;
     r->items[0] = d;
     for (uint32_t i = 1; i < pkg->n; i++) r->items[i] = pkg->items[i];
     pc_term *k = mk(c, T_VALUE, loc);
-    k->value = pc__intern(c->ps->in, name, strlen(name));
+    k->value = pc__intern(c->in, name, strlen(name));
     k->ground = true;
     r->items[pkg->n] = k;
     return r;
@@ -195,7 +202,7 @@ static pc_term *resolve_global(C *c, pc_term *v)
         }
         pc_term *r = mk(c, T_REF, v->loc);
         r->n = p->n;
-        r->items = pc_arena_alloc(c->ps->arena, r->n * sizeof(pc_term *));
+        r->items = pc_arena_alloc(c->arena, r->n * sizeof(pc_term *));
         memcpy(r->items, p->items, r->n * sizeof(pc_term *));
         pc_term *h = mk(c, T_VAR, v->loc);
         h->name = p->items[0]->name;
@@ -256,10 +263,67 @@ static void collect_expr(C *c, scope *s, pc_expr *e)
     switch (e->kind) {
     case E_TERM:
     case E_UNIFY: collect_vars(c, s, e->a); collect_vars(c, s, e->b); break;
-    case E_NOT: collect_expr(c, s, e->inner); break;
+    case E_NOT:
+        if (e->inner) collect_expr(c, s, e->inner);
+        break;
     default: break; /* declarations handled in order */
     }
     for (uint32_t i = 0; i < e->nwith; i++) collect_vars(c, s, e->withs[i].value);
+}
+
+static bool same_package(const pc_module *a, const pc_module *b)
+{
+    if (a->pkg->n != b->pkg->n) return false;
+    for (uint32_t i = 1; i < a->pkg->n; i++)
+        if (!pc_value_equal(a->pkg->items[i]->value, b->pkg->items[i]->value)) return false;
+    return true;
+}
+
+/* rego.metadata.rule(): the annotation above the rule being compiled. */
+static const pc_value *rule_metadata(C *c)
+{
+    if (c->rule && c->rule->annot) return c->rule->annot;
+    return pc_value_empty_object();
+}
+
+static const pc_value *chain_entry(C *c, const pc_value *path, const pc_value *annot)
+{
+    pc_obuf ob;
+    pc_obuf_init(&ob, c->arena);
+    pc_obuf_put_str(&ob, "path", path);
+    if (annot) pc_obuf_put_str(&ob, "annotations", annot);
+    return pc_obuf_object(&ob);
+}
+
+/* rego.metadata.chain(): the rule's annotation, document-scope annotations
+ * of the other definitions, then the package's (from any of its modules). */
+static const pc_value *metadata_chain(C *c)
+{
+    pc_vbuf chain, path;
+    pc_vbuf_init(&chain, c->arena);
+    pc_vbuf_init(&path, c->arena);
+    if (!c->mod || !c->rule) return pc_value_empty_array();
+    for (uint32_t i = 1; i < c->mod->pkg->n; i++) pc_vbuf_push(&path, c->mod->pkg->items[i]->value);
+    const pc_value *pkg_path = pc_vbuf_array(&path);
+    pc_vbuf_push(&path, pc__intern(c->in, c->rule->name, strlen(c->rule->name)));
+    const pc_value *rule_path = pc_vbuf_array(&path);
+    pc_vbuf_push(&chain, chain_entry(c, rule_path, c->rule->annot));
+    for (size_t i = 0; i < c->ps->nmods; i++) {
+        pc_module *m = c->ps->mods[i];
+        if (!same_package(m, c->mod)) continue;
+        for (uint32_t j = 0; j < m->nrules; j++) {
+            pc_rule *r = m->rules[j];
+            if (r == c->rule || !r->annot || strcmp(r->name, c->rule->name)) continue;
+            const pc_value *sc = pc_value_object_get_str(r->annot, "scope", 5);
+            if (sc && sc->kind == PC_STRING && !strcmp(sc->u.s, "document"))
+                pc_vbuf_push(&chain, chain_entry(c, rule_path, r->annot));
+        }
+    }
+    for (size_t i = 0; i < c->ps->nmods; i++) {
+        pc_module *m = c->ps->mods[i];
+        if (m->pkg_annot && same_package(m, c->mod)) pc_vbuf_push(&chain, chain_entry(c, pkg_path, m->pkg_annot));
+    }
+    return pc_vbuf_array(&chain);
 }
 
 static void resolve_call(C *c, scope *s, pc_term *t)
@@ -292,6 +356,20 @@ static void resolve_call(C *c, scope *s, pc_term *t)
         return;
     }
     for (uint32_t i = 0; i < t->n; i++) t->items[i] = resolve_term(c, s, t->items[i]);
+    if ((!strcmp(name, "rego.metadata.rule") || !strcmp(name, "rego.metadata.chain")) && t->n == 0) {
+        /* annotations are known at compile time: the call is a constant */
+        const pc_value *v = !strcmp(name, "rego.metadata.rule") ? rule_metadata(c) : metadata_chain(c);
+        if (!v) {
+            set_err(c->err, "rego_compile_error", t->loc, "out of memory");
+            c->failed = true;
+            return;
+        }
+        t->kind = T_VALUE;
+        t->value = v;
+        t->ground = true;
+        t->n = 0;
+        return;
+    }
     /* user function? resolve first segment against locals-free globals */
     const char *dot = strchr(name, '.');
     size_t flen = dot ? (size_t)(dot - name) : strlen(name);
@@ -333,7 +411,7 @@ static void resolve_call(C *c, scope *s, pc_term *t)
             set_err(c->err, "rego_type_error", t->loc, "%s: arity mismatch", name);
             c->failed = true;
         }
-        t->name = pc_arena_strndup(c->ps->arena, name, strlen(name));
+        t->name = pc_arena_strndup(c->arena, name, strlen(name));
         return;
     }
     if (n && n->kind >= 0 && n->kind != R_FUNC) {
@@ -397,7 +475,7 @@ static pc_term *resolve_term(C *c, scope *s, pc_term *t)
             /* splice: alias.rest */
             pc_term *r = mk(c, T_REF, t->loc);
             r->n = h->n + t->n - 1;
-            r->items = pc_arena_alloc(c->ps->arena, r->n * sizeof(pc_term *));
+            r->items = pc_arena_alloc(c->arena, r->n * sizeof(pc_term *));
             memcpy(r->items, h->items, h->n * sizeof(pc_term *));
             memcpy(r->items + h->n, t->items + 1, (t->n - 1) * sizeof(pc_term *));
             return r;
@@ -515,7 +593,12 @@ static void resolve_expr(C *c, scope *s, pc_expr *e)
         break;
     }
     case E_NOT: {
-        resolve_expr(c, s, e->inner);
+        if (e->body) {
+            scope sub = {.up = s};
+            resolve_body(c, &sub, e->body);
+        } else {
+            resolve_expr(c, s, e->inner);
+        }
         break;
     }
     }
@@ -575,6 +658,107 @@ static bool compile_rule(C *c, pc_rule *r)
         if (sub.failed) c->failed = true;
     }
     return !c->failed;
+}
+
+/* ---- constant folding ------------------------------------------------- */
+
+/* Array, set and object literals made only of constants become constants, so
+ * that `{"action": "block"}` is built once at compile time, not per decision. */
+static void fold_body(pc_arena *a, pc_body *b);
+
+static void fold_term(pc_arena *a, pc_term *t)
+{
+    if (!t) return;
+    switch (t->kind) {
+    case T_ARRAY:
+    case T_SET:
+    case T_OBJECT: {
+        bool all = true;
+        for (uint32_t i = 0; i < t->n; i++) {
+            fold_term(a, t->items[i]);
+            if (t->kind == T_OBJECT) fold_term(a, t->keys[i]);
+            if (t->items[i]->kind != T_VALUE || (t->kind == T_OBJECT && t->keys[i]->kind != T_VALUE)) all = false;
+        }
+        if (!all) return;
+        const pc_value *v;
+        if (t->kind == T_OBJECT) {
+            pc_obuf ob;
+            pc_obuf_init(&ob, a);
+            for (uint32_t i = 0; i < t->n; i++) pc_obuf_put(&ob, t->keys[i]->value, t->items[i]->value);
+            /* a literal with a repeated key keeps its run-time check */
+            v = pc_obuf_object(&ob);
+            if (v && v->len != t->n) return;
+        } else {
+            pc_vbuf vb;
+            pc_vbuf_init(&vb, a);
+            for (uint32_t i = 0; i < t->n; i++) pc_vbuf_push(&vb, t->items[i]->value);
+            v = t->kind == T_ARRAY ? pc_vbuf_array(&vb) : pc_vbuf_set(&vb);
+        }
+        if (!v) return;
+        t->kind = T_VALUE;
+        t->value = v;
+        t->ground = true;
+        return;
+    }
+    case T_REF:
+    case T_CALL:
+        for (uint32_t i = 0; i < t->n; i++) fold_term(a, t->items[i]);
+        return;
+    case T_ARRCOMP:
+    case T_SETCOMP:
+    case T_OBJCOMP:
+        fold_term(a, t->head);
+        fold_term(a, t->khead);
+        fold_body(a, t->body);
+        return;
+    default: return;
+    }
+}
+
+static void fold_expr(pc_arena *a, pc_expr *e)
+{
+    fold_term(a, e->a);
+    fold_term(a, e->b);
+    fold_term(a, e->c);
+    if (e->body) fold_body(a, e->body);
+    if (e->inner) fold_expr(a, e->inner);
+    for (uint32_t i = 0; i < e->nwith; i++) fold_term(a, e->withs[i].value);
+}
+
+static void fold_body(pc_arena *a, pc_body *b)
+{
+    if (!b) return;
+    for (uint32_t i = 0; i < b->n; i++) fold_expr(a, b->exprs[i]);
+}
+
+static void fold_rule(pc_arena *a, pc_rule *r)
+{
+    for (; r; r = r->els) {
+        fold_body(a, r->body);
+        fold_term(a, r->value);
+        fold_term(a, r->key);
+        for (uint32_t i = r->nground; i < r->npath; i++) fold_term(a, r->path[i]);
+    }
+}
+
+/* Complete rules that all yield the same constant (allow := true) cannot
+ * conflict, so evaluation may stop at the first rule that holds. */
+static void mark_const(pc_node *n)
+{
+    if (n->kind == R_COMPLETE && n->nrules) {
+        const pc_value *v0 = NULL;
+        bool ok = true;
+        for (uint32_t i = 0; i < n->nrules && ok; i++)
+            for (pc_rule *r = n->rules[i]; r && ok; r = r->els) {
+                const pc_value *v = !r->value ? pc_value_bool(true)
+                                    : r->value->kind == T_VALUE ? r->value->value
+                                                                : NULL;
+                if (!v || (v0 && !pc_value_equal(v0, v))) ok = false;
+                v0 = v;
+            }
+        n->const_all = ok;
+    }
+    for (uint32_t i = 0; i < n->nkids; i++) mark_const(n->kids[i]);
 }
 
 /* ---- policy set ------------------------------------------------------- */
@@ -669,6 +853,10 @@ pc_policy_set *pc_policy_compile(const pc_policy_module *mods, size_t nmods, con
     /* build the tree */
     for (size_t i = 0; i < ps->nmods; i++) {
         pc_module *m = ps->mods[i];
+        pc_node *pn = ps->root;
+        for (uint32_t k = 1; k < m->pkg->n; k++) pn = node_get(ps, pn, m->pkg->items[k]->value);
+        pn->is_pkg = true;
+        mark_rules_below(pn);
         for (uint32_t j = 0; j < m->nrules; j++) {
             pc_rule *r = m->rules[j];
             pc_node *n = rule_node(ps, m, r);
@@ -704,7 +892,7 @@ pc_policy_set *pc_policy_compile(const pc_policy_module *mods, size_t nmods, con
     /* compile every rule */
     for (size_t i = 0; i < ps->nmods; i++) {
         pc_module *m = ps->mods[i];
-        C c = {.ps = ps, .mod = m, .err = err};
+        C c = {.ps = ps, .mod = m, .err = err, .arena = ps->arena, .in = ps->in};
         c.pkgnode = ps->root;
         for (uint32_t k = 1; k < m->pkg->n && c.pkgnode; k++)
             c.pkgnode = pc__node_child(c.pkgnode, m->pkg->items[k]->value);
@@ -712,6 +900,9 @@ pc_policy_set *pc_policy_compile(const pc_policy_module *mods, size_t nmods, con
             if (!compile_rule(&c, m->rules[j])) goto fail;
     }
     if (!pc__check_safety(ps, err)) goto fail;
+    for (size_t i = 0; i < ps->nmods; i++)
+        for (uint32_t j = 0; j < ps->mods[i]->nrules; j++) fold_rule(ps->arena, ps->mods[i]->rules[j]);
+    mark_const(ps->root);
     return ps;
 oom:
     set_err(err, "rego_compile_error", (pc_loc){0}, "out of memory");
@@ -723,7 +914,11 @@ fail:
 pc_body *pc__compile_query(pc_policy_set *ps, pc_arena *a, const char *q, pc_policy_error *err,
                            int *nslots, const char ***names, int **slots, int *nnames)
 {
-    pc_body *b = pc__parse_query(a, ps->in, q, strlen(q), err);
+    /* The policy set is shared by threads: a query interns and allocates in
+     * the evaluation's own arena, never in the set. */
+    pc_intern *qin = pc__intern_new(a);
+    if (!qin) return NULL;
+    pc_body *b = pc__parse_query(a, qin, q, strlen(q), err);
     if (!b) return NULL;
     pc_module qm = {0};
     pc_term pkg = {.kind = T_REF};
@@ -733,16 +928,13 @@ pc_body *pc__compile_query(pc_policy_set *ps, pc_arena *a, const char *q, pc_pol
     pkg.items = items;
     pkg.n = 1;
     qm.pkg = &pkg;
-    C c = {.ps = ps, .mod = &qm, .err = err};
+    C c = {.ps = ps, .mod = &qm, .err = err, .arena = a, .in = qin};
     c.pkgnode = NULL;
     scope s = {0};
-    /* the query's arena holds the new nodes */
-    pc_arena *saved = ps->arena;
-    ps->arena = a;
     resolve_body(&c, &s, b);
-    ps->arena = saved;
     if (c.failed) return NULL;
     if (!pc__check_body_safety(b, err, NULL, 0)) return NULL;
+    fold_body(a, b);
     *nslots = c.nslots;
     *names = s.names;
     *slots = s.slots;

@@ -75,15 +75,10 @@ static int fail(E *e, const char *code, pc_loc loc, const char *fmt, ...)
 {
     if (e->failed) return 1;
     e->failed = true;
-    pc_policy_error *err = e->err;
-    snprintf(err->code, sizeof(err->code), "%s", code);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    pc__set_errorv(e->err, code, loc, fmt, ap);
     va_end(ap);
-    snprintf(err->file, sizeof(err->file), "%s", loc.file ? loc.file : "");
-    err->row = loc.row;
-    err->col = loc.col;
     return 1;
 }
 
@@ -266,6 +261,7 @@ typedef struct {
     pc_term *t;
     uint32_t i, nin;
     const pc_value **args;
+    const uint8_t *order; /* evaluation order of the arguments */
     K *next;
 } call_k;
 
@@ -274,11 +270,11 @@ static int call_dispatch(E *e, F *f, pc_term *t, const pc_value **args, uint32_t
 static int call_arg_cb(E *e, K *k, const pc_value *v)
 {
     call_k *c = (call_k *)k;
-    c->args[c->i] = v;
+    c->args[c->order[c->i]] = v;
     if (c->i + 1 == c->nin) return call_dispatch(e, c->f, c->t, c->args, c->nin, c->next);
     call_k n = *c;
     n.i = c->i + 1;
-    return eval_term(e, c->f, c->t->items[n.i], &n.k);
+    return eval_term(e, c->f, c->t->items[c->order[n.i]], &n.k);
 }
 
 typedef struct {
@@ -288,10 +284,24 @@ typedef struct {
     K *next;
 } out_k;
 
+/* A call with an output argument is an expression whose value is true. */
+typedef struct {
+    K k;
+    K *next;
+} true_k;
+
+static int true_cb(E *e, K *k, const pc_value *v)
+{
+    (void)v;
+    true_k *t = (true_k *)k;
+    return t->next->fn(e, t->next, pc_value_bool(true));
+}
+
 static int out_cb(E *e, K *k, const pc_value *v)
 {
     out_k *o = (out_k *)k;
-    return unify_val(e, o->f, o->out, v, o->next);
+    true_k t = {.k.fn = true_cb, .next = o->next};
+    return unify_val(e, o->f, o->out, v, &t.k);
 }
 
 static int call_user(E *e, pc_node *fn, const pc_value **args, uint32_t nargs, pc_loc loc, K *k);
@@ -301,23 +311,20 @@ static int call_builtin(E *e, const pc_builtin *bi, const pc_value **args, uint3
     const pc_value *out = NULL;
     const char *saved = e->bname;
     e->bname = bi->name;
-    pc_policy_error *saved_err = e->err;
-    pc_policy_error local;
-    memset(&local, 0, sizeof(local));
-    e->err = &local;
     e->cur_loc = loc;
     bool ok = bi->fn(e, args, nin, &out);
-    e->err = saved_err;
     e->bname = saved;
     if (!ok) {
         if (e->failed) {
-            bool is_mem = !strcmp(local.code, "eval_memory_error") || !strcmp(local.code, "eval_budget_error");
+            const char *code = e->err->code;
+            bool is_mem = !strcmp(code, "eval_memory_error") || !strcmp(code, "eval_budget_error");
             if (e->strict || is_mem || (bi->flags & PC_BUILTIN_ALWAYS_RAISE) ||
-                !strcmp(local.code, "eval_conflict_error")) {
-                *e->err = local;
+                !strcmp(code, "eval_conflict_error"))
                 return 1;
-            }
-            e->failed = false; /* non-strict: the call is undefined */
+            /* not strict: the call is undefined and the message is dropped */
+            e->failed = false;
+            e->err->code[0] = 0;
+            e->err->message[0] = 0;
         }
         return 0;
     }
@@ -374,8 +381,31 @@ static int eval_call(E *e, F *f, pc_term *t, K *k)
     const pc_value **args = pc_arena_alloc(e->arena, (nin + 1) * sizeof(*args));
     if (!args) return oom(e);
     if (nin == 0) return call_dispatch(e, f, t, args, 0, k);
-    call_k c = {.k.fn = call_arg_cb, .f = f, .t = t, .i = 0, .nin = nin, .args = args, .next = k};
-    return eval_term(e, f, t->items[0], &c.k);
+    /* Arguments that are refs go first: iterating `input.xs[i]` binds i,
+     * which a plain-variable argument may need (x == input.xs[x]). */
+    static const uint8_t ident[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    const uint8_t *order = ident;
+    uint8_t ord[8];
+    if (nin <= 8) {
+        bool need = false;
+        for (uint32_t i = 0; i < nin; i++)
+            if (t->items[i]->kind == T_VAR && t->items[i]->vkind == V_LOCAL && !f->s[t->items[i]->slot]) need = true;
+        if (need) {
+            uint32_t o = 0;
+            for (uint32_t i = 0; i < nin; i++)
+                if (t->items[i]->kind == T_REF || t->items[i]->kind == T_CALL) ord[o++] = (uint8_t)i;
+            for (uint32_t i = 0; i < nin; i++)
+                if (t->items[i]->kind != T_REF && t->items[i]->kind != T_CALL) ord[o++] = (uint8_t)i;
+            order = ord;
+        }
+    } else {
+        uint8_t *big = pc_arena_alloc(e->arena, nin);
+        if (!big) return oom(e);
+        for (uint32_t i = 0; i < nin; i++) big[i] = (uint8_t)i;
+        order = big;
+    }
+    call_k c = {.k.fn = call_arg_cb, .f = f, .t = t, .i = 0, .nin = nin, .args = args, .order = order, .next = k};
+    return eval_term(e, f, t->items[order[0]], &c.k);
 }
 
 /* ---- refs over values ------------------------------------------------- */
@@ -401,7 +431,18 @@ static int ref_key_cb(E *e, K *k, const pc_value *key)
     ref_k *r = (ref_k *)k;
     const pc_value *cur = r->cur, *nv = NULL;
     switch (cur->kind) {
-    case PC_OBJECT: nv = pc_value_object_get(cur, key); break;
+    case PC_OBJECT: {
+        nv = pc_value_object_get(cur, key);
+        int64_t ik;
+        if (!nv && key->kind == PC_NUMBER && r->ref->items[0]->kind == T_VAR &&
+            r->ref->items[0]->vkind == V_DATA && pc_value_get_int(key, &ik) && pc_value_is_integral(key)) {
+            /* data documents have string keys: data.x[2] finds "2" */
+            char kb[32];
+            int kl = snprintf(kb, sizeof(kb), "%lld", (long long)ik);
+            nv = pc_value_object_get_str(cur, kb, (size_t)kl);
+        }
+        break;
+    }
     case PC_ARRAY: {
         int64_t idx;
         if (key->kind == PC_NUMBER && pc_value_get_int(key, &idx) && pc_value_is_integral(key) &&
@@ -521,8 +562,16 @@ static int data_key_cb(E *e, K *k, const pc_value *key)
     pc_node *n = d->n;
     pc_node *c = key->kind == PC_STRING ? pc__node_child(n, key) : NULL;
     if (c) return eval_data(e, d->f, d->ref, d->i + 1, c, d->next);
-    if (!n->base || n->base->kind != PC_OBJECT) return 0;
-    const pc_value *v = pc_value_object_get(n->base, key);
+    if ((!n->base || n->base->kind != PC_OBJECT) && !e->ndov) return 0;
+    const pc_value *v = n->base && n->base->kind == PC_OBJECT ? pc_value_object_get(n->base, key) : NULL;
+    int64_t ik;
+    if (!v && n->base && key->kind == PC_NUMBER && pc_value_get_int(key, &ik) && pc_value_is_integral(key)) {
+        /* data documents have string keys: data.x[2] finds "2" */
+        char kb[32];
+        int kl = snprintf(kb, sizeof(kb), "%lld", (long long)ik);
+        v = pc_value_object_get_str(n->base, kb, (size_t)kl);
+        if (v) key = pc_value_string(e->arena, kb, (size_t)kl);
+    }
     if (e->ndov) {
         const pc_value **path = pc_arena_alloc(e->arena, (n->depth + 1) * sizeof(*path));
         if (!path) return oom(e);
@@ -559,6 +608,10 @@ static int eval_data(E *e, F *f, pc_term *ref, uint32_t i, pc_node *n, K *k)
     if (e->ndov && n->depth) {
         const pc_value *ov = override_at(e, n->path, n->depth);
         if (ov) return eval_ref_from(e, f, ref, i, ov, k);
+    }
+    if (n->kind >= 0 && n->kind != R_FUNC && n->base) {
+        /* a base document at a rule's path shadows the rule, as in OPA */
+        return eval_ref_from(e, f, ref, i, n->base, k);
     }
     if (n->kind >= 0) {
         if (n->kind == R_FUNC) return 0;
@@ -608,6 +661,7 @@ static const pc_value *node_full(E *e, pc_node *n, bool *err)
     }
     if (n->nkids == 0) {
         const pc_value *v = n->base;
+        if (!v && n->is_pkg) v = pc_value_empty_object();
         if (e->ndov) {
             v = patch_below(e, n->path, n->depth, v ? v : pc_value_empty_object());
             if (!n->base && v && v->kind == PC_OBJECT && v->len == 0 && n->depth) v = NULL;
@@ -617,12 +671,15 @@ static const pc_value *node_full(E *e, pc_node *n, bool *err)
     pc_obuf b;
     pc_obuf_init(&b, e->arena);
     if (n->base && n->base->kind == PC_OBJECT)
-        for (uint32_t i = 0; i < n->base->len; i++)
-            if (!pc__node_child(n, n->base->u.kvs[i].key))
+        for (uint32_t i = 0; i < n->base->len; i++) {
+            const pc_node *c = pc__node_child(n, n->base->u.kvs[i].key);
+            if (!c || (c->kind >= 0 && c->kind != R_FUNC))
                 pc_obuf_put(&b, n->base->u.kvs[i].key, n->base->u.kvs[i].val);
+        }
     for (uint32_t i = 0; i < n->nkids; i++) {
         pc_node *c = n->kids[i];
         if (c->kind == R_FUNC) continue;
+        if (c->kind >= 0 && c->base) continue; /* shadowed by the base document */
         const pc_value *v = node_full(e, c, err);
         if (*err) return NULL;
         if (!v) continue;
@@ -658,11 +715,17 @@ typedef struct {
     const pc_value **keys;
     uint32_t nkeys, ki;
     bool conflict_fn;
+    bool stop_first; /* constant value: the first solution decides */
+    bool direct;     /* partial set without ref-head keys: elements go straight to entries */
 } rule_k;
 
 static int rule_value_cb(E *e, K *k, const pc_value *v)
 {
     rule_k *r = (rule_k *)k;
+    if (r->direct) {
+        pc_vbuf_push(r->entries, v);
+        return r->entries->oom ? oom(e) : 0;
+    }
     if (r->entries) {
         r->keys[r->nkeys] = v;
         const pc_value *ent = pc_value_array(e->arena, r->keys, r->nkeys + 1);
@@ -680,7 +743,7 @@ static int rule_value_cb(E *e, K *k, const pc_value *v)
         return 0;
     }
     r->result = v;
-    return 0;
+    return r->stop_first ? 1 : 0;
 }
 
 static int rule_key_cb(E *e, K *k, const pc_value *v);
@@ -740,6 +803,7 @@ static int run_rule(E *e, pc_rule *r, rule_k *rk)
     rk->f = f;
     rk->r = r;
     rk->k.fn = rule_body_cb;
+    if (!rk->entries && (!r->value || r->value->kind == T_VALUE)) rk->stop_first = true;
     if (!r->body) return rule_body_cb(e, &rk->k, NULL);
     return eval_body(e, f, r->body, 0, &rk->k);
 }
@@ -871,7 +935,8 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
         for (uint32_t i = 0; i < n->nrules; i++) {
             for (pc_rule *r = n->rules[i]; r; r = r->els) {
                 rule_k rk = {0};
-                if (run_rule(e, r, &rk) || e->failed) goto error;
+                run_rule(e, r, &rk);
+                if (e->failed) goto error;
                 if (rk.result) {
                     if (found && !pc_value_equal(found, rk.result)) {
                         fail(e, "eval_conflict_error", r->loc, "complete rules must not produce multiple outputs");
@@ -881,33 +946,48 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
                     break;
                 }
             }
+            if (found && n->const_all) break; /* other rules can only agree */
         }
         if (!found && n->dflt) {
             rule_k rk = {0};
-            if (run_rule(e, n->dflt, &rk) || e->failed) goto error;
+            run_rule(e, n->dflt, &rk);
+            if (e->failed) goto error;
             found = rk.result;
         }
         result = found;
     } else {
         pc_vbuf ents;
         pc_vbuf_init(&ents, e->arena);
+        bool direct = n->kind == R_PSET;
+        for (uint32_t i = 0; i < n->nrules; i++)
+            if (n->rules[i]->npath != n->rules[i]->nground) direct = false;
         for (uint32_t i = 0; i < n->nrules; i++) {
             pc_rule *r = n->rules[i];
             uint32_t nk = r->npath - r->nground + 2;
             rule_k rk = {0};
             rk.entries = &ents;
+            rk.direct = direct;
             rk.keys = pc_arena_alloc(e->arena, nk * sizeof(pc_value *));
             if (!rk.keys) {
                 oom(e);
                 goto error;
             }
-            if (run_rule(e, r, &rk) || e->failed) goto error;
+            run_rule(e, r, &rk);
+                if (e->failed) goto error;
         }
         if (ents.oom) {
             oom(e);
             goto error;
         }
-        result = build_partial(e, n, ents.items, ents.len, 0, err);
+        if (direct) {
+            result = pc_vbuf_set(&ents);
+            if (!result) {
+                oom(e);
+                goto error;
+            }
+        } else {
+            result = build_partial(e, n, ents.items, ents.len, 0, err);
+        }
         if (*err) goto error;
         /* rules defined below this node (p.q.r := ...) add to the same document */
         for (uint32_t i = 0; i < n->nkids && result; i++) {
@@ -931,7 +1011,8 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
         }
         if (!result && n->dflt) {
             rule_k rk = {0};
-            if (run_rule(e, n->dflt, &rk) || e->failed) goto error;
+            run_rule(e, n->dflt, &rk);
+            if (e->failed) goto error;
             result = rk.result;
         }
     }
@@ -981,9 +1062,11 @@ static int call_user(E *e, pc_node *fn, const pc_value **args, uint32_t nargs, p
                 e->busy[fn->id] = 0;
                 return oom(e);
             }
-            rule_k rk = {.k.fn = rule_body_cb, .f = f, .r = r, .conflict_fn = true};
+            rule_k rk = {.k.fn = rule_body_cb, .f = f, .r = r, .conflict_fn = true,
+                         .stop_first = !r->value || r->value->kind == T_VALUE};
             fnarg_k a = {.k.fn = fnarg_cb, .f = f, .r = r, .args = args, .i = 0, .n = nargs, .rk = &rk};
-            if (fnarg_cb(e, &a.k, NULL) || e->failed) {
+            fnarg_cb(e, &a.k, NULL);
+            if (e->failed) {
                 e->busy[fn->id] = 0;
                 return 1;
             }
@@ -1002,7 +1085,8 @@ static int call_user(E *e, pc_node *fn, const pc_value **args, uint32_t nargs, p
     (void)found_rule;
     if (!found && fn->dflt) {
         rule_k rk = {0};
-        if (run_rule(e, fn->dflt, &rk) || e->failed) {
+        run_rule(e, fn->dflt, &rk);
+        if (e->failed) {
             e->busy[fn->id] = 0;
             return 1;
         }
@@ -1185,12 +1269,12 @@ static int uni2_cb(E *e, K *k, const pc_value *v)
     return unify_val(e, u->f, u->other, v, u->next);
 }
 
-/* Element-wise unification of two array patterns: [x, 1] = [2, y]. */
+/* Element-wise unification of two patterns: [x, 1] = [2, y]. */
 typedef struct {
     K k;
     F *f;
-    pc_term *a, *b;
-    uint32_t i;
+    pc_term **as, **bs;
+    uint32_t i, n;
     K *next;
 } pair_k;
 
@@ -1200,11 +1284,10 @@ static int pair_cb(E *e, K *k, const pc_value *unused)
 {
     (void)unused;
     pair_k *p = (pair_k *)k;
-    if (p->i == p->a->n) return p->next->fn(e, p->next, NULL);
+    if (p->i == p->n) return p->next->fn(e, p->next, NULL);
     pair_k n = *p;
     n.i = p->i + 1;
-    /* elements whose both sides are still unknown go last */
-    return unify_terms(e, p->f, p->a->items[p->i], p->b->items[p->i], &n.k);
+    return unify_terms(e, p->f, p->as[p->i], p->bs[p->i], &n.k);
 }
 
 static int unify_terms(E *e, F *f, pc_term *a, pc_term *b, K *k)
@@ -1220,7 +1303,22 @@ static int unify_terms(E *e, F *f, pc_term *a, pc_term *b, K *k)
     }
     if (a->kind == T_ARRAY && b->kind == T_ARRAY) {
         if (a->n != b->n) return 0;
-        pair_k p = {.k.fn = pair_cb, .f = f, .a = a, .b = b, .i = 0, .next = k};
+        pair_k p = {.k.fn = pair_cb, .f = f, .as = a->items, .bs = b->items, .n = a->n, .next = k};
+        return pair_cb(e, &p.k, NULL);
+    }
+    if (a->kind == T_OBJECT && b->kind == T_OBJECT) {
+        /* match values by constant keys */
+        if (a->n != b->n) return 0;
+        pc_term **bs = pc_arena_alloc(e->arena, (a->n + 1) * sizeof(*bs));
+        if (!bs) return oom(e);
+        for (uint32_t i = 0; i < a->n; i++) {
+            bs[i] = NULL;
+            if (a->keys[i]->kind != T_VALUE) break;
+            for (uint32_t j = 0; j < b->n; j++)
+                if (b->keys[j]->kind == T_VALUE && pc_value_equal(a->keys[i]->value, b->keys[j]->value)) bs[i] = b->items[j];
+            if (!bs[i]) return 0;
+        }
+        pair_k p = {.k.fn = pair_cb, .f = f, .as = a->items, .bs = bs, .n = a->n, .next = k};
         return pair_cb(e, &p.k, NULL);
     }
     pc_term *bad = a->kind == T_VAR ? a : b;
@@ -1281,6 +1379,7 @@ static int eval_somein(E *e, F *f, pc_expr *x, const pc_value *coll, K *next)
 {
     if (coll->kind != PC_ARRAY && coll->kind != PC_OBJECT && coll->kind != PC_SET) return 0;
     for (uint32_t i = 0; i < coll->len; i++) {
+        if (step(e)) return 1;
         somein_k s = {.k.fn = somein_key_cb, .f = f, .x = x, .coll = coll, .idx = i, .next = next};
         if (x->a) {
             const pc_value *key = coll->kind == PC_OBJECT ? coll->u.kvs[i].key
@@ -1334,6 +1433,19 @@ static int every_coll_cb(E *e, K *k, const pc_value *coll)
 }
 
 static int eval_expr_core(E *e, F *f, pc_expr *x, K *k);
+
+/* A term expression holds when its value is not false. */
+typedef struct {
+    K k;
+    K *next;
+} truth_k;
+
+static int truth_cb(E *e, K *k, const pc_value *v)
+{
+    truth_k *t = (truth_k *)k;
+    if (v && v->kind == PC_BOOL && !v->u.b) return 0;
+    return t->next->fn(e, t->next, v);
+}
 
 /* `with`: evaluate the value terms, install overrides, run, restore. */
 typedef struct {
@@ -1622,7 +1734,11 @@ static int eval_expr_core(E *e, F *f, pc_expr *x, K *k)
     }
     case E_NOT: {
         found_k fk = {.k.fn = found_cb};
-        eval_expr(e, f, x->inner, &fk.k);
+        truth_k tk = {.k.fn = truth_cb, .next = &fk.k};
+        if (x->body)
+            eval_body(e, f, x->body, 0, &fk.k);
+        else
+            eval_expr(e, f, x->inner, x->inner->kind == E_TERM ? &tk.k : &fk.k);
         if (e->failed) return 1;
         if (fk.found) return 0;
         return k->fn(e, k, NULL);
@@ -1631,21 +1747,10 @@ static int eval_expr_core(E *e, F *f, pc_expr *x, K *k)
     return 0;
 }
 
-/* A term expression holds when its value is not false. */
-typedef struct {
-    K k;
-    K *next;
-} truth_k;
-
-static int truth_cb(E *e, K *k, const pc_value *v)
-{
-    truth_k *t = (truth_k *)k;
-    if (v && v->kind == PC_BOOL && !v->u.b) return 0;
-    return t->next->fn(e, t->next, v);
-}
 
 static int eval_body(E *e, F *f, pc_body *b, uint32_t i, K *k)
 {
+    if (step(e)) return 1;
     if (i == b->n) return k->fn(e, k, NULL);
     body_k n = {.k.fn = body_next_cb, .f = f, .b = b, .i = i, .next = k};
     pc_expr *x = b->exprs[i];
@@ -1695,16 +1800,19 @@ static bool eval_begin(pc_eval *ev, const pc_value *input, pc_policy_error *err)
     e->fov = NULL;
     e->have_now = false;
     e->bname = NULL;
-    memset(err, 0, sizeof(*err));
+    err->code[0] = 0;
+    err->message[0] = 0;
+    err->file[0] = 0;
+    err->row = err->col = 0;
     size_t nn = (size_t)e->ps->nnodes;
-    e->cache = pc_arena_alloc(e->arena, nn * sizeof(*e->cache) + 8);
-    e->busy = pc_arena_alloc(e->arena, nn + 8);
-    if (!e->cache || !e->busy) {
+    void *mem = pc_arena_alloc(e->arena, nn * (sizeof(*e->cache) + 1) + 8);
+    if (!mem) {
         oom(e);
         return false;
     }
-    memset(e->cache, 0, nn * sizeof(*e->cache));
-    memset(e->busy, 0, nn);
+    memset(mem, 0, nn * (sizeof(*e->cache) + 1));
+    e->cache = mem;
+    e->busy = (uint8_t *)(e->cache + nn);
     return true;
 }
 
@@ -1873,7 +1981,9 @@ int64_t pc_builtin_now_ns(pc_eval_ctx *ctx)
     return ctx->now_ns;
 }
 
-PC_PRINTF(3, 0) static bool raise(pc_eval_ctx *ctx, const char *code, const char *fmt, va_list ap)
+static bool raise(pc_eval_ctx *ctx, const char *code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static bool raise(pc_eval_ctx *ctx, const char *code, const char *fmt, va_list ap)
 {
     if (ctx->failed) return false;
     char msg[400];
@@ -1882,32 +1992,26 @@ PC_PRINTF(3, 0) static bool raise(pc_eval_ctx *ctx, const char *code, const char
     return false;
 }
 
-bool pc_builtin_error(pc_eval_ctx *ctx, const char *fmt, ...)
+void pc__builtin_error(pc_eval_ctx *ctx, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     raise(ctx, "eval_builtin_error", fmt, ap);
     va_end(ap);
-    return false;
 }
 
-bool pc_builtin_type_errorf(pc_eval_ctx *ctx, const char *fmt, ...)
+void pc__builtin_type_errorf(pc_eval_ctx *ctx, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     raise(ctx, "eval_type_error", fmt, ap);
     va_end(ap);
-    return false;
 }
 
-bool pc_builtin_type_error(pc_eval_ctx *ctx, int pos, const char *expected, const pc_value *got)
+void pc__builtin_type_error(pc_eval_ctx *ctx, int pos, const char *expected, const pc_value *got)
 {
-    return pc_builtin_type_errorf(ctx, "operand %d must be %s but got %s", pos, expected,
-                                  got ? pc_value_type_name(got) : "undefined");
+    pc__builtin_type_errorf(ctx, "operand %d must be %s but got %s", pos, expected,
+                            got ? pc_value_type_name(got) : "undefined");
 }
 
-bool pc_builtin_oom(pc_eval_ctx *ctx)
-{
-    oom(ctx);
-    return false;
-}
+void pc__builtin_oom(pc_eval_ctx *ctx) { oom(ctx); }

@@ -18,6 +18,8 @@ struct pc_node {
     uint32_t arity;      /* functions */
     int id;              /* index in the per-evaluation caches */
     bool has_rules_below;
+    bool is_pkg;
+    bool const_all;      /* complete rules all with one constant value */         /* a module declares this package: {} at least */
     const pc_value *base; /* base document (data) at this path, or NULL */
     pc_module *mod;
 };

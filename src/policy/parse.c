@@ -17,10 +17,12 @@ struct pc_intern {
 pc_intern *pc__intern_new(pc_arena *a)
 {
     pc_intern *t = pc_arena_alloc(a, sizeof(*t));
+    if (!t) return NULL;
     t->a = a;
     t->cap = 256;
     t->len = 0;
     t->slots = pc_arena_alloc(a, t->cap * sizeof(*t->slots));
+    if (!t->slots) return NULL;
     memset(t->slots, 0, t->cap * sizeof(*t->slots));
     return t;
 }
@@ -95,6 +97,7 @@ typedef enum {
     K_PERCENT,
     K_AMP,
     K_BAR,
+    K_TEMPLATE, /* $"...{expr}..." or $`...` */
 } tok_kind;
 
 typedef struct {
@@ -120,6 +123,10 @@ typedef struct {
     bool v0;
     int gen; /* generated var counter */
     int depth;
+    /* `# METADATA` comment blocks: YAML text and the row of their last line */
+    pc_str meta[64];
+    int meta_end[64];
+    int nmeta;
 } P;
 
 static PC_NORETURN void perr(P *p, const tok *t, const char *fmt, ...) PC_PRINTF(3, 4);
@@ -159,6 +166,87 @@ static void push_tok(P *p, tok t)
 static bool is_ident_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
+/* Skips a string, raw string or template starting at s[i] (the quote, or '$').
+ * Returns the offset after it, or 0 when it does not end. */
+static size_t scan_template(const char *s, size_t n, size_t i);
+
+static size_t skip_string(const char *s, size_t n, size_t i)
+{
+    if (s[i] == '$') return scan_template(s, n, i + 1);
+    char q = s[i++];
+    while (i < n && s[i] != q) {
+        if (q == '"' && s[i] == '\\') i++;
+        if (q == '"' && i < n && s[i] == '\n') return 0;
+        i++;
+    }
+    return i < n ? i + 1 : 0;
+}
+
+/* s[i] is the opening quote of a template; `{...}` parts may nest braces,
+ * strings and templates; `\{` is a literal brace. */
+static size_t scan_template(const char *s, size_t n, size_t i)
+{
+    char q = s[i++];
+    while (i < n && s[i] != q) {
+        if (s[i] == '\\') {
+            i += 2;
+            continue;
+        }
+        if (s[i] == '{') {
+            int depth = 1;
+            i++;
+            while (i < n && depth > 0) {
+                char c = s[i];
+                if (c == '"' || c == '`' || (c == '$' && i + 1 < n && (s[i + 1] == '"' || s[i + 1] == '`'))) {
+                    size_t e = skip_string(s, n, i);
+                    if (!e) return 0;
+                    i = e;
+                    continue;
+                }
+                if (c == '{') depth++;
+                if (c == '}') depth--;
+                i++;
+            }
+            if (depth) return 0;
+            continue;
+        }
+        if (q == '"' && s[i] == '\n') return 0;
+        i++;
+    }
+    return i < n ? i + 1 : 0;
+}
+
+/* Collects `# METADATA` blocks: the marker line, then the comment lines
+ * right below it (their text after "# " is YAML). */
+static void lex_comment(P *p, const char *c, size_t n, int row)
+{
+    const char *t = c;
+    size_t l = n;
+    while (l && (*t == ' ' || *t == '\t')) {
+        t++;
+        l--;
+    }
+    while (l && (t[l - 1] == ' ' || t[l - 1] == '\r')) l--;
+    if (l == 8 && memcmp(t, "METADATA", 8) == 0) {
+        if (p->nmeta >= 64) return;
+        memset(&p->meta[p->nmeta], 0, sizeof(pc_str));
+        p->meta_end[p->nmeta] = row;
+        p->nmeta++;
+        return;
+    }
+    if (p->nmeta == 0 || p->meta_end[p->nmeta - 1] != row - 1) return;
+    if (n && c[0] == ' ') {
+        c++;
+        n--;
+    }
+    pc_str_append(&p->meta[p->nmeta - 1], c, n);
+    pc_str_append(&p->meta[p->nmeta - 1], "\n", 1);
+    p->meta_end[p->nmeta - 1] = row;
+}
+
+/* The annotation block ending on the line above `row`, as a value; NULL if none. */
+static const pc_value *annotation_for(P *p, int row, const char *default_scope);
+
 static void lex(P *p)
 {
     const char *s = p->src;
@@ -186,8 +274,10 @@ static void lex(P *p)
             continue;
         }
         if (c == '#') {
+            size_t st = i + 1;
             while (i < n && s[i] != '\n') i++;
             ws = true;
+            lex_comment(p, s + st, i - st, row);
             continue;
         }
         tok t = {.off = (uint32_t)i, .row = row, .col = (int)(i - line_start) + 1, .ws = ws, .nl = nl};
@@ -238,6 +328,17 @@ static void lex(P *p)
             t.sval = v;
             t.slen = len;
             i = pos;
+            t.len = (uint32_t)(i - t.off);
+        } else if (c == '$' && i + 1 < n && (s[i + 1] == '"' || s[i + 1] == '`')) {
+            size_t end = scan_template(s, n, i + 1);
+            if (end == 0) perr(p, &t, "non-terminated template string");
+            for (size_t q = i; q < end; q++)
+                if (s[q] == '\n') {
+                    row++;
+                    line_start = q + 1;
+                }
+            t.k = K_TEMPLATE;
+            i = end;
             t.len = (uint32_t)(i - t.off);
         } else if (c == '`') {
             size_t j = i + 1;
@@ -418,6 +519,12 @@ static pc_term *mk_call(P *p, const char *name, const tok *t, pc_term *a, pc_ter
 
 static pc_body *parse_body_until(P *p, tok_kind end);
 static pc_expr *parse_expr(P *p);
+static pc_expr *mk_expr(P *p, pc_expr_kind k, const tok *t);
+static pc_term *parse_template(P *p, const tok *t);
+static pc_term *member3(P *p, const tok *it, pc_term *k, pc_term *v, pc_term *coll);
+static pc_term *chain_in(P *p, pc_term *l);
+static pc_term *parse_binary(P *p, int level);
+static void parse_withs(P *p, pc_expr *e);
 static pc_term *parse_term_in(P *p);
 static pc_term *parse_term_or(P *p);
 
@@ -425,7 +532,8 @@ static pc_term *parse_term_or(P *p);
 static bool kw_as_ref(P *p, const tok *t)
 {
     const tok *n = t + 1;
-    return (size_t)(n - p->toks) < p->ntok && !n->ws && (n->k == K_DOT || n->k == K_LBRACK);
+    return (size_t)(n - p->toks) < p->ntok && !n->ws &&
+           (n->k == K_DOT || n->k == K_LBRACK || n->k == K_LPAREN);
 }
 
 static bool is_reserved(P *p, const tok *t)
@@ -575,6 +683,10 @@ static pc_term *parse_primary(P *p)
         next(p);
         x = mk_str(p, t->sval, t->slen, t);
         break;
+    case K_TEMPLATE:
+        next(p);
+        x = parse_template(p, t);
+        break;
     case K_MINUS: {
         next(p);
         tok *nt = cur(p);
@@ -634,6 +746,15 @@ static pc_term *parse_primary(P *p)
     case K_LPAREN: {
         next(p);
         x = parse_term_in(p);
+        if (cur(p)->k == K_COMMA) {
+            /* (k, v in coll) */
+            next(p);
+            pc_term *v = parse_binary(p, 0);
+            if (!is_kw(p, cur(p), "in")) perr(p, cur(p), "unexpected , token: expected )");
+            tok *it = next(p);
+            x = member3(p, it, x, v, parse_binary(p, 0));
+            x = chain_in(p, x);
+        }
         expect(p, K_RPAREN, ")");
         x = parse_ref_suffix(p, x);
         break;
@@ -648,7 +769,7 @@ static pc_term *parse_primary(P *p)
             x = mk_term(p, T_VALUE, t);
             x->value = pc_value_null();
             x->ground = true;
-        } else if (is_kw(p, t, "set") && cur(p)->k == K_LPAREN && !cur(p)->ws &&
+        } else if (t->len == 3 && memcmp(p->src + t->off, "set", 3) == 0 && cur(p)->k == K_LPAREN && !cur(p)->ws &&
                    peek(p, 1)->k == K_RPAREN) {
             next(p);
             next(p);
@@ -673,6 +794,113 @@ static pc_term *parse_primary(P *p)
     }
     p->depth--;
     return x;
+}
+
+/* $"a {x} b": internal.template_string([ "a ", {v | v = x}, " b" ]); each
+ * expression becomes a set comprehension so that undefined shows as
+ * <undefined> instead of making the whole string undefined. */
+static pc_term *parse_template(P *p, const tok *t)
+{
+    const char *s = p->src + t->off;
+    size_t n = t->len;
+    char q = s[1];
+    size_t i = 2, end = n - 1;
+    tlist parts = {0};
+    /* literal text never grows past the template's own length; the arena
+     * holds it so that a parse error (longjmp) leaks nothing */
+    struct {
+        char *p;
+        size_t len;
+    } lit = {palloc(p, n + 8), 0};
+    while (i < end) {
+        char c = s[i];
+        if (c == '\\' && i + 1 < end) {
+            char d = s[i + 1];
+            if (d == '{') {
+                lit.p[lit.len++] = '{';
+                i += 2;
+                continue;
+            }
+            if (q == '`') {
+                lit.p[lit.len++] = s[i];
+                i++;
+                continue;
+            }
+            /* JSON escapes: decode one through the string decoder */
+            size_t j = i + 2;
+            if (d == 'u') j = i + 6 <= end ? i + 6 : end;
+            char buf[16];
+            size_t bl = j - i;
+            if (bl > 12) bl = 12;
+            memcpy(buf, s + i, bl);
+            buf[bl] = '"';
+            size_t pos = 0, outl;
+            const char *e = NULL;
+            char *dec = pc__unquote(p->a, buf, bl + 1, &pos, &outl, &e);
+            if (!dec) perr(p, t, "invalid escape in template string");
+            memcpy(lit.p + lit.len, dec, outl);
+            lit.len += outl;
+            i = j;
+            continue;
+        }
+        if (c == '{') {
+            if (lit.len) tl_push(p, &parts, mk_str(p, lit.p, lit.len, t));
+            lit.len = 0;
+            size_t st = i + 1, j = st;
+            int depth = 1;
+            while (j < end && depth > 0) {
+                char cc = s[j];
+                if (cc == '"' || cc == '`' || (cc == '$' && j + 1 < end && (s[j + 1] == '"' || s[j + 1] == '`'))) {
+                    size_t e2 = skip_string(s, end, j);
+                    if (!e2) break;
+                    j = e2;
+                    continue;
+                }
+                if (cc == '{') depth++;
+                if (cc == '}') depth--;
+                if (depth) j++;
+            }
+            if (depth) perr(p, t, "unterminated template expression");
+            P *sub = palloc(p, sizeof(P));
+            *sub = *p;
+            sub->src = s + st;
+            sub->n = j - st;
+            sub->toks = NULL;
+            sub->ntok = sub->cap = sub->pos = 0;
+            sub->nmeta = 0; /* annotation blocks belong to the module */
+            memcpy(sub->jb, p->jb, sizeof(jmp_buf));
+            lex(sub);
+            pc_term *ex = parse_term_in(sub);
+            char vn[32];
+            snprintf(vn, sizeof(vn), "$t%d", sub->gen++);
+            pc_term *v = mk_var(p, pc_arena_strndup(p->a, vn, strlen(vn)), t);
+            pc_term *v2 = mk_var(p, v->name, t);
+            pc_expr *u = mk_expr(p, E_UNIFY, t);
+            u->a = v2;
+            u->b = ex;
+            parse_withs(sub, u); /* {a with input as {...}} */
+            if (cur(sub)->k != K_EOF) perr(sub, cur(sub), "unexpected token in template expression");
+            p->gen = sub->gen;
+            pc_body *b = palloc(p, sizeof(*b));
+            b->exprs = palloc(p, sizeof(pc_expr *));
+            b->exprs[0] = u;
+            b->n = 1;
+            pc_term *comp = mk_term(p, T_SETCOMP, t);
+            comp->head = v;
+            comp->body = b;
+            tl_push(p, &parts, comp);
+            i = j + 1;
+            continue;
+        }
+        lit.p[lit.len++] = s[i];
+        i++;
+    }
+    if (lit.len || parts.len == 0) tl_push(p, &parts, mk_str(p, lit.p, lit.len, t));
+    pc_term *arr = mk_term(p, T_ARRAY, t);
+    arr->items = parts.items;
+    arr->n = (uint32_t)parts.len;
+    pc_term *c = mk_call(p, "internal.template_string", t, arr, NULL);
+    return c;
 }
 
 typedef struct {
@@ -726,6 +954,30 @@ static pc_term *parse_term_or(P *p)
         next(p);
         pc_term *r = parse_binary(p, 2);
         l = mk_call(p, op->fn, t, l, r);
+    }
+    return l;
+}
+
+static pc_term *member3(P *p, const tok *it, pc_term *k, pc_term *v, pc_term *coll)
+{
+    pc_term *c = mk_term(p, T_CALL, it);
+    c->name = "internal.member_3";
+    c->n = 3;
+    c->items = palloc(p, 3 * sizeof(pc_term *));
+    c->items[0] = k;
+    c->items[1] = v;
+    c->items[2] = coll;
+    c->loc = k->loc;
+    return c;
+}
+
+/* x in a in b: membership chains to the left. */
+static pc_term *chain_in(P *p, pc_term *l)
+{
+    while (is_kw(p, cur(p), "in") && !cur(p)->nl) {
+        tok *t = next(p);
+        pc_term *r = parse_binary(p, 0);
+        l = mk_call(p, "internal.member_2", t, l, r);
     }
     return l;
 }
@@ -825,6 +1077,14 @@ static pc_expr *parse_expr(P *p)
     } else if (is_kw(p, t, "not")) {
         next(p);
         e = mk_expr(p, E_NOT, t);
+        if (cur(p)->k == K_LBRACE) {
+            /* not { body } (future.keywords.not) */
+            next(p);
+            e->body = parse_body_until(p, K_RBRACE);
+            expect(p, K_RBRACE, "}");
+            parse_withs(p, e);
+            return e;
+        }
         e->inner = parse_expr(p);
         return e;
     } else {
@@ -837,14 +1097,7 @@ static pc_expr *parse_expr(P *p)
             if (!is_kw(p, cur(p), "in")) perr(p, cur(p), "unexpected , token");
             tok *it = next(p);
             pc_term *coll = parse_binary(p, 0);
-            pc_term *c = mk_term(p, T_CALL, it);
-            c->name = "internal.member_3";
-            c->n = 3;
-            c->items = palloc(p, 3 * sizeof(pc_term *));
-            c->items[0] = l;
-            c->items[1] = v;
-            c->items[2] = coll;
-            c->loc = l->loc;
+            pc_term *c = chain_in(p, member3(p, it, l, v, coll));
             e = mk_expr(p, E_TERM, t);
             e->a = c;
         } else if ((o->k == K_ASSIGN || o->k == K_UNIFY) && !o->nl) {
@@ -913,11 +1166,39 @@ static pc_body *parse_rule_body(P *p, bool *had_if)
         next(p);
         *had_if = true;
         if (cur(p)->k == K_LBRACE) {
-            /* `if {` always opens a body */
-            next(p);
-            pc_body *b = parse_body_until(p, K_RBRACE);
-            expect(p, K_RBRACE, "}");
-            return b;
+            /* `if {` opens a body, unless what follows only parses as a
+             * term (`if {x: i | ...}`): try the body, then the term. */
+            size_t save = p->pos;
+            jmp_buf outer;
+            memcpy(outer, p->jb, sizeof(jmp_buf));
+            pc_policy_error saved_err = *p->err;
+            if (setjmp(p->jb) == 0) {
+                next(p);
+                pc_body *b = parse_body_until(p, K_RBRACE);
+                expect(p, K_RBRACE, "}");
+                memcpy(p->jb, outer, sizeof(jmp_buf));
+                return b;
+            }
+            memcpy(p->jb, outer, sizeof(jmp_buf));
+            if (p->toks[save + 1].k == K_RBRACE) longjmp(p->jb, 1); /* `if {}`: empty body */
+            p->pos = save;
+            pc_policy_error body_err = *p->err;
+            *p->err = saved_err;
+            /* if the term fails too, report the body's error */
+            jmp_buf outer2;
+            memcpy(outer2, p->jb, sizeof(jmp_buf));
+            if (setjmp(p->jb) != 0) {
+                memcpy(p->jb, outer2, sizeof(jmp_buf));
+                *p->err = body_err;
+                longjmp(p->jb, 1);
+            }
+            elist l1 = {0};
+            el_push(p, &l1, parse_expr(p));
+            memcpy(p->jb, outer2, sizeof(jmp_buf));
+            pc_body *b1 = palloc(p, sizeof(*b1));
+            b1->exprs = l1.items;
+            b1->n = 1;
+            return b1;
         }
         elist l = {0};
         el_push(p, &l, parse_expr(p));
@@ -935,12 +1216,86 @@ static pc_body *parse_rule_body(P *p, bool *had_if)
     return NULL;
 }
 
+/* authors: "Name <email>" strings become {name, email}; related_resources:
+ * strings become {ref}; scope defaults to the place of the block. */
+static const pc_value *normalize_annotation(P *p, const pc_value *v, const char *default_scope)
+{
+    pc_obuf ob;
+    pc_obuf_init(&ob, p->a);
+    bool has_scope = false;
+    for (uint32_t i = 0; i < v->len; i++) {
+        const pc_value *k = v->u.kvs[i].key, *val = v->u.kvs[i].val;
+        if (k->kind == PC_STRING && !strcmp(k->u.s, "scope")) has_scope = true;
+        if (k->kind == PC_STRING && !strcmp(k->u.s, "authors") && val->kind == PC_ARRAY) {
+            pc_vbuf vb;
+            pc_vbuf_init(&vb, p->a);
+            for (uint32_t j = 0; j < val->len; j++) {
+                const pc_value *au = val->u.items[j];
+                if (au->kind != PC_STRING) {
+                    pc_vbuf_push(&vb, au);
+                    continue;
+                }
+                pc_obuf ao;
+                pc_obuf_init(&ao, p->a);
+                const char *lt = strchr(au->u.s, '<');
+                const char *gt = lt ? strchr(lt, '>') : NULL;
+                if (lt && gt) {
+                    size_t nl = (size_t)(lt - au->u.s);
+                    while (nl && au->u.s[nl - 1] == ' ') nl--;
+                    if (nl) pc_obuf_put_str(&ao, "name", pc_value_string(p->a, au->u.s, nl));
+                    pc_obuf_put_str(&ao, "email", pc_value_string(p->a, lt + 1, (size_t)(gt - lt - 1)));
+                } else {
+                    pc_obuf_put_str(&ao, "name", au);
+                }
+                pc_vbuf_push(&vb, pc_obuf_object(&ao));
+            }
+            val = pc_vbuf_array(&vb);
+        } else if (k->kind == PC_STRING && !strcmp(k->u.s, "related_resources") && val->kind == PC_ARRAY) {
+            pc_vbuf vb;
+            pc_vbuf_init(&vb, p->a);
+            for (uint32_t j = 0; j < val->len; j++) {
+                if (val->u.items[j]->kind != PC_STRING) {
+                    pc_vbuf_push(&vb, val->u.items[j]);
+                    continue;
+                }
+                pc_obuf ro;
+                pc_obuf_init(&ro, p->a);
+                pc_obuf_put_str(&ro, "ref", val->u.items[j]);
+                pc_vbuf_push(&vb, pc_obuf_object(&ro));
+            }
+            val = pc_vbuf_array(&vb);
+        }
+        pc_obuf_put(&ob, k, val);
+    }
+    if (!has_scope) pc_obuf_put_str(&ob, "scope", pc_value_cstring(p->a, default_scope));
+    const pc_value *r = pc_obuf_object(&ob);
+    if (!r) perr(p, NULL, "out of memory");
+    return r;
+}
+
+static const pc_value *annotation_for(P *p, int row, const char *default_scope)
+{
+    for (int i = 0; i < p->nmeta; i++) {
+        if (p->meta_end[i] != row - 1) continue;
+        char err[200] = "";
+        const pc_str *m = &p->meta[i];
+        const pc_value *v = pc_yaml_parse(p->a, m->p ? m->p : "{}", m->p ? m->len : 2, err, sizeof(err));
+        if (!v || v->kind != PC_OBJECT) {
+            tok t = {.row = row - 1, .col = 1};
+            perr(p, &t, "invalid METADATA block: %s", v ? "expected a YAML mapping" : err);
+        }
+        return normalize_annotation(p, v, default_scope);
+    }
+    return NULL;
+}
+
 static pc_rule *parse_rule(P *p, pc_module *m)
 {
     tok *start = cur(p);
     pc_rule *r = palloc(p, sizeof(*r));
     r->mod = m;
     r->loc = tloc(p, start);
+    r->annot = annotation_for(p, start->row, "rule");
     if (is_kw(p, start, "default")) {
         next(p);
         r->is_default = true;
@@ -1045,12 +1400,16 @@ pc_module *pc__parse_module(pc_arena *a, pc_intern *in, const char *file, const 
     p->err = err;
     p->v0 = v0;
     p->in = in;
-    if (setjmp(p->jb)) return NULL;
+    if (setjmp(p->jb)) {
+        for (int i = 0; i < p->nmeta; i++) pc_str_free(&p->meta[i]);
+        return NULL;
+    }
     lex(p);
     pc_module *m = palloc(p, sizeof(*m));
     m->file = file;
     tok *t = cur(p);
     if (!is_kw(p, t, "package")) perr(p, t, "package expected");
+    m->pkg_annot = annotation_for(p, t->row, "package");
     next(p);
     pc_term *pkg = parse_pkg_ref(p);
     /* package path: data + elements */
@@ -1116,6 +1475,7 @@ pc_module *pc__parse_module(pc_arena *a, pc_intern *in, const char *file, const 
         while (accept(p, K_SEMI)) {
         }
     }
+    for (int i = 0; i < p->nmeta; i++) pc_str_free(&p->meta[i]);
     return m;
 }
 
@@ -1131,8 +1491,13 @@ pc_body *pc__parse_query(pc_arena *a, pc_intern *in, const char *text, size_t le
     p->n = len;
     p->err = err;
     p->in = in;
-    if (setjmp(p->jb)) return NULL;
+    if (setjmp(p->jb)) {
+        for (int i = 0; i < p->nmeta; i++) pc_str_free(&p->meta[i]);
+        return NULL;
+    }
     lex(p);
+    for (int i = 0; i < p->nmeta; i++) pc_str_free(&p->meta[i]);
+    p->nmeta = 0;
     pc_body *b = parse_body_until(p, K_EOF);
     if (b->n == 0) perr(p, cur(p), "empty query");
     return b;

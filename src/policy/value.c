@@ -246,7 +246,19 @@ const pc_value *pc_value_set(pc_arena *a, const pc_value *const *items, size_t n
     memcpy(p, items, n * sizeof(*p));
     size_t m = n;
     if (!sorted_unique(p, n)) {
-        qsort(p, n, sizeof(*p), cmp_vp);
+        if (n <= 16) {
+            for (size_t i = 1; i < n; i++) {
+                const pc_value *x = p[i];
+                size_t j = i;
+                while (j > 0 && pc_value_compare(p[j - 1], x) > 0) {
+                    p[j] = p[j - 1];
+                    j--;
+                }
+                p[j] = x;
+            }
+        } else {
+            qsort(p, n, sizeof(*p), cmp_vp);
+        }
         m = 1;
         for (size_t i = 1; i < n; i++)
             if (pc_value_compare(p[m - 1], p[i]) != 0) p[m++] = p[i];
@@ -289,7 +301,20 @@ const pc_value *pc_value_object(pc_arena *a, const pc_kv *kvs, size_t n)
             tmp[i].kv = kvs[i];
             tmp[i].idx = i;
         }
-        qsort(tmp, n, sizeof(*tmp), cmp_kvs);
+        if (n <= 16) {
+            /* small objects (most inputs): insertion sort, stable */
+            for (size_t i = 1; i < n; i++) {
+                kv_sort x = tmp[i];
+                size_t j = i;
+                while (j > 0 && pc_value_compare(tmp[j - 1].kv.key, x.kv.key) > 0) {
+                    tmp[j] = tmp[j - 1];
+                    j--;
+                }
+                tmp[j] = x;
+            }
+        } else {
+            qsort(tmp, n, sizeof(*tmp), cmp_kvs);
+        }
         m = 0;
         for (size_t i = 0; i < n; i++) {
             if (m && pc_value_compare(p[m - 1].key, tmp[i].kv.key) == 0)
@@ -386,6 +411,21 @@ const pc_value *pc_obuf_object(pc_obuf *b)
     return pc_value_object(b->arena, b->kvs, b->len);
 }
 
+const pc_value *pc_value_merge(pc_arena *a, const pc_value *x, const pc_value *y)
+{
+    if (!x || !y) return y;
+    if (x->kind != PC_OBJECT || y->kind != PC_OBJECT) return y;
+    pc_obuf b;
+    pc_obuf_init(&b, a);
+    for (uint32_t i = 0; i < x->len; i++) {
+        const pc_value *yv = pc_value_object_get(y, x->u.kvs[i].key);
+        pc_obuf_put(&b, x->u.kvs[i].key, yv ? pc_value_merge(a, x->u.kvs[i].val, yv) : x->u.kvs[i].val);
+    }
+    for (uint32_t i = 0; i < y->len; i++)
+        if (!pc_value_object_get(x, y->u.kvs[i].key)) pc_obuf_put(&b, y->u.kvs[i].key, y->u.kvs[i].val);
+    return pc_obuf_object(&b);
+}
+
 /* ---- access ----------------------------------------------------------- */
 
 const char *pc_value_type_name(const pc_value *v)
@@ -422,12 +462,34 @@ bool pc_value_is_integral(const pc_value *v)
     return isfinite(v->u.f.d) && v->u.f.d == floor(v->u.f.d);
 }
 
+/* Exact order of two integers written in decimal (beyond int64). */
+static bool bigint_cmp(const char *x, const char *y, int *out)
+{
+    if (strpbrk(x, ".eE") || strpbrk(y, ".eE")) return false;
+    bool nx = *x == '-', ny = *y == '-';
+    if (nx) x++;
+    if (ny) y++;
+    while (*x == '0' && x[1]) x++;
+    while (*y == '0' && y[1]) y++;
+    if (nx != ny) {
+        *out = nx ? -1 : 1;
+        return true;
+    }
+    size_t lx = strlen(x), ly = strlen(y);
+    int c = lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);
+    c = c < 0 ? -1 : c > 0;
+    *out = nx ? -c : c;
+    return true;
+}
+
 static int num_cmp(const pc_value *a, const pc_value *b)
 {
     if (a->num == PC_NUM_INT && b->num == PC_NUM_INT) return (a->u.i > b->u.i) - (a->u.i < b->u.i);
-    if (a->num == PC_NUM_FLOAT && b->num == PC_NUM_FLOAT && a->u.f.text && b->u.f.text &&
-        strcmp(a->u.f.text, b->u.f.text) == 0)
-        return 0;
+    if (a->num == PC_NUM_FLOAT && b->num == PC_NUM_FLOAT && a->u.f.text && b->u.f.text) {
+        if (strcmp(a->u.f.text, b->u.f.text) == 0) return 0;
+        int c;
+        if (bigint_cmp(a->u.f.text, b->u.f.text, &c)) return c;
+    }
     if (a->num == PC_NUM_INT && b->num == PC_NUM_FLOAT) {
         double d = b->u.f.d;
         if (d >= 9.2e18) return -1;
@@ -447,6 +509,9 @@ static int num_cmp(const pc_value *a, const pc_value *b)
 static int str_cmp(const pc_value *a, const pc_value *b)
 {
     if (a->u.s == b->u.s && a->len == b->len) return 0;
+    /* most keys differ in their first byte: skip the libc call */
+    if (a->len && b->len && a->u.s[0] != b->u.s[0])
+        return (unsigned char)a->u.s[0] < (unsigned char)b->u.s[0] ? -1 : 1;
     size_t n = a->len < b->len ? a->len : b->len;
     int c = memcmp(a->u.s, b->u.s, n);
     if (c) return c < 0 ? -1 : 1;
@@ -490,7 +555,9 @@ bool pc_value_equal(const pc_value *a, const pc_value *b)
     if (a == b) return true;
     if (a->kind != b->kind) return false;
     switch (a->kind) {
-    case PC_STRING: return a->len == b->len && memcmp(a->u.s, b->u.s, a->len) == 0;
+    case PC_STRING:
+        return a->len == b->len && (a->u.s == b->u.s || a->len == 0 ||
+                                    (a->u.s[0] == b->u.s[0] && memcmp(a->u.s, b->u.s, a->len) == 0));
     case PC_BOOL: return a->u.b == b->u.b;
     case PC_NUMBER:
         if (a->num == PC_NUM_INT && b->num == PC_NUM_INT) return a->u.i == b->u.i;
@@ -543,9 +610,40 @@ uint64_t pc_value_hash(const pc_value *v)
     return h * 1099511628211ull;
 }
 
+static inline int str_cmp_raw(const char *a, size_t al, const char *b, size_t bl)
+{
+    if (al && bl && a[0] != b[0]) return (unsigned char)a[0] < (unsigned char)b[0] ? -1 : 1;
+    size_t n = al < bl ? al : bl;
+    int c = memcmp(a, b, n);
+    if (c) return c;
+    return (al > bl) - (al < bl);
+}
+
 const pc_value *pc_value_object_get(const pc_value *obj, const pc_value *key)
 {
     if (obj->kind != PC_OBJECT) return NULL;
+    if (key->kind == PC_STRING) {
+        /* string keys sort after null/bool/number keys: plain string compare */
+        const pc_kv *kv = obj->u.kvs;
+        size_t lo = 0, hi = obj->len;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            const pc_value *k = kv[mid].key;
+            int c;
+            if (k->kind != PC_STRING)
+                c = k->kind < PC_STRING ? -1 : 1;
+            else if (k->u.s == key->u.s && k->len == key->len)
+                return kv[mid].val;
+            else
+                c = str_cmp_raw(k->u.s, k->len, key->u.s, key->len);
+            if (c == 0) return kv[mid].val;
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return NULL;
+    }
     size_t lo = 0, hi = obj->len;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;

@@ -20,7 +20,8 @@ static void crc_init(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
         crc_table[0][i] = c;
     }
     for (uint32_t i = 0; i < 256; i++) {
@@ -39,13 +40,14 @@ static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t n)
         uint32_t lo = c ^ pc__get_le32(p);
         uint32_t hi = pc__get_le32(p + 4);
         c = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
-            crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
-            crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
-            crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+            crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xff] ^
+            crc_table[2][(hi >> 8) & 0xff] ^ crc_table[1][(hi >> 16) & 0xff] ^
+            crc_table[0][hi >> 24];
         p += 8;
         n -= 8;
     }
-    while (n--) c = (c >> 8) ^ crc_table[0][(c ^ *p++) & 0xff];
+    while (n--)
+        c = (c >> 8) ^ crc_table[0][(c ^ *p++) & 0xff];
     return c;
 }
 
@@ -61,7 +63,8 @@ __attribute__((target("sse4.2"))) static uint32_t crc_x86(uint32_t c, const uint
         n -= 8;
     }
     c = (uint32_t)c64;
-    while (n--) c = __builtin_ia32_crc32qi(c, *p++);
+    while (n--)
+        c = __builtin_ia32_crc32qi(c, *p++);
     return c;
 }
 #endif

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,13 +32,15 @@
 #define SCAN_BUF (PC_SPOOL_MAX_RECORD + PC__SPOOL_FRAME_HDR + (1u << 20))
 #define BACKOFF_MIN_MS 10
 #define BACKOFF_MAX_MS 1000
-#define CLOSE_RETRIES 5             /* failing attempts allowed once closing */
+#define CLOSE_RETRIES 5 /* failing attempts allowed once closing */
 #define DROP_LOG_INTERVAL_NS 10000000000ull
+#define VERIFY_BYTES_PER_SEC (256ull << 20) /* leave the disk to the writer */
 
 struct seginfo {
     uint64_t segno;
     uint64_t bytes;   /* valid bytes, header included */
-    uint64_t records; /* valid records */
+    uint64_t records; /* valid records; known once verified */
+    bool verified;    /* scanned (sealed segments are scanned in the background) */
 };
 
 struct pc_spool {
@@ -62,17 +65,30 @@ struct pc_spool {
     _Atomic uint64_t drops_unlogged;
     _Atomic uint64_t drop_logged_ns;
 
-    /* Writer thread only (and open before it starts). */
+    /* The writer thread (and open before it starts) owns these; the array's
+     * shape changes under mu, and the verifier touches sealed entries only,
+     * under mu. */
     int seg_fd;
     struct seginfo *segs; /* ascending; the last one is being written */
     size_t nsegs, segcap;
     pthread_t writer;
+    pthread_t verifier;
+    bool verifier_done; /* under mu */
 };
 
 /* ---------- fault injection ---------- */
 
-static _Atomic unsigned inject_write_nth, inject_fsync_nth;
+static _Atomic unsigned inject_write_nth, inject_fsync_nth, inject_enospc_count;
 static _Atomic bool inject_partial, inject_stall, no_sync;
+static _Atomic uint32_t queue_bytes = RING_BYTES;
+
+void pc__spool_set_queue_bytes(uint32_t bytes)
+{
+    uint32_t pow2 = 1u << 16;
+    while (pow2 < bytes && pow2 < (1u << 30))
+        pow2 <<= 1;
+    atomic_store(&queue_bytes, bytes ? pow2 : RING_BYTES);
+}
 
 void pc__spool_inject_stall(bool stall)
 {
@@ -86,6 +102,11 @@ void pc__spool_inject_failure(unsigned nth_write, bool partial, unsigned nth_fsy
     atomic_store(&inject_fsync_nth, nth_fsync);
 }
 
+void pc__spool_inject_enospc(unsigned count)
+{
+    atomic_store(&inject_enospc_count, count);
+}
+
 void pc__spool_set_nosync(bool nosync)
 {
     atomic_store(&no_sync, nosync);
@@ -94,6 +115,7 @@ void pc__spool_set_nosync(bool nosync)
 static bool inject_now(_Atomic unsigned *counter)
 {
     unsigned n = atomic_load(counter);
+    if (n == UINT_MAX) return true; /* fail every time */
     while (n) {
         if (atomic_compare_exchange_weak(counter, &n, n - 1)) return n == 1;
     }
@@ -107,6 +129,21 @@ static int sync_fd(int fd)
     if (inject_now(&inject_fsync_nth)) return -EIO;
     if (atomic_load(&no_sync)) return 0;
     return fdatasync(fd) == 0 ? 0 : -errno;
+}
+
+/* Directory entries (create, unlink, rename) become durable with the directory. */
+static int sync_dir(int dirfd)
+{
+    if (atomic_load(&no_sync)) return 0;
+    return fsync(dirfd) == 0 ? 0 : -errno;
+}
+
+static bool inject_enospc_now(void)
+{
+    unsigned full = atomic_load(&inject_enospc_count);
+    while (full && !atomic_compare_exchange_weak(&inject_enospc_count, &full, full - 1)) {
+    }
+    return full != 0;
 }
 
 static int write_all(int fd, struct iovec *iov, int cnt, uint64_t off)
@@ -170,7 +207,8 @@ static void ring_put(pc_spool_t *sp, uint64_t pos, const void *src, size_t n)
 static uint32_t ring_frame_len(const pc_spool_t *sp, uint64_t pos)
 {
     uint8_t b[4];
-    for (int i = 0; i < 4; i++) b[i] = sp->ring[(pos + (uint64_t)i) & sp->ring_mask];
+    for (int i = 0; i < 4; i++)
+        b[i] = sp->ring[(pos + (uint64_t)i) & sp->ring_mask];
     return PC__SPOOL_FRAME_HDR + pc__get_le32(b);
 }
 
@@ -188,10 +226,39 @@ static int ring_iov(const pc_spool_t *sp, uint64_t from, uint64_t to, struct iov
     return 2;
 }
 
+/* CRC-32C of ring bytes [pos, pos + n), continuing from crc. */
+static uint32_t ring_crc(const pc_spool_t *sp, uint64_t pos, size_t n, uint32_t crc)
+{
+    size_t idx = (size_t)(pos & sp->ring_mask);
+    size_t first = sp->ring_mask + 1 - idx;
+    if (first >= n) return pc__crc32c(crc, sp->ring + idx, n);
+    crc = pc__crc32c(crc, sp->ring + idx, first);
+    return pc__crc32c(crc, sp->ring, n - first);
+}
+
+/*
+ * Fill in the CRC of every frame in [from, to). Done here rather than in
+ * pc_spool_append so that the request path only copies; the writer mostly
+ * waits for fsync and has the time.
+ */
+static void ring_seal_frames(pc_spool_t *sp, uint64_t from, uint64_t to)
+{
+    for (uint64_t p = from; p < to;) {
+        uint32_t flen = ring_frame_len(sp, p);
+        uint32_t crc = ring_crc(sp, p, 4, 0);
+        crc = ring_crc(sp, p + 8, flen - 8, crc);
+        uint8_t b[4];
+        pc__put_le32(b, crc);
+        ring_put(sp, p + 4, b, 4);
+        p += flen;
+    }
+}
+
 static uint64_t ring_count_frames(const pc_spool_t *sp, uint64_t from, uint64_t to)
 {
     uint64_t n = 0;
-    for (uint64_t p = from; p < to; p += ring_frame_len(sp, p)) n++;
+    for (uint64_t p = from; p < to; p += ring_frame_len(sp, p))
+        n++;
     return n;
 }
 
@@ -207,11 +274,12 @@ struct scan {
 static int scan_frames(int fd, uint64_t off, uint64_t size, struct scan *out)
 {
     *out = (struct scan){.valid_end = off};
-    uint8_t *buf = malloc(SCAN_BUF);
+    size_t bufsize = size - off < SCAN_BUF ? (size_t)(size - off) + 1 : SCAN_BUF;
+    uint8_t *buf = malloc(bufsize);
     if (!buf) return -ENOMEM;
     int rc = 0;
     while (off < size) {
-        size_t want = size - off < SCAN_BUF ? (size_t)(size - off) : SCAN_BUF;
+        size_t want = size - off < bufsize ? (size_t)(size - off) : bufsize;
         ssize_t n = pread(fd, buf, want, (off_t)off);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
@@ -253,7 +321,7 @@ static int create_segment(pc_spool_t *sp, uint64_t segno, uint64_t base_seq)
     struct iovec iov = {hdr, sizeof hdr};
     int e = write_all(fd, &iov, 1, 0);
     if (!e) e = sync_fd(fd);
-    if (!e) e = sync_fd(sp->dirfd);
+    if (!e) e = sync_dir(sp->dirfd);
     if (e) {
         close(fd);
         unlinkat(sp->dirfd, name, 0);
@@ -263,25 +331,31 @@ static int create_segment(pc_spool_t *sp, uint64_t segno, uint64_t base_seq)
     return 0;
 }
 
-static void push_seg(pc_spool_t *sp, uint64_t segno, uint64_t bytes, uint64_t records)
+static void push_seg(pc_spool_t *sp, uint64_t segno, uint64_t bytes, uint64_t records,
+                     bool verified)
 {
+    pthread_mutex_lock(&sp->mu);
     if (sp->nsegs == sp->segcap) {
         sp->segcap = sp->segcap ? sp->segcap * 2 : 16;
         sp->segs = pc_xrealloc(sp->segs, sp->segcap * sizeof *sp->segs);
     }
-    sp->segs[sp->nsegs++] = (struct seginfo){segno, bytes, records};
+    sp->segs[sp->nsegs++] = (struct seginfo){segno, bytes, records, verified};
+    pthread_mutex_unlock(&sp->mu);
 }
 
-static void remove_seg_at(pc_spool_t *sp, size_t i)
+static void remove_oldest_seg(pc_spool_t *sp)
 {
-    memmove(sp->segs + i, sp->segs + i + 1, (sp->nsegs - i - 1) * sizeof *sp->segs);
+    pthread_mutex_lock(&sp->mu);
+    memmove(sp->segs, sp->segs + 1, (sp->nsegs - 1) * sizeof *sp->segs);
     sp->nsegs--;
+    pthread_mutex_unlock(&sp->mu);
 }
 
 static uint64_t disk_bytes(const pc_spool_t *sp)
 {
     uint64_t total = 0;
-    for (size_t i = 0; i < sp->nsegs; i++) total += sp->segs[i].bytes;
+    for (size_t i = 0; i < sp->nsegs; i++)
+        total += sp->segs[i].bytes;
     return total;
 }
 
@@ -295,28 +369,42 @@ static void publish_disk_stats(pc_spool_t *sp, uint64_t written, uint64_t droppe
     pthread_mutex_unlock(&sp->mu);
 }
 
-/* Records of the oldest segment that the shipper has not acknowledged. */
+/* Valid records of a segment from offset from (0: the first record). */
+static uint64_t count_records(pc_spool_t *sp, uint64_t segno, uint64_t bytes, uint64_t from)
+{
+    char name[PC__SPOOL_NAME_LEN + 1];
+    pc__spool_seg_name(name, sizeof name, segno);
+    int fd = openat(sp->dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    uint8_t hdr[PC__SPOOL_HDR_LEN];
+    uint64_t base_seq;
+    struct scan sc = {0};
+    if (pread(fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr &&
+        pc__spool_header_decode(hdr, segno, &base_seq))
+        (void)scan_frames(fd, from < PC__SPOOL_HDR_LEN ? PC__SPOOL_HDR_LEN : from, bytes, &sc);
+    close(fd);
+    return sc.records;
+}
+
+/* Records of a segment that the shipper has not acknowledged. */
 static uint64_t unshipped_records(pc_spool_t *sp, const struct seginfo *s)
 {
     uint64_t cseg, coff;
-    if (!pc__spool_cursor_read(sp->dirfd, &cseg, &coff) || s->segno > cseg) return s->records;
-    if (s->segno < cseg || coff >= s->bytes) return 0;
-    char name[PC__SPOOL_NAME_LEN + 1];
-    pc__spool_seg_name(name, sizeof name, s->segno);
-    int fd = openat(sp->dirfd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return s->records;
-    struct scan sc;
-    uint64_t lost = s->records;
-    if (coff >= PC__SPOOL_HDR_LEN && scan_frames(fd, coff, s->bytes, &sc) == 0) lost = sc.records;
-    close(fd);
-    return lost;
+    bool cursor = pc__spool_cursor_read(sp->dirfd, &cseg, &coff);
+    if (cursor && s->segno < cseg) return 0;
+    if (cursor && s->segno == cseg)
+        return coff >= s->bytes ? 0 : count_records(sp, s->segno, s->bytes, coff);
+    return s->verified ? s->records : count_records(sp, s->segno, s->bytes, 0);
 }
 
 /* Delete the oldest segment (never the one being written); false if it cannot. */
 static bool drop_oldest(pc_spool_t *sp, const char *why)
 {
-    if (sp->nsegs < 2) return false;
+    pthread_mutex_lock(&sp->mu);
+    bool can = sp->nsegs >= 2;
     struct seginfo s = sp->segs[0];
+    pthread_mutex_unlock(&sp->mu);
+    if (!can) return false;
     uint64_t lost = unshipped_records(sp, &s);
     char name[PC__SPOOL_NAME_LEN + 1];
     pc__spool_seg_name(name, sizeof name, s.segno);
@@ -325,8 +413,8 @@ static bool drop_oldest(pc_spool_t *sp, const char *why)
                      PC_LSTR("error", strerror(errno)));
         return false;
     }
-    (void)sync_fd(sp->dirfd);
-    remove_seg_at(sp, 0);
+    (void)sync_dir(sp->dirfd);
+    remove_oldest_seg(sp);
     if (lost)
         pc_log_warn("spool full: dropped oldest segment", PC_LUINT("records", lost),
                     PC_LSTR("segment", name), PC_LUINT("bytes", s.bytes), PC_LSTR("reason", why));
@@ -350,11 +438,12 @@ static bool backoff(pc_spool_t *sp, unsigned *attempt)
 {
     (*attempt)++;
     uint64_t ms = BACKOFF_MIN_MS;
-    for (unsigned i = 1; i < *attempt && ms < BACKOFF_MAX_MS; i++) ms *= 2;
+    for (unsigned i = 1; i < *attempt && ms < BACKOFF_MAX_MS; i++)
+        ms *= 2;
     if (ms > BACKOFF_MAX_MS) ms = BACKOFF_MAX_MS;
     pthread_mutex_lock(&sp->mu);
     bool give_up = sp->stopping && *attempt > CLOSE_RETRIES;
-    if (!give_up && !sp->stopping) {
+    if (!give_up) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t ns = (uint64_t)ts.tv_nsec + ms * 1000000u;
@@ -381,10 +470,11 @@ static bool rotate(pc_spool_t *sp)
         int e = create_segment(sp, segno, atomic_load(&sp->next_seq));
         if (!e) {
             close(old);
-            push_seg(sp, segno, PC__SPOOL_HDR_LEN, 0);
+            push_seg(sp, segno, PC__SPOOL_HDR_LEN, 0, true);
             publish_disk_stats(sp, 0, 0);
-            if (attempt) pc_log_info("spool: segment created after retries",
-                                     PC_LUINT("attempts", attempt + 1));
+            if (attempt)
+                pc_log_info("spool: segment created after retries",
+                            PC_LUINT("attempts", attempt + 1));
             return true;
         }
         if (worth_logging(attempt + 1))
@@ -395,15 +485,17 @@ static bool rotate(pc_spool_t *sp)
     }
 }
 
+typedef enum { WRITE_DONE, WRITE_GAVE_UP, WRITE_ROTATE } write_result_t;
+
 /* Write ring bytes [from, to) at the end of the current segment and fsync. */
-static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
+static write_result_t write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
 {
     unsigned attempt = 0;
     for (;;) {
         struct seginfo *cur = &sp->segs[sp->nsegs - 1];
         struct iovec iov[2];
         int cnt = ring_iov(sp, from, to, iov);
-        int e = write_all(sp->seg_fd, iov, cnt, cur->bytes);
+        int e = inject_enospc_now() ? -ENOSPC : write_all(sp->seg_fd, iov, cnt, cur->bytes);
         const char *what = "write";
         if (!e) {
             what = "fdatasync";
@@ -411,7 +503,10 @@ static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
         }
         if (!e) {
             if (attempt) pc_log_info("spool: write recovered", PC_LUINT("attempts", attempt + 1));
-            return true;
+            pthread_mutex_lock(&sp->mu);
+            sp->st.batches++;
+            pthread_mutex_unlock(&sp->mu);
+            return WRITE_DONE;
         }
         /* Whatever reached the file past the durable size is suspect (after a
          * failed fsync the kernel may have dropped the pages): cut it and
@@ -422,8 +517,14 @@ static bool write_durably(pc_spool_t *sp, uint64_t from, uint64_t to)
                          PC_LSTR("error", strerror(-e)), PC_LUINT("segment", cur->segno),
                          PC_LUINT("offset", cur->bytes), PC_LUINT("attempt", attempt + 1),
                          PC_LSTR("truncate_error", te ? strerror(te) : NULL));
-        if (e == -ENOSPC && drop_oldest(sp, "disk full")) continue;
-        if (!backoff(sp, &attempt)) return false;
+        if (e == -ENOSPC) {
+            /* Disk full: make room as max_bytes would, oldest first. When the
+             * segment being written is all there is, seal it so that the next
+             * attempt may drop it: newest records are kept, as under the bound. */
+            if (drop_oldest(sp, "disk full")) continue;
+            if (cur->records > 0) return WRITE_ROTATE;
+        }
+        if (!backoff(sp, &attempt)) return WRITE_GAVE_UP;
     }
 }
 
@@ -447,7 +548,13 @@ static void write_batch(pc_spool_t *sp, uint64_t from, uint64_t to, uint64_t *wr
             break;
         }
         enforce_limit(sp, end - pos);
-        if (!write_durably(sp, pos, end)) break;
+        ring_seal_frames(sp, pos, end);
+        write_result_t w = write_durably(sp, pos, end);
+        if (w == WRITE_ROTATE) {
+            if (rotate(sp)) continue;
+            break;
+        }
+        if (w == WRITE_GAVE_UP) break;
         struct seginfo *last = &sp->segs[sp->nsegs - 1];
         last->bytes += end - pos;
         last->records += cnt;
@@ -507,13 +614,20 @@ static void errf(char *err, size_t errlen, const char *what, const char *dir, in
     if (err && errlen) snprintf(err, errlen, "spool %s: %s: %s", dir, what, strerror(e));
 }
 
-/* Scan one existing segment; the newest one gets its torn tail cut. */
-static int recover_segment(pc_spool_t *sp, uint64_t segno, bool newest, bool *remove)
+struct segscan {
+    bool hdr_ok;
+    uint64_t size; /* after any cut */
+    uint64_t base_seq;
+    struct scan sc;
+};
+
+/* Validate one segment; with cut, a damaged tail is truncated away. */
+static int check_segment(pc_spool_t *sp, uint64_t segno, bool cut, struct segscan *out)
 {
     char name[PC__SPOOL_NAME_LEN + 1];
     pc__spool_seg_name(name, sizeof name, segno);
-    *remove = false;
-    int fd = openat(sp->dirfd, name, (newest ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    *out = (struct segscan){0};
+    int fd = openat(sp->dirfd, name, (cut ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (fd < 0) return -errno;
     int rc = 0;
     struct stat stt;
@@ -521,58 +635,190 @@ static int recover_segment(pc_spool_t *sp, uint64_t segno, bool newest, bool *re
         rc = -errno;
         goto out;
     }
-    uint64_t size = (uint64_t)stt.st_size;
+    out->size = (uint64_t)stt.st_size;
     uint8_t hdr[PC__SPOOL_HDR_LEN];
-    uint64_t base_seq;
-    bool hdr_ok = size >= sizeof hdr && pread(fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr &&
-                  pc__spool_header_decode(hdr, segno, &base_seq);
-    if (!hdr_ok) {
-        /* The newest segment may have died while being created; an older
-         * one with a bad header holds nothing we can trust. */
-        if (size > 0) {
-            sp->st.torn_records_cut++;
-            pc_log_warn(newest ? "spool: cut segment with torn header"
-                               : "spool: corrupt segment header, segment skipped",
-                        PC_LSTR("segment", name), PC_LUINT("bytes", size));
-        }
-        if (newest || size == 0)
-            *remove = true;
-        else
-            push_seg(sp, segno, size, 0);
+    out->hdr_ok = out->size >= sizeof hdr && pread(fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr &&
+                  pc__spool_header_decode(hdr, segno, &out->base_seq);
+    if (!out->hdr_ok) goto out;
+    rc = scan_frames(fd, PC__SPOOL_HDR_LEN, out->size, &out->sc);
+    if (rc || !out->sc.damaged || !cut) goto out;
+    if (ftruncate(fd, (off_t)out->sc.valid_end) != 0 || sync_fd(fd) != 0) {
+        rc = -errno;
         goto out;
     }
-    if (base_seq > atomic_load(&sp->next_seq)) atomic_store(&sp->next_seq, base_seq);
-    struct scan sc;
-    rc = scan_frames(fd, PC__SPOOL_HDR_LEN, size, &sc);
-    if (rc) goto out;
-    if (sc.records && sc.max_seq >= atomic_load(&sp->next_seq))
-        atomic_store(&sp->next_seq, sc.max_seq + 1);
-    if (sc.damaged) {
-        sp->st.torn_records_cut++;
-        if (newest) {
-            if (ftruncate(fd, (off_t)sc.valid_end) != 0 || sync_fd(fd) != 0) {
-                rc = -errno;
-                goto out;
-            }
-            pc_log_warn("spool: cut torn tail", PC_LSTR("segment", name),
-                        PC_LUINT("offset", sc.valid_end), PC_LUINT("bytes", size - sc.valid_end),
-                        PC_LUINT("records_kept", sc.records));
-            size = sc.valid_end;
-        } else {
-            pc_log_warn("spool: corrupt record in sealed segment, rest of segment skipped",
-                        PC_LSTR("segment", name), PC_LUINT("offset", sc.valid_end),
-                        PC_LUINT("bytes", size - sc.valid_end),
-                        PC_LUINT("records_kept", sc.records));
-        }
-    }
-    /* Empty segments are left over from restarts without traffic. */
-    if (sc.records == 0 && !sc.damaged)
-        *remove = true;
-    else
-        push_seg(sp, segno, size, sc.records);
 out:
     close(fd);
     return rc;
+}
+
+static void count_torn(pc_spool_t *sp)
+{
+    pthread_mutex_lock(&sp->mu);
+    sp->st.torn_records_cut++;
+    pthread_mutex_unlock(&sp->mu);
+}
+
+static void log_damage(uint64_t segno, bool newest, const struct segscan *ss)
+{
+    char name[PC__SPOOL_NAME_LEN + 1];
+    pc__spool_seg_name(name, sizeof name, segno);
+    if (!ss->hdr_ok)
+        pc_log_warn(newest ? "spool: removed segment with torn header"
+                           : "spool: corrupt segment header, segment skipped",
+                    PC_LSTR("segment", name), PC_LUINT("bytes", ss->size));
+    else if (newest)
+        pc_log_warn("spool: cut torn tail", PC_LSTR("segment", name),
+                    PC_LUINT("offset", ss->sc.valid_end),
+                    PC_LUINT("bytes", ss->size - ss->sc.valid_end),
+                    PC_LUINT("records_kept", ss->sc.records));
+    else
+        pc_log_warn("spool: corrupt record in sealed segment, rest of segment skipped",
+                    PC_LSTR("segment", name), PC_LUINT("offset", ss->sc.valid_end),
+                    PC_LUINT("bytes", ss->size - ss->sc.valid_end),
+                    PC_LUINT("records_kept", ss->sc.records));
+}
+
+/*
+ * Sealed segments are verified here, off the start-up path: a full spool is
+ * gigabytes, and nothing in them is needed to start writing. Readers check
+ * every CRC themselves, so nothing unverified is ever returned.
+ */
+/* Sleep ns, in slices, unless the spool starts closing. */
+static void verifier_pause(pc_spool_t *sp, uint64_t ns)
+{
+    while (ns > 0) {
+        pthread_mutex_lock(&sp->mu);
+        bool stopping = sp->stopping;
+        pthread_mutex_unlock(&sp->mu);
+        if (stopping) return;
+        uint64_t slice = ns < 50000000u ? ns : 50000000u;
+        struct timespec ts = {0, (long)slice};
+        nanosleep(&ts, NULL);
+        ns -= slice;
+    }
+}
+
+static void *verifier_main(void *arg)
+{
+    pc_spool_t *sp = arg;
+    uint64_t checked = 0, damaged = 0;
+    for (;;) {
+        pthread_mutex_lock(&sp->mu);
+        bool found = false;
+        uint64_t segno = 0;
+        for (size_t i = 0; !sp->stopping && i + 1 < sp->nsegs && !found; i++) {
+            if (!sp->segs[i].verified) {
+                segno = sp->segs[i].segno;
+                found = true;
+            }
+        }
+        pthread_mutex_unlock(&sp->mu);
+        if (!found) break;
+
+        struct segscan ss;
+        uint64_t started = pc_now_mono_ns();
+        int rc = check_segment(sp, segno, false, &ss);
+        bool bad = rc == 0 && (!ss.hdr_ok || ss.sc.damaged);
+        /* Throttled: a restart must not starve the writer's fsyncs. */
+        uint64_t budget_ns = (uint64_t)((double)ss.size * 1e9 / (double)VERIFY_BYTES_PER_SEC);
+        uint64_t took = pc_now_mono_ns() - started;
+        if (budget_ns > took) verifier_pause(sp, budget_ns - took);
+        pthread_mutex_lock(&sp->mu);
+        bool still_there = false;
+        for (size_t i = 0; i + 1 < sp->nsegs && !still_there; i++) {
+            if (sp->segs[i].segno != segno) continue;
+            still_there = true;
+            sp->segs[i].verified = true;
+            sp->segs[i].records = rc == 0 && ss.hdr_ok ? ss.sc.records : 0;
+            if (bad) sp->st.torn_records_cut++;
+        }
+        pthread_mutex_unlock(&sp->mu);
+        if (!still_there) continue; /* dropped for space meanwhile */
+        checked++;
+        if (bad) {
+            damaged++;
+            log_damage(segno, false, &ss);
+        } else if (rc) {
+            pc_log_error("spool: cannot verify segment", PC_LUINT("segment", segno),
+                         PC_LSTR("error", strerror(-rc)));
+        }
+    }
+    if (checked)
+        pc_log_info("spool: sealed segments verified", PC_LUINT("segments", checked),
+                    PC_LUINT("damaged", damaged));
+    pthread_mutex_lock(&sp->mu);
+    sp->verifier_done = true;
+    pthread_cond_broadcast(&sp->done_cv);
+    pthread_mutex_unlock(&sp->mu);
+    return NULL;
+}
+
+void pc__spool_wait_verified(pc_spool_t *sp)
+{
+    pthread_mutex_lock(&sp->mu);
+    while (!sp->verifier_done)
+        pthread_cond_wait(&sp->done_cv, &sp->mu);
+    pthread_mutex_unlock(&sp->mu);
+}
+
+/*
+ * Recover the newest segment(s) synchronously: cut a torn tail and learn the
+ * next sequence number. A newest segment whose header never made it to disk
+ * is removed and the one before it becomes the newest.
+ */
+static int recover(pc_spool_t *sp, const uint64_t *found, size_t nfound, uint64_t *doomed,
+                   size_t *ndoomed)
+{
+    size_t sealed = nfound; /* found[0..sealed) are verified in the background */
+    bool have_base = false;
+    struct seginfo top = {0};
+    bool have_top = false;
+    while (sealed > 0) {
+        uint64_t segno = found[sealed - 1];
+        struct segscan ss;
+        int rc = check_segment(sp, segno, true, &ss);
+        if (rc) return rc;
+        if (!ss.hdr_ok) {
+            if (ss.size > 0) {
+                count_torn(sp);
+                log_damage(segno, true, &ss);
+            }
+            doomed[(*ndoomed)++] = segno;
+            sealed--;
+            continue;
+        }
+        sealed--;
+        have_base = true;
+        uint64_t next = ss.base_seq;
+        if (ss.sc.records && ss.sc.max_seq >= next) next = ss.sc.max_seq + 1;
+        atomic_store(&sp->next_seq, next);
+        if (ss.sc.damaged) {
+            count_torn(sp);
+            log_damage(segno, true, &ss);
+        }
+        /* Empty segments are left over from restarts without traffic. */
+        if (ss.sc.records == 0)
+            doomed[(*ndoomed)++] = segno;
+        else
+            top = (struct seginfo){segno, ss.sc.valid_end, ss.sc.records, true}, have_top = true;
+        break;
+    }
+    for (size_t i = 0; i < sealed; i++) {
+        char name[PC__SPOOL_NAME_LEN + 1];
+        pc__spool_seg_name(name, sizeof name, found[i]);
+        struct stat stt;
+        if (fstatat(sp->dirfd, name, &stt, 0) != 0) {
+            if (errno == ENOENT) continue; /* removed by hand meanwhile */
+            return -errno;
+        }
+        push_seg(sp, found[i], (uint64_t)stt.st_size, 0, false);
+    }
+    if (have_top) push_seg(sp, top.segno, top.bytes, top.records, true);
+    /* Without any header to go by (a new or wiped directory), start the
+     * sequence at the wall clock in microseconds: ids stay unique even
+     * against records shipped from an earlier life of this directory. */
+    if (!have_base) atomic_store(&sp->next_seq, pc_now_wall_ns() / 1000u);
+    return 0;
 }
 
 pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen)
@@ -591,9 +837,16 @@ pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t
     if (sp->seg_limit > SEG_LIMIT_MAX) sp->seg_limit = SEG_LIMIT_MAX;
     if (sp->seg_limit < SEG_LIMIT_MIN) sp->seg_limit = SEG_LIMIT_MIN;
     atomic_init(&sp->next_seq, 1);
+    pthread_mutex_init(&sp->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&sp->work_cv, &ca);
+    pthread_cond_init(&sp->done_cv, &ca);
+    pthread_condattr_destroy(&ca);
     uint64_t *found = NULL, *doomed = NULL;
     size_t nfound = 0, ndoomed = 0;
-    bool sync_ok = false;
+    bool writer_started = false;
 
     int e = mkdir_p(dir);
     if (e) {
@@ -619,65 +872,70 @@ pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t
         goto fail;
     }
     doomed = pc_xcalloc(nfound + 1, sizeof *doomed);
-    for (size_t i = 0; i < nfound; i++) {
-        bool remove;
-        e = recover_segment(sp, found[i], i + 1 == nfound, &remove);
-        if (e) {
-            errf(err, errlen, "cannot recover segment", dir, -e);
-            goto fail;
-        }
-        if (remove) doomed[ndoomed++] = found[i];
+    e = recover(sp, found, nfound, doomed, &ndoomed);
+    if (e) {
+        errf(err, errlen, "cannot recover segments", dir, -e);
+        goto fail;
     }
-    /* A fresh segment per start: what an earlier process wrote stays sealed. */
+    /* A fresh segment per start: what an earlier process wrote stays sealed.
+     * Numbers also stay above the shipper's cursor, so that a directory whose
+     * segments were deleted by hand is not taken as already shipped. */
     uint64_t segno = nfound ? found[nfound - 1] + 1 : 1;
+    uint64_t cseg, coff;
+    if (pc__spool_cursor_read(sp->dirfd, &cseg, &coff) && cseg >= segno) segno = cseg + 1;
     e = create_segment(sp, segno, atomic_load(&sp->next_seq));
     if (e) {
         errf(err, errlen, "cannot create segment", dir, -e);
         goto fail;
     }
-    push_seg(sp, segno, PC__SPOOL_HDR_LEN, 0);
+    push_seg(sp, segno, PC__SPOOL_HDR_LEN, 0, true);
     for (size_t i = 0; i < ndoomed; i++) {
         char name[PC__SPOOL_NAME_LEN + 1];
         pc__spool_seg_name(name, sizeof name, doomed[i]);
         unlinkat(sp->dirfd, name, 0);
-        sync_ok = true;
     }
-    if (sync_ok) (void)sync_fd(sp->dirfd);
+    if (ndoomed) (void)sync_dir(sp->dirfd);
     enforce_limit(sp, 0);
-    sp->st.bytes_on_disk = disk_bytes(sp);
-    sp->st.segments = sp->nsegs;
+    publish_disk_stats(sp, 0, 0);
 
-    sp->ring = pc_xmalloc(RING_BYTES);
-    sp->ring_mask = RING_BYTES - 1;
-    pthread_mutex_init(&sp->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&sp->work_cv, &ca);
-    pthread_cond_init(&sp->done_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    uint32_t ring_bytes = atomic_load(&queue_bytes);
+    sp->ring = pc_xmalloc(ring_bytes);
+    sp->ring_mask = ring_bytes - 1;
     e = pthread_create(&sp->writer, NULL, writer_main, sp);
     if (e) {
         errf(err, errlen, "cannot start writer thread", dir, e);
-        pthread_cond_destroy(&sp->work_cv);
-        pthread_cond_destroy(&sp->done_cv);
-        pthread_mutex_destroy(&sp->mu);
         goto fail;
     }
-    pc_log_info("spool opened", PC_LSTR("dir", dir), PC_LUINT("segments", sp->nsegs),
-                PC_LUINT("bytes", sp->st.bytes_on_disk), PC_LUINT("next_seq",
-                atomic_load(&sp->next_seq)), PC_LUINT("torn_records_cut",
-                sp->st.torn_records_cut), PC_LUINT("max_bytes", max_bytes));
+    writer_started = true;
+    e = pthread_create(&sp->verifier, NULL, verifier_main, sp);
+    if (e) {
+        errf(err, errlen, "cannot start verifier thread", dir, e);
+        goto fail;
+    }
+    pc_log_info(
+        "spool opened", PC_LSTR("dir", dir), PC_LUINT("segments", sp->nsegs),
+        PC_LUINT("bytes", sp->st.bytes_on_disk), PC_LUINT("next_seq", atomic_load(&sp->next_seq)),
+        PC_LUINT("torn_records_cut", sp->st.torn_records_cut), PC_LUINT("max_bytes", max_bytes));
     free(found);
     free(doomed);
     return sp;
 
 fail:
+    if (writer_started) {
+        pthread_mutex_lock(&sp->mu);
+        sp->stopping = true;
+        pthread_cond_broadcast(&sp->work_cv);
+        pthread_mutex_unlock(&sp->mu);
+        pthread_join(sp->writer, NULL);
+    }
     free(found);
     free(doomed);
     if (sp->seg_fd >= 0) close(sp->seg_fd);
     if (sp->lockfd >= 0) close(sp->lockfd);
     if (sp->dirfd >= 0) close(sp->dirfd);
+    pthread_cond_destroy(&sp->work_cv);
+    pthread_cond_destroy(&sp->done_cv);
+    pthread_mutex_destroy(&sp->mu);
     free(sp->ring);
     free(sp->segs);
     free(sp->dir);
@@ -707,8 +965,10 @@ bool pc_spool_append_seq(pc_spool_t *sp, uint64_t seq, const char *rec, size_t l
         note_drop(sp, len ? "record too large" : "empty record");
         return false;
     }
-    uint8_t hdr[PC__SPOOL_FRAME_HDR];
-    pc__spool_frame_header(hdr, seq, rec, len);
+    uint8_t hdr[PC__SPOOL_FRAME_HDR]; /* the writer fills in the CRC */
+    pc__put_le32(hdr, (uint32_t)len);
+    pc__put_le32(hdr + 4, 0);
+    pc__put_le64(hdr + 8, seq);
     uint64_t flen = PC__SPOOL_FRAME_HDR + len;
 
     pthread_mutex_lock(&sp->mu);
@@ -780,6 +1040,7 @@ void pc_spool_close(pc_spool_t *sp)
     pthread_cond_broadcast(&sp->work_cv);
     pthread_mutex_unlock(&sp->mu);
     pthread_join(sp->writer, NULL);
+    pthread_join(sp->verifier, NULL);
     pc_log_info("spool closed", PC_LSTR("dir", sp->dir),
                 PC_LUINT("records_written", sp->st.records_written),
                 PC_LUINT("records_dropped", sp->st.records_dropped));

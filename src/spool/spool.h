@@ -8,6 +8,15 @@
  * disk; a dedicated writer thread drains the queue in batches (group commit,
  * one fsync per batch). Readers (the `logs` command, the future shipper) use
  * pc_spool_reader_* on the same directory, in-process or from another process.
+ * pc_spool_flush blocks (never call it on an event loop); every append must
+ * have returned before pc_spool_close. A reader is one thread's object.
+ *
+ * Durability: a record is durable once pc_spool_flush returns after it (or
+ * records_written counts it). Readers may see records a little before that.
+ * A disk that keeps failing makes the writer retry with backoff (records
+ * wait in the queue; pc_spool_flush keeps waiting, pc_spool_flush_timeout
+ * does not); pc_spool_close gives up after a few more attempts and counts
+ * what it could not write as dropped.
  *
  * Return conventions: functions returning bool report success; pointers are
  * NULL on failure with a message in err.
@@ -35,6 +44,7 @@ typedef struct pc_spool_stats {
     uint64_t torn_records_cut; /* found corrupt at open and cut */
     uint64_t bytes_on_disk;
     uint64_t segments;
+    uint64_t batches; /* write+fdatasync rounds; records_written / batches = group size */
 } pc_spool_stats_t;
 
 /**
@@ -45,14 +55,18 @@ typedef struct pc_spool_stats {
  * shipper's cursor (pc_spool_cursor_store) are not counted as lost.
  * The directory is locked (flock on dir/LOCK): one writer per directory.
  * Every open starts a new segment; earlier ones are never appended to again.
+ * Only the newest segment is scanned before this returns; older (sealed)
+ * ones are verified by a background thread, which adds what it finds to
+ * torn_records_cut. A directory without segments starts the sequence at the
+ * wall clock in microseconds, so ids stay unique even after a wipe.
  */
 pc_spool_t *pc_spool_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen) PC_WUR;
 
 /**
  * Queue one record (a JSON object without trailing newline); copies it and
  * gives it the sequence number pc_spool_next_seq would return.
- * Never blocks on I/O: a CRC over the payload and a memcpy under a short
- * mutex. Returns false if the record is empty, over PC_SPOOL_MAX_RECORD,
+ * Never blocks on I/O: a memcpy under a short mutex (the writer thread
+ * computes the CRC). Returns false if the record is empty, over PC_SPOOL_MAX_RECORD,
  * the spool is closing, or the in-memory queue is full; the record is then
  * counted as dropped.
  */
@@ -98,6 +112,9 @@ typedef enum { PC_SPOOL_READ_OK, PC_SPOOL_READ_END, PC_SPOOL_READ_ERROR } pc_spo
  * Next valid record: *rec points into the reader's buffer, valid until the
  * next call. END means no complete record yet (call again later to follow).
  * *pos_after is where reading resumes after this record (a durable cursor).
+ * Delivery is at-least-once: a reader following a live spool may see a
+ * record that the writer has to write again elsewhere (a full disk while the
+ * batch was being written); the record's id tells the copies apart.
  */
 pc_spool_read_t pc_spool_reader_next(pc_spool_reader_t *r, const char **rec, size_t *len,
                                      pc_spool_pos_t *pos_after);
@@ -126,11 +143,20 @@ bool pc_spool_cursor_load(const char *dir, pc_spool_pos_t *out);
 /*
  * Make the writer's nth write (1 = the next one) fail with EIO; when partial,
  * half of its bytes reach the file first. nth_fsync likewise for fdatasync.
- * 0 disables. Process-wide; for tests and fuzzing only.
+ * 0 disables; UINT_MAX fails every one. Process-wide; for tests and fuzzing only.
  */
 void pc__spool_inject_failure(unsigned nth_write, bool partial, unsigned nth_fsync);
+/** The next count batch writes fail with ENOSPC (disk full). */
+void pc__spool_inject_enospc(unsigned count);
 /** While stalled, writer threads take no new batch (to fill the queue in tests). */
 void pc__spool_inject_stall(bool stall);
+/**
+ * In-memory queue size of spools opened from now on, rounded up to a power of
+ * two of at least 64 KiB; 0 restores the default (16 MiB).
+ */
+void pc__spool_set_queue_bytes(uint32_t bytes);
+/** Wait until the background check of sealed segments (after open) is done. */
+void pc__spool_wait_verified(pc_spool_t *sp);
 /** Skip every fsync (fuzzing only: durability is not under test there). */
 void pc__spool_set_nosync(bool nosync);
 

@@ -46,7 +46,9 @@ A :class:`Connector` has ``health_port``, ``spool_dir``, ``config_dir``, ``confi
 ``write_file(name, text)`` / ``remove_file(name)`` (atomic edits of config_dir);
 ``set_objects(objects)`` (rewrite ``objects.yaml``); ``signal(sig)``;
 ``stop(timeout=30)`` -> exit code (SIGTERM then wait); ``wait_exit(timeout)``;
-``spool_records()`` -> list of audit records via ``portcullis logs --spool``.
+``spool_records()`` -> list of audit records via ``portcullis logs --spool``;
+``wait_spool(pred, timeout=10)`` -> records once ``pred(records)`` holds (records
+become readable when the writer's batch is durable, not at append).
 """
 
 import json
@@ -372,6 +374,19 @@ class Connector:
         if r.returncode != 0:
             raise RuntimeError(f"portcullis logs failed ({r.returncode}): {r.stderr}")
         return [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+
+    def wait_spool(self, pred, timeout=10.0):
+        """Poll the spool until pred(records) is truthy; returns the records.
+
+        The spool's writer makes records durable in batches, so a record appended
+        a moment ago may not be readable yet: wait for exactly what the test needs."""
+        found = []
+
+        def ok():
+            found[:] = self.spool_records()
+            return pred(found)
+        wait_until(ok, timeout, what="spool records")
+        return list(found)
 
     def close(self):
         try:

@@ -89,7 +89,12 @@ class Wire:
         sig = hmac.new(stored, auth_msg, "sha256").digest()
         proof = bytes(a ^ b for a, b in zip(client_key, sig))
         self.send(msg(b"p", f"{final_no_proof},p={base64.b64encode(proof).decode()}".encode()))
-        return self.read_until(b"Z") if True else None
+        out = []
+        while True:  # up to ReadyForQuery, or the error that ends the login
+            m = self.read()
+            out.append(m)
+            if m[0] in (b"Z", b"E"):
+                return out
 
     def query(self, sql):
         self.send(msg(b"Q", sql.encode() + b"\0"))

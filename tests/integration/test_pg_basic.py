@@ -186,3 +186,69 @@ def test_audit_records(conn_port):
     assert "parse" in stages and "execute" in stages
     text = repr(recs)
     assert USER_PASSWORD not in text and "app-upstream-pw" not in text
+
+
+def test_gssenc_declined_and_unknown_user_runs_full_exchange(conn_port):
+    import struct
+    from pgwire import Wire, error_fields
+    w = Wire(conn_port.pg_port)
+    w.send(struct.pack(">II", 8, 80877104))  # GSSENCRequest
+    assert w.s.recv(1) == b"N"
+    w.close()
+    # an unknown user gets a server-first message like anyone else, then 28P01
+    for user, pw in (("mallory", "x"), ("alice", "wrong")):
+        w = Wire(conn_port.pg_port)
+        out = w.login(user, pw)
+        t, body = out[-1] if isinstance(out, list) else out
+        f = error_fields(body)
+        assert t == b"E" and f["C"] == "28P01", (user, f)
+        assert f["M"] == f'password authentication failed for user "{user}"'
+        w.close()
+
+
+def test_metrics_per_listener(conn_port):
+    psql(conn_port.pg_port, "select 1")
+    status, body = conn_port.get("/metrics")
+    assert status == 200
+    lines = [l for l in body.splitlines() if 'listener="pg"' in l]
+    def val(name):
+        return next(float(l.split()[-1]) for l in lines if l.startswith(name + "{"))
+    assert val("portcullis_connections_opened_total") >= 1
+    assert val("portcullis_queries_total") >= 1
+    wait_until(lambda: "portcullis_connections_active" in body, 1)
+
+
+def test_listener_tls_disabled_declines_ssl(connector, objs, free_port, tmp_path):
+    import subprocess as sp
+    sp.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-keyout", f"{tmp_path}/k.pem", "-out", f"{tmp_path}/c.pem"],
+           check=True, capture_output=True)
+    p1, p2 = free_port(), free_port()
+    o = objs(p1, tls="disabled")
+    o["listeners"].append(pg_listener(p2, name="pg-opt", tls="optional"))
+    connector(o, config={"tls": {"cert": f"{tmp_path}/c.pem", "key": f"{tmp_path}/k.pem"}})
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(dsn(p1, sslmode="require"))
+    with psycopg.connect(dsn(p1, sslmode="prefer")) as c:
+        assert not c.pgconn.ssl_in_use
+    with psycopg.connect(dsn(p2, sslmode="require")) as c:
+        assert c.pgconn.ssl_in_use
+    with psycopg.connect(dsn(p2, sslmode="disable")) as c:
+        assert not c.pgconn.ssl_in_use
+
+
+def test_psql_cancel_only_hits_its_own_session(conn_port):
+    import signal as sg
+    env = dict(os.environ, PGPASSWORD=USER_PASSWORD)
+    with psycopg.connect(dsn(conn_port.pg_port)) as other:
+        p = subprocess.Popen(["psql", "-X", "-A", "-t", dsn(conn_port.pg_port).replace(
+            f" password={USER_PASSWORD}", ""), "-c", "select pg_sleep(30)"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        p.send_signal(sg.SIGINT)  # psql sends a CancelRequest
+        out, err = p.communicate(timeout=15)
+        assert time.monotonic() - t0 < 10
+        assert "canceling statement due to user request" in err
+        # the other session keeps working, its transaction untouched
+        assert other.execute("select pg_sleep(0.2), 9").fetchone()[1] == 9

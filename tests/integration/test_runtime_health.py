@@ -108,6 +108,15 @@ def test_metrics_exposition(connector, free_port):
     assert "portcullis_ready 1\n" in text
     rss = [l for l in text.splitlines() if l.startswith("portcullis_process_resident_memory_bytes ")]
     assert int(rss[0].split()[1]) > 1_000_000
+    # Connections to the listener are counted per listener.
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    def accepted():
+        t = c.get("/metrics")[1]
+        return [l for l in t.splitlines()
+                if l.startswith('portcullis_listener_connections_accepted_total{listener="pg"}')]
+    wait_until(lambda: accepted() and int(accepted()[0].split()[1]) >= 3, 5, what="accepted 3")
     # Every sample line parses as NAME[{labels}] INTEGER.
     for line in text.splitlines():
         if line and not line.startswith("#"):
@@ -145,6 +154,7 @@ def test_not_ready_until_listener_port_is_free(connector, free_port):
         c = connector(objects_with_listener(port), wait_ready=False)
         wait_until(lambda: c.get("/ready")[0] == 503 and "listeners not bound" in c.get("/ready")[1],
                    10, what="503 listeners not bound")
+        assert json.loads(c.get("/ready")[1])["unbound"] == 2  # both workers
         line = c.wait_log(lambda l: "bind failed" in l.get("msg", ""))
         assert line["port"] == port and line["level"] == "error"
         assert c.get("/health")[0] == 200
@@ -212,3 +222,26 @@ def test_spool_open_failure_exits_1(connector, tmp_path):
                   files={"objects.yaml": "users: []\n"}, wait_ready=False)
     assert c.wait_exit(15) == 1
     assert any("spool" in l.get("msg", "") for l in c.log_lines())
+
+
+def test_health_port_in_use_exits_1(connector, free_port):
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    try:
+        port = blocker.getsockname()[1]
+        c = connector(objects_with_listener(free_port()),
+                      config={"health": {"listen": f"127.0.0.1:{port}"}}, wait_ready=False)
+        assert c.wait_exit(15) == 1
+        line = c.wait_log("cannot start the health server")
+        assert str(port) in line["error"]
+    finally:
+        blocker.close()
+
+
+def test_starting_line_first_even_when_log_level_is_error(connector, free_port):
+    c = connector(objects_with_listener(free_port()), config={"log_level": "error"})
+    first = c.log_lines()[0]
+    assert first["msg"] == "starting" and first["version"] == version_text()
+    # info lines are filtered from then on.
+    assert not c.find_logs("ready")

@@ -109,3 +109,50 @@ def test_no_secret_in_logs(connector, free_port):
     c.wait_log(lambda l: l.get("msg", "").startswith("configuration refused"), timeout=5)
     assert not any("hunter2-secret" in l for l in c.raw_stderr)
     assert not any("alice-secret-pw" in l for l in c.raw_stderr)
+
+
+def test_sighup_rechecks_and_does_not_kill(connector, free_port):
+    import signal
+    c = connector(objects(pg_listener(free_port())))
+    c.signal(signal.SIGHUP)
+    c.wait_log("reload requested")
+    time.sleep(0.3)
+    assert c.proc.poll() is None
+    assert revision(c) == (200, 1)  # nothing changed: no new revision
+    assert c.stop() == 0
+
+
+def test_config_dir_replaced_is_picked_up(connector, free_port):
+    import os
+    import shutil
+    p1, p2 = free_port(), free_port()
+    c = connector(objects(pg_listener(p1)))
+    # A tool that swaps the whole directory (the inotify watch dies with it).
+    shutil.rmtree(c.config_dir)
+    c.wait_log(lambda l: l.get("msg", "").startswith("configuration refused"), timeout=5)
+    assert revision(c) == (200, 1) and can_connect(p1)
+    os.mkdir(c.config_dir)
+    c.set_objects(objects(pg_listener(p2)))
+    wait_until(lambda: revision(c) == (200, 2), 6, what="revision 2 from the new directory")
+    assert can_connect(p2)
+    # The new directory is watched again: the next edit is fast.
+    c.wait_log("config_dir replaced; watching the new directory", timeout=5)
+    p3 = free_port()
+    t0 = time.monotonic()
+    c.set_objects(objects(pg_listener(p3)))
+    wait_until(lambda: revision(c) == (200, 3), 5, what="revision 3")
+    assert time.monotonic() - t0 < 1.5
+
+
+def test_invalid_policy_object_refused(connector, free_port):
+    p1 = free_port()
+    c = connector(objects(pg_listener(p1)))
+    c.write_file("policies.yaml", "policies:\n  - {name: p1, status: sometimes, module: \"package x\"}\n")
+    line = c.wait_log(lambda l: l.get("msg", "").startswith("configuration refused"), timeout=5)
+    assert "policies.yaml" in line["error"] and "status" in line["error"]
+    assert revision(c) == (200, 1)
+    c.remove_file("policies.yaml")
+    time.sleep(0.5)
+    # Back to the content in force: nothing new to apply, nothing refused again.
+    assert revision(c) == (200, 1)
+    assert len([l for l in c.log_lines() if l.get("msg", "").startswith("configuration refused")]) == 1

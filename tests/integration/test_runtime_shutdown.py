@@ -123,3 +123,33 @@ def test_spool_is_flushed_and_closed_at_step_4(connector, free_port):
     assert "records_written" in step4
     # The spool is a valid, readable spool after shutdown.
     c.spool_records()
+
+
+def test_drain_ends_when_sessions_end(connector, free_port):
+    port = free_port()
+    c = connector(objects(port), drain_timeout="30s")
+    if not module_keeps_sessions(c, port):
+        pytest.skip("no PostgreSQL protocol module in this build: nothing to drain")
+    held = open_idle_session(port)
+    time.sleep(0.3)
+    c.signal(signal.SIGTERM)
+    c.wait_log("shutdown", step=1)
+    time.sleep(0.5)
+    assert c.proc.poll() is None, "an open session holds the drain"
+    t0 = time.monotonic()
+    held.close()  # the client leaves on its own
+    assert c.wait_exit(10) == 0
+    assert time.monotonic() - t0 < 5, "drain must end soon after the last session, not at the timeout"
+    done = c.find_logs("drain finished")[0]
+    assert done["terminated"] == 0 and done["sessions_left"] == 0
+    assert not c.find_logs("drain timeout; terminating sessions")
+    assert_steps_in_order(c)
+
+
+def test_shutdown_while_not_ready(connector):
+    c = connector(None, files={"objects.yaml": "listeners: [ {name: pg, port: \n"},
+                  wait_ready=False)
+    wait_until(lambda: c.get("/health")[0] == 200, 10, what="health up")
+    c.signal(signal.SIGTERM)
+    assert c.wait_exit(10) == 0
+    assert_steps_in_order(c)

@@ -21,7 +21,8 @@ static json_t *parse(const char *s, size_t n)
 {
     json_error_t e;
     json_t *j = json_loadb(s, n, JSON_REJECT_DUPLICATES, &e);
-    if (!j) fail_msg("invalid JSON (%s at %d): %.*s", e.text, e.position, (int)(n > 300 ? 300 : n), s);
+    if (!j)
+        fail_msg("invalid JSON (%s at %d): %.*s", e.text, e.position, (int)(n > 300 ? 300 : n), s);
     assert_true(json_is_object(j));
     return j;
 }
@@ -96,8 +97,8 @@ static void test_request_fields(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "rows")), 1);
     assert_int_equal(json_integer_value(json_object_get(j, "duration_us")), 1234);
     /* absent or unknown: omitted */
-    const char *omitted[] = {"bytes", "status", "operation", "bucket", "key", "reason",
-                             "masked_columns", "error", "query_truncated"};
+    const char *omitted[] = {"bytes",  "status",         "operation", "bucket",         "key",
+                             "reason", "masked_columns", "error",     "query_truncated"};
     for (size_t i = 0; i < sizeof omitted / sizeof *omitted; i++)
         assert_null(json_object_get(j, omitted[i]));
     json_decref(j);
@@ -106,8 +107,8 @@ static void test_request_fields(void **state)
 static void test_session_records(void **state)
 {
     (void)state;
-    pc_audit_rec_t r = {.kind = PC_AUDIT_SESSION_START, .user = "bob", .rows = -1,
-                        .bytes = -1, .status = -1};
+    pc_audit_rec_t r = {
+        .kind = PC_AUDIT_SESSION_START, .user = "bob", .rows = -1, .bytes = -1, .status = -1};
     json_t *j = format(&r, 1);
     assert_string_equal(str(j, "type"), "session_start");
     assert_null(json_object_get(j, "duration_us"));
@@ -141,8 +142,8 @@ static void test_escaping(void **state)
     pc_audit_rec_t r = request();
     r.query = "SELECT '\"q\"', E'\\\\', '\n\r\t', '\x01\x1f\x7f', 'h\xc3\xa9', '\xf0\x9f\x98\x80'";
     r.user = "evil\",\"decision\":\"allow";
-    r.key = "a/\xff\xfe/b";                    /* invalid UTF-8 */
-    r.reason = "cut \xe2\x82";                 /* truncated sequence at the end */
+    r.key = "a/\xff\xfe/b";    /* invalid UTF-8 */
+    r.reason = "cut \xe2\x82"; /* truncated sequence at the end */
     r.error = "overlong \xc0\xaf and surrogate \xed\xa0\x80";
     json_t *j = format(&r, 9);
     assert_string_equal(str(j, "query"), r.query);
@@ -154,7 +155,35 @@ static void test_escaping(void **state)
                                          "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
     json_decref(j);
     /* no raw control character ever reaches the line */
-    for (const char *p = buf; *p; p++) assert_true((unsigned char)*p >= 0x20);
+    for (const char *p = buf; *p; p++)
+        assert_true((unsigned char)*p >= 0x20);
+}
+
+/* Every special byte at every offset of the 16-byte scanning blocks. */
+static void test_escaping_positions(void **state)
+{
+    (void)state;
+    const char *specials[] = {"\"", "\\", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xff"};
+    const char *decoded[] = {"\"", "\\", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xef\xbf\xbd"};
+    for (size_t k = 0; k < sizeof specials / sizeof *specials; k++) {
+        for (size_t at = 0; at < 40; at++) {
+            char in[64], want[64];
+            memset(in, 'a', at);
+            memset(want, 'a', at);
+            size_t sl = strlen(specials[k]), dl = strlen(decoded[k]);
+            memcpy(in + at, specials[k], sl);
+            memcpy(want + at, decoded[k], dl);
+            memset(in + at + sl, 'b', 5);
+            memset(want + at + dl, 'b', 5);
+            in[at + sl + 5] = '\0';
+            want[at + dl + 5] = '\0';
+            pc_audit_rec_t r = request();
+            r.query = in;
+            json_t *j = format(&r, 1);
+            assert_string_equal(str(j, "query"), want);
+            json_decref(j);
+        }
+    }
 }
 
 static void test_identity_escaped(void **state)
@@ -165,6 +194,19 @@ static void test_identity_escaped(void **state)
     json_t *j = format(&r, 5);
     assert_string_equal(str(j, "id"), "we\"ird\\host-5");
     assert_string_equal(str(j, "instance"), "we\"ird\\host");
+    json_decref(j);
+    /* invalid UTF-8 and control characters in a hostname, and a very long one */
+    pc_audit_set_identity("h\xb4st\n", "0.1.0\x01");
+    j = format(&r, 6);
+    assert_string_equal(str(j, "instance"), "h\xef\xbf\xbdst\n");
+    assert_string_equal(str(j, "version"), "0.1.0\x01");
+    json_decref(j);
+    char longname[2000];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    pc_audit_set_identity(longname, "0.1.0");
+    j = format(&r, 7);
+    assert_true(strlen(str(j, "instance")) < 256);
     json_decref(j);
     pc_audit_set_identity("conn-1", "0.1.0");
 }
@@ -197,7 +239,8 @@ static void test_query_truncation(void **state)
     /* Multi-byte characters straddling the cut at every alignment stay valid UTF-8. */
     for (size_t shift = 0; shift < 4; shift++) {
         memset(q, 'x', shift);
-        for (size_t i = shift; i + 4 <= big; i += 4) memcpy(q + i, "\xf0\x9f\x98\x80", 4);
+        for (size_t i = shift; i + 4 <= big; i += 4)
+            memcpy(q + i, "\xf0\x9f\x98\x80", 4);
         q[big - big % 4] = '\0';
         j = format(&r, 3);
         size_t len = strlen(str(j, "query"));
@@ -227,8 +270,9 @@ static void test_everything_oversized(void **state)
     memset(s, '"', big);
     s[big] = '\0';
     /* (jansson stops at INT64_MAX; the formatter itself prints any uint64) */
-    pc_audit_rec_t r = {PC_AUDIT_REQUEST, s, s, s, INT64_MAX, s, s, s, s, s, s, s, s, s,
-                        s,                s, s, INT64_MAX, INT64_MAX, 599, INT64_MAX, s};
+    pc_audit_rec_t r = {
+        PC_AUDIT_REQUEST, s,         s,   s,         INT64_MAX, s, s, s, s, s, s, s, s, s, s, s, s,
+        INT64_MAX,        INT64_MAX, 599, INT64_MAX, s};
     size_t n = pc_audit_format(buf, sizeof buf, UINT64_MAX, UINT64_MAX, &r);
     assert_non_null(strstr(buf, "\"id\":\"conn-1-18446744073709551615\""));
     assert_true(n > 0 && n < sizeof buf);
@@ -246,20 +290,48 @@ static void test_raw_arrays(void **state)
 {
     (void)state;
     pc_audit_rec_t r = request();
-    const char *good[] = {"[]", " [ ] ", "[\"a\"]", "[\"a\\\"b\", \"\\u00e9\\n\"]",
-                          "[\"h\xc3\xa9\"]"};
+    const char *good[] = {"[]",
+                          " [ ] ",
+                          "[\"a\"]",
+                          "[\"a\\\"b\", \"\\u00e9\\n\"]",
+                          "[\"h\xc3\xa9\"]",
+                          "[\"\\ud83d\\ude00\"]",
+                          "[\"\\u00E9\"]"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         r.masked_columns = good[i];
         json_t *j = format(&r, 1);
         json_t *m = json_object_get(j, "masked_columns");
         assert_true(json_is_array(m));
-        /* passed through verbatim */
-        assert_non_null(strstr(buf, good[i]));
+        /* passed through verbatim, apart from whitespace between elements */
+        if (!strchr(good[i], ' ')) assert_non_null(strstr(buf, good[i]));
         json_decref(j);
     }
-    const char *bad[] = {"", "[", "]", "[1]", "[\"a\",]", "[\"a\"] x", "{\"a\":1}",
-                         "[\"\\x\"]", "[\"\x01\"]", "[\"\xff\"]", "[\"a\"", "[\"\\u12\"]",
-                         "null", "[\"a\"],[\"b\"]"};
+    /* pretty-printed arrays come out on one line */
+    r.masked_columns = "[\n  \"a b\",\r\n\t\"c\\\"\"\n]";
+    json_t *pretty = format(&r, 1);
+    assert_non_null(strstr(buf, "\"masked_columns\":[\"a b\",\"c\\\"\"]"));
+    for (const char *p = buf; *p; p++)
+        assert_true((unsigned char)*p >= 0x20);
+    json_decref(pretty);
+    const char *bad[] = {"",
+                         "[",
+                         "]",
+                         "[1]",
+                         "[\"a\",]",
+                         "[\"a\"] x",
+                         "{\"a\":1}",
+                         "[\"\\x\"]",
+                         "[\"\x01\"]",
+                         "[\"\xff\"]",
+                         "[\"a\"",
+                         "[\"\\u12\"]",
+                         "null",
+                         "[\"a\"],[\"b\"]",
+                         "[\"\\u0000\"]",
+                         "[\"\\ud800\"]",
+                         "[\"\\udc00\"]",
+                         "[\"\\ud800\\u0041\"]",
+                         "[\"\\u00g0\"]"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         r.masked_columns = bad[i];
         json_t *j = format(&r, 1);
@@ -282,7 +354,8 @@ static void test_small_buffer(void **state)
     char small[4096];
     assert_int_equal(pc_audit_format(small, n + 1, 7, 0, &r), n);
     assert_memory_equal(small, copy, n + 1);
-    for (size_t cap = 0; cap <= n; cap++) assert_int_equal(pc_audit_format(small, cap, 7, 0, &r), 0);
+    for (size_t cap = 0; cap <= n; cap++)
+        assert_int_equal(pc_audit_format(small, cap, 7, 0, &r), 0);
 }
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -301,7 +374,8 @@ static void test_emit_to_spool(void **state)
     pc_spool_t *sp = pc_spool_open(dir, 64u << 20, err, sizeof err);
     assert_non_null(sp);
     pc_audit_rec_t r = request();
-    for (int i = 0; i < 3; i++) assert_true(pc_audit_emit(sp, &r));
+    for (int i = 0; i < 3; i++)
+        assert_true(pc_audit_emit(sp, &r));
     assert_false(pc_audit_emit(NULL, &r));
     pc_spool_close(sp);
 
@@ -330,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_request_fields),
         cmocka_unit_test(test_session_records),
         cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_escaping_positions),
         cmocka_unit_test(test_identity_escaped),
         cmocka_unit_test(test_query_truncation),
         cmocka_unit_test(test_everything_oversized),

@@ -139,6 +139,7 @@ static void test_full_file(void **state)
     assert_string_equal(cfg.cluster.dns_name, "portcullis.internal");
     assert_int_equal(cfg.cluster.n_peers, 2);
     assert_string_equal(cfg.cluster.peers[1], "b");
+    assert_null(cfg.cluster.k8s_service);
     assert_int_equal(cfg.cluster.client_port, 12379);
     assert_int_equal(cfg.cluster.peer_port, 12380);
     assert_string_equal(cfg.cluster.data_dir, "/data/etcd");
@@ -196,11 +197,30 @@ static void test_errors_name_key_and_line(void **state)
     expect_error("control_plane: {config_dir: /x}\ncluster:\n  discovery: {mode: gossip}\n",
                  "portcullis.yaml:3: cluster.discovery.mode: invalid value \"gossip\" (expected "
                  "static|dns|kubernetes|ecs)");
-    expect_error("control_plane: {config_dir: /x}\ncluster:\n  discovery: {mode: dns}\n",
-                 "portcullis.yaml:3: cluster.discovery.dns_name: required when discovery.mode "
+    expect_error("control_plane: {config_dir: /x}\n"
+                 "cluster:\n  enabled: true\n  advertise_address: 10.0.0.1\n"
+                 "  discovery: {mode: dns}\n",
+                 "portcullis.yaml:5: cluster.discovery.dns_name: required when discovery.mode "
                  "is dns");
+    expect_error("control_plane: {config_dir: /x}\n"
+                 "cluster:\n  enabled: true\n  advertise_address: 10.0.0.1\n"
+                 "  discovery: {mode: kubernetes}\n",
+                 "portcullis.yaml:5: cluster.discovery.service: required when discovery.mode "
+                 "is kubernetes");
+    expect_error("control_plane: {config_dir: /x}\n"
+                 "cluster:\n  enabled: true\n  advertise_address: 10.0.0.1\n"
+                 "  discovery: {mode: ecs, ecs_cluster: c}\n",
+                 "portcullis.yaml:5: cluster.discovery.ecs_service: required when discovery.mode "
+                 "is ecs");
     expect_error("control_plane: {config_dir: /x}\ncluster:\n  discovery: {peers: a}\n",
                  "portcullis.yaml:3: cluster.discovery.peers: expected a list, got a scalar");
+    expect_error("control_plane: {config_dir: /x}\ninstance_name: 'a b'\n",
+                 "portcullis.yaml:2: instance_name: invalid instance name (1-253 characters, no "
+                 "spaces, quotes or backslashes) \"a b\"");
+    expect_error("control_plane: {config_dir: ''}\n",
+                 "portcullis.yaml:1: control_plane.config_dir: must not be empty");
+    expect_error("control_plane: {config_dir: /x}\ncluster: {data_dir: \"\"}\n",
+                 "portcullis.yaml:2: cluster.data_dir: must not be empty");
     expect_error("control_plane: {config_dir: /x}\nlog_level: verbose\n",
                  "portcullis.yaml:2: log_level: invalid value \"verbose\" (expected "
                  "debug|info|warn|error)");
@@ -216,6 +236,32 @@ static void test_errors_name_key_and_line(void **state)
     expect_error("- 1\n", "portcullis.yaml:1: expected a mapping, got a list");
     expect_error("control_plane: {config_dir: /x}\n---\nworkers: 1\n",
                  "portcullis.yaml:3: expected one YAML document, found 2");
+}
+
+static void test_cluster_discovery(void **state)
+{
+    pc_config_t cfg;
+    char err[512];
+    assert_true(load("control_plane: {config_dir: /x}\n"
+                     "cluster:\n  enabled: true\n  advertise_address: 10.0.0.1\n"
+                     "  discovery: {mode: kubernetes, namespace: data, service: portcullis}\n",
+                     &cfg, err, sizeof err));
+    assert_int_equal(cfg.cluster.discovery_mode, PC_DISCOVERY_KUBERNETES);
+    assert_string_equal(cfg.cluster.k8s_namespace, "data");
+    assert_string_equal(cfg.cluster.k8s_service, "portcullis");
+    pc_config_free(&cfg);
+    assert_true(load("control_plane: {config_dir: /x}\n"
+                     "cluster:\n  enabled: true\n  advertise_address: 10.0.0.1\n"
+                     "  discovery: {mode: ecs, ecs_cluster: prod, ecs_service: pc}\n",
+                     &cfg, err, sizeof err));
+    assert_int_equal(cfg.cluster.discovery_mode, PC_DISCOVERY_ECS);
+    assert_string_equal(cfg.cluster.ecs_cluster, "prod");
+    assert_string_equal(cfg.cluster.ecs_service, "pc");
+    pc_config_free(&cfg);
+    /* A disabled cluster may carry an incomplete discovery block. */
+    assert_true(load("control_plane: {config_dir: /x}\ncluster: {discovery: {mode: dns}}\n", &cfg,
+                     err, sizeof err));
+    pc_config_free(&cfg);
 }
 
 static void test_control_plane_rules(void **state)
@@ -328,6 +374,10 @@ static void test_files_checked(void **state)
              tmpdir, tmpdir);
     assert_string_equal(err, expect);
 
+    assert_false(pc_config_load(tmpdir, &cfg, err, sizeof err));
+    snprintf(expect, sizeof expect, "%s: cannot read: Is a directory", tmpdir);
+    assert_string_equal(err, expect);
+
     snprintf(path, sizeof path, "%s/none.yaml", tmpdir);
     assert_false(pc_config_load(path, &cfg, err, sizeof err));
     snprintf(expect, sizeof expect, "%s: cannot open: No such file or directory", path);
@@ -339,17 +389,29 @@ static void test_durations(void **state)
     static const struct {
         const char *s;
         uint64_t ms;
-    } good[] = {{"500ms", 500},     {"30s", 30000},        {"2m", 120000},  {"1h", 3600000},
-                {"1h30m", 5400000}, {"1.5s", 1500},        {"0s", 0},       {"1d", 86400000},
-                {"2h0m3s", 7203000}, {"0.25m", 15000},     {"1m1ms", 60001}};
+    } good[] = {{"500ms", 500},      {"30s", 30000},   {"2m", 120000},  {"1h", 3600000},
+                {"1h30m", 5400000},  {"1.5s", 1500},   {"0s", 0},       {"1d", 86400000},
+                {"2h0m3s", 7203000}, {"0.25m", 15000}, {"1m1ms", 60001}};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         uint64_t ms = 12345;
         assert_true(pc_parse_duration_ms(good[i].s, &ms));
         assert_int_equal(ms, good[i].ms);
     }
-    static const char *const bad[] = {"", "30", "3x", "s", "1.s", ".s", "-1s", "1 s", "1S",
-                                      "1h30", "99999999999999999999s", "18446744073709551615h",
-                                      "1e3s", "10ms5", NULL};
+    static const char *const bad[] = {"",
+                                      "30",
+                                      "3x",
+                                      "s",
+                                      "1.s",
+                                      ".s",
+                                      "-1s",
+                                      "1 s",
+                                      "1S",
+                                      "1h30",
+                                      "99999999999999999999s",
+                                      "18446744073709551615h",
+                                      "1e3s",
+                                      "10ms5",
+                                      NULL};
     for (size_t i = 0; bad[i]; i++) {
         uint64_t ms;
         assert_false(pc_parse_duration_ms(bad[i], &ms));
@@ -370,8 +432,9 @@ static void test_sizes(void **state)
         assert_true(pc_parse_size(good[i].s, &b));
         assert_int_equal(b, good[i].b);
     }
-    static const char *const bad[] = {"", "GiB", "10XB", "1.5", "-1", "10 GiBs",
-                                      "18446744073709551616", "20000000TiB", "1  KB", NULL};
+    static const char *const bad[] = {
+        "",      "GiB", "10XB", "1.5", "-1", "10 GiBs", "18446744073709551616", "20000000TiB",
+        "1  KB", NULL};
     for (size_t i = 0; bad[i]; i++) {
         uint64_t b;
         assert_false(pc_parse_size(bad[i], &b));
@@ -413,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_errors_name_key_and_line),
         cmocka_unit_test(test_control_plane_rules),
+        cmocka_unit_test(test_cluster_discovery),
         cmocka_unit_test(test_env_expansion),
         cmocka_unit_test(test_secret_never_in_error),
         cmocka_unit_test(test_files_checked),

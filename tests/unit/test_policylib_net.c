@@ -3,6 +3,8 @@
 
 #include "policy/lib/net.h"
 
+#include <unistd.h>
+
 static char acc[1024];
 static bool add(void *ud, const char *s, size_t n)
 {
@@ -107,12 +109,35 @@ static void test_merge(void **state)
           "192.0.3.0/28");
 }
 
+static void test_lookup(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/pc_hosts_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *hosts = "127.0.0.1 localhost\n::1 localhost ip6-localhost # comment\n10.1.2.3 db.internal\n";
+    assert_int_equal(write(fd, hosts, strlen(hosts)), (ssize_t)strlen(hosts));
+    close(fd);
+    acc[0] = '\0';
+    assert_int_equal(pc_plib_lookup_ip_addr("localhost", 9, path, add, NULL), 2);
+    assert_string_equal(acc, "127.0.0.1 ::1");
+    acc[0] = '\0';
+    assert_int_equal(pc_plib_lookup_ip_addr("DB.internal", 11, path, add, NULL), 1);
+    assert_string_equal(acc, "10.1.2.3");
+    acc[0] = '\0';
+    assert_int_equal(pc_plib_lookup_ip_addr("::", 2, path, add, NULL), 1);
+    assert_string_equal(acc, "::");
+    assert_int_equal(pc_plib_lookup_ip_addr("nowhere", 7, path, add, NULL), 0);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_contains),
         cmocka_unit_test(test_format_expand),
         cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_lookup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

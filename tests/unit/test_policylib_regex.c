@@ -174,6 +174,26 @@ static void test_template_glob(void **state)
     free(q);
 }
 
+static int gi(const char *x, const char *y)
+{
+    char err[256];
+    return pc_plib_globs_intersect(x, strlen(x), y, strlen(y), err, sizeof(err));
+}
+
+static void test_globs_intersect(void **state)
+{
+    (void)state;
+    assert_int_equal(gi("a.a.[0-9]+z", ".b.b2359825792*594823z"), 1);
+    assert_int_equal(gi("[a-z]+", "[0-9]*"), 0);
+    assert_int_equal(gi("[a-z]+\\[[0-9]+\\]", "foo\\[1\\]"), 1);
+    assert_int_equal(gi("[a-z]+\\[[0-9]+\\]", "foo[\"bar\"]"), 0);
+    assert_int_equal(gi("b.*", "bar"), 1);
+    assert_int_equal(gi("b.*", "car"), 0);
+    char err[256];
+    assert_int_equal(pc_plib_globs_intersect("pqrs]", 5, "[a-b]+", 6, err, sizeof(err)), -1);
+    assert_string_equal(err, "input:pqrs], pos:5, set-close ']' with no preceding '[': the input provided is invalid");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_find),
         cmocka_unit_test(test_split_replace),
         cmocka_unit_test(test_template_glob),
+        cmocka_unit_test(test_globs_intersect),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -157,8 +157,8 @@ static void test_no_plaintext_password_kept(void **state)
 {
     /* The password text must not survive anywhere in the user object. */
     char err[512];
-    pc_snapshot_t *s = load("users: [{username: u, password: Zebra-Plaintext-77}]\n", err,
-                            sizeof err);
+    pc_snapshot_t *s =
+        load("users: [{username: u, password: Zebra-Plaintext-77}]\n", err, sizeof err);
     assert_non_null(s);
     const pc_user_t *u = pc_snapshot_user(s, "u");
     assert_true(u->has_password);
@@ -222,6 +222,12 @@ static void test_validation_errors(void **state)
                  "     endpoint: 'bigquery.googleapis.com'}\n",
                  "objects.yaml:3: resources[0].endpoint: invalid URL "
                  "\"bigquery.googleapis.com\"");
+    expect_error("resources:\n  - {name: x, technology: postgres, hostname: h, port: 1,\n"
+                 "     tls: require, tls_ca_file: ca.pem, credentials: {username: u}}\n",
+                 "objects.yaml:3: resources[0].tls_ca_file: only used with tls: verify-full");
+    expect_error("resources:\n  - {name: x, technology: postgres, hostname: h, port: 1,\n"
+                 "     database: '', credentials: {username: u}}\n",
+                 "objects.yaml:3: resources[0].database: must not be empty");
     expect_error(PG_RES "listeners:\n  - {name: pg, port: 5433, resource: nope}\n",
                  "objects.yaml:5: listeners[0].resource: unknown resource \"nope\"");
     expect_error(PG_RES "listeners:\n  - {name: pg, port: 5433, resource: pg-main, tls: yes}\n",
@@ -264,7 +270,8 @@ static void test_validation_errors(void **state)
     expect_error("users:\n  - {username: a, pasword: x}\n",
                  "objects.yaml:2: users[0].pasword: unknown key (expected one of: username, "
                  "email, type, groups, password, scram_verifier, access_keys)");
-    expect_error("users:\n  - alice\n", "objects.yaml:2: users[0]: expected a mapping, got a scalar");
+    expect_error("users:\n  - alice\n",
+                 "objects.yaml:2: users[0]: expected a mapping, got a scalar");
     expect_error("policies:\n  - {name: p, status: on}\n",
                  "objects.yaml:2: policies[0].status: invalid value \"on\" (expected "
                  "active|dry-run|draft)");
@@ -378,6 +385,25 @@ static void test_dir_env_expansion(void **state)
     assert_non_null(pc_snapshot_user(s, "${PC_TEST_PG_PASSWORD}"));
     pc_snapshot_unref(s);
     remove_file("a.yaml");
+
+    /* tls_ca_file is relative to its file's directory and must be readable. */
+    write_file("b.yaml",
+               "resources:\n"
+               "  - {name: pg, technology: postgres, hostname: h, port: 5432,\n"
+               "     tls: verify-full, tls_ca_file: ca.pem, credentials: {username: u}}\n");
+    assert_null(pc_snapshot_load_dir(dir, 1, err, sizeof err));
+    char expect[1024];
+    snprintf(expect, sizeof expect,
+             "%s/b.yaml:3: resources[0].tls_ca_file: cannot read \"%s/ca.pem\"", dir, dir);
+    assert_string_equal(err, expect);
+    write_file("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    s = pc_snapshot_load_dir(dir, 1, err, sizeof err);
+    assert_non_null(s);
+    snprintf(expect, sizeof expect, "%s/ca.pem", dir);
+    assert_string_equal(pc_snapshot_resource(s, "pg")->tls_ca_file, expect);
+    pc_snapshot_unref(s);
+    remove_file("b.yaml");
+    remove_file("ca.pem");
 }
 
 static int hook_calls;
@@ -463,8 +489,8 @@ static void test_many_users_index(void **state)
     yaml = malloc(cap);
     pos += (size_t)snprintf(yaml + pos, cap - pos, "users:\n");
     for (int i = 0; i < 200; i++)
-        pos += (size_t)snprintf(yaml + pos, cap - pos, "  - {username: u%d, password: pw%d}\n", i,
-                                i);
+        pos +=
+            (size_t)snprintf(yaml + pos, cap - pos, "  - {username: u%d, password: pw%d}\n", i, i);
     s = pc_snapshot_load_yaml(yaml, pos, "pw.yaml", 1, err, sizeof err);
     free(yaml);
     assert_non_null(s);
@@ -474,8 +500,125 @@ static void test_many_users_index(void **state)
     pc_snapshot_unref(s);
 }
 
+/* A reload with an unchanged password reuses the verifier; a changed one gets a new one. */
+static void test_reload_reuses_verifiers(void **state)
+{
+    char err[512];
+    pc_snapshot_t *a = load("users: [{username: u, password: one}, {username: v, password: one}]\n",
+                            err, sizeof err);
+    pc_snapshot_t *b = load("users: [{username: u, password: one}, {username: v, password: two}]\n",
+                            err, sizeof err);
+    assert_non_null(a);
+    assert_non_null(b);
+    const pc_user_t *au = pc_snapshot_user(a, "u"), *bu = pc_snapshot_user(b, "u");
+    const pc_user_t *av = pc_snapshot_user(a, "v"), *bv = pc_snapshot_user(b, "v");
+    /* Same user and password: same salt and keys. */
+    assert_memory_equal(&au->scram, &bu->scram, sizeof au->scram);
+    /* Same password, other user: its own salt. */
+    assert_memory_not_equal(au->scram.salt, av->scram.salt, au->scram.salt_len);
+    /* Changed password: new verifier that accepts only the new password. */
+    assert_memory_not_equal(av->scram.salt, bv->scram.salt, av->scram.salt_len);
+    assert_true(pc_scram_verifier_check(&bv->scram, "two", 3));
+    assert_false(pc_scram_verifier_check(&bv->scram, "one", 3));
+    pc_snapshot_unref(a);
+    pc_snapshot_unref(b);
+}
+
+/* Many resources and listeners: duplicate and reference checks on large sets. */
+static void test_many_listeners(void **state)
+{
+    enum { N = 5000 };
+    size_t cap = (size_t)N * 260 + 256, pos = 0;
+    char *yaml = malloc(cap);
+    pos += (size_t)snprintf(yaml + pos, cap - pos, "resources:\n");
+    for (int i = 0; i < N; i++)
+        pos +=
+            (size_t)snprintf(yaml + pos, cap - pos,
+                             "  - {name: r%d, technology: bigquery, credentials: {token: t}}\n", i);
+    pos += (size_t)snprintf(yaml + pos, cap - pos, "listeners:\n");
+    for (int i = 0; i < N; i++)
+        pos += (size_t)snprintf(yaml + pos, cap - pos, "  - {name: l%d, port: %d, resource: r%d}\n",
+                                i, 10000 + i, N - 1 - i);
+    char err[512] = "";
+    pc_snapshot_t *s = pc_snapshot_load_yaml(yaml, pos, "big.yaml", 1, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(s->n_listeners, N);
+    pc_snapshot_unref(s);
+    /* One more listener on an existing port, and then one naming a missing resource. */
+    size_t base = pos;
+    pos += (size_t)snprintf(yaml + pos, cap - pos, "  - {name: dup, port: 10007, resource: r1}\n");
+    assert_null(pc_snapshot_load_yaml(yaml, pos, "big.yaml", 1, err, sizeof err));
+    char expect[256];
+    snprintf(expect, sizeof expect,
+             "big.yaml:%d: listeners[%d].port: port 10007 already used by listener \"l7\" "
+             "(big.yaml:%d)",
+             2 * N + 3, N, N + 3 + 7);
+    assert_string_equal(err, expect);
+    pos = base;
+    pos += (size_t)snprintf(yaml + pos, cap - pos, "  - {name: l3, port: 9999, resource: r1}\n");
+    assert_null(pc_snapshot_load_yaml(yaml, pos, "big.yaml", 1, err, sizeof err));
+    snprintf(expect, sizeof expect,
+             "big.yaml:%d: listeners[%d]: duplicate listener \"l3\" (first defined at big.yaml:%d)",
+             2 * N + 3, N, N + 3 + 3);
+    assert_string_equal(err, expect);
+    pos = base;
+    pos +=
+        (size_t)snprintf(yaml + pos, cap - pos, "  - {name: lx, port: 9999, resource: r%d}\n", N);
+    assert_null(pc_snapshot_load_yaml(yaml, pos, "big.yaml", 1, err, sizeof err));
+    snprintf(expect, sizeof expect, "big.yaml:%d: listeners[%d].resource: unknown resource \"r%d\"",
+             2 * N + 3, N, N);
+    assert_string_equal(err, expect);
+    free(yaml);
+}
+
+/* YAML 1.1 merge keys for shared defaults. */
+static void test_merge_keys(void **state)
+{
+    char err[512] = "";
+    pc_snapshot_t *s = load("resources:\n"
+                            "  - &base {name: a, technology: postgres, hostname: db, port: 5432,\n"
+                            "           credentials: {username: app}}\n"
+                            "  - {<<: *base, name: b, port: 6432}\n"
+                            "  - <<: [{name: c}, *base]\n"
+                            "    hostname: other\n",
+                            err, sizeof err);
+    assert_non_null(s);
+    const pc_resource_t *b = pc_snapshot_resource(s, "b"), *c = pc_snapshot_resource(s, "c");
+    assert_non_null(b);
+    assert_string_equal(b->hostname, "db");
+    assert_int_equal(b->port, 6432);
+    assert_string_equal(b->credentials.username, "app");
+    assert_non_null(c);
+    assert_string_equal(c->hostname, "other");
+    assert_int_equal(c->port, 5432);
+    pc_snapshot_unref(s);
+    expect_error("users:\n  - {<<: 5, username: a}\n",
+                 "objects.yaml:2: the value of a merge key (<<) must be a mapping or a list of "
+                 "mappings");
+    /* A merged key that is wrong is reported where it was written. */
+    expect_error("users:\n  - &u {username: a, tpye: human}\n  - {<<: *u, username: b}\n",
+                 "objects.yaml:2: users[0].tpye: unknown key (expected one of: username, email, "
+                 "type, groups, password, scram_verifier, access_keys)");
+}
+
 static void test_empty(void **state)
 {
+    /* A snapshot built by hand (no index) is still searchable. */
+    pc_user_t user = {.username = "hand"};
+    pc_resource_t res = {.name = "r"};
+    pc_listener_cfg_t lis = {.name = "l"};
+    pc_snapshot_t hand = {.users = &user,
+                          .n_users = 1,
+                          .resources = &res,
+                          .n_resources = 1,
+                          .listeners = &lis,
+                          .n_listeners = 1};
+    assert_ptr_equal(pc_snapshot_user(&hand, "hand"), &user);
+    assert_null(pc_snapshot_user(&hand, "x"));
+    assert_ptr_equal(pc_snapshot_resource(&hand, "r"), &res);
+    assert_ptr_equal(pc_snapshot_listener(&hand, "l"), &lis);
+    assert_null(pc_snapshot_listener(&hand, "r"));
+
     char err[64];
     pc_snapshot_t *s = pc_snapshot_empty(3);
     assert_int_equal(s->revision, 3);
@@ -502,6 +645,9 @@ int main(void)
         cmocka_unit_test(test_dir_env_expansion),
         cmocka_unit_test(test_compile_hook),
         cmocka_unit_test(test_many_users_index),
+        cmocka_unit_test(test_reload_reuses_verifiers),
+        cmocka_unit_test(test_many_listeners),
+        cmocka_unit_test(test_merge_keys),
         cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

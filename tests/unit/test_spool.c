@@ -12,10 +12,13 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,7 +59,8 @@ static size_t make_rec(char *buf, size_t cap, unsigned n, size_t pad)
     int len = snprintf(buf, cap, "{\"n\":%u,\"pad\":\"", n);
     size_t p = (size_t)len;
     size_t extra = pad + n % 37;
-    for (size_t i = 0; i < extra && p + 3 < cap; i++) buf[p++] = (char)('a' + (n + i) % 26);
+    for (size_t i = 0; i < extra && p + 3 < cap; i++)
+        buf[p++] = (char)('a' + (n + i) % 26);
     buf[p++] = '"';
     buf[p++] = '}';
     buf[p] = '\0';
@@ -173,6 +177,7 @@ static int teardown(void **state)
 {
     remove_dir(*state);
     pc__spool_inject_failure(0, false, 0);
+    pc__spool_inject_enospc(0);
     pc__spool_inject_stall(false);
     return 0;
 }
@@ -216,7 +221,9 @@ static void test_append_reopen(void **state)
 {
     const char *dir = *state;
     pc_spool_t *sp = open_ok(dir, 64 * MIB);
-    assert_int_equal(pc_spool_next_seq(sp), 1);
+    /* a new directory starts at the wall clock in microseconds */
+    uint64_t first = pc_spool_next_seq(sp);
+    assert_true(first > pc_now_wall_ns() / 1000u - 60000000u);
     append_range(sp, 0, 500, 100);
     pc_spool_flush(sp);
     pc_spool_stats_t st;
@@ -227,9 +234,9 @@ static void test_append_reopen(void **state)
     assert_int_equal(st.records_dropped, 0);
     pc_spool_close(sp);
 
-    /* 1 went to the check above; records 0..499 took 2..501. */
+    /* first went to the check above; records 0..499 took first+1..first+500. */
     sp = open_ok(dir, 64 * MIB);
-    assert_int_equal(pc_spool_next_seq(sp), 502);
+    assert_int_equal(pc_spool_next_seq(sp), first + 501);
     pc_spool_get_stats(sp, &st);
     assert_int_equal(st.torn_records_cut, 0);
     append_range(sp, 500, 600, 100);
@@ -238,7 +245,8 @@ static void test_append_reopen(void **state)
     struct readall ra;
     read_all(dir, 100, &ra);
     assert_int_equal(ra.count, 600);
-    for (unsigned i = 0; i < 600; i++) assert_int_equal(ra.ns[i], i);
+    for (unsigned i = 0; i < 600; i++)
+        assert_int_equal(ra.ns[i], i);
     assert_int_equal(ra.skipped, 0);
     free(ra.ns);
 }
@@ -248,7 +256,8 @@ static void test_seq_survives_deleted_segments(void **state)
 {
     const char *dir = *state;
     pc_spool_t *sp = open_ok(dir, 64 * MIB);
-    append_range(sp, 0, 10, 10); /* sequence numbers 1..10 */
+    uint64_t base = pc_spool_next_seq(sp);
+    append_range(sp, 0, 10, 10); /* base+1..base+10 */
     pc_spool_close(sp);
     uint64_t with_records = newest_segment(dir, NULL);
     sp = open_ok(dir, 64 * MIB); /* creates an empty newer segment */
@@ -257,7 +266,7 @@ static void test_seq_survives_deleted_segments(void **state)
     assert_int_equal(unlink(p), 0); /* shipped and removed */
     free(p);
     sp = open_ok(dir, 64 * MIB);
-    assert_int_equal(pc_spool_next_seq(sp), 11);
+    assert_int_equal(pc_spool_next_seq(sp), base + 11);
     pc_spool_close(sp);
     size_t nsegs;
     dir_seg_bytes(dir, &nsegs);
@@ -320,8 +329,10 @@ static void torn_case(const char *dir, enum damage how)
 
     read_all(dir, 200, &ra);
     assert_int_equal(ra.count, expect + 10);
-    for (unsigned i = 0; i < expect; i++) assert_int_equal(ra.ns[i], i);
-    for (unsigned i = 0; i < 10; i++) assert_int_equal(ra.ns[expect + i], 1000 + i);
+    for (unsigned i = 0; i < expect; i++)
+        assert_int_equal(ra.ns[i], i);
+    for (unsigned i = 0; i < 10; i++)
+        assert_int_equal(ra.ns[expect + i], 1000 + i);
     assert_int_equal(ra.skipped, 0);
     free(ra.ns);
 
@@ -369,7 +380,8 @@ static void test_corrupt_sealed_segment(void **state)
     int fd = open(path, O_RDWR);
     uint64_t off = PC__SPOOL_HDR_LEN;
     char rec[8192];
-    for (unsigned n = 0; n < 10; n++) off += PC__SPOOL_FRAME_HDR + make_rec(rec, sizeof rec, n, 50);
+    for (unsigned n = 0; n < 10; n++)
+        off += PC__SPOOL_FRAME_HDR + make_rec(rec, sizeof rec, n, 50);
     uint8_t b;
     assert_int_equal(pread(fd, &b, 1, (off_t)(off + 20)), 1);
     b ^= 0x20;
@@ -380,16 +392,43 @@ static void test_corrupt_sealed_segment(void **state)
     struct readall ra;
     read_all(dir, 50, &ra);
     assert_int_equal(ra.count, 30);
-    for (unsigned i = 0; i < 10; i++) assert_int_equal(ra.ns[i], i);
-    for (unsigned i = 0; i < 20; i++) assert_int_equal(ra.ns[10 + i], 20 + i);
+    for (unsigned i = 0; i < 10; i++)
+        assert_int_equal(ra.ns[i], i);
+    for (unsigned i = 0; i < 20; i++)
+        assert_int_equal(ra.ns[10 + i], 20 + i);
     assert_int_equal(ra.skipped, 1);
     free(ra.ns);
 
+    /* found by the background check of sealed segments */
     sp = open_ok(dir, 64 * MIB);
+    pc__spool_wait_verified(sp);
     pc_spool_stats_t st;
     pc_spool_get_stats(sp, &st);
     assert_int_equal(st.torn_records_cut, 1);
     pc_spool_close(sp);
+}
+
+/* A restart with a smaller bound drops the oldest, still unverified, segments exactly. */
+static void test_max_bytes_shrunk_at_restart(void **state)
+{
+    const char *dir = *state;
+    for (unsigned i = 0; i < 6; i++) {
+        pc_spool_t *sp = open_ok(dir, 64 * MIB);
+        append_range(sp, i * 300, i * 300 + 300, 1000);
+        pc_spool_close(sp);
+    }
+    pc_spool_t *sp = open_ok(dir, PC_SPOOL_MIN_MAX_BYTES);
+    pc_spool_stats_t st;
+    pc_spool_get_stats(sp, &st);
+    assert_true(st.records_dropped >= 300);
+    assert_true(st.bytes_on_disk <= PC_SPOOL_MIN_MAX_BYTES);
+    pc_spool_close(sp);
+    struct readall ra;
+    read_all(dir, 1000, &ra);
+    assert_int_equal(ra.count + st.records_dropped, 1800);
+    for (size_t i = 0; i < ra.count; i++)
+        assert_int_equal(ra.ns[i], 1800 - ra.count + i);
+    free(ra.ns);
 }
 
 static void test_max_bytes(void **state)
@@ -442,7 +481,8 @@ static void test_max_bytes_shipped(void **state)
     size_t len;
     pc_spool_pos_t pos = {0, 0};
     unsigned shipped = 0;
-    while (pc_spool_reader_next(r, &rec, &len, &pos) == PC_SPOOL_READ_OK) shipped++;
+    while (pc_spool_reader_next(r, &rec, &len, &pos) == PC_SPOOL_READ_OK)
+        shipped++;
     pc_spool_reader_close(r);
     assert_int_equal(shipped, 1500);
     assert_true(pc_spool_cursor_store(dir, &pos, err, sizeof err));
@@ -466,6 +506,41 @@ static void test_max_bytes_shipped(void **state)
     while (pc_spool_reader_next(r, &rec, &len, NULL) == PC_SPOOL_READ_OK)
         assert_int_equal(check_rec(rec, len, 1000), next++);
     assert_int_equal(next, 2500);
+    pc_spool_reader_close(r);
+}
+
+/* Segments deleted by hand under a shipper's cursor: new records are not "shipped". */
+static void test_wiped_segments_under_cursor(void **state)
+{
+    const char *dir = *state;
+    pc_spool_t *sp = open_ok(dir, 64 * MIB);
+    append_range(sp, 0, 10, 100);
+    pc_spool_close(sp);
+    char err[256];
+    pc_spool_reader_t *r = pc_spool_reader_open(dir, NULL, err, sizeof err);
+    const char *rec;
+    size_t len;
+    pc_spool_pos_t pos;
+    while (pc_spool_reader_next(r, &rec, &len, &pos) == PC_SPOOL_READ_OK) {
+    }
+    pc_spool_reader_close(r);
+    assert_true(pc_spool_cursor_store(dir, &pos, err, sizeof err));
+    /* the operator empties the spool */
+    uint64_t oldest, newest = newest_segment(dir, &oldest);
+    for (uint64_t s = oldest; s <= newest; s++) {
+        char *p = seg_path(dir, s);
+        unlink(p);
+        free(p);
+    }
+    sp = open_ok(dir, 64 * MIB);
+    append_range(sp, 100, 110, 100);
+    pc_spool_close(sp);
+    /* the shipper resumes from its cursor and gets exactly the new records */
+    r = pc_spool_reader_open(dir, &pos, err, sizeof err);
+    unsigned next = 100;
+    while (pc_spool_reader_next(r, &rec, &len, NULL) == PC_SPOOL_READ_OK)
+        assert_int_equal(check_rec(rec, len, 100), next++);
+    assert_int_equal(next, 110);
     pc_spool_reader_close(r);
 }
 
@@ -532,6 +607,58 @@ static void test_reader_follows_writer(void **state)
     pc_spool_reader_close(r);
 }
 
+struct churn_writer {
+    const char *dir;
+    unsigned count;
+};
+
+static void *churn_writer_main(void *arg)
+{
+    struct churn_writer *cw = arg;
+    pc_spool_t *sp = open_ok(cw->dir, PC_SPOOL_MIN_MAX_BYTES); /* deletes as it goes */
+    for (unsigned n = 0; n < cw->count; n += 100) {
+        append_range(sp, n, n + 100, 900);
+        pc_spool_flush(sp);
+    }
+    pc_spool_close(sp);
+    return NULL;
+}
+
+/* A reader following a writer that deletes segments under it: records come in
+ * order, intact, possibly with gaps where segments went; never garbage. */
+static void test_reader_while_segments_deleted(void **state)
+{
+    const char *dir = *state;
+    struct churn_writer cw = {dir, 6000}; /* ~6 MB through a 1 MiB spool */
+    pc_spool_close(open_ok(dir, PC_SPOOL_MIN_MAX_BYTES));
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, churn_writer_main, &cw), 0);
+    char err[256];
+    pc_spool_reader_t *r = pc_spool_reader_open(dir, NULL, err, sizeof err);
+    assert_non_null(r);
+    long last = -1;
+    unsigned got = 0;
+    for (;;) {
+        const char *rec;
+        size_t len;
+        pc_spool_read_t res = pc_spool_reader_next(r, &rec, &len, NULL);
+        assert_int_not_equal(res, PC_SPOOL_READ_ERROR);
+        if (res == PC_SPOOL_READ_OK) {
+            long n = (long)check_rec(rec, len, 900);
+            assert_true(n > last);
+            last = n;
+            got++;
+            if (n == (long)cw.count - 1) break;
+            continue;
+        }
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    pc_spool_reader_close(r);
+    pthread_join(th, NULL);
+    assert_true(got > 0);
+}
+
 static void failure_case(const char *dir, unsigned nth_write, bool partial, unsigned nth_fsync)
 {
     pc_spool_t *sp = open_ok(dir, 64 * MIB);
@@ -557,7 +684,8 @@ static void failure_case(const char *dir, unsigned nth_write, bool partial, unsi
     struct readall ra;
     read_all(dir, 100, &ra);
     assert_int_equal(ra.count, 400);
-    for (unsigned i = 0; i < 400; i++) assert_int_equal(ra.ns[i], i);
+    for (unsigned i = 0; i < 400; i++)
+        assert_int_equal(ra.ns[i], i);
     free(ra.ns);
 }
 
@@ -578,6 +706,59 @@ static void test_write_failures_repeated(void **state)
 static void test_fsync_failure(void **state)
 {
     failure_case(*state, 0, false, 1);
+}
+
+/* A disk that never recovers: flush can time out, close still returns and counts the loss. */
+static void test_close_on_dead_disk(void **state)
+{
+    const char *dir = *state;
+    pc_spool_t *sp = open_ok(dir, 64 * MIB);
+    append_range(sp, 0, 5, 100);
+    pc_spool_flush(sp);
+    pc__spool_inject_failure(UINT_MAX, true, 0);
+    append_range(sp, 5, 15, 100);
+    assert_false(pc_spool_flush_timeout(sp, 50));
+    pc_spool_stats_t st;
+    pc_spool_get_stats(sp, &st);
+    assert_int_equal(st.records_written, 5);
+    assert_int_equal(st.records_pending, 10);
+    pc_spool_close(sp);
+    pc__spool_inject_failure(0, false, 0);
+
+    /* the half-written attempts were cut each time: nothing torn, nothing extra */
+    sp = open_ok(dir, 64 * MIB);
+    pc_spool_get_stats(sp, &st);
+    assert_int_equal(st.torn_records_cut, 0);
+    assert_true(pc_spool_flush_timeout(sp, 60000));
+    pc_spool_close(sp);
+    struct readall ra;
+    read_all(dir, 100, &ra);
+    assert_int_equal(ra.count, 5);
+    free(ra.ns);
+}
+
+/* Disk full with one segment: it is sealed, then dropped; the newest records stay. */
+static void test_disk_full(void **state)
+{
+    const char *dir = *state;
+    pc_spool_t *sp = open_ok(dir, 64 * MIB);
+    append_range(sp, 0, 100, 100);
+    pc_spool_flush(sp);
+    /* first attempt: nothing older to drop, so seal and rotate; second: drop it */
+    pc__spool_inject_enospc(2);
+    append_range(sp, 100, 150, 100);
+    pc_spool_flush(sp);
+    pc_spool_stats_t st;
+    pc_spool_get_stats(sp, &st);
+    assert_int_equal(st.records_written, 150);
+    assert_int_equal(st.records_dropped, 100);
+    pc_spool_close(sp);
+    struct readall ra;
+    read_all(dir, 100, &ra);
+    assert_int_equal(ra.count, 50);
+    for (unsigned i = 0; i < 50; i++)
+        assert_int_equal(ra.ns[i], 100 + i);
+    free(ra.ns);
 }
 
 struct appender {
@@ -611,7 +792,8 @@ static void test_concurrent_appends(void **state)
         a[t] = (struct appender){sp, t * PER, PER};
         assert_int_equal(pthread_create(&th[t], NULL, appender_main, &a[t]), 0);
     }
-    for (unsigned t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+    for (unsigned t = 0; t < THREADS; t++)
+        pthread_join(th[t], NULL);
     pc_spool_flush(sp);
     pc_spool_stats_t st;
     pc_spool_get_stats(sp, &st);
@@ -719,6 +901,55 @@ static void test_queue_full(void **state)
     pc_spool_close(sp);
 }
 
+/* kill -9 of a writing process: every record reported durable is there after restart. */
+static void test_kill9_keeps_durable_records(void **state)
+{
+    const char *dir = *state;
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        char err[256], buf[512];
+        pc_spool_t *sp = pc_spool_open(dir, 64 * MIB, err, sizeof err);
+        if (!sp) _exit(3);
+        for (unsigned n = 0;; n++) {
+            size_t len = make_rec(buf, sizeof buf, n, 100);
+            if (!pc_spool_append(sp, buf, len)) _exit(4);
+            if (n % 10 == 9) {
+                pc_spool_flush(sp);
+                unsigned durable = n + 1;
+                if (write(pfd[1], &durable, sizeof durable) != sizeof durable) _exit(5);
+            }
+        }
+    }
+    close(pfd[1]);
+    unsigned durable = 0, v;
+    while (durable < 3000 && read(pfd[0], &v, sizeof v) == sizeof v)
+        durable = v;
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    while (read(pfd[0], &v, sizeof v) == sizeof v)
+        durable = v;
+    close(pfd[0]);
+    assert_true(durable >= 3000);
+
+    pc_spool_t *sp = open_ok(dir, 64 * MIB);
+    uint64_t next = pc_spool_next_seq(sp);
+    pc_spool_close(sp);
+    struct readall ra;
+    read_all(dir, 100, &ra);
+    /* a gapless prefix, at least as long as what was reported durable */
+    assert_true(ra.count >= durable);
+    for (size_t i = 0; i < ra.count; i++)
+        assert_int_equal(ra.ns[i], i);
+    assert_true(next > ra.count);
+    free(ra.ns);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,15 +963,21 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_zeros, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_sealed_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_bytes_shrunk_at_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_bytes_shipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wiped_segments_under_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_while_segments_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_follows_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_partial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failures_repeated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsync_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_on_dead_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_seqs_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_keeps_durable_records, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

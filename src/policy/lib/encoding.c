@@ -111,15 +111,8 @@ char *pc_plib_base64_decode(pc_plib_b64_t enc, const char *src, size_t n, size_t
         unsigned char o[3] = {(unsigned char)(v >> 16), (unsigned char)(v >> 8),
                               (unsigned char)v};
         pc__sbuf_add(&b, o, dlen - 1);
-        if (dlen < 4) {
-            /* strict: discarded bits must be zero */
-            if ((dlen == 2 && (v & 0xFFFF)) || (dlen == 3 && (v & 0xFF))) {
-                snprintf(msg, sizeof(msg), "illegal base64 data at input byte %zu",
-                         si > 0 ? si - 1 - (padding ? 4 - dlen : 0) : 0);
-                goto fail;
-            }
-            break;
-        }
+        /* Go's decoders are not Strict(): leftover bits need not be zero */
+        if (dlen < 4) break;
     }
 done:
     return pc__sbuf_take(&b, out_len);

@@ -109,23 +109,16 @@ char *pc_plib_num_trunc(const char *s, size_t n, size_t max_digits)
     if (i != n) return NULL;
     /* all digits: ip[0..il) fp[0..fl), point after il digits, shifted by e */
     long point = (long)il + e;
+    size_t total = il + fl;
+    size_t fz = 0; /* first non-zero digit */
+    while (fz < total && (fz < il ? ip[fz] : fp[fz - il]) == '0') fz++;
+    if (fz == total || point <= (long)fz) return strdup("0");
+    if ((unsigned long)(point - (long)fz) > max_digits) return NULL;
     pc__sbuf_t b = {0};
     if (neg) pc__sbuf_addc(&b, '-');
-    size_t total = il + fl;
-    bool any = false;
-    for (long p = 0; p < point; p++) {
+    for (long p = (long)fz; p < point; p++) {
         char c = (size_t)p < il ? ip[p] : ((size_t)p < total ? fp[p - (long)il] : '0');
-        if (!any && c == '0') continue;
-        any = true;
-        if (b.len > max_digits) {
-            pc__sbuf_free(&b);
-            return NULL;
-        }
         pc__sbuf_addc(&b, c);
-    }
-    if (!any) {
-        pc__sbuf_free(&b);
-        return strdup("0");
     }
     return pc__sbuf_take(&b, NULL);
 }
@@ -570,10 +563,24 @@ static void print_arg(pc__sbuf_t *b, const spec_t *sp, char verb, const pc_plib_
     }
 }
 
+static char *sprintf_into(pc__sbuf_t b, const char *fmt, size_t n, const pc_plib_fmt_arg_t *args,
+                          size_t nargs, size_t *out_len);
+
 char *pc_plib_sprintf(const char *fmt, size_t n, const pc_plib_fmt_arg_t *args, size_t nargs,
                       size_t *out_len)
 {
-    pc__sbuf_t b = {0};
+    return sprintf_into((pc__sbuf_t){0}, fmt, n, args, nargs, out_len);
+}
+
+char *pc_plib_sprintf_buf(char *buf, size_t cap, const char *fmt, size_t n,
+                          const pc_plib_fmt_arg_t *args, size_t nargs, size_t *out_len)
+{
+    return sprintf_into(PC__SBUF_ON(buf, cap), fmt, n, args, nargs, out_len);
+}
+
+static char *sprintf_into(pc__sbuf_t b, const char *fmt, size_t n, const pc_plib_fmt_arg_t *args,
+                          size_t nargs, size_t *out_len)
+{
     size_t argi = 0;
     bool reordered = false;
     pc__sbuf_reserve(&b, n);

@@ -279,8 +279,10 @@ static void next_chunk(const char *l, size_t n, chunk_t *c)
 
 void pc_plib_time_civil(int64_t ns, const pc_plib_tz_t *tz, pc_plib_civil_t *out)
 {
-    int64_t sec = pc__floor_div(ns, 1000000000);
-    int64_t nsec = ns - sec * 1000000000;
+    /* floor division without overflow at INT64_MIN */
+    int64_t rem = ns % 1000000000;
+    int64_t sec = ns / 1000000000 - (rem < 0 ? 1 : 0);
+    int64_t nsec = rem < 0 ? rem + 1000000000 : rem;
     pc_plib_tz_info_t zi;
     pc_plib_tz_lookup(tz, sec, &zi);
     int64_t local = sec + zi.offset;

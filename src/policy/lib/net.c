@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef unsigned __int128 u128;
 
@@ -357,4 +358,37 @@ out:
     free(nets);
     free(r);
     return ok;
+}
+
+long pc_plib_lookup_ip_addr(const char *name, size_t n, const char *hosts_path, pc_plib_str_cb cb,
+                            void *ud)
+{
+    u128 ip;
+    int bits;
+    char buf[80];
+    if (pc_plib_ip_parse(name, n, &ip, &bits)) {
+        size_t k = pc_plib_ip_format(ip, bits, buf, sizeof(buf));
+        cb(ud, buf, k);
+        return 1;
+    }
+    FILE *f = fopen(hosts_path ? hosts_path : "/etc/hosts", "r");
+    if (!f) return 0;
+    char line[1024];
+    long found = 0;
+    while (fgets(line, sizeof(line), f)) {
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        char *save = NULL;
+        char *addr = strtok_r(line, " \t\r\n", &save);
+        if (!addr) continue;
+        bool match = false;
+        for (char *h = strtok_r(NULL, " \t\r\n", &save); h; h = strtok_r(NULL, " \t\r\n", &save))
+            if (strlen(h) == n && strncasecmp(h, name, n) == 0) match = true;
+        if (!match || !pc_plib_ip_parse(addr, strlen(addr), &ip, &bits)) continue;
+        size_t k = pc_plib_ip_format(ip, bits, buf, sizeof(buf));
+        found++;
+        if (!cb(ud, buf, k)) break;
+    }
+    fclose(f);
+    return found;
 }

@@ -43,4 +43,13 @@ bool pc_plib_cidr_expand(const char *s, size_t n, pc_plib_str_cb cb, void *ud, c
 bool pc_plib_cidr_merge(const char *const *items, const size_t *lens, size_t n, pc_plib_str_cb cb,
                         void *ud, char *err, size_t errlen);
 
+/**
+ * net.lookup_ip_addr without network I/O: an IP literal resolves to itself;
+ * a name is looked up in the hosts file (hosts_path, NULL = /etc/hosts).
+ * cb gets each address text. Returns the number of addresses, -1 on error.
+ * Policies must never block a worker on DNS, hence no resolver queries.
+ */
+long pc_plib_lookup_ip_addr(const char *name, size_t n, const char *hosts_path, pc_plib_str_cb cb,
+                            void *ud);
+
 #endif

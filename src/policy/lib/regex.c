@@ -208,11 +208,10 @@ static int exec_at(pc_plib_re_t *re, pcre2_match_data *md, const char *s, size_t
 
 int pc_plib_re_match(pc_plib_re_t *re, const char *s, size_t n)
 {
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-    if (!md) return -1;
-    int rc = exec_at(re, md, s, n, 0);
-    pcre2_match_data_free(md);
-    return rc;
+    /* one small match block per thread: matching allocates nothing */
+    static __thread pcre2_match_data *md;
+    if (!md && !(md = pcre2_match_data_create(1, NULL))) return -1;
+    return exec_at(re, md, s, n, 0);
 }
 
 static size_t rune_width(const char *s, size_t n, size_t pos)
@@ -602,7 +601,8 @@ static bool glob_to_re(pc__sbuf_t *b, const char *p, size_t n, size_t *pos, cons
 int pc_plib_glob_match(const char *pat, size_t pn, const uint32_t *delims, size_t ndelim,
                        const char *s, size_t n, char *err, size_t errlen)
 {
-    pc__sbuf_t b = {0};
+    char stack[512];
+    pc__sbuf_t b = PC__SBUF_ON(stack, sizeof(stack)); /* typical globs need no heap */
     const char *why = NULL;
     size_t pos = 0;
     int rc = -1;
@@ -630,4 +630,298 @@ char *pc_plib_glob_quote_meta(const char *s, size_t n, size_t *out_len)
         pc__sbuf_addc(&b, s[i]);
     }
     return pc__sbuf_take(&b, out_len);
+}
+
+/* ---- glob intersection (regex.globs_match) ------------------------------- */
+
+enum { GT_CHAR, GT_DOT, GT_SET };
+enum { GF_NONE, GF_PLUS, GF_STAR };
+
+typedef struct {
+    int type, flag;
+    uint32_t r;        /* GT_CHAR */
+    uint32_t *ranges;  /* GT_SET: lo,hi pairs */
+    size_t nranges;
+} gtok_t;
+
+typedef struct {
+    gtok_t *t;
+    size_t n;
+} glob_t2;
+
+typedef struct {
+    const uint32_t *in;
+    size_t n;
+    const char *text;
+    size_t tn;
+    char *err;
+    size_t errlen;
+} gtokenizer_t;
+
+static int gi_fail(gtokenizer_t *z, size_t pos, const char *msg)
+{
+    if (z->err && z->errlen)
+        snprintf(z->err, z->errlen, "input:%.*s, pos:%zu, %s: the input provided is invalid",
+                 (int)(z->tn > 200 ? 200 : z->tn), z->text, pos, msg);
+    return -1;
+}
+
+/* nextRune: 1 ok, 0 end of input, -1 error */
+static int gi_next_rune(gtokenizer_t *z, size_t i, size_t *ni, uint32_t *r, bool *esc)
+{
+    if (i >= z->n) return 0;
+    if (z->in[i] == '\\') {
+        if (i + 1 < z->n) {
+            *ni = i + 2;
+            *r = z->in[i + 1];
+            *esc = true;
+            return 1;
+        }
+        return gi_fail(z, i, "input ends with a \\ (escape) character");
+    }
+    *ni = i + 1;
+    *r = z->in[i];
+    *esc = false;
+    return 1;
+}
+
+static void gtok_free(glob_t2 *g)
+{
+    for (size_t i = 0; i < g->n; i++) free(g->t[i].ranges);
+    free(g->t);
+    g->t = NULL;
+    g->n = 0;
+}
+
+static int gi_tokenize(gtokenizer_t *z, glob_t2 *g)
+{
+    g->t = calloc(z->n ? z->n : 1, sizeof(gtok_t));
+    g->n = 0;
+    if (!g->t) return -1;
+    size_t i = 0;
+    for (;;) {
+        size_t ni;
+        uint32_t r;
+        bool esc;
+        int rc = gi_next_rune(z, i, &ni, &r, &esc);
+        if (rc == 0) return 0;
+        if (rc < 0) return -1;
+        gtok_t t = {0};
+        if (!esc && r == '.') {
+            t.type = GT_DOT;
+        } else if (!esc && r == ']') {
+            return gi_fail(z, ni, "set-close ']' with no preceding '['");
+        } else if (!esc && r == '[') {
+            t.type = GT_SET;
+            size_t cap = 8;
+            t.ranges = malloc(cap * 2 * sizeof(uint32_t));
+            if (!t.ranges) return -1;
+            bool complete = false, prev_ok = false;
+            uint32_t prev = 0;
+            size_t j = ni;
+            for (;;) {
+                rc = gi_next_rune(z, j, &ni, &r, &esc);
+                if (rc < 0) {
+                    free(t.ranges);
+                    return -1;
+                }
+                if (rc == 0) break;
+                j = ni;
+                uint32_t lo = r, hi = r;
+                if (!esc && r == ']') {
+                    complete = true;
+                    break;
+                }
+                if (!esc && r == '-') {
+                    if (!prev_ok) {
+                        free(t.ranges);
+                        return gi_fail(z, ni, "range character '-' must be preceded by a Unicode character");
+                    }
+                    if (ni + 1 >= z->n) {
+                        free(t.ranges);
+                        return gi_fail(z, ni, "range character '-' must be followed by a Unicode character");
+                    }
+                    rc = gi_next_rune(z, j, &ni, &r, &esc);
+                    if (rc <= 0) {
+                        free(t.ranges);
+                        return -1;
+                    }
+                    j = ni;
+                    if (!esc && (r == ']' || r == '-')) {
+                        free(t.ranges);
+                        return gi_fail(z, ni, "range character '-' cannot be followed by a special symbol");
+                    }
+                    lo = prev;
+                    hi = r;
+                    prev_ok = false;
+                } else {
+                    prev = r;
+                    prev_ok = true;
+                }
+                if (t.nranges == cap) {
+                    cap *= 2;
+                    uint32_t *nr = realloc(t.ranges, cap * 2 * sizeof(uint32_t));
+                    if (!nr) {
+                        free(t.ranges);
+                        return -1;
+                    }
+                    t.ranges = nr;
+                }
+                if (lo <= hi) {
+                    t.ranges[2 * t.nranges] = lo;
+                    t.ranges[2 * t.nranges + 1] = hi;
+                    t.nranges++;
+                }
+            }
+            if (!complete) {
+                free(t.ranges);
+                return gi_fail(z, ni, "found [ without matching ]");
+            }
+            ni = j;
+        } else if (!esc && (r == '*' || r == '+')) {
+            char msg[64];
+            snprintf(msg, sizeof(msg), "flag '%c' must be preceded by a non-flag", (char)r);
+            return gi_fail(z, ni, msg);
+        } else {
+            t.type = GT_CHAR;
+            t.r = r;
+        }
+        /* an optional flag right after the token */
+        size_t fi;
+        uint32_t fr;
+        bool fesc;
+        rc = gi_next_rune(z, ni, &fi, &fr, &fesc);
+        if (rc < 0) {
+            free(t.ranges);
+            return -1;
+        }
+        if (rc == 1 && !fesc && (fr == '*' || fr == '+')) {
+            t.flag = fr == '*' ? GF_STAR : GF_PLUS;
+            ni = fi;
+        }
+        g->t[g->n++] = t;
+        i = ni;
+    }
+}
+
+static bool gi_match(const gtok_t *a, const gtok_t *b)
+{
+    if (a->type > b->type) {
+        const gtok_t *t = a;
+        a = b;
+        b = t;
+    }
+    if (a->type == GT_CHAR) {
+        if (b->type == GT_CHAR) return a->r == b->r;
+        if (b->type == GT_DOT) return true;
+        for (size_t i = 0; i < b->nranges; i++)
+            if (a->r >= b->ranges[2 * i] && a->r <= b->ranges[2 * i + 1]) return true;
+        return false;
+    }
+    if (a->type == GT_DOT) return true;
+    for (size_t i = 0; i < a->nranges; i++)
+        for (size_t j = 0; j < b->nranges; j++)
+            if (a->ranges[2 * i] <= b->ranges[2 * j + 1] && b->ranges[2 * j] <= a->ranges[2 * i + 1])
+                return true;
+    return false;
+}
+
+typedef struct {
+    long budget;
+} gi_ctx_t;
+
+static bool gi_normal(gi_ctx_t *c, const gtok_t *g1, size_t n1, const gtok_t *g2, size_t n2);
+
+static bool gi_star(gi_ctx_t *c, const gtok_t *st, size_t ns, const gtok_t *o, size_t no)
+{
+    const gtok_t *star = &st[0], *next = ns > 1 ? &st[1] : NULL;
+    for (size_t i = 0; i < no; i++) {
+        if (--c->budget < 0) return false;
+        if (next && gi_match(&o[i], next)) {
+            if (gi_normal(c, st + 1, ns - 1, o + i, no - i)) return true;
+            if (!gi_match(&o[i], star)) return false;
+        } else if (!gi_match(&o[i], star)) {
+            return false;
+        }
+    }
+    return next == NULL;
+}
+
+static bool gi_plus(gi_ctx_t *c, const gtok_t *pl, size_t np, const gtok_t *o, size_t no)
+{
+    if (no == 0 || !gi_match(&pl[0], &o[0])) return false;
+    if (gi_star(c, pl, np, o + 1, no - 1)) return true;
+    return o[0].flag != GF_NONE && gi_normal(c, pl + 1, np - 1, o, no);
+}
+
+static bool gi_special(gi_ctx_t *c, const gtok_t *g1, size_t n1, const gtok_t *g2, size_t n2)
+{
+    if (g1[0].flag != GF_NONE)
+        return g1[0].flag == GF_PLUS ? gi_plus(c, g1, n1, g2, n2) : gi_star(c, g1, n1, g2, n2);
+    return g2[0].flag == GF_PLUS ? gi_plus(c, g2, n2, g1, n1) : gi_star(c, g2, n2, g1, n1);
+}
+
+static bool gi_normal(gi_ctx_t *c, const gtok_t *g1, size_t n1, const gtok_t *g2, size_t n2)
+{
+    size_t i = 0, j = 0;
+    for (; i < n1 && j < n2; i++, j++) {
+        if (--c->budget < 0) return false;
+        if (g1[i].flag == GF_NONE && g2[j].flag == GF_NONE) {
+            if (!gi_match(&g1[i], &g2[j])) return false;
+        } else {
+            return gi_special(c, g1 + i, n1 - i, g2 + j, n2 - j);
+        }
+    }
+    return i == n1 && j == n2;
+}
+
+static uint32_t *to_runes(const char *s, size_t n, size_t *count)
+{
+    uint32_t *r = malloc(sizeof(uint32_t) * (n ? n : 1));
+    size_t k = 0, w;
+    if (!r) return NULL;
+    for (size_t i = 0; i < n; i += w) r[k++] = pc__utf8_decode(s + i, n - i, &w);
+    *count = k;
+    return r;
+}
+
+int pc_plib_globs_intersect(const char *a, size_t an, const char *b, size_t bn, char *err,
+                            size_t errlen)
+{
+    size_t ra, rb;
+    uint32_t *ua = to_runes(a, an, &ra), *ub = to_runes(b, bn, &rb);
+    glob_t2 g1 = {0}, g2 = {0};
+    int rc = -1;
+    if (!ua || !ub) goto out;
+    gtokenizer_t z1 = {ua, ra, a, an, err, errlen}, z2 = {ub, rb, b, bn, err, errlen};
+    if (gi_tokenize(&z1, &g1) < 0 || gi_tokenize(&z2, &g2) < 0) goto out;
+    /* trimGlobs: matching unflagged prefixes/suffixes, one token kept on each side */
+    size_t l = 0;
+    for (; l < g1.n && l < g2.n && g1.t[l].flag == GF_NONE && g2.t[l].flag == GF_NONE; l++)
+        if (!gi_match(&g1.t[l], &g2.t[l])) {
+            rc = 0;
+            goto out;
+        }
+    if (l > 0) l--;
+    long r1 = (long)g1.n - 1, r2 = (long)g2.n - 1;
+    for (; r1 >= 0 && r1 >= (long)l && r2 >= 0 && r2 >= (long)l && g1.t[r1].flag == GF_NONE &&
+           g2.t[r2].flag == GF_NONE;
+         r1--, r2--)
+        if (!gi_match(&g1.t[r1], &g2.t[r2])) {
+            rc = 0;
+            goto out;
+        }
+    if (r1 < (long)g1.n - 1) {
+        r1++;
+        r2++;
+    }
+    gi_ctx_t c = {1000000};
+    size_t n1 = r1 + 1 > (long)l ? (size_t)(r1 + 1) - l : 0, n2 = r2 + 1 > (long)l ? (size_t)(r2 + 1) - l : 0;
+    rc = gi_normal(&c, g1.t + l, n1, g2.t + l, n2) ? 1 : 0;
+out:
+    gtok_free(&g1);
+    gtok_free(&g2);
+    free(ua);
+    free(ub);
+    return rc;
 }

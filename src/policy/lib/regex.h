@@ -67,6 +67,13 @@ int pc_plib_re_template_match(const char *tpl, size_t tn, const char *s, size_t 
  */
 int pc_plib_glob_match(const char *pat, size_t pn, const uint32_t *delims, size_t ndelim,
                        const char *s, size_t n, char *err, size_t errlen);
+/**
+ * regex.globs_match: whether two globs in glob-intersection syntax ('.' any
+ * char, [sets] with ranges, '*' / '+' after a token, '\' escapes) can match
+ * a common non-empty string. 1, 0, or -1 with the library's error text.
+ */
+int pc_plib_globs_intersect(const char *a, size_t an, const char *b, size_t bn, char *err,
+                            size_t errlen);
 /** glob.quote_meta: backslash-escape * ? \ [ ] { } ; malloc'd. */
 char *pc_plib_glob_quote_meta(const char *s, size_t n, size_t *out_len);
 

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# pgbench -S (simple and -M prepared) at -c 1/16/64 against PostgreSQL directly,
+# through PgBouncer (session mode) and through Portcullis (release build, audit
+# on), in one run; prints TPS and the ratios.
+#
+#   bench/pgbench.sh                 # 15 s per run (the documented figures)
+#   DURATION=5 bench/pgbench.sh      # quicker
+#   CLIENTS="1 16" MODES=simple bench/pgbench.sh
+#
+# Everything runs on 127.0.0.1 free ports under a temp dir that is removed at exit.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BIN="${PORTCULLIS_BIN:-$ROOT/build-release/portcullis}"
+DURATION="${DURATION:-15}"
+CLIENTS="${CLIENTS:-1 16 64}"
+MODES="${MODES:-simple prepared}"
+SCALE="${SCALE:-10}"
+WORKERS="${WORKERS:-0}"
+PG_BIN="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}"
+
+[ -x "$BIN" ] || { echo "build the release binary first: make release" >&2; exit 2; }
+command -v pgbouncer >/dev/null || PGBOUNCER=/usr/sbin/pgbouncer
+PGBOUNCER="${PGBOUNCER:-$(command -v pgbouncer)}"
+
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+WORK="$(mktemp -d /tmp/pc-bench-XXXXXX)"
+chmod 755 "$WORK"
+AS=()
+if [ "$(id -u)" = 0 ]; then
+    chown postgres: "$WORK"
+    AS=(runuser -u postgres --)
+fi
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    "${AS[@]}" "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
+    sleep 0.5
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PG_PORT="$(free_port)"
+UPSTREAM_PW="bench-upstream-pw"
+USER_PW="bench-user-pw"
+
+echo "== setting up PostgreSQL (scale $SCALE) on 127.0.0.1:$PG_PORT"
+echo "postgres" > "$WORK/pw"
+[ ${#AS[@]} -gt 0 ] && chown postgres: "$WORK/pw"
+"${AS[@]}" "$PG_BIN/initdb" -D "$WORK/data" -U postgres --pwfile "$WORK/pw" \
+    --auth-host=scram-sha-256 --auth-local=trust -E UTF8 >/dev/null
+cat >> "$WORK/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$WORK'
+max_connections = 300
+shared_buffers = 256MB
+fsync = off
+synchronous_commit = off
+CONF
+"${AS[@]}" "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/pg.log" -w start >/dev/null
+psql -X -q -h "$WORK" -p "$PG_PORT" -U postgres -c "CREATE ROLE app LOGIN PASSWORD '$UPSTREAM_PW'" \
+    -c "CREATE DATABASE app OWNER app" postgres
+PGPASSWORD="$UPSTREAM_PW" pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
+
+echo "== starting PgBouncer (session mode)"
+BOUNCER_PORT="$(free_port)"
+cat > "$WORK/userlist.txt" <<U
+"app" "$UPSTREAM_PW"
+U
+cat > "$WORK/pgbouncer.ini" <<INI
+[databases]
+app = host=127.0.0.1 port=$PG_PORT dbname=app
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $WORK/userlist.txt
+pool_mode = session
+max_client_conn = 500
+default_pool_size = 100
+logfile = $WORK/pgbouncer.log
+pidfile = $WORK/pgbouncer.pid
+INI
+[ ${#AS[@]} -gt 0 ] && chown postgres: "$WORK/userlist.txt" "$WORK/pgbouncer.ini"
+"${AS[@]}" "$PGBOUNCER" "$WORK/pgbouncer.ini" >/dev/null 2>&1 &
+PIDS+=($!)
+
+echo "== starting Portcullis (release, audit spool on)"
+PC_PORT="$(free_port)"
+HEALTH_PORT="$(free_port)"
+mkdir -p "$WORK/pc/config.d" "$WORK/pc/spool"
+cat > "$WORK/pc/config.d/objects.yaml" <<Y
+resources:
+  - {name: pg-bench, technology: postgres, hostname: 127.0.0.1, port: $PG_PORT, database: app,
+     credentials: {username: app, password: $UPSTREAM_PW}, tls: disable}
+listeners:
+  - {name: pg, port: $PC_PORT, resource: pg-bench, tls: disabled}
+users:
+  - {username: app, email: bench@example.com, type: machine, password: $USER_PW}
+Y
+cat > "$WORK/pc/connector.yaml" <<Y
+instance_name: bench
+listen_address: 127.0.0.1
+control_plane: {config_dir: $WORK/pc/config.d}
+health: {listen: 127.0.0.1:$HEALTH_PORT}
+log_spool: {dir: $WORK/pc/spool, max_bytes: 4GiB}
+log_level: warn
+workers: $WORKERS
+Y
+"$BIN" connector -c "$WORK/pc/connector.yaml" 2>"$WORK/pc/stderr.log" &
+PC_PID=$!
+PIDS+=($PC_PID)
+for _ in $(seq 100); do
+    "$BIN" healthcheck --url "http://127.0.0.1:$HEALTH_PORT" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+for _ in $(seq 50); do
+    PGPASSWORD="$UPSTREAM_PW" psql -X -q -h 127.0.0.1 -p "$BOUNCER_PORT" -U app -c "select 1" app \
+        >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+run() { # target port password mode clients -> tps
+    local port="$2" pw="$3" mode="$4" c="$5" j
+    j=$(( c < 2 ? 1 : 2 ))
+    PGPASSWORD="$pw" pgbench -n -S -M "$mode" -c "$c" -j "$j" -T "$DURATION" \
+        -h 127.0.0.1 -p "$port" -U app app 2>"$WORK/pgbench.err" |
+        awk '/^tps = / {printf "%.0f", $3}'
+}
+
+declare -A TPS
+printf "\n%-9s %-8s %12s %12s %12s %10s %10s\n" mode clients direct pgbouncer portcullis "pc/bouncer" "pc/direct"
+for mode in $MODES; do
+    for c in $CLIENTS; do
+        d=$(run direct "$PG_PORT" "$UPSTREAM_PW" "$mode" "$c")
+        b=$(run pgbouncer "$BOUNCER_PORT" "$UPSTREAM_PW" "$mode" "$c")
+        p=$(run portcullis "$PC_PORT" "$USER_PW" "$mode" "$c")
+        [ -n "$d" ] && [ -n "$b" ] && [ -n "$p" ] || { echo "pgbench failed:"; cat "$WORK/pgbench.err"; exit 1; }
+        printf "%-9s %-8s %12s %12s %12s %10.2f %10.2f\n" "$mode" "$c" "$d" "$b" "$p" \
+            "$(echo "$p / $b" | bc -l)" "$(echo "$p / $d" | bc -l)"
+    done
+done
+RECORDS=$("$BIN" logs --spool "$WORK/pc/spool" | wc -l)
+echo
+echo "audit records spooled by Portcullis during the run: $RECORDS"
+echo "machine: $(nproc) CPUs; pgbench -S, $DURATION s per run, scale $SCALE"

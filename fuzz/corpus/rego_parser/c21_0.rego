@@ -1,0 +1,5 @@
+package generated
+
+p["a"] := 1
+
+p["b"] := 2

@@ -1,0 +1,9 @@
+package generated
+
+p if {
+	data.generated.q
+}
+
+q := true
+
+q := true

@@ -1,0 +1,6 @@
+package generated
+
+p if {
+	data.a[i] = x
+	x = 2
+}

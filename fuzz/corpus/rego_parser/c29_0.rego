@@ -1,0 +1,3 @@
+package test
+
+p if input == 1.0

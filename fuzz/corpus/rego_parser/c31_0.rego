@@ -1,0 +1,7 @@
+package generated
+
+p if {
+	data.a[i] = x
+	x
+	i
+}

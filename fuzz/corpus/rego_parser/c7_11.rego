@@ -1,0 +1,7 @@
+package topdown.virtual.constants
+
+p := 1
+
+q := 2
+
+r := 1

@@ -1,0 +1,5 @@
+package topdown.g.h
+
+p if {
+	false
+}

@@ -1,0 +1,3 @@
+package topdown.a.b.c.s
+
+w := {"f": 10, "g": 9.9}

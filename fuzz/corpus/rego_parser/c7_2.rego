@@ -1,0 +1,1 @@
+package topdown.a.b.c.empty

@@ -1,0 +1,5 @@
+package topdown.a.b.c.undefined2
+
+p if {
+	input.foo
+}

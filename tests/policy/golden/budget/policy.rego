@@ -1,0 +1,2 @@
+package t
+big := count([x | some x in numbers.range(1, 100000000)])

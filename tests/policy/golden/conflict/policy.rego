@@ -1,0 +1,2 @@
+package t
+p := x if { x := [1, 2][_] }

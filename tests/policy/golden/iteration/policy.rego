@@ -1,0 +1,2 @@
+package t
+pairs contains [k, v] if { some k, v in data.roles; v == "admin" }

@@ -1,0 +1,4 @@
+package t
+double(x) := x * 2
+allowed if input.role == "admin"
+r := double(input.n)
