@@ -74,7 +74,7 @@ static bool query_get(const char *q, const char *key, char *buf, size_t cap)
             for (const char *p = v; p < q + n; p++) {
                 int c = (unsigned char)*p;
                 if (c == '+') c = ' ';
-                else if (c == '%' && p + 2 < q + n + 1 && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+                else if (c == '%' && p + 2 < q + n && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
                     c = hexval(p[1]) * 16 + hexval(p[2]);
                     p += 2;
                 }
@@ -142,11 +142,12 @@ static bool connector_auth(pc_cp_t *cp, const pc_cp_request_t *req, char *name, 
         }
     }
     sqlite3_finalize(st);
-    if (ok) {
-        char sql[160];
-        snprintf(sql, sizeof sql, "UPDATE connectors SET last_seen_us = %lld WHERE token_hash = '%s'",
-                 (long long)pc__cp_now_us(), hash); /* hash is hex we computed */
-        sqlite3_exec(cp->db, sql, NULL, NULL, NULL);
+    if (ok && sqlite3_prepare_v2(cp->db, "UPDATE connectors SET last_seen_us = ?1 "
+                                         "WHERE token_hash = ?2", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, pc__cp_now_us());
+        sqlite3_bind_text(st, 2, hash, 64, SQLITE_STATIC);
+        (void)sqlite3_step(st); /* last_seen is informative: a busy database may skip it */
+        sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&cp->mu);
     return ok;
