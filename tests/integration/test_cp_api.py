@@ -110,6 +110,13 @@ def test_crud_and_revisions(cp):
     status, body, _ = cp.api("DELETE", "/v1/resources/pg-main")  # still referenced by pg
     assert status == 400
     assert cp.api("GET", "/v1/revision")[1] == {"revision": 3}
+    # The history says what each revision changed (and never holds a secret).
+    status, body, text = cp.api("GET", "/v1/revisions")
+    assert status == 200
+    assert [r["revision"] for r in body["items"]] == [3, 2, 1]
+    assert body["items"][0]["changes"] == [{"op": "delete", "kind": "listeners", "name": "pg2"}]
+    assert {"op": "put", "kind": "users", "name": "alice"} in body["items"][2]["changes"]
+    assert PG_PASSWORD not in text and USER_PASSWORD not in text
     # Revisions survive a restart.
     assert cp.stop() == 0
     cp.start()
