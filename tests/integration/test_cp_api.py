@@ -354,3 +354,23 @@ def test_closed_watchers_are_released(cp):
         time.sleep(0.1)
     assert closed()
     assert cp.api("GET", "/v1/revision")[0] == 200
+
+
+def test_stalled_watcher_blocks_nobody(cp):
+    import socket
+    token = cp.create_connector("c1")
+    # A watcher that never reads: its socket buffers fill with big snapshots.
+    stalled = socket.create_connection(("127.0.0.1", cp.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(f"GET /v1/connector/config?watch=1&since=0 HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: Bearer {token}\r\n\r\n".encode())
+    healthy = cp.watch(token, since=0)
+    padding = "# " + "x" * 200_000 + "\n"
+    for i in range(1, 21):
+        status, _, text = cp.api("PUT", "/v1/policies/big",
+                                 {"module": f"package big\n{padding}default n := {i}\n"})
+        assert status == 200, text
+    got = healthy.wait_for(lambda o: o.get("type") == "snapshot" and o["revision"] == 20, 10)
+    assert got, "the healthy watcher fell behind"
+    assert cp.api("GET", "/v1/revision")[1] == {"revision": 20}
+    stalled.close()
