@@ -663,7 +663,8 @@ static bool load_document_text(builder_t *b, const char *text, size_t len, const
         } else {
             ok = pc__ymap_check(&c, root, sections);
         }
-        for (size_t i = 0; sections[i] && ok; i++) ok = load_list(b, &c, file, root, sections[i]);
+        for (size_t i = 0; sections[i] && ok; i++)
+            ok = load_list(b, &c, file, root, sections[i]);
     }
     pc__yaml_free(&doc);
     return ok;

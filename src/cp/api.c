@@ -74,7 +74,7 @@ static bool query_get(const char *q, const char *key, char *buf, size_t cap)
             for (const char *p = v; p < q + n; p++) {
                 int c = (unsigned char)*p;
                 if (c == '+') c = ' ';
-                else if (c == '%' && p + 2 < q + n + 1 && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+                else if (c == '%' && p + 2 < q + n && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
                     c = hexval(p[1]) * 16 + hexval(p[2]);
                     p += 2;
                 }
@@ -142,11 +142,12 @@ static bool connector_auth(pc_cp_t *cp, const pc_cp_request_t *req, char *name, 
         }
     }
     sqlite3_finalize(st);
-    if (ok) {
-        char sql[160];
-        snprintf(sql, sizeof sql, "UPDATE connectors SET last_seen_us = %lld WHERE token_hash = '%s'",
-                 (long long)pc__cp_now_us(), hash); /* hash is hex we computed */
-        sqlite3_exec(cp->db, sql, NULL, NULL, NULL);
+    if (ok && sqlite3_prepare_v2(cp->db, "UPDATE connectors SET last_seen_us = ?1 "
+                                         "WHERE token_hash = ?2", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, pc__cp_now_us());
+        sqlite3_bind_text(st, 2, hash, 64, SQLITE_STATIC);
+        (void)sqlite3_step(st); /* last_seen is informative: a busy database may skip it */
+        sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&cp->mu);
     return ok;
@@ -300,6 +301,40 @@ done:
     free(ops);
     json_decref(seen);
     json_decref(doc);
+}
+
+static json_t *time_or_null(sqlite3_stmt *st, int col);
+
+/* Revision history: number, time and what changed (never the snapshot: it holds secrets). */
+static void list_revisions(pc_cp_t *cp, const pc_cp_request_t *req, pc_cp_response_t *out)
+{
+    char limit_s[16];
+    long limit = 100;
+    if (query_get(req->query, "limit", limit_s, sizeof limit_s)) {
+        char *end;
+        limit = strtol(limit_s, &end, 10);
+        if (*end || limit < 1 || limit > 1000) {
+            pc_cp_error(out, 400, "bad_query", "limit: 1-1000");
+            return;
+        }
+    }
+    json_t *items = json_array();
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&cp->mu);
+    if (sqlite3_prepare_v2(cp->db, "SELECT revision, created_us, summary FROM revisions "
+                                   "ORDER BY revision DESC LIMIT ?1", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, limit);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            json_t *changes = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+            json_array_append_new(items, json_pack("{sIsoso}", "revision",
+                                                   (json_int_t)sqlite3_column_int64(st, 0),
+                                                   "created", time_or_null(st, 1), "changes",
+                                                   changes ? changes : json_array()));
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&cp->mu);
+    reply_json(out, 200, json_pack("{so}", "items", items));
 }
 
 /* ---------- connectors ---------- */
@@ -775,6 +810,8 @@ void pc_cp_handle(pc_cp_t *cp, const pc_cp_request_t *req, pc_cp_response_t *out
         apply(cp, req, out);
     else if (!strcmp(segs[0], "revision") && n == 1 && get)
         reply_revision(out, 200, current_revision(cp));
+    else if (!strcmp(segs[0], "revisions") && n == 1 && get)
+        list_revisions(cp, req, out);
     else if (!strcmp(segs[0], "connectors") && n == 1 && post)
         create_connector(cp, req, out);
     else if (!strcmp(segs[0], "connectors") && n == 1 && get)
@@ -786,8 +823,8 @@ void pc_cp_handle(pc_cp_t *cp, const pc_cp_request_t *req, pc_cp_response_t *out
     else if (!strcmp(segs[0], "logs") && n == 1 && get)
         query_logs(cp, req, out);
     else {
-        static const char *const known[] = {"apply", "revision", "connectors", "instances",
-                                            "logs", NULL};
+        static const char *const known[] = {"apply", "revision", "revisions", "connectors",
+                                            "instances", "logs", NULL};
         bool is_known = kind >= 0;
         for (size_t i = 0; known[i] && !is_known; i++) is_known = !strcmp(segs[0], known[i]);
         if (is_known && n <= 2)

@@ -53,7 +53,7 @@ class Watch:
                 with self._cond:
                     self.lines.append((time.monotonic(), obj))
                     self._cond.notify_all()
-        except (OSError, ValueError, http.client.HTTPException):
+        except Exception:  # closed under our feet by close(): the stream is over either way
             pass
         with self._cond:
             self.closed = True
@@ -78,9 +78,11 @@ class Watch:
 
     def close(self):
         try:
-            self.conn.sock and self.conn.sock.shutdown(2)
-        except OSError:
+            sock = self.conn.sock or (self.resp.fp and self.resp.fp.raw._sock)
+            sock and sock.shutdown(2)
+        except (OSError, AttributeError):
             pass
+        self.thread.join(10)
         self.conn.close()
 
 

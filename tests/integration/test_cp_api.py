@@ -110,6 +110,13 @@ def test_crud_and_revisions(cp):
     status, body, _ = cp.api("DELETE", "/v1/resources/pg-main")  # still referenced by pg
     assert status == 400
     assert cp.api("GET", "/v1/revision")[1] == {"revision": 3}
+    # The history says what each revision changed (and never holds a secret).
+    status, body, text = cp.api("GET", "/v1/revisions")
+    assert status == 200
+    assert [r["revision"] for r in body["items"]] == [3, 2, 1]
+    assert body["items"][0]["changes"] == [{"op": "delete", "kind": "listeners", "name": "pg2"}]
+    assert {"op": "put", "kind": "users", "name": "alice"} in body["items"][2]["changes"]
+    assert PG_PASSWORD not in text and USER_PASSWORD not in text
     # Revisions survive a restart.
     assert cp.stop() == 0
     cp.start()
@@ -330,3 +337,40 @@ def test_config_errors_exit_2(tmp_path):
     r = subprocess.run([portcullis_path(), "controlplane", "--help"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0 and "admin_token" in r.stdout
+
+
+def test_closed_watchers_are_released(cp):
+    token = cp.create_connector("c1")
+    watches = [cp.watch(token, since=0) for _ in range(5)]
+    for w in watches:
+        assert w.wait_for(lambda o: o["type"] == "heartbeat", 7)
+        w.close()
+
+    def closed():
+        return len([l for l in cp.logs if l.get("msg") == "watch closed"]) >= 5
+    # The next heartbeat write (within 5 s) fails and ends each stream.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not closed():
+        time.sleep(0.1)
+    assert closed()
+    assert cp.api("GET", "/v1/revision")[0] == 200
+
+
+def test_stalled_watcher_blocks_nobody(cp):
+    import socket
+    token = cp.create_connector("c1")
+    # A watcher that never reads: its socket buffers fill with big snapshots.
+    stalled = socket.create_connection(("127.0.0.1", cp.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(f"GET /v1/connector/config?watch=1&since=0 HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: Bearer {token}\r\n\r\n".encode())
+    healthy = cp.watch(token, since=0)
+    padding = "# " + "x" * 200_000 + "\n"
+    for i in range(1, 21):
+        status, _, text = cp.api("PUT", "/v1/policies/big",
+                                 {"module": f"package big\n{padding}default n := {i}\n"})
+        assert status == 200, text
+    got = healthy.wait_for(lambda o: o.get("type") == "snapshot" and o["revision"] == 20, 10)
+    assert got, "the healthy watcher fell behind"
+    assert cp.api("GET", "/v1/revision")[1] == {"revision": 20}
+    stalled.close()

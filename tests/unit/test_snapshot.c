@@ -270,7 +270,8 @@ static void test_validation_errors(void **state)
     expect_error("users:\n  - {username: a, pasword: x}\n",
                  "objects.yaml:2: users[0].pasword: unknown key (expected one of: username, "
                  "email, type, groups, password, scram_verifier, access_keys)");
-    expect_error("users:\n  - alice\n", "objects.yaml:2: users[0]: expected a mapping, got a scalar");
+    expect_error("users:\n  - alice\n",
+                 "objects.yaml:2: users[0]: expected a mapping, got a scalar");
     expect_error("policies:\n  - {name: p, status: on}\n",
                  "objects.yaml:2: policies[0].status: invalid value \"on\" (expected "
                  "active|dry-run|draft)");
