@@ -127,6 +127,7 @@ typedef struct {
     pc_str meta[64];
     int meta_end[64];
     int nmeta;
+    bool no_meta; /* template sub-parsers: a comment there annotates nothing */
 } P;
 
 static PC_NORETURN void perr(P *p, const tok *t, const char *fmt, ...) PC_PRINTF(3, 4);
@@ -227,6 +228,7 @@ static void lex_comment(P *p, const char *c, size_t n, int row)
         l--;
     }
     while (l && (t[l - 1] == ' ' || t[l - 1] == '\r')) l--;
+    if (p->no_meta) return;
     if (l == 8 && memcmp(t, "METADATA", 8) == 0) {
         if (p->nmeta >= 64) return;
         memset(&p->meta[p->nmeta], 0, sizeof(pc_str));
@@ -868,6 +870,7 @@ static pc_term *parse_template(P *p, const tok *t)
             sub->toks = NULL;
             sub->ntok = sub->cap = sub->pos = 0;
             sub->nmeta = 0; /* annotation blocks belong to the module */
+            sub->no_meta = true;
             memcpy(sub->jb, p->jb, sizeof(jmp_buf));
             lex(sub);
             pc_term *ex = parse_term_in(sub);
