@@ -466,7 +466,12 @@ static bool parse_pem_certs(const char *s, size_t n, certs_t *out, char *err, si
 static bool certs_from_string(const char *s, size_t n, certs_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    if (n >= 10 && memcmp(s, "-----BEGIN", 10) == 0) return parse_pem_certs(s, n, out, err, errlen);
+    if (n >= 10 && memcmp(s, "-----BEGIN", 10) == 0) {
+        /* certificates parsed before a malformed one are released here too */
+        bool ok = parse_pem_certs(s, n, out, err, errlen);
+        if (!ok) certs_free(out);
+        return ok;
+    }
     size_t dl;
     char *d = pc_plib_base64_decode(PC_PLIB_B64_STD, s, n, &dl, err, errlen);
     if (!d) return false;
