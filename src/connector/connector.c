@@ -10,6 +10,7 @@
 #include "connector/connector.h"
 
 #include "audit/audit.h"
+#include "cluster/cluster.h"
 #include "cmd/commands.h"
 #include "connector/configdir.h"
 #include "core/config.h"
@@ -49,6 +50,7 @@ typedef struct connector {
     pc_health_t *health;
     pc_workers_t *workers;
     pc__configdir_t *configdir;
+    pc_cluster_t *cluster; /* NULL when clustering is off */
 
     pc_snapshot_t *current; /* main thread's reference; NULL until one is loaded */
     uint64_t revision;      /* of current; 0 = none */
@@ -104,6 +106,13 @@ static void health_view(void *arg, pc_health_view_t *out)
     out->listeners = c->current ? (unsigned)c->current->n_listeners : 0;
     if (!out->ready && c->current && !c->shutting_down)
         (void)pc_workers_ready(c->workers, c->revision, &out->unbound);
+    if (c->cluster) {
+        pc_cluster_status_t cs;
+        pc_cluster_get_status(c->cluster, &cs);
+        out->cluster = cs.degraded ? "degraded" : "ok";
+        out->cluster_role = cs.role;
+        out->cluster_members = cs.members;
+    }
 }
 
 /* Workers reported something: log readiness transitions once. */
@@ -283,7 +292,13 @@ static void finish_shutdown(connector_t *c)
     pc_workers_stop(c->workers);
     c->workers = NULL;
 
-    log_step(2, "leave cluster", "skipped", "clustering is not available in this version");
+    if (c->cluster) {
+        pc_cluster_leave(c->cluster);
+        c->cluster = NULL;
+        log_step(2, "leave cluster", "done", NULL);
+    } else {
+        log_step(2, "leave cluster", "skipped", "clustering is disabled");
+    }
     log_step(3, "stop telemetry", "skipped", "the telemetry exporter is not available in this version");
 
     /* Step 4: the cache does not exist yet; the spool is flushed and closed. */
@@ -458,6 +473,8 @@ int pc_connector_run(const char *config_path)
         pc_log_error("cannot start the health server", PC_LSTR("error", err));
         goto out_spool;
     }
+    /* After the spool and health server: etcd's trouble must never stop the connector. */
+    c->cluster = pc_cluster_start(&c->cfg);
 
     uv_signal_init(c->loop, &c->sigterm);
     uv_signal_init(c->loop, &c->sigint);
@@ -504,6 +521,8 @@ int pc_connector_run(const char *config_path)
     goto out_snapshot;
 
 out_handles:
+    pc_cluster_leave(c->cluster);
+    c->cluster = NULL;
     pc__configdir_stop(c->configdir);
     pc_health_stop(c->health);
     close_quietly((uv_handle_t *)&c->drain_timer);

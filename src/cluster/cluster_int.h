@@ -1,0 +1,23 @@
+/* Private glue between the cluster's files (not API). */
+#ifndef PC_CLUSTER_CLUSTER_INT_H
+#define PC_CLUSTER_CLUSTER_INT_H
+
+#include "cluster/cluster.h"
+
+/* counts.c: the local table (noted accesses) and the remote replica. */
+void pc__counts_enable(bool on);
+/* Calls fn for every key noted since the last call, with its encoded value. */
+typedef void (*pc__counts_dirty_fn)(void *arg, const char *key, const char *value, size_t vlen);
+void pc__counts_take_dirty(int64_t now_sec, pc__counts_dirty_fn fn, void *arg);
+/* Put back keys whose publish failed (they are published again later). */
+void pc__counts_mark_dirty(const char *key);
+/* Own counts published by a previous run of this member: merged into the local table. */
+void pc__counts_restore_local(const char *key, const char *value, size_t vlen);
+
+/* Remote replica: single writer (the watch thread); commit makes changes visible. */
+void pc__counts_remote_reset(void);
+void pc__counts_remote_put(const char *member, const char *key, const char *value, size_t vlen);
+void pc__counts_remote_del(const char *member, const char *key);
+void pc__counts_remote_commit(void);
+
+#endif
