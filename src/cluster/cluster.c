@@ -58,6 +58,7 @@ struct pc_cluster {
     bool log_thread;
     int64_t started_ms;
     unsigned fast_failures;
+    unsigned spawns;
     bool start_error_logged;
     seen_t seen[MAX_MEMBERS];
     atomic_bool removed_seen; /* etcd said "permanently removed" */
@@ -197,10 +198,13 @@ static void log_etcd_line(pc_cluster_t *c, const char *line, size_t len)
     if (!len) return;
     if (memmem(line, len, "permanently removed", 19)) atomic_store(&c->removed_seen, true);
     json_t *j = json_loadb(line, len, 0, NULL);
-    const char *msg = json_string_value(json_object_get(j, "msg"));
+    char *msg = json_string_value(json_object_get(j, "msg"))
+                    ? pc_xstrdup(json_string_value(json_object_get(j, "msg")))
+                    : NULL;
     pc_log_level_t lvl = etcd_level(json_string_value(json_object_get(j, "level")));
     if (lvl < pc_log_level) {
         json_decref(j);
+        free(msg);
         return;
     }
     if (j && msg) {
@@ -213,6 +217,7 @@ static void log_etcd_line(pc_cluster_t *c, const char *line, size_t len)
     } else {
         pc_log(lvl, "etcd output", PC_LSTR("component", "etcd"), PC_LSTRN("line", line, len));
     }
+    free(msg);
     json_decref(j);
 }
 
@@ -292,6 +297,7 @@ static bool spawn_etcd(pc_cluster_t *c, const char *initial_cluster, const char 
     }
     close(fds[1]);
     c->pid = pid;
+    c->spawns++;
     c->started_ms = mono_ms();
     atomic_store(&c->removed_seen, false);
     logarg_t *la = pc_xmalloc(sizeof *la);
@@ -323,6 +329,8 @@ static bool reap(pc_cluster_t *c, bool block, int *code)
     if (c->log_thread) pthread_join(c->logt, NULL);
     c->log_thread = false;
     atomic_store(&c->running, false);
+    /* Exit 0 without our asking means "removed from the cluster": etcd refuses that dir for good. */
+    if (code == 0 || atomic_load(&c->removed_seen)) wipe_data_dir(c);
     return true;
 }
 
@@ -696,15 +704,32 @@ static void leave(pc_cluster_t *c)
         }
         char id[24];
         snprintf(id, sizeof id, "%" PRIu64, self);
-        long rs = pc__etcd_post(c->client_url, "/v3/cluster/member/remove",
-                                json_pack("{s:s}", "ID", id), NULL, MEMBER_CALL_MS);
-        int code = 0;
-        removed = rs == 200;
-        /* A member that removed itself exits with 0 on its own. */
-        if (removed && wait_exit(c, 5000, &code))
-            pc_log_info("etcd left the cluster", PC_LSTR("component", "cluster"),
-                        PC_LINT("exit_code", code));
-        else if (!removed)
+        /* Right after a leader change etcd answers 503 for a moment: retry. */
+        long rs = -1;
+        int64_t end = mono_ms() + 15000;
+        int code = -1;
+        do {
+            json_t *er = NULL;
+            rs = pc__etcd_post(c->client_url, "/v3/cluster/member/remove",
+                               json_pack("{s:s}", "ID", id), &er, MEMBER_CALL_MS);
+            if (rs != 200)
+                pc_log_info("removing own member", PC_LSTR("component", "cluster"),
+                            PC_LINT("status", rs),
+                            PC_LSTR("error", json_string_value(json_object_get(er, "message"))));
+            json_decref(er);
+            if (rs == 200 || rs < 0 || reap(c, false, &code)) break;
+            usleep(300 * 1000);
+        } while (mono_ms() < end);
+        /*
+         * A member that removed itself exits with 0 on its own, sometimes
+         * before the answer reaches us: the exit proves the removal.
+         */
+        bool exited = c->pid <= 0 || wait_exit(c, rs == 200 || rs < 0 ? 5000 : 0, &code);
+        removed = rs == 200 || (exited && (code == 0 || atomic_load(&c->removed_seen)));
+        if (removed)
+            pc_log_info("left the cluster", PC_LSTR("component", "cluster"),
+                        PC_LINT("status", rs), PC_LINT("exit_code", code));
+        else
             pc_log_warn("could not remove own member; keeping the data dir for a rejoin",
                         PC_LSTR("component", "cluster"), PC_LINT("status", rs));
     }
@@ -750,11 +775,11 @@ static void *sup_main(void *arg)
             bool removed = atomic_load(&c->removed_seen) || code == 0;
             pc_log_warn("etcd exited", PC_LSTR("component", "cluster"), PC_LINT("exit_code", code),
                         PC_LBOOL("removed_from_cluster", removed));
-            if (removed) wipe_data_dir(c); /* etcd refuses that dir for good */
             if (mono_ms() - c->started_ms < 10000) note_start_failure(c, "etcd exited at once");
             forming_since = mono_ms();
         }
         if (c->pid <= 0) {
+            unsigned spawns = c->spawns;
             bool ok;
             if (has_member_data(c)) {
                 char ic[400];
@@ -772,7 +797,7 @@ static void *sup_main(void *arg)
                                 PC_LSTR("component", "cluster"));
                 c->start_error_logged = false;
             } else if (c->pid <= 0) {
-                if (c->fast_failures) note_start_failure(c, "etcd did not come up");
+                if (c->spawns != spawns) note_start_failure(c, "etcd did not come up");
                 unsigned shift = c->fast_failures < 5 ? c->fast_failures : 5;
                 (void)nap(c, c->fast_failures ? 1000LL << shift : 500);
             }
