@@ -86,7 +86,8 @@ uint32_t pc__cluster_buckets_sum(const pc__cluster_buckets_t *b, int64_t now_sec
                                  pc_cluster_window_t w);
 /** Merge src into dst (adds equal slots, newer slot wins). */
 void pc__cluster_buckets_merge(pc__cluster_buckets_t *dst, const pc__cluster_buckets_t *src);
-/** Encode into out (cap >= 2048 is always enough); returns length. */
+#define PC__CLUSTER_VALUE_MAX 3072 /* encode never needs more, even with every slot full */
+/** Encode into out (cap >= PC__CLUSTER_VALUE_MAX is always enough); returns length. */
 size_t pc__cluster_buckets_encode(const pc__cluster_buckets_t *b, int64_t now_sec, char *out,
                                   size_t cap);
 /** Decode text of len bytes; false on malformed input (b is then zeroed). */

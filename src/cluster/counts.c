@@ -220,7 +220,7 @@ void pc__counts_take_dirty(int64_t now, pc__counts_dirty_fn fn, void *arg)
     /* Encode under the lock, publish outside it: workers never wait on etcd. */
     typedef struct {
         char *key;
-        char val[2048];
+        char val[PC__CLUSTER_VALUE_MAX];
         size_t len;
     } item_t;
     size_t n = 0, cap = 0;
