@@ -13,8 +13,10 @@
  *     (e.g. "alice\x1fpg-main") now. Cheap and non-blocking in practice (one
  *     short mutex hold, no I/O); any thread. The sync thread publishes the
  *     per-second and per-minute buckets of dirty keys at most 100 ms later,
- *     under <prefix>/c/<member>/<base64url key>, with a lease that outlives
- *     the hour window, so an instance's accesses keep counting after it dies.
+ *     under "/portcullis/c/<member>/<key>" (key: any bytes but NUL), with a
+ *     lease that outlives the hour window (62 min), so an instance's accesses
+ *     keep counting after it dies or leaves. A restarted member merges its
+ *     previously published counts back before publishing again.
  *   - pc_cluster_remote_count(key, window): accesses by the OTHER instances
  *     within the window, from a local replica kept by a watch. Lock-free
  *     (RCU-style snapshot, readers never wait), no I/O; any thread, including

@@ -51,6 +51,7 @@ typedef struct connector {
     pc_workers_t *workers;
     pc__configdir_t *configdir;
     pc_cluster_t *cluster; /* NULL when clustering is off */
+    uv_work_t cluster_leave; /* shutdown step 2 runs off the loop: a second signal still works */
 
     pc_snapshot_t *current; /* main thread's reference; NULL until one is loaded */
     uint64_t revision;      /* of current; 0 = none */
@@ -286,6 +287,23 @@ static void close_quietly(uv_handle_t *h)
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+static void finish_shutdown_after_leave(connector_t *c);
+
+static void leave_cluster_work(uv_work_t *w)
+{
+    connector_t *c = w->data;
+    pc_cluster_leave(c->cluster);
+}
+
+static void leave_cluster_done(uv_work_t *w, int status)
+{
+    (void)status;
+    connector_t *c = w->data;
+    c->cluster = NULL;
+    log_step(2, "leave cluster", "done", NULL);
+    finish_shutdown_after_leave(c);
+}
+
 static void finish_shutdown(connector_t *c)
 {
     uv_timer_stop(&c->drain_timer);
@@ -293,12 +311,22 @@ static void finish_shutdown(connector_t *c)
     c->workers = NULL;
 
     if (c->cluster) {
+        /* Leaving can take seconds (leadership transfer, member removal). */
+        log_step(2, "leave cluster", "started", NULL);
+        c->cluster_leave.data = c;
+        if (uv_queue_work(c->loop, &c->cluster_leave, leave_cluster_work, leave_cluster_done) == 0)
+            return;
         pc_cluster_leave(c->cluster);
         c->cluster = NULL;
         log_step(2, "leave cluster", "done", NULL);
     } else {
         log_step(2, "leave cluster", "skipped", "clustering is disabled");
     }
+    finish_shutdown_after_leave(c);
+}
+
+static void finish_shutdown_after_leave(connector_t *c)
+{
     log_step(3, "stop telemetry", "skipped", "the telemetry exporter is not available in this version");
 
     /* Step 4: the cache does not exist yet; the spool is flushed and closed. */
