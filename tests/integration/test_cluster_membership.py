@@ -231,3 +231,35 @@ def test_etcd_cannot_start_is_degraded(connector, tmp_path):
     errors = [l for l in c.find_logs() if l.get("level") == "error"]
     assert len(errors) == 1 and "etcd cannot start" in errors[0]["msg"]
     assert c.stop(30) == 0
+
+
+def test_kill9_then_restart_on_same_data_dir_rejoins_as_same_member(trio):
+    for i in range(3):
+        trio.start(i, wait_ready=False)
+    for i in range(3):
+        trio.nodes[i].wait_ready(30)
+    trio.wait_voters([0, 1, 2], 3)
+    before = sorted(m["ID"] for m in trio.members(0))
+    trio.nodes[1].kill()
+    wait_until(lambda: trio.members(1) is None, 30, 0.2, "node 1's etcd gone")
+    assert ready_body(trio.nodes[0])[0] == 200 and ready_body(trio.nodes[2])[0] == 200
+    trio.start(1)  # same data dir, well within dead_member_timeout
+    trio.wait_voters([0, 1, 2], 3)
+    assert sorted(m["ID"] for m in trio.members(1)) == before
+    assert trio.nodes[1].find_logs("bootstrapping a new cluster") == []
+    assert trio.nodes[1].find_logs("joining the cluster") == []
+
+
+def test_dns_discovery_bootstraps(connector, tmp_path):
+    """`dns` mode: the name's A/AAAA records are the peers (here: localhost)."""
+    ports = pick_ports()
+    c = connector(config={"cluster": {
+        "enabled": True, "advertise_address": "127.0.0.1",
+        "discovery": {"mode": "dns", "dns_name": "localhost"},
+        "client_port": ports[0], "peer_port": ports[1],
+        "data_dir": str(tmp_path / "etcd")}}, ready_timeout=30)
+    wait_until(lambda: ready_body(c)[1].get("cluster_role") == "leader", 60, 0.2, "leader")
+    assert ready_body(c)[1]["cluster_members"] == 1
+    assert c.find_logs("bootstrapping a new cluster")
+    assert c.stop(30) == 0
+    assert not os.path.exists(str(tmp_path / "etcd" / "member"))
