@@ -88,3 +88,50 @@ def test_counts_propagate_to_other_instances(tmp_path):
     finally:
         for p in probes:
             p.close()
+
+
+def children(pid):
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def test_stopped_instance_catches_up_after_partition(tmp_path):
+    """SIGSTOP an observer and its etcd while accesses happen elsewhere; after
+    SIGCONT it sees them all without a restart."""
+    import signal
+    import time
+    n = 30
+    ports = pick_ports()
+    probes = [Probe(tmp_path, 0, ports, ["publish", str(n), "300"]),
+              Probe(tmp_path, 1, ports, ["observe", str(n)]),
+              Probe(tmp_path, 2, ports, ["observe", str(n)])]
+    try:
+        wait_until(lambda: all(p.has("event") for p in probes), 120, 0.2, "all probes up")
+        victim = probes[2]
+        etcd_pids = children(victim.proc.pid)
+        assert etcd_pids
+        open(probes[0].cfg_path + ".go", "w").close()
+        wait_until(lambda: len(victim.has("seen")) >= 3, 60, 0.05, "victim sees 3")
+        for pid in [victim.proc.pid] + etcd_pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            stopped_at = len(victim.has("seen"))
+            # The rest of the cluster keeps counting meanwhile.
+            wait_until(lambda: len(probes[1].has("seen")) == n, 60, 0.1, "observer 1 sees all")
+            time.sleep(2)
+            assert len(victim.has("seen")) == stopped_at
+        finally:
+            for pid in etcd_pids + [victim.proc.pid]:
+                os.kill(pid, signal.SIGCONT)
+        assert victim.proc.wait(120) == 0
+        assert sorted(l["seen"] for l in victim.has("seen")) == list(range(1, n + 1))
+        assert probes[0].proc.wait(60) == 0
+    finally:
+        for p in probes:
+            p.close()
