@@ -617,6 +617,24 @@ static void refresh_status(pc_cluster_t *c)
     st = pc__etcd_post(c->client_url, "/v3/cluster/member/list", json_object(), &r, CALL_MS);
     json_t *members = json_object_get(r, "members");
     if (st == 200) atomic_store(&c->members, (unsigned)json_array_size(members));
+    if (st == 200 && learner && leader) {
+        /* Still a learner (the join's promote loop gave up): ask the leader again. */
+        size_t k;
+        json_t *m;
+        json_array_foreach(members, k, m)
+        {
+            const char *lurl =
+                json_string_value(json_array_get(json_object_get(m, "clientURLs"), 0));
+            if (pc__etcd_u64(m, "ID") != leader || !lurl) continue;
+            char id[24];
+            snprintf(id, sizeof id, "%" PRIu64, self);
+            long ps = pc__etcd_post(lurl, "/v3/cluster/member/promote",
+                                    json_pack("{s:s}", "ID", id), NULL, CALL_MS);
+            if (ps == 200)
+                pc_log_info("promoted to voting member", PC_LSTR("component", "cluster"),
+                            PC_LSTR("id", id));
+        }
+    }
     if (st != 200 || leader != self || !leader) goto out;
 
     /* The leader alone removes dead members, so removals are serialized. */
