@@ -70,6 +70,20 @@ void pc_cluster_counts_note(const char *key, uint32_t n);
 uint32_t pc_cluster_remote_count(const char *key, pc_cluster_window_t window);
 
 /*
+ * Cache (design §8, e.g. BigQuery job id -> owner and masking decision):
+ * small values with a TTL shared by every instance. put stores locally at
+ * once (so it works without a cluster too) and is published within ~100 ms;
+ * other instances' entries arrive through the watch. ns must be non-empty
+ * without '/'; key is any string. Both take a short mutex; no I/O; any thread.
+ */
+#define PC_CLUSTER_CACHE_VALUE_MAX (64u * 1024u)
+/** false on a bad namespace, ttl 0 or a value above PC_CLUSTER_CACHE_VALUE_MAX. */
+bool pc_cluster_cache_put(const char *ns, const char *key, const void *value, size_t len,
+                          uint32_t ttl_s);
+/** malloc'd copy (NUL-terminated) with its length, or NULL if absent or expired. */
+char *pc_cluster_cache_get(const char *ns, const char *key, size_t *len);
+
+/*
  * Internal, exposed for unit tests and the fuzz target: the published value
  * of one key is text "S <sec>:<n> ...;M <min>:<n> ..." (only non-zero buckets
  * within their window). pc__cluster_buckets_t holds it decoded.

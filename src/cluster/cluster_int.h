@@ -20,4 +20,12 @@ void pc__counts_remote_put(const char *member, const char *key, const char *valu
 void pc__counts_remote_del(const char *member, const char *key);
 void pc__counts_remote_commit(void);
 
+/* cache.c: local table fed by put() and by the watch. Keys here are "<ns>/<key>". */
+typedef void (*pc__cache_dirty_fn)(void *arg, const char *key, const char *wire, size_t wlen,
+                                   uint32_t ttl_s);
+void pc__cache_take_dirty(pc__cache_dirty_fn fn, void *arg);
+void pc__cache_mark_dirty(const char *key);
+/* An entry seen on the watch ("<expires ms>:<bytes>"); false if malformed. */
+bool pc__cache_apply(const char *key, const char *wire, size_t wlen, bool deleted);
+
 #endif

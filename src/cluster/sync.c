@@ -111,8 +111,31 @@ static void add_put(void *arg, const char *key, const char *value, size_t vlen)
     if (b->n == BATCH) flush_batch(b);
 }
 
+/* One lease per cache entry, of its remaining TTL, so etcd drops it too. */
+static void put_cache(void *arg, const char *key, const char *wire, size_t wlen, uint32_t ttl_s)
+{
+    pc__sync_t *s = arg;
+    json_t *r = NULL;
+    long st = pc__etcd_post(s->base, "/v3/lease/grant", json_pack("{s:i}", "TTL", (int)ttl_s), &r,
+                            3000);
+    const char *lease = json_string_value(json_object_get(r, "ID"));
+    char *full = NULL;
+    if (st == 200 && lease && asprintf(&full, PC__CLUSTER_CACHE_PREFIX "%s", key) >= 0) {
+        st = pc__etcd_post(s->base, "/v3/kv/put",
+                           json_pack("{s:o,s:o,s:s}", "key", pc__etcd_b64(full, strlen(full)),
+                                     "value", pc__etcd_b64(wire, wlen), "lease", lease),
+                           NULL, 3000);
+        free(full);
+    } else {
+        st = -1;
+    }
+    json_decref(r);
+    if (st != 200) pc__cache_mark_dirty(key);
+}
+
 static void publish(pc__sync_t *s)
 {
+    pc__cache_take_dirty(put_cache, s);
     if (!ensure_lease(s)) return;
     char *keys[BATCH];
     batch_t b = {.s = s, .ops = json_array(), .keys = keys};
@@ -139,9 +162,16 @@ static void apply_kv(pc__sync_t *s, const json_t *kv, bool deleted, bool initial
     size_t klen, vlen;
     char *key = pc__etcd_unb64(json_object_get(kv, "key"), &klen);
     const size_t plen = sizeof PC__CLUSTER_COUNTS_PREFIX - 1;
-    if (!key || klen <= plen || memcmp(key, PC__CLUSTER_COUNTS_PREFIX, plen) != 0) goto out;
+    if (!key || strlen(key) != klen) goto out; /* no NUL inside a key */
+    if (klen > plen && !memcmp(key, PC__CLUSTER_CACHE_PREFIX, plen)) {
+        char *wire = deleted ? NULL : pc__etcd_unb64(json_object_get(kv, "value"), &vlen);
+        if (deleted || wire) (void)pc__cache_apply(key + plen, wire, wire ? vlen : 0, deleted);
+        free(wire);
+        goto out;
+    }
+    if (klen <= plen || memcmp(key, PC__CLUSTER_COUNTS_PREFIX, plen) != 0) goto out;
     char *member = key + plen, *slash = memchr(member, '/', klen - plen);
-    if (!slash || strlen(key) != klen) goto out; /* no NUL inside a key */
+    if (!slash) goto out;
     *slash = '\0';
     const char *ckey = slash + 1;
     char *val = deleted ? NULL : pc__etcd_unb64(json_object_get(kv, "value"), &vlen);
@@ -199,10 +229,9 @@ static void *watch_main(void *arg)
         /* Serializable: a learner (not yet promoted) answers it too. */
         long st = pc__etcd_post(s->base, "/v3/kv/range",
                                 json_pack("{s:o,s:o,s:b}", "key",
-                                          pc__etcd_b64(PC__CLUSTER_COUNTS_PREFIX,
-                                                       sizeof PC__CLUSTER_COUNTS_PREFIX - 1),
+                                          pc__etcd_b64(PC__CLUSTER_PREFIX, sizeof PC__CLUSTER_PREFIX - 1),
                                           "range_end",
-                                          pc__etcd_prefix_end(PC__CLUSTER_COUNTS_PREFIX),
+                                          pc__etcd_prefix_end(PC__CLUSTER_PREFIX),
                                           "serializable", 1),
                                 &r, 5000);
         uint64_t rev = pc__etcd_u64(json_object_get(r, "header"), "revision");
@@ -224,8 +253,8 @@ static void *watch_main(void *arg)
         snprintf(start, sizeof start, "%" PRIu64, rev + 1);
         json_t *req = json_pack(
             "{s:{s:o,s:o,s:s,s:b}}", "create_request", "key",
-            pc__etcd_b64(PC__CLUSTER_COUNTS_PREFIX, sizeof PC__CLUSTER_COUNTS_PREFIX - 1),
-            "range_end", pc__etcd_prefix_end(PC__CLUSTER_COUNTS_PREFIX), "start_revision", start,
+            pc__etcd_b64(PC__CLUSTER_PREFIX, sizeof PC__CLUSTER_PREFIX - 1),
+            "range_end", pc__etcd_prefix_end(PC__CLUSTER_PREFIX), "start_revision", start,
             "progress_notify", 1);
         watch_ctx_t w = {.s = s};
         (void)pc__etcd_stream(s->base, "/v3/watch", req, on_watch_line, &w, &s->stop);

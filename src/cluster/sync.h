@@ -7,7 +7,9 @@
 #include <stdatomic.h>
 
 /* Every instance's counts live under this prefix, one key per (member, counter key). */
+#define PC__CLUSTER_PREFIX "/portcullis/"
 #define PC__CLUSTER_COUNTS_PREFIX "/portcullis/c/"
+#define PC__CLUSTER_CACHE_PREFIX "/portcullis/k/"
 
 typedef struct pc__sync pc__sync_t;
 

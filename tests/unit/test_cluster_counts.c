@@ -8,6 +8,7 @@
 #include "cluster/cluster_int.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -179,6 +180,12 @@ static void take(void *arg, const char *key, const char *value, size_t vlen)
     t->n++;
 }
 
+static void take_cache(void *arg, const char *key, const char *wire, size_t wlen, uint32_t ttl)
+{
+    assert_true(ttl > 0 && ttl <= 600);
+    take(arg, key, wire, wlen);
+}
+
 static void test_local_notes_become_dirty_once(void **state)
 {
     (void)state;
@@ -206,6 +213,49 @@ static void test_local_notes_become_dirty_once(void **state)
     assert_int_equal(t.n, 0);
 }
 
+static void test_cache_local_semantics(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    assert_null(pc_cluster_cache_get("bq", "job-1", &len));
+    assert_true(pc_cluster_cache_put("bq", "job-1", "alice", 5, 600));
+    char *v = pc_cluster_cache_get("bq", "job-1", &len);
+    assert_non_null(v);
+    assert_int_equal(len, 5);
+    assert_string_equal(v, "alice");
+    free(v);
+    /* Bad namespace, zero TTL, oversized value: refused. */
+    assert_false(pc_cluster_cache_put("b/q", "k", "x", 1, 10));
+    assert_false(pc_cluster_cache_put("", "k", "x", 1, 10));
+    assert_false(pc_cluster_cache_put("bq", "k", "x", 1, 0));
+    assert_false(pc_cluster_cache_put("bq", "k", "x", PC_CLUSTER_CACHE_VALUE_MAX + 1, 10));
+    /* An entry from another instance that has already expired is never served. */
+    assert_true(pc__cache_apply("bq/old", "1000:stale", 10, false));
+    assert_null(pc_cluster_cache_get("bq", "old", &len));
+    char wire[64];
+    int n = snprintf(wire, sizeof wire, "%llu:bob",
+                     (unsigned long long)(time(NULL) + 600) * 1000ull);
+    assert_true(pc__cache_apply("bq/job-2", wire, (size_t)n, false));
+    v = pc_cluster_cache_get("bq", "job-2", &len);
+    assert_non_null(v);
+    assert_string_equal(v, "bob");
+    free(v);
+    /* Malformed wire values are refused; a delete removes. */
+    assert_false(pc__cache_apply("bq/job-3", "abc", 3, false));
+    assert_false(pc__cache_apply("bq/job-3", "123", 3, false));
+    assert_true(pc__cache_apply("bq/job-2", NULL, 0, true));
+    assert_null(pc_cluster_cache_get("bq", "job-2", &len));
+    /* The local put is queued for publishing once, with its expiry on the wire. */
+    taken_t t = {0};
+    pc__cache_take_dirty(take_cache, &t);
+    assert_int_equal(t.n, 1);
+    assert_string_equal(t.keys[0], "bq/job-1");
+    assert_non_null(strstr(t.vals[0], ":alice"));
+    t.n = 0;
+    pc__cache_take_dirty(take_cache, &t);
+    assert_int_equal(t.n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_remote_replica_sums_other_members),
         cmocka_unit_test(test_readers_during_commits),
         cmocka_unit_test(test_local_notes_become_dirty_once),
+        cmocka_unit_test(test_cache_local_semantics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

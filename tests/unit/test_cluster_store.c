@@ -142,6 +142,35 @@ static void test_publish_and_watch(void **state)
     }
     assert_int_equal(seen, 0);
 
+    /* Cache: a local put reaches etcd; another instance's entry reaches get(). */
+    assert_true(pc_cluster_cache_put("bq", "job-1", "owner=alice", 11, 600));
+    const char *ck = PC__CLUSTER_CACHE_PREFIX "bq/job-1";
+    v = NULL;
+    for (int i = 0; i < 300 && !v; i++) {
+        v = etcd_get(ck, &vlen);
+        if (!v) usleep(100 * 1000);
+    }
+    assert_non_null(v);
+    assert_non_null(strstr(v, ":owner=alice"));
+    free(v);
+    char wire[64];
+    int wl = snprintf(wire, sizeof wire, "%llu:owner=bob",
+                      (unsigned long long)(time(NULL) + 600) * 1000ull);
+    const char *ok2 = PC__CLUSTER_CACHE_PREFIX "bq/job-2";
+    assert_int_equal(pc__etcd_post(base, "/v3/kv/put",
+                                   json_pack("{s:o,s:o}", "key", pc__etcd_b64(ok2, strlen(ok2)),
+                                             "value", pc__etcd_b64(wire, (size_t)wl)),
+                                   NULL, 5000),
+                     200);
+    char *got = NULL;
+    for (int i = 0; i < 3000 && !got; i++) {
+        got = pc_cluster_cache_get("bq", "job-2", &vlen);
+        if (!got) usleep(10 * 1000);
+    }
+    assert_non_null(got);
+    assert_string_equal(got, "owner=bob");
+    free(got);
+
     /* Leaving as the only member stops etcd and wipes the data dir. */
     pc_cluster_leave(c);
     char member[600];
