@@ -32,14 +32,6 @@ static size_t count;
 
 static uint64_t wall_ms(void) { return pc_now_wall_ns() / 1000000u; }
 
-static uint32_t hash_str(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
-
 static void free_entry(centry_t *e)
 {
     if (!e) return;
@@ -67,7 +59,7 @@ static void sweep(uint64_t now)
 static void store(const char *full, const char *value, size_t len, uint64_t expires,
                   uint32_t ttl_s, bool dirty)
 {
-    uint32_t h = hash_str(full) % NHEADS;
+    uint32_t h = pc__cluster_hash(full) % NHEADS;
     centry_t *e = heads[h];
     while (e && strcmp(e->key, full))
         e = e->next;
@@ -94,12 +86,7 @@ static void store(const char *full, const char *value, size_t len, uint64_t expi
 static char *full_key(const char *ns, const char *key)
 {
     if (!ns || !key || !*ns || strchr(ns, '/')) return NULL;
-    size_t nl = strlen(ns), kl = strlen(key);
-    char *s = pc_xmalloc(nl + kl + 2);
-    memcpy(s, ns, nl);
-    s[nl] = '/';
-    memcpy(s + nl + 1, key, kl + 1);
-    return s;
+    return pc__cluster_join(ns, '/', key);
 }
 
 bool pc_cluster_cache_put(const char *ns, const char *key, const void *value, size_t len,
@@ -125,7 +112,7 @@ char *pc_cluster_cache_get(const char *ns, const char *key, size_t *len)
     if (!full) return NULL;
     uint64_t now = wall_ms();
     pthread_mutex_lock(&mu);
-    for (centry_t *e = heads[hash_str(full) % NHEADS]; e; e = e->next)
+    for (centry_t *e = heads[pc__cluster_hash(full) % NHEADS]; e; e = e->next)
         if (!strcmp(e->key, full)) {
             if (e->expires_ms > now) {
                 out = pc_xmalloc(e->len + 1);
@@ -179,7 +166,7 @@ void pc__cache_take_dirty(pc__cache_dirty_fn fn, void *arg)
 void pc__cache_mark_dirty(const char *full)
 {
     pthread_mutex_lock(&mu);
-    for (centry_t *e = heads[hash_str(full) % NHEADS]; e; e = e->next)
+    for (centry_t *e = heads[pc__cluster_hash(full) % NHEADS]; e; e = e->next)
         if (!strcmp(e->key, full)) e->dirty = true;
     pthread_mutex_unlock(&mu);
 }
@@ -189,7 +176,7 @@ bool pc__cache_apply(const char *full, const char *wire, size_t wlen, bool delet
     if (!strchr(full, '/')) return false;
     pthread_mutex_lock(&mu);
     if (deleted) {
-        uint32_t h = hash_str(full) % NHEADS;
+        uint32_t h = pc__cluster_hash(full) % NHEADS;
         for (centry_t **pp = &heads[h]; *pp; pp = &(*pp)->next)
             if (!strcmp((*pp)->key, full)) {
                 centry_t *e = *pp;

@@ -4,6 +4,10 @@
 
 #include "cluster/cluster.h"
 
+/* FNV-1a of a string, and "a<sep>b" malloc'd (counts.c). */
+uint32_t pc__cluster_hash(const char *s);
+char *pc__cluster_join(const char *a, char sep, const char *b);
+
 /* counts.c: the local table (noted accesses) and the remote replica. */
 void pc__counts_enable(bool on);
 /* Calls fn for every key noted since the last call, with its encoded value. */

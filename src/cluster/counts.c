@@ -153,7 +153,7 @@ typedef struct entry {
     char key[]; /* for the remote map: "member\x1ekey" */
 } entry_t;
 
-static uint32_t hash_str(const char *s)
+uint32_t pc__cluster_hash(const char *s)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (; *s; s++)
@@ -163,7 +163,7 @@ static uint32_t hash_str(const char *s)
 
 static entry_t *find(entry_t **heads, const char *key, bool create)
 {
-    uint32_t h = hash_str(key) % NHEADS;
+    uint32_t h = pc__cluster_hash(key) % NHEADS;
     for (entry_t *e = heads[h]; e; e = e->next)
         if (!strcmp(e->key, key)) return e;
     if (!create) return NULL;
@@ -280,14 +280,19 @@ void pc__counts_remote_reset(void)
     remote_heads = NULL;
 }
 
+char *pc__cluster_join(const char *a, char sep, const char *b)
+{
+    size_t al = strlen(a), bl = strlen(b);
+    char *s = pc_xmalloc(al + bl + 2);
+    memcpy(s, a, al);
+    s[al] = sep;
+    memcpy(s + al + 1, b, bl + 1);
+    return s;
+}
+
 static char *member_key(const char *member, const char *key)
 {
-    size_t ml = strlen(member), kl = strlen(key);
-    char *s = pc_xmalloc(ml + kl + 2);
-    memcpy(s, member, ml);
-    s[ml] = '\x1e';
-    memcpy(s + ml + 1, key, kl + 1);
-    return s;
+    return pc__cluster_join(member, '\x1e', key);
 }
 
 void pc__counts_remote_put(const char *member, const char *key, const char *value, size_t vlen)
@@ -304,7 +309,7 @@ void pc__counts_remote_del(const char *member, const char *key)
 {
     if (!remote_heads) return;
     char *mk = member_key(member, key);
-    uint32_t h = hash_str(mk) % NHEADS;
+    uint32_t h = pc__cluster_hash(mk) % NHEADS;
     for (entry_t **pp = &remote_heads[h]; *pp; pp = &(*pp)->next)
         if (!strcmp((*pp)->key, mk)) {
             entry_t *e = *pp;
