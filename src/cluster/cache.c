@@ -30,7 +30,10 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static centry_t *heads[NHEADS];
 static size_t count;
 
-static uint64_t wall_ms(void) { return pc_now_wall_ns() / 1000000u; }
+static uint64_t wall_ms(void)
+{
+    return pc_now_wall_ns() / 1000000u;
+}
 
 static void free_entry(centry_t *e)
 {
@@ -56,8 +59,8 @@ static void sweep(uint64_t now)
 }
 
 /* Under mu. */
-static void store(const char *full, const char *value, size_t len, uint64_t expires,
-                  uint32_t ttl_s, bool dirty)
+static void store(const char *full, const char *value, size_t len, uint64_t expires, uint32_t ttl_s,
+                  bool dirty)
 {
     uint32_t h = pc__cluster_hash(full) % NHEADS;
     centry_t *e = heads[h];

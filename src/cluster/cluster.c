@@ -75,9 +75,15 @@ struct pc_cluster {
 
 static pc_cluster_t g_cluster; /* one per process; metrics probes point at it for good */
 
-static int64_t mono_ms(void) { return (int64_t)(pc_now_mono_ns() / 1000000u); }
+static int64_t mono_ms(void)
+{
+    return (int64_t)(pc_now_mono_ns() / 1000000u);
+}
 
-void pc__cluster_touch(pc_cluster_t *c) { atomic_store(&c->last_sync_ms, mono_ms()); }
+void pc__cluster_touch(pc_cluster_t *c)
+{
+    atomic_store(&c->last_sync_ms, mono_ms());
+}
 
 /* Sleeps up to ms, waking early when leave is requested; false then. */
 static bool nap(pc_cluster_t *c, int64_t ms)
@@ -262,12 +268,26 @@ static bool spawn_etcd(pc_cluster_t *c, const char *initial_cluster, const char 
     snprintf(st, sizeof st, "--initial-cluster-state=%s", state);
     snprintf(name, sizeof name, "--name=%s", c->name);
     snprintf(data, sizeof data, "--data-dir=%s", c->cfg->cluster.data_dir);
-    char *argv[] = {c->etcd_bin, name, data, listen_c, adv_c, listen_p, adv_p, ic, st,
-                    "--initial-cluster-token=portcullis", "--enable-v2=false", "--logger=zap",
-                    "--log-level=info", "--auto-compaction-mode=revision",
-                    "--auto-compaction-retention=1000", "--quota-backend-bytes=268435456",
-                    "--heartbeat-interval=100", "--election-timeout=1000",
-                    "--experimental-watch-progress-notify-interval=2s", NULL};
+    char *argv[] = {c->etcd_bin,
+                    name,
+                    data,
+                    listen_c,
+                    adv_c,
+                    listen_p,
+                    adv_p,
+                    ic,
+                    st,
+                    "--initial-cluster-token=portcullis",
+                    "--enable-v2=false",
+                    "--logger=zap",
+                    "--log-level=info",
+                    "--auto-compaction-mode=revision",
+                    "--auto-compaction-retention=1000",
+                    "--quota-backend-bytes=268435456",
+                    "--heartbeat-interval=100",
+                    "--election-timeout=1000",
+                    "--experimental-watch-progress-notify-interval=2s",
+                    NULL};
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return false;
     pid_t parent = getpid();
@@ -329,7 +349,8 @@ static bool reap(pc_cluster_t *c, bool block, int *code)
     if (c->log_thread) pthread_join(c->logt, NULL);
     c->log_thread = false;
     atomic_store(&c->running, false);
-    /* Exit 0 without our asking means "removed from the cluster": etcd refuses that dir for good. */
+    /* Exit 0 without our asking means "removed from the cluster": etcd refuses that dir for good.
+     */
     if (code == 0 || atomic_load(&c->removed_seen)) wipe_data_dir(c);
     return true;
 }
@@ -372,7 +393,10 @@ static void add_peer(peers_t *p, const char *a)
     if (p->n < MAX_MEMBERS) snprintf(p->addr[p->n++], sizeof p->addr[0], "%s", a);
 }
 
-static int cmp_addr(const void *a, const void *b) { return strcmp(a, b); }
+static int cmp_addr(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
 
 /* Addresses of every instance that should be in the cluster, self included, sorted. */
 static bool discover(pc_cluster_t *c, peers_t *out)
@@ -648,8 +672,8 @@ static void refresh_status(pc_cluster_t *c)
         if (!id || pc__etcd_u64(m, "ID") == self) continue;
         const char *curl = json_string_value(json_array_get(json_object_get(m, "clientURLs"), 0));
         json_t *pr = NULL;
-        long ps = curl ? pc__etcd_post(curl, "/v3/maintenance/status", json_object(), &pr, 1000)
-                       : -1;
+        long ps =
+            curl ? pc__etcd_post(curl, "/v3/maintenance/status", json_object(), &pr, 1000) : -1;
         json_decref(pr);
         seen_t *s = NULL, *free_slot = NULL;
         for (size_t k = 0; k < MAX_MEMBERS; k++) {
@@ -711,10 +735,10 @@ static void leave(pc_cluster_t *c)
             {
                 if (pc__etcd_u64(m, "ID") == self || json_is_true(json_object_get(m, "isLearner")))
                     continue;
-                long ts = pc__etcd_post(c->client_url, "/v3/maintenance/transfer-leadership",
-                                        json_pack("{s:s}", "targetID",
-                                                  json_string_value(json_object_get(m, "ID"))),
-                                        NULL, MEMBER_CALL_MS);
+                long ts = pc__etcd_post(
+                    c->client_url, "/v3/maintenance/transfer-leadership",
+                    json_pack("{s:s}", "targetID", json_string_value(json_object_get(m, "ID"))),
+                    NULL, MEMBER_CALL_MS);
                 pc_log_info("leadership transferred", PC_LSTR("component", "cluster"),
                             PC_LINT("status", ts));
                 if (ts == 200) break;
@@ -745,8 +769,8 @@ static void leave(pc_cluster_t *c)
         bool exited = c->pid <= 0 || wait_exit(c, rs == 200 || rs < 0 ? 5000 : 0, &code);
         removed = rs == 200 || (exited && (code == 0 || atomic_load(&c->removed_seen)));
         if (removed)
-            pc_log_info("left the cluster", PC_LSTR("component", "cluster"),
-                        PC_LINT("status", rs), PC_LINT("exit_code", code));
+            pc_log_info("left the cluster", PC_LSTR("component", "cluster"), PC_LINT("status", rs),
+                        PC_LINT("exit_code", code));
         else
             pc_log_warn("could not remove own member; keeping the data dir for a rejoin",
                         PC_LSTR("component", "cluster"), PC_LINT("status", rs));
@@ -841,10 +865,14 @@ static const char *role_name(pc_cluster_t *c)
     if (atomic_load(&c->fatal)) return "degraded";
     if (!atomic_load(&c->running)) return atomic_load(&c->forming) ? "starting" : "degraded";
     switch (atomic_load(&c->role)) {
-    case 1: return "leader";
-    case 2: return "follower";
-    case 3: return "learner";
-    default: return "starting";
+    case 1:
+        return "leader";
+    case 2:
+        return "follower";
+    case 3:
+        return "learner";
+    default:
+        return "starting";
     }
 }
 
@@ -856,8 +884,8 @@ void pc_cluster_get_status(pc_cluster_t *c, pc_cluster_status_t *out)
     if (!c) return;
     out->enabled = true;
     out->role = role_name(c);
-    out->degraded = !strcmp(out->role, "degraded") ||
-                    (c->fast_failures > 0 && !atomic_load(&c->running));
+    out->degraded =
+        !strcmp(out->role, "degraded") || (c->fast_failures > 0 && !atomic_load(&c->running));
     out->members = atomic_load(&c->members);
     out->leader_id = atomic_load(&c->leader_id);
     int64_t t = atomic_load(&c->last_sync_ms);
@@ -914,19 +942,20 @@ pc_cluster_t *pc_cluster_start(const pc_config_t *cfg)
     pc_metric_probe("portcullis_cluster_degraded",
                     "1 when clustering is on but etcd does not run (local state only).", NULL,
                     probe_degraded, c);
-    pc_metric_probe("portcullis_cluster_leader", "1 when this instance's etcd member leads.",
-                    NULL, probe_leader, c);
+    pc_metric_probe("portcullis_cluster_leader", "1 when this instance's etcd member leads.", NULL,
+                    probe_leader, c);
     pc_metric_probe("portcullis_cluster_last_sync_age_ms",
-                    "Milliseconds since the last successful exchange with etcd (-1 never).",
-                    NULL, probe_sync_age, c);
+                    "Milliseconds since the last successful exchange with etcd (-1 never).", NULL,
+                    probe_sync_age, c);
 
     if (cfg->cluster.discovery_mode == PC_DISCOVERY_KUBERNETES ||
         cfg->cluster.discovery_mode == PC_DISCOVERY_ECS) {
         pc_log_error("cluster discovery mode not available in this version; serving with local "
                      "state only (cluster degraded)",
                      PC_LSTR("component", "cluster"),
-                     PC_LSTR("mode", cfg->cluster.discovery_mode == PC_DISCOVERY_ECS ? "ecs"
-                                                                                    : "kubernetes"));
+                     PC_LSTR("mode", cfg->cluster.discovery_mode == PC_DISCOVERY_ECS
+                                         ? "ecs"
+                                         : "kubernetes"));
         atomic_store(&c->fatal, true);
         return c;
     }

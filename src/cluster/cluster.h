@@ -39,10 +39,10 @@ typedef enum { PC_CLUSTER_LAST_MINUTE, PC_CLUSTER_LAST_HOUR } pc_cluster_window_
 
 typedef struct pc_cluster_status {
     bool enabled;
-    bool degraded;      /* etcd could not start / is not running: local state only */
-    const char *role;   /* "leader", "follower", "learner", "starting", "degraded", "off" */
-    unsigned members;   /* members in the etcd member list, 0 when unknown */
-    uint64_t leader_id; /* 0 when unknown */
+    bool degraded;            /* etcd could not start / is not running: local state only */
+    const char *role;         /* "leader", "follower", "learner", "starting", "degraded", "off" */
+    unsigned members;         /* members in the etcd member list, 0 when unknown */
+    uint64_t leader_id;       /* 0 when unknown */
     int64_t last_sync_age_ms; /* since the last successful exchange with etcd; -1 never */
 } pc_cluster_status_t;
 

@@ -186,7 +186,10 @@ static void free_table(entry_t **heads)
     free(heads);
 }
 
-static int64_t now_sec(void) { return (int64_t)(pc_now_wall_ns() / 1000000000ull); }
+static int64_t now_sec(void)
+{
+    return (int64_t)(pc_now_wall_ns() / 1000000000ull);
+}
 
 /* ---- local table ------------------------------------------------------------------- */
 
@@ -234,8 +237,8 @@ void pc__counts_take_dirty(int64_t now, pc__counts_dirty_fn fn, void *arg)
                 items = pc_xrealloc(items, cap * sizeof *items);
             }
             items[n].key = pc_xstrdup(e->key);
-            items[n].len = pc__cluster_buckets_encode(&e->b, now, items[n].val,
-                                                      sizeof items[n].val);
+            items[n].len =
+                pc__cluster_buckets_encode(&e->b, now, items[n].val, sizeof items[n].val);
             e->dirty = false;
             n++;
         }

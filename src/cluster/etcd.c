@@ -50,8 +50,7 @@ static CURL *new_handle(const char *base, const char *path, const char *body,
     return h;
 }
 
-long pc__etcd_post(const char *base, const char *path, json_t *body, json_t **resp,
-                   long timeout_ms)
+long pc__etcd_post(const char *base, const char *path, json_t *body, json_t **resp, long timeout_ms)
 {
     if (resp) *resp = NULL;
     char *text = json_dumps(body, JSON_COMPACT);

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #define PUBLISH_MS 100
-#define BATCH 100           /* etcd allows 128 ops per txn */
-#define LEASE_TTL_S 3720    /* the hour window plus slack */
+#define BATCH 100        /* etcd allows 128 ops per txn */
+#define LEASE_TTL_S 3720 /* the hour window plus slack */
 #define KEEPALIVE_MS 60000
 
 struct pc__sync {
@@ -36,7 +36,10 @@ struct pc__sync {
     bool restored; /* own counts of a previous run merged back */
 };
 
-static int64_t mono_ms(void) { return (int64_t)(pc_now_mono_ns() / 1000000u); }
+static int64_t mono_ms(void)
+{
+    return (int64_t)(pc_now_mono_ns() / 1000000u);
+}
 
 /* ---- publisher ------------------------------------------------------------------------- */
 
@@ -58,8 +61,8 @@ static bool ensure_lease(pc__sync_t *s)
         if (st != 200) return false;
         r = NULL;
     }
-    long st = pc__etcd_post(s->base, "/v3/lease/grant", json_pack("{s:i}", "TTL", LEASE_TTL_S),
-                            &r, 3000);
+    long st =
+        pc__etcd_post(s->base, "/v3/lease/grant", json_pack("{s:i}", "TTL", LEASE_TTL_S), &r, 3000);
     const char *id = json_string_value(json_object_get(r, "ID"));
     bool ok = st == 200 && id;
     if (ok) {
@@ -81,8 +84,8 @@ static void flush_batch(batch_t *b)
 {
     if (!b->n) return;
     json_t *r = NULL;
-    long st = pc__etcd_post(b->s->base, "/v3/kv/txn", json_pack("{s:O}", "success", b->ops), &r,
-                            3000);
+    long st =
+        pc__etcd_post(b->s->base, "/v3/kv/txn", json_pack("{s:O}", "success", b->ops), &r, 3000);
     if (st == 200) {
         pc__cluster_touch(b->s->cl);
     } else {
@@ -116,8 +119,8 @@ static void put_cache(void *arg, const char *key, const char *wire, size_t wlen,
 {
     pc__sync_t *s = arg;
     json_t *r = NULL;
-    long st = pc__etcd_post(s->base, "/v3/lease/grant", json_pack("{s:i}", "TTL", (int)ttl_s), &r,
-                            3000);
+    long st =
+        pc__etcd_post(s->base, "/v3/lease/grant", json_pack("{s:i}", "TTL", (int)ttl_s), &r, 3000);
     const char *lease = json_string_value(json_object_get(r, "ID"));
     char *full = NULL;
     if (st == 200 && lease && asprintf(&full, PC__CLUSTER_CACHE_PREFIX "%s", key) >= 0) {
@@ -227,13 +230,12 @@ static void *watch_main(void *arg)
         }
         json_t *r = NULL;
         /* Serializable: a learner (not yet promoted) answers it too. */
-        long st = pc__etcd_post(s->base, "/v3/kv/range",
-                                json_pack("{s:o,s:o,s:b}", "key",
-                                          pc__etcd_b64(PC__CLUSTER_PREFIX, sizeof PC__CLUSTER_PREFIX - 1),
-                                          "range_end",
-                                          pc__etcd_prefix_end(PC__CLUSTER_PREFIX),
-                                          "serializable", 1),
-                                &r, 5000);
+        long st = pc__etcd_post(
+            s->base, "/v3/kv/range",
+            json_pack("{s:o,s:o,s:b}", "key",
+                      pc__etcd_b64(PC__CLUSTER_PREFIX, sizeof PC__CLUSTER_PREFIX - 1), "range_end",
+                      pc__etcd_prefix_end(PC__CLUSTER_PREFIX), "serializable", 1),
+            &r, 5000);
         uint64_t rev = pc__etcd_u64(json_object_get(r, "header"), "revision");
         if (st != 200 || !rev) {
             json_decref(r);
@@ -243,19 +245,17 @@ static void *watch_main(void *arg)
         pc__counts_remote_reset();
         size_t i;
         json_t *kv;
-        json_array_foreach(json_object_get(r, "kvs"), i, kv)
-            apply_kv(s, kv, false, !s->restored);
+        json_array_foreach(json_object_get(r, "kvs"), i, kv) apply_kv(s, kv, false, !s->restored);
         json_decref(r);
         pc__counts_remote_commit();
         s->restored = true;
         pc__cluster_touch(s->cl);
         char start[32];
         snprintf(start, sizeof start, "%" PRIu64, rev + 1);
-        json_t *req = json_pack(
-            "{s:{s:o,s:o,s:s,s:b}}", "create_request", "key",
-            pc__etcd_b64(PC__CLUSTER_PREFIX, sizeof PC__CLUSTER_PREFIX - 1),
-            "range_end", pc__etcd_prefix_end(PC__CLUSTER_PREFIX), "start_revision", start,
-            "progress_notify", 1);
+        json_t *req = json_pack("{s:{s:o,s:o,s:s,s:b}}", "create_request", "key",
+                                pc__etcd_b64(PC__CLUSTER_PREFIX, sizeof PC__CLUSTER_PREFIX - 1),
+                                "range_end", pc__etcd_prefix_end(PC__CLUSTER_PREFIX),
+                                "start_revision", start, "progress_notify", 1);
         watch_ctx_t w = {.s = s};
         (void)pc__etcd_stream(s->base, "/v3/watch", req, on_watch_line, &w, &s->stop);
         if (!atomic_load(&s->stop)) usleep(300 * 1000);

@@ -68,10 +68,10 @@ static void test_codec_round_trip(void **state)
 static void test_decode_rejects_garbage(void **state)
 {
     (void)state;
-    static const char *bad[] = {"",          "S",         "S;",         "S 1:2;N",
-                                "S 1:;M",    "S :2;M",    "S 1:2;M 3",  "S 0:1;M",
-                                "S 1:2 ;M",  "S 1:99999999999;M", "S 1:2;M ", "X;M",
-                                "S 1:2;M 1:2x"};
+    static const char *bad[] = {
+        "",         "S",         "S;",          "S 1:2;N",  "S 1:;M",
+        "S :2;M",   "S 1:2;M 3", "S 0:1;M",     "S 1:2 ;M", "S 1:99999999999;M",
+        "S 1:2;M ", "X;M",       "S 1:2;M 1:2x"};
     pc__cluster_buckets_t d;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&d, 0x55, sizeof d);
@@ -84,7 +84,10 @@ static void test_decode_rejects_garbage(void **state)
     assert_int_equal(pc__cluster_buckets_sum(&d, 65, PC_CLUSTER_LAST_MINUTE), 2);
 }
 
-static int64_t wall_sec(void) { return (int64_t)time(NULL); }
+static int64_t wall_sec(void)
+{
+    return (int64_t)time(NULL);
+}
 
 static void put_remote(const char *member, const char *key, uint32_t n)
 {
@@ -233,8 +236,8 @@ static void test_cache_local_semantics(void **state)
     assert_true(pc__cache_apply("bq/old", "1000:stale", 10, false));
     assert_null(pc_cluster_cache_get("bq", "old", &len));
     char wire[64];
-    int n = snprintf(wire, sizeof wire, "%llu:bob",
-                     (unsigned long long)(time(NULL) + 600) * 1000ull);
+    int n =
+        snprintf(wire, sizeof wire, "%llu:bob", (unsigned long long)(time(NULL) + 600) * 1000ull);
     assert_true(pc__cache_apply("bq/job-2", wire, (size_t)n, false));
     v = pc_cluster_cache_get("bq", "job-2", &len);
     assert_non_null(v);

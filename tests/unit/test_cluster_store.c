@@ -52,9 +52,9 @@ static char *etcd_get(const char *key, size_t *len)
     long st = pc__etcd_post(base, "/v3/kv/range",
                             json_pack("{s:o}", "key", pc__etcd_b64(key, strlen(key))), &r, 5000);
     char *v = NULL;
-    if (st == 200) v = pc__etcd_unb64(json_object_get(json_array_get(json_object_get(r, "kvs"), 0),
-                                                      "value"),
-                                      len);
+    if (st == 200)
+        v = pc__etcd_unb64(json_object_get(json_array_get(json_object_get(r, "kvs"), 0), "value"),
+                           len);
     json_decref(r);
     return v;
 }
@@ -67,13 +67,15 @@ static void test_publish_and_watch(void **state)
     int cport = free_port(), pport = free_port();
     char yaml[1024];
     snprintf(yaml, sizeof yaml,
-             "control_plane: {config_dir: .}\ncluster:\n  enabled: true\n  advertise_address: 127.0.0.1\n"
+             "control_plane: {config_dir: .}\ncluster:\n  enabled: true\n  advertise_address: "
+             "127.0.0.1\n"
              "  discovery: {mode: static, peers: [127.0.0.1]}\n"
              "  client_port: %d\n  peer_port: %d\n  data_dir: %s/etcd\n",
              cport, pport, dir);
     pc_config_t cfg;
     char err[512];
-    bool loaded = pc_config_load_yaml(yaml, strlen(yaml), "test", dir, false, &cfg, err, sizeof err);
+    bool loaded =
+        pc_config_load_yaml(yaml, strlen(yaml), "test", dir, false, &cfg, err, sizeof err);
     if (!loaded) fprintf(stderr, "%s\n", err);
     assert_true(loaded);
     snprintf(base, sizeof base, "http://127.0.0.1:%d", cport);
@@ -132,9 +134,9 @@ static void test_publish_and_watch(void **state)
     assert_int_equal(pc_cluster_remote_count("bob\x1fsensitive-bucket", PC_CLUSTER_LAST_MINUTE), 0);
 
     /* Its key deleted: gone from the replica. */
-    long del = pc__etcd_post(base, "/v3/kv/deleterange",
-                             json_pack("{s:o}", "key", pc__etcd_b64(other, strlen(other))), NULL,
-                             5000);
+    long del =
+        pc__etcd_post(base, "/v3/kv/deleterange",
+                      json_pack("{s:o}", "key", pc__etcd_b64(other, strlen(other))), NULL, 5000);
     assert_int_equal(del, 200);
     for (int i = 0; i < 30000 && seen != 0; i++) {
         seen = pc_cluster_remote_count("alice\x1fsensitive-bucket", PC_CLUSTER_LAST_MINUTE);
