@@ -982,6 +982,8 @@ void pc_cluster_leave(pc_cluster_t *c)
     pthread_mutex_unlock(&c->mu);
     if (c->sup_started) pthread_join(c->sup, NULL);
     c->sup_started = false;
+    pc__sync_stop(c->sync); /* still there when the supervisor gave up early (degraded) */
+    c->sync = NULL;
     c->cfg = NULL;
     pc__counts_enable(false);
 }

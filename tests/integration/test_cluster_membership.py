@@ -263,3 +263,20 @@ def test_dns_discovery_bootstraps(connector, tmp_path):
     assert c.find_logs("bootstrapping a new cluster")
     assert c.stop(30) == 0
     assert not os.path.exists(str(tmp_path / "etcd" / "member"))
+
+
+def test_rolling_restart_keeps_three_members(trio):
+    for i in range(3):
+        trio.start(i, wait_ready=False)
+    for i in range(3):
+        trio.nodes[i].wait_ready(30)
+    trio.wait_voters([0, 1, 2], 3)
+    for i in range(3):
+        rest = [k for k in range(3) if k != i]
+        assert trio.nodes[i].stop(60) == 0
+        trio.wait_voters(rest, 2)
+        for k in rest:
+            assert ready_body(trio.nodes[k])[0] == 200
+        trio.start(i)
+        trio.wait_voters([0, 1, 2], 3)
+    wait_until(lambda: leader_count(trio, [0, 1, 2]) == 1, 30, 0.2, "one leader")
