@@ -5,10 +5,11 @@ Starts a throwaway PostgreSQL (max_connections raised) and a connector (the
 release build by default), opens N authenticated sessions through it that stay
 idle, and prints the connector's RSS growth per session.
 
-    /usr/bin/python3 bench/pg_idle_sessions.py [N]        # default 1000
+    /usr/bin/python3 bench/pg_idle_sessions.py [N] [--tls]   # default 1000, plaintext
     PORTCULLIS_BIN=build/portcullis /usr/bin/python3 bench/pg_idle_sessions.py 200
 """
 import os
+import subprocess
 import sys
 import time
 
@@ -30,7 +31,9 @@ def rss_kb(pid):
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    args = [a for a in sys.argv[1:] if a != "--tls"]
+    tls = "--tls" in sys.argv[1:]
+    n = int(args[0]) if args else 1000
     pg = harness.Postgres()
     conns = []
     c = None
@@ -40,12 +43,18 @@ def main():
         pg.stop()
         pg.start()
         port = harness.free_port()
+        config = {"log_level": "warn"}
+        if tls:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                            "1", "-subj", "/CN=127.0.0.1", "-keyout", f"{pg.base}/k.pem",
+                            "-out", f"{pg.base}/c.pem"], check=True, capture_output=True)
+            config["tls"] = {"cert": f"{pg.base}/c.pem", "key": f"{pg.base}/k.pem"}
         c = harness.Connector({"resources": [pg.resource()],
-                               "listeners": [harness.pg_listener(port)],
+                               "listeners": [harness.pg_listener(port, tls="optional")],
                                "users": [harness.pg_user()]},
-                              config={"log_level": "warn"})
+                              config=config)
         dsn = (f"host=127.0.0.1 port={port} user=alice password={harness.USER_PASSWORD} "
-               "dbname=app sslmode=disable")
+               f"dbname=app sslmode={'require' if tls else 'disable'}")
         # warm up pools and lazily built state, then measure
         for _ in range(20):
             with psycopg.connect(dsn) as w:
@@ -59,7 +68,7 @@ def main():
         time.sleep(1.0)
         after = rss_kb(c.proc.pid)
         per = (after - base) * 1024 / n
-        print(f"{n} idle sessions: connector RSS {base} kB -> {after} kB, "
+        print(f"{n} idle {'TLS' if tls else 'plaintext'} sessions: connector RSS {base} kB -> {after} kB, "
               f"{per / 1024:.1f} KiB per session")
     finally:
         for conn in conns:

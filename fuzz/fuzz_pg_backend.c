@@ -39,7 +39,8 @@ static void read_fields(const pc_pg_msg_t *m)
         pc_pg_rowdesc_iter_t it;
         pc_pg_column_t col;
         if (pc_pg_rowdesc_begin(m->body, m->body_len, &it))
-            while (pc_pg_rowdesc_next(&it, &col) == 1) (void)strlen(col.name);
+            while (pc_pg_rowdesc_next(&it, &col) == 1)
+                (void)strlen(col.name);
         break;
     }
     case 'D': {
@@ -73,7 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (off < size) {
         pc_pg_msg_t m;
         const char *err = NULL;
-        if (pc_pg_frame_next(data + off, size - off, false, PC_PG_MAX_MSG_LEN, &m, &err) != PC_PG_OK)
+        if (pc_pg_frame_next(data + off, size - off, false, PC_PG_MAX_MSG_LEN, &m, &err) !=
+            PC_PG_OK)
             break;
         read_fields(&m);
         off += m.total_len;

@@ -55,9 +55,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (off < size) {
         pc_pg_msg_t m;
         const char *err = NULL;
-        pc_pg_status_t st = pc_pg_frame_next(data + off, size - off, startup,
-                                             startup ? PC_PG_MAX_STARTUP_LEN : PC_PG_MAX_MSG_LEN,
-                                             &m, &err);
+        pc_pg_status_t st =
+            pc_pg_frame_next(data + off, size - off, startup,
+                             startup ? PC_PG_MAX_STARTUP_LEN : PC_PG_MAX_MSG_LEN, &m, &err);
         if (st != PC_PG_OK) break;
         if (startup) {
             pc_pg_startup_t su;

@@ -44,6 +44,27 @@ static bool test_hook(const pc_decision_ctx_t *ctx, pc_decision_t *out)
     else if (ctx->query)
         hit = *needle && strstr(ctx->query, needle) != NULL;
     if (!hit) return false;
+    const char *act = c1 + 1;
+    size_t act_len = (size_t)(c2 - c1 - 1);
+    if (act_len > 6 && strncmp(act, "limit=", 6) == 0) {
+        out->action = PC_DECISION_FILTER;
+        out->limit = strtoll(act + 6, NULL, 10);
+        snprintf(out->policies, sizeof out->policies, "[\"test\"]");
+        return true;
+    }
+    if (act_len > 5 && strncmp(act, "mask=", 5) == 0) {
+        out->action = PC_DECISION_MASK;
+        for (size_t i = 0; i < ctx->n_columns && out->n_masked < PC_DECISION_MAX_MASKED; i++) {
+            if (strlen(ctx->columns[i].name) == act_len - 5 &&
+                strncmp(ctx->columns[i].name, act + 5, act_len - 5) == 0) {
+                out->masked[out->n_masked].column = (uint16_t)i;
+                out->masked[out->n_masked].type = PC_MASK_NULLIFY;
+                out->n_masked++;
+            }
+        }
+        snprintf(out->policies, sizeof out->policies, "[\"test\"]");
+        return true;
+    }
     out->action = PC_DECISION_BLOCK;
     bool silent = (size_t)(c2 - c1 - 1) == strlen("block_silently") &&
                   strncmp(c1 + 1, "block_silently", (size_t)(c2 - c1 - 1)) == 0;

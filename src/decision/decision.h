@@ -119,8 +119,9 @@ void pc_decision_set_engine(pc_decision_engine_fn fn);
  * Test hook (debug builds only, compiled out with NDEBUG): the environment
  * variable PORTCULLIS_TEST_DECISION="stage:action:needle" forces a block for
  * the given stage ("session", "pre_request") when needle occurs in the query
- * text (pre_request) or equals the username (session); action is "block" or
- * "block_silently". It exists to prove the enforcement paths end to end.
+ * text (pre_request, post_request) or equals the username (session); action
+ * is "block", "block_silently", and at post_request "limit=N" (filter) or
+ * "mask=COLUMN" (nullify). It exists to prove the enforcement paths end to end.
  */
 void pc_decision_eval(const pc_decision_ctx_t *ctx, pc_decision_t *out);
 

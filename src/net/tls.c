@@ -32,6 +32,8 @@ SSL_CTX *pc_tls_server_ctx(const char *cert_file, const char *key_file, char *er
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    /* Idle connections give their record buffers back (about 34 KiB each). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         openssl_err(err, errlen, "tls certificate");
         goto fail;
@@ -58,6 +60,7 @@ SSL_CTX *pc_tls_client_ctx(bool verify, const char *ca_file, char *err, size_t e
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (verify) {
         int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
                          : SSL_CTX_set_default_verify_paths(ctx);

@@ -18,7 +18,10 @@ static struct shard {
     pthread_mutex_t mu;
     entry_t *head;
 } shards[SHARDS] = {
-#define S {PTHREAD_MUTEX_INITIALIZER, NULL}
+#define S                                                                                          \
+    {                                                                                              \
+        PTHREAD_MUTEX_INITIALIZER, NULL                                                            \
+    }
     S, S, S, S, S, S, S, S, S, S, S, S, S, S, S, S,
 #undef S
 };

@@ -16,8 +16,9 @@
  *  - Upstream: the listener's resource, TLS per its `tls`, authenticated with
  *    the resource credentials (SCRAM-SHA-256, MD5 or cleartext, as asked).
  *    Database: the client's `database` startup parameter when sent, else the
- *    resource's `database` (libpq always sends one, so the resource value is
- *    the default for clients that do not). Every other startup parameter the
+ *    resource's `database`, else the user name as PostgreSQL itself does
+ *    (libpq always sends one, defaulting to the user name, so the resource
+ *    value is the default for clients that send none). Every other startup parameter the
  *    client sent (application_name, client_encoding, options, ...) is passed
  *    on, except `user` (replaced by the resource's user) and `replication`
  *    (refused: the relay does not speak the replication protocol).

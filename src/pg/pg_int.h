@@ -20,5 +20,4 @@ void pc__pg_cancel_unregister(uint32_t pid);
 /** Look up a client's (pid, key); false if unknown or the key does not match. */
 bool pc__pg_cancel_lookup(uint32_t pid, uint32_t key, pc__pg_cancel_target_t *out) PC_WUR;
 
-
 #endif

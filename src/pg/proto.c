@@ -133,8 +133,7 @@ bool pc_pg_parse_bind(const uint8_t *body, uint32_t len, const char **portal, co
     return true;
 }
 
-bool pc_pg_parse_execute(const uint8_t *body, uint32_t len, const char **portal,
-                         uint32_t *max_rows)
+bool pc_pg_parse_execute(const uint8_t *body, uint32_t len, const char **portal, uint32_t *max_rows)
 {
     const uint8_t *p = body, *end = body + len;
     if (!(*portal = take_cstr(&p, end))) return false;
@@ -355,8 +354,7 @@ bool pc_pg_parse_notification(const uint8_t *body, uint32_t len, uint32_t *pid,
     return p == end;
 }
 
-bool pc_pg_parse_copy_response(const uint8_t *body, uint32_t len, uint8_t *format,
-                               uint16_t *n_cols)
+bool pc_pg_parse_copy_response(const uint8_t *body, uint32_t len, uint8_t *format, uint16_t *n_cols)
 {
     if (len < 3) return false;
     *format = body[0];
@@ -384,7 +382,8 @@ static bool reserve(pc_pg_buf_t *b, size_t n)
     if (b->oom) return false;
     if (b->cap - b->len >= n) return true;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < n) cap *= 2;
+    while (cap - b->len < n)
+        cap *= 2;
     uint8_t *d = realloc(b->data, cap);
     if (!d) {
         b->oom = true;

@@ -21,9 +21,9 @@
 
 #include "core/common.h"
 
-#define PC_PG_MAX_MSG_LEN (1u << 30)    /* PostgreSQL's own limit (PQ_LARGE_MESSAGE_LIMIT) */
-#define PC_PG_MAX_STARTUP_LEN 10000u    /* PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
-#define PC_PG_PROTO_3_0 196608u         /* 3 << 16 */
+#define PC_PG_MAX_MSG_LEN (1u << 30) /* PostgreSQL's own limit (PQ_LARGE_MESSAGE_LIMIT) */
+#define PC_PG_MAX_STARTUP_LEN 10000u /* PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
+#define PC_PG_PROTO_3_0 196608u      /* 3 << 16 */
 #define PC_PG_SSL_REQUEST_CODE 80877103u
 #define PC_PG_GSSENC_REQUEST_CODE 80877104u
 #define PC_PG_CANCEL_REQUEST_CODE 80877102u
@@ -218,8 +218,7 @@ void pc_pg_build_ssl_request(pc_pg_buf_t *b);
 void pc_pg_build_cancel(pc_pg_buf_t *b, uint32_t pid, uint32_t key);
 /** 'p' PasswordMessage with a NUL-terminated password (cleartext or md5 hash). */
 void pc_pg_build_password(pc_pg_buf_t *b, const char *password);
-void pc_pg_build_sasl_initial(pc_pg_buf_t *b, const char *mechanism, const void *data,
-                              size_t len);
+void pc_pg_build_sasl_initial(pc_pg_buf_t *b, const char *mechanism, const void *data, size_t len);
 void pc_pg_build_sasl_response(pc_pg_buf_t *b, const void *data, size_t len);
 
 #endif

@@ -42,17 +42,17 @@
 /* ---------- states ---------- */
 
 typedef enum {
-    ST_STARTUP,        /* waiting for the client's startup packet */
-    ST_CLIENT_TLS,     /* client TLS handshake */
-    ST_SASL_INIT,      /* sent AuthenticationSASL, waiting for SASLInitialResponse */
-    ST_SASL_CONT,      /* sent SASLContinue, waiting for SASLResponse */
-    ST_UP_CONNECT,     /* resolving / connecting upstream */
-    ST_UP_SSL,         /* sent SSLRequest upstream, waiting for 'S' / 'N' */
-    ST_UP_TLS,         /* upstream TLS handshake */
-    ST_UP_AUTH,        /* sent StartupMessage upstream, authenticating */
-    ST_UP_INIT,        /* upstream authenticated: ParameterStatus.. until ReadyForQuery */
-    ST_READY,          /* relaying */
-    ST_CLOSING,        /* handles closing; nothing more is processed */
+    ST_STARTUP,    /* waiting for the client's startup packet */
+    ST_CLIENT_TLS, /* client TLS handshake */
+    ST_SASL_INIT,  /* sent AuthenticationSASL, waiting for SASLInitialResponse */
+    ST_SASL_CONT,  /* sent SASLContinue, waiting for SASLResponse */
+    ST_UP_CONNECT, /* resolving / connecting upstream */
+    ST_UP_SSL,     /* sent SSLRequest upstream, waiting for 'S' / 'N' */
+    ST_UP_TLS,     /* upstream TLS handshake */
+    ST_UP_AUTH,    /* sent StartupMessage upstream, authenticating */
+    ST_UP_INIT,    /* upstream authenticated: ParameterStatus.. until ReadyForQuery */
+    ST_READY,      /* relaying */
+    ST_CLOSING,    /* handles closing; nothing more is processed */
 } state_t;
 
 /* Requests in flight, in the order the upstream answers them. */
@@ -72,12 +72,15 @@ typedef enum {
 typedef struct qstr {
     uint32_t refs;
     uint32_t len;
+    uint8_t *rowdesc; /* the statement's last RowDescription body, for post_request */
+    uint32_t rowdesc_len;
     char text[];
 } qstr_t;
 
 typedef struct item {
     struct item *next;
     item_kind_t kind;
+    char describe_kind; /* IT_DESCRIBE: 'S' statement or 'P' portal */
     qstr_t *query;
     uint64_t start_ns;
     int64_t rows;
@@ -99,7 +102,7 @@ typedef struct side {
     session_t *s;
     pc_tls_t *tls;
     bool is_client;
-    bool inited;  /* tcp handle initialised (must be closed) */
+    bool inited; /* tcp handle initialised (must be closed) */
     bool reading;
     uint8_t *in; /* bytes of an incomplete message */
     size_t in_len, in_cap;
@@ -147,6 +150,9 @@ struct session {
     uint32_t our_pid; /* 0 = not registered in the cancel map */
     bool started;     /* session-start audit record written */
     bool client_gone;
+    bool up_ready; /* the upstream session was established */
+    bool up_gone;  /* the upstream connection failed or was closed by the server */
+    bool up_fatal; /* the server sent a FATAL/PANIC before closing */
     char tx_status;
 
     item_t *q_head, *q_tail;
@@ -158,7 +164,8 @@ struct session {
 
     /* post_request state of the current result set */
     pc_decision_t result_decision;
-    bool result_active;
+    bool result_decided; /* post_request has judged the current result set */
+    bool result_active;  /* ... and rows need looking at (mask / filter) */
     int64_t result_rows_seen;
     int64_t result_rows_sent;
 
@@ -166,6 +173,7 @@ struct session {
 };
 
 static void session_close(session_t *s);
+static void fatal_and_close(session_t *s, const char *sqlstate, const char *message);
 static void side_flush(side_t *sd);
 static void update_reading(session_t *s);
 static void side_input(side_t *sd, const uint8_t *p, size_t n);
@@ -262,6 +270,8 @@ static qstr_t *qstr_new(const char *text, size_t len)
     if (!q) return NULL;
     q->refs = 1;
     q->len = (uint32_t)len;
+    q->rowdesc = NULL;
+    q->rowdesc_len = 0;
     memcpy(q->text, text, len);
     q->text[len] = 0;
     return q;
@@ -275,14 +285,17 @@ static qstr_t *qstr_ref(qstr_t *q)
 
 static void qstr_unref(qstr_t *q)
 {
-    if (q && --q->refs == 0) free(q);
+    if (q && --q->refs == 0) {
+        free(q->rowdesc);
+        free(q);
+    }
 }
 
 static const char *state_name(state_t st)
 {
-    static const char *const names[] = {"startup", "client_tls", "sasl_init", "sasl_cont",
-                                        "up_connect", "up_ssl", "up_tls", "up_auth",
-                                        "up_init", "ready", "closing"};
+    static const char *const names[] = {"startup",    "client_tls", "sasl_init", "sasl_cont",
+                                        "up_connect", "up_ssl",     "up_tls",    "up_auth",
+                                        "up_init",    "ready",      "closing"};
     return (size_t)st < PC_ARRAY_LEN(names) ? names[st] : "?";
 }
 
@@ -326,8 +339,13 @@ static void on_write(uv_write_t *req, int status)
             pc_log_debug("pg write failed", PC_LUINT("session", s->id),
                          PC_LSTR("side", sd->is_client ? "client" : "upstream"),
                          PC_LSTR("error", uv_strerror(status)));
-            if (sd->is_client) s->client_gone = true;
-            session_close(s);
+            if (sd->is_client) {
+                s->client_gone = true;
+                session_close(s);
+            } else {
+                s->up_gone = true;
+                fatal_and_close(s, "08006", "upstream connection lost");
+            }
         }
         return;
     }
@@ -545,7 +563,8 @@ static void item_pop(session_t *s, bool audit)
 
 static void items_free_all(session_t *s)
 {
-    while (s->q_head) item_pop(s, false);
+    while (s->q_head)
+        item_pop(s, false);
 }
 
 /* Connector-made responses go out once everything before them has. */
@@ -583,10 +602,18 @@ static void named_set(session_t *s, named_t **list, const char *name, qstr_t *q,
     (*count)++;
 }
 
-static qstr_t *named_get(named_t *list, const char *name)
+/* Move-to-front: the statements a session runs over and over stay at the head. */
+static qstr_t *named_get(named_t **list, const char *name)
 {
-    for (named_t *n = list; n; n = n->next)
-        if (strcmp(n->name, name) == 0) return n->query;
+    for (named_t **pp = list; *pp; pp = &(*pp)->next) {
+        named_t *n = *pp;
+        if (strcmp(n->name, name) == 0) {
+            *pp = n->next;
+            n->next = *list;
+            *list = n;
+            return n->query;
+        }
+    }
     return NULL;
 }
 
@@ -629,7 +656,8 @@ static pthread_once_t worker_key_once = PTHREAD_ONCE_INIT;
 static void worker_thread_end(void *arg)
 {
     pg_worker_t *pw = arg;
-    while (tl_n_chunks) free(tl_chunks[--tl_n_chunks]);
+    while (tl_n_chunks)
+        free(tl_chunks[--tl_n_chunks]);
     while (tl_wreqs) {
         wreq_t *r = tl_wreqs;
         tl_wreqs = r->next_free;
@@ -734,6 +762,13 @@ static void session_close(session_t *s)
     if (s->our_pid) pc__pg_cancel_unregister(s->our_pid);
     s->our_pid = 0;
     if (s->client.inited && !s->client_gone) side_flush(&s->client);
+    if (s->up_ready && !s->up_gone) {
+        /* Terminate, so the server ends the backend cleanly (best effort:
+         * what the socket does not take at once goes with the close). */
+        static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
+        out_put(&s->up, terminate, sizeof terminate);
+        side_flush(&s->up);
+    }
     items_free_all(s);
     named_free_all(&s->stmts);
     named_free_all(&s->portals);
@@ -850,7 +885,8 @@ static void side_buffer(side_t *sd, const uint8_t *p, size_t n)
     if (!n) return;
     if (sd->in_cap - sd->in_len < n) {
         size_t cap = sd->in_cap ? sd->in_cap : 512;
-        while (cap - sd->in_len < n) cap *= 2;
+        while (cap - sd->in_len < n)
+            cap *= 2;
         uint8_t *q = realloc(sd->in, cap);
         if (!q) {
             session_close(sd->s);
@@ -863,24 +899,19 @@ static void side_buffer(side_t *sd, const uint8_t *p, size_t n)
     sd->in_len += n;
 }
 
-
 static void on_peer_eof(side_t *sd, ssize_t err)
 {
     session_t *s = sd->s;
     if (sd->is_client) {
         s->client_gone = true;
-        if (s->up.inited && s->state == ST_READY) {
-            /* Tell the server we are leaving so it ends the backend cleanly. */
-            static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
-            out_put(&s->up, terminate, sizeof terminate);
-            side_flush(&s->up);
-        }
         session_close(s);
         return;
     }
+    s->up_gone = true;
     if (s->state == ST_READY) {
-        /* The server said its piece (e.g. a FATAL) before closing. */
-        side_flush(&s->client);
+        /* A server that dies without a word would leave the client guessing. */
+        if (!s->up_fatal)
+            client_error(s, "FATAL", "08006", "upstream connection closed unexpectedly");
         session_close(s);
         return;
     }
@@ -1018,8 +1049,7 @@ static void handle_startup(session_t *s, const pc_pg_msg_t *m)
         return;
     case PC_PG_STARTUP_UNSUPPORTED_VERSION: {
         char msg[128];
-        snprintf(msg, sizeof msg,
-                 "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+        snprintf(msg, sizeof msg, "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
                  su.code >> 16, su.code & 0xffff);
         fatal_and_close(s, "0A000", msg);
         return;
@@ -1047,9 +1077,9 @@ static void handle_startup(session_t *s, const pc_pg_msg_t *m)
     const char *db = pc_pg_startup_param(&su, "database");
     const char *app = pc_pg_startup_param(&su, "application_name");
     s->username = strdup(user);
-    s->database = (db && *db) ? strdup(db)
+    s->database = (db && *db)                              ? strdup(db)
                   : (s->resource && s->resource->database) ? strdup(s->resource->database)
-                                                          : strdup(user);
+                                                           : strdup(user);
     s->application = app ? strdup(app) : NULL;
     s->startup_body = malloc(m->body_len);
     if (!s->username || !s->database || (app && !s->application) || !s->startup_body) {
@@ -1106,12 +1136,11 @@ static void handle_sasl(session_t *s, const pc_pg_msg_t *m)
             return;
         }
         if (strcmp(mech, PC_SCRAM_MECHANISM) != 0) {
-            fatal_and_close(s, "28000",
-                            "client selected an invalid SASL authentication mechanism");
+            fatal_and_close(s, "28000", "client selected an invalid SASL authentication mechanism");
             return;
         }
-        r = pc_scram_server_first(s->scram_srv, (const char *)data, dlen, out, sizeof out,
-                                  &out_len, &problem);
+        r = pc_scram_server_first(s->scram_srv, (const char *)data, dlen, out, sizeof out, &out_len,
+                                  &problem);
         if (r == PC_SCRAM_OK) {
             send_auth(s, 11, out, out_len);
             s->state = ST_SASL_CONT;
@@ -1121,8 +1150,8 @@ static void handle_sasl(session_t *s, const pc_pg_msg_t *m)
         const uint8_t *data;
         uint32_t dlen;
         pc_pg_parse_sasl_response(m->body, m->body_len, &data, &dlen);
-        r = pc_scram_server_final(s->scram_srv, (const char *)data, dlen, out, sizeof out,
-                                  &out_len, &problem);
+        r = pc_scram_server_final(s->scram_srv, (const char *)data, dlen, out, sizeof out, &out_len,
+                                  &problem);
         if (r == PC_SCRAM_OK) {
             send_auth(s, 12, out, out_len);
             send_auth(s, 0, NULL, 0);
@@ -1168,8 +1197,8 @@ static void session_stage_passed(session_t *s)
     fill_ctx(s, &c, PC_STAGE_SESSION);
     pc_decision_eval(&c, &d);
     if (d.action == PC_DECISION_BLOCK) {
-        pc_log_info("pg session blocked", PC_LUINT("session", s->id),
-                    PC_LSTR("user", s->username), PC_LSTR("reason", d.reason));
+        pc_log_info("pg session blocked", PC_LUINT("session", s->id), PC_LSTR("user", s->username),
+                    PC_LSTR("reason", d.reason));
         audit_session(s, PC_AUDIT_SESSION_START, "block", d.reason, NULL);
         if (d.block_type == PC_BLOCK_SILENTLY) {
             session_close(s);
@@ -1178,7 +1207,7 @@ static void session_stage_passed(session_t *s)
         char msg[600];
         snprintf(msg, sizeof msg, "%s",
                  d.block_type == PC_BLOCK_CUSTOM_MESSAGE && d.message[0] ? d.message
-                 : d.reason[0] ? d.reason
+                 : d.reason[0]                                           ? d.reason
                                : "access denied by policy");
         fatal_and_close(s, "42501", msg);
         return;
@@ -1262,7 +1291,7 @@ static SSL_CTX *upstream_tls_ctx(const pc_resource_t *r, char *err, size_t errle
         bool verify;
         char *ca;
         SSL_CTX *ctx;
-    } *cache;
+    } * cache;
     bool verify = r->tls == PC_UPSTREAM_TLS_VERIFY_FULL;
     const char *ca = verify ? r->tls_ca_file : NULL;
     SSL_CTX *ctx = NULL;
@@ -1293,8 +1322,7 @@ static void upstream_fail(session_t *s, const char *what)
     char msg[300];
     snprintf(msg, sizeof msg, "upstream unavailable: %s", what);
     pc_log_warn("pg upstream failed", PC_LUINT("session", s->id),
-                PC_LSTR("resource", s->resource ? s->resource->name : ""),
-                PC_LSTR("error", what));
+                PC_LSTR("resource", s->resource ? s->resource->name : ""), PC_LSTR("error", what));
     audit_session(s, PC_AUDIT_SESSION_START, "allow", NULL, msg);
     fatal_and_close(s, "08006", msg);
 }
@@ -1517,8 +1545,8 @@ static void handle_up_auth(session_t *s, const pc_pg_msg_t *m)
         break;
     case 11:
         if (!s->scram_cli ||
-            pc_scram_client_final(s->scram_cli, (const char *)a.data, a.data_len, out,
-                                  sizeof out, &out_len, &problem) != PC_SCRAM_OK) {
+            pc_scram_client_final(s->scram_cli, (const char *)a.data, a.data_len, out, sizeof out,
+                                  &out_len, &problem) != PC_SCRAM_OK) {
             upstream_fail(s, "upstream SCRAM exchange failed");
             return;
         }
@@ -1536,7 +1564,7 @@ static void handle_up_auth(session_t *s, const pc_pg_msg_t *m)
             upstream_fail(s, "upstream server failed SCRAM verification");
             return;
         }
-        /* pretend no SCRAM is running so the following AuthenticationOk is accepted */
+        /* Server proven: the AuthenticationOk that follows is accepted (scram_cli is gone). */
         return;
     }
     default: {
@@ -1562,6 +1590,7 @@ static void become_ready(session_t *s, const pc_pg_msg_t *z)
     }
     s->state = ST_READY;
     s->started = true;
+    s->up_ready = true;
     audit_session(s, PC_AUDIT_SESSION_START, "allow", NULL, NULL);
     pc_log_debug("pg session ready", PC_LUINT("session", s->id), PC_LSTR("user", s->username));
     out_put(&s->client, z->body - 5, z->total_len);
@@ -1717,7 +1746,7 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
             client_protocol_error(s, "malformed Bind message");
             return;
         }
-        qstr_t *qs = named_get(s->stmts, stmt);
+        qstr_t *qs = named_get(&s->stmts, stmt);
         if (qs)
             named_set(s, &s->portals, portal, qs, false);
         else
@@ -1735,7 +1764,7 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
             client_protocol_error(s, "malformed Execute message");
             return;
         }
-        qstr_t *qs = named_get(s->portals, portal);
+        qstr_t *qs = named_get(&s->portals, portal);
         if (!pre_request(s, qs ? qs->text : "", qs ? qs->len : 0, "execute", false)) return;
         if (!item_push(s, IT_EXECUTE, qs)) {
             session_close(s);
@@ -1759,11 +1788,13 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
                 named_del(s, &s->portals, name, false);
         }
         /* Describe carries the statement text so post_request sees the query. */
-        qstr_t *dq = m->type == 'D' ? named_get(kind == 'S' ? s->stmts : s->portals, name) : NULL;
-        if (!item_push(s, m->type == 'D' ? IT_DESCRIBE : IT_CLOSE, dq)) {
+        qstr_t *dq = m->type == 'D' ? named_get(kind == 'S' ? &s->stmts : &s->portals, name) : NULL;
+        item_t *it = item_push(s, m->type == 'D' ? IT_DESCRIBE : IT_CLOSE, dq);
+        if (!it) {
             session_close(s);
             return;
         }
+        it->describe_kind = kind;
         break;
     }
     case 'S':
@@ -1780,10 +1811,8 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
         }
         break;
     case 'X':
-        forward(&s->up, m);
-        side_flush(&s->up);
         s->client_gone = true;
-        session_close(s);
+        session_close(s); /* sends Terminate upstream */
         return;
     case 'd':
     case 'c':
@@ -1802,38 +1831,63 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
 static const char *type_name(uint32_t oid)
 {
     switch (oid) {
-    case 16: return "bool";
-    case 17: return "bytea";
-    case 18: return "char";
-    case 19: return "name";
-    case 20: return "int8";
-    case 21: return "int2";
-    case 23: return "int4";
-    case 25: return "text";
-    case 26: return "oid";
-    case 114: return "json";
-    case 700: return "float4";
-    case 701: return "float8";
-    case 1042: return "bpchar";
-    case 1043: return "varchar";
-    case 1082: return "date";
-    case 1083: return "time";
-    case 1114: return "timestamp";
-    case 1184: return "timestamptz";
-    case 1700: return "numeric";
-    case 2950: return "uuid";
-    case 3802: return "jsonb";
-    default: return NULL;
+    case 16:
+        return "bool";
+    case 17:
+        return "bytea";
+    case 18:
+        return "char";
+    case 19:
+        return "name";
+    case 20:
+        return "int8";
+    case 21:
+        return "int2";
+    case 23:
+        return "int4";
+    case 25:
+        return "text";
+    case 26:
+        return "oid";
+    case 114:
+        return "json";
+    case 700:
+        return "float4";
+    case 701:
+        return "float8";
+    case 1042:
+        return "bpchar";
+    case 1043:
+        return "varchar";
+    case 1082:
+        return "date";
+    case 1083:
+        return "time";
+    case 1114:
+        return "timestamp";
+    case 1184:
+        return "timestamptz";
+    case 1700:
+        return "numeric";
+    case 2950:
+        return "uuid";
+    case 3802:
+        return "jsonb";
+    default:
+        return NULL;
     }
 }
 
-static void on_row_description(session_t *s, const pc_pg_msg_t *m)
+/* post_request: judge the result set about to stream, from its
+ * RowDescription body (NULL when the client did not ask for one and none is
+ * cached: the engine then sees no columns but still judges). */
+static void judge_result(session_t *s, const uint8_t *rd, uint32_t rd_len, const qstr_t *query)
 {
     pc_decision_column_t cols[64];
     size_t n = 0;
     pc_pg_rowdesc_iter_t it;
     pc_pg_column_t c;
-    if (pc_pg_rowdesc_begin(m->body, m->body_len, &it)) {
+    if (rd && pc_pg_rowdesc_begin(rd, rd_len, &it)) {
         while (n < PC_ARRAY_LEN(cols) && pc_pg_rowdesc_next(&it, &c) == 1) {
             cols[n].name = c.name;
             cols[n].type_oid = c.type_oid;
@@ -1845,18 +1899,43 @@ static void on_row_description(session_t *s, const pc_pg_msg_t *m)
     }
     pc_decision_ctx_t ctx;
     fill_ctx(s, &ctx, PC_STAGE_POST_REQUEST);
-    const item_t *head = s->q_head;
-    if (head && head->query) {
-        ctx.query = head->query->text;
-        ctx.query_len = head->query->len;
+    if (query) {
+        ctx.query = query->text;
+        ctx.query_len = query->len;
     }
     ctx.columns = cols;
     ctx.n_columns = n;
     pc_decision_eval(&ctx, &s->result_decision);
+    s->result_decided = true;
     s->result_active = s->result_decision.action == PC_DECISION_MASK ||
                        s->result_decision.action == PC_DECISION_FILTER ||
                        s->result_decision.action == PC_DECISION_BLOCK;
     s->result_rows_seen = s->result_rows_sent = 0;
+}
+
+static void result_done(session_t *s)
+{
+    s->result_decided = false;
+    s->result_active = false;
+}
+
+static void on_row_description(session_t *s, const pc_pg_msg_t *m)
+{
+    item_t *head = s->q_head;
+    if (head && head->kind == IT_DESCRIBE && head->query) {
+        /* Remember the shape for executions the client does not describe. */
+        qstr_t *q = head->query;
+        uint8_t *copy = malloc(m->body_len ? m->body_len : 1);
+        if (copy) {
+            memcpy(copy, m->body, m->body_len);
+            free(q->rowdesc);
+            q->rowdesc = copy;
+            q->rowdesc_len = m->body_len;
+        }
+        /* A statement's description is not a result set yet. */
+        if (head->describe_kind == 'S') return;
+    }
+    judge_result(s, m->body, m->body_len, head ? head->query : NULL);
 }
 
 /* Rewrite a DataRow under a mask decision. Until the masking functions land
@@ -1939,6 +2018,9 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
         if (head && head->kind == IT_DESCRIBE) item_pop(s, false);
         break;
     case 'D':
+        if (!s->result_decided && head)
+            judge_result(s, head->query ? head->query->rowdesc : NULL,
+                         head->query ? head->query->rowdesc_len : 0, head->query);
         if (!row_allowed(s)) return;
         if (s->result_active && s->result_decision.action == PC_DECISION_MASK) {
             forward_masked_row(s, m);
@@ -1953,7 +2035,7 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
             return;
         }
         forward_command_complete(s, m, tag, &rows);
-        s->result_active = false;
+        result_done(s);
         if (head && (head->kind == IT_SIMPLE || head->kind == IT_EXECUTE)) {
             if (rows >= 0) head->rows = (head->rows < 0 ? 0 : head->rows) + rows;
             if (head->kind == IT_EXECUTE) item_pop(s, true);
@@ -1963,7 +2045,7 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
     }
     case 'I':
     case 's':
-        s->result_active = false;
+        result_done(s);
         if (head && head->kind == IT_EXECUTE) item_pop(s, true);
         break;
     case '1':
@@ -1977,8 +2059,12 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
         break;
     case 't':
         break; /* ParameterDescription: RowDescription/NoData completes Describe */
-    case 'E':
-        s->result_active = false;
+    case 'E': {
+        pc_pg_error_fields_t ef;
+        if (pc_pg_parse_error(m->body, m->body_len, &ef) && ef.severity &&
+            (!strcmp(ef.severity, "FATAL") || !strcmp(ef.severity, "PANIC")))
+            s->up_fatal = true;
+        result_done(s);
         if (head) {
             item_set_error(head, m);
             if (head->kind != IT_SIMPLE && head->kind != IT_FUNC && head->kind != IT_SYNC) {
@@ -1987,9 +2073,11 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
             }
         }
         break;
+    }
     case 'Z': {
         char tx;
         if (pc_pg_parse_ready(m->body, m->body_len, &tx)) s->tx_status = tx;
+        result_done(s);
         /* Everything up to the Sync / Query this answers is over; requests
          * the server skipped after an error are recorded with it. */
         while (s->q_head) {
@@ -2033,7 +2121,7 @@ static bool streamable(const side_t *sd, uint8_t type)
     if (sd->is_client) return type == 'd' && !s->skip_until_sync;
     if (type == 'd') return true;
     /* A DataRow may pass in pieces when nothing needs to see it whole. */
-    return type == 'D' && !s->result_active;
+    return type == 'D' && s->result_decided && !s->result_active;
 }
 
 static void dispatch(side_t *sd, const pc_pg_msg_t *m)
@@ -2111,8 +2199,8 @@ static size_t process_bytes(side_t *sd, const uint8_t *buf, size_t len)
             continue;
         }
         bool startup = sd->is_client && client_phase_startup(s);
-        uint32_t max = sd->is_client && s->state != ST_READY ? PC_PG_MAX_STARTUP_LEN
-                                                              : PC_PG_MAX_MSG_LEN;
+        uint32_t max =
+            sd->is_client && s->state != ST_READY ? PC_PG_MAX_STARTUP_LEN : PC_PG_MAX_MSG_LEN;
         pc_pg_msg_t m;
         const char *err = NULL;
         pc_pg_status_t st = pc_pg_frame_next(buf + off, len - off, startup, max, &m, &err);
@@ -2208,8 +2296,8 @@ static void on_accept(pc_worker_t *w, uv_tcp_t *client, pc_snapshot_t *snap,
 
     char labels[200];
     snprintf(labels, sizeof labels, "listener=\"%s\"", listener->name);
-    s->m_active = pc_metric_gauge("portcullis_connections_active", "Open client connections",
-                                  labels);
+    s->m_active =
+        pc_metric_gauge("portcullis_connections_active", "Open client connections", labels);
     s->m_opened = pc_metric_counter("portcullis_connections_opened_total",
                                     "Client connections accepted", labels);
     s->m_closed = pc_metric_counter("portcullis_connections_closed_total",

@@ -401,3 +401,79 @@ def test_big_pipelines(connector, free_port, pg_server):
     sender.join(10)
     assert w.query("select 1")[-1][0] == b"Z"
     w.close()
+
+
+# ------------------------------------------------------------------ upstream going away
+
+def test_upstream_backend_terminated_and_server_crash(connector, free_port, pg_server):
+    port = free_port()
+    connector(objects(pg_server, port))
+    conn = psycopg.connect(dsn(port), autocommit=True)
+    pid = conn.execute("select pg_backend_pid()").fetchone()[0]
+    pg_server.psql(f"select pg_terminate_backend({pid})")
+    with pytest.raises(psycopg.OperationalError, match="terminating connection due to administrator"):
+        conn.execute("select 1")
+    conn.close()
+    # the upstream backend of a client that leaves gets a Terminate, not a reset
+    with psycopg.connect(dsn(port)) as c2:
+        upid = c2.execute("select pg_backend_pid()").fetchone()[0]
+    wait_until(lambda: pg_server.psql(
+        f"select count(*) from pg_stat_activity where pid = {upid}").strip() == "0", 5,
+        what="upstream backend gone")
+
+    own = Postgres()
+    try:
+        port2 = free_port()
+        connector(objects(own, port2))
+        conn = psycopg.connect(dsn(port2), autocommit=True)
+        assert conn.execute("select 1").fetchone() == (1,)
+        own.stop("immediate")
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute("select 1")
+        conn.close()
+        with pytest.raises(psycopg.OperationalError, match="upstream unavailable"):
+            psycopg.connect(dsn(port2))
+    finally:
+        own.close()
+
+
+# ------------------------------------------------------------------ post_request
+
+def test_post_request_filter_and_mask(connector, free_port, pg_server):
+    port = free_port()
+    connector(objects(pg_server, port),
+              env={"PORTCULLIS_TEST_DECISION": "post_request:limit=2:from items"})
+    with psycopg.connect(dsn(port), autocommit=True) as conn:
+        assert conn.execute("select id from items order by id").fetchall() == [(1,), (2,)]
+        cur = conn.execute("select id from items where id > %s order by id", (0,))
+        assert cur.fetchall() == [(1,), (2,)]
+        assert cur.rowcount == 2  # CommandComplete says what the client got
+        assert conn.execute("select generate_series(1, 5)").fetchall() == [(i,) for i in range(1, 6)]
+
+    port2 = free_port()
+    connector(objects(pg_server, port2),
+              env={"PORTCULLIS_TEST_DECISION": "post_request:mask=name:from items"})
+    with psycopg.connect(dsn(port2), autocommit=True) as conn:
+        assert conn.execute("select id, name from items order by id").fetchall() == \
+            [(1, None), (2, None), (3, None)]
+        assert conn.execute("select id, name from items where id = %s", (2,),
+                            binary=True).fetchone() == (2, None)
+        assert conn.execute("select 'kept' as name").fetchone() == ("kept",)
+    # Execute without a Describe: the statement's cached description still judges
+    w = Wire(port2)
+    w.login("alice", USER_PASSWORD)
+    w.send(msg(b"P", b"st\0select id, name from items order by id\0\0\0") +
+           msg(b"D", b"Sst\0") + msg(b"S"))
+    assert w.read_until(b"Z")[0][0] == b"1"
+    w.send(msg(b"B", b"\0st\0" + struct.pack(">hhh", 0, 0, 0)) + msg(b"E", b"\0\0\0\0\0") +
+           msg(b"S"))
+    out = w.read_until(b"Z")
+    rows = [body for t, body in out if t == b"D"]
+    assert len(rows) == 3
+    for body in rows:
+        # two columns: id (text), then name as NULL (length -1)
+        (ncol,) = struct.unpack(">h", body[:2])
+        (l1,) = struct.unpack(">i", body[2:6])
+        (l2,) = struct.unpack(">i", body[6 + l1:10 + l1])
+        assert ncol == 2 and l2 == -1
+    w.close()

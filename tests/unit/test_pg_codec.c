@@ -69,9 +69,9 @@ static void test_split_byte_by_byte(void **state)
     }
     pc_pg_msg_t m;
     const char *err;
-    assert_int_equal(pc_pg_frame_next(b.data + first, b.len - first, false, PC_PG_MAX_MSG_LEN,
-                                      &m, &err),
-                     PC_PG_OK);
+    assert_int_equal(
+        pc_pg_frame_next(b.data + first, b.len - first, false, PC_PG_MAX_MSG_LEN, &m, &err),
+        PC_PG_OK);
     assert_int_equal(m.type, 'S');
     assert_int_equal(m.body_len, 0);
     pc_pg_buf_free(&b);
@@ -92,8 +92,7 @@ static void test_length_limits(void **state)
     assert_int_equal(pc_pg_frame_next(neg, 5, false, PC_PG_MAX_MSG_LEN, &m, &err), PC_PG_ERROR);
     /* exactly 1 GiB is allowed (NEED_MORE, header known) */
     uint8_t max[5] = {'D', 0x40, 0, 0, 0};
-    assert_int_equal(pc_pg_frame_next(max, 5, false, PC_PG_MAX_MSG_LEN, &m, &err),
-                     PC_PG_NEED_MORE);
+    assert_int_equal(pc_pg_frame_next(max, 5, false, PC_PG_MAX_MSG_LEN, &m, &err), PC_PG_NEED_MORE);
     assert_int_equal(m.body_len, (1u << 30) - 4);
     /* startup: over 10000 bytes, and under 8 */
     uint8_t st_big[4] = {0, 0, 0x27, 0x11};
@@ -227,8 +226,8 @@ static void test_backend_messages(void **state)
     assert_true(pc_pg_parse_command_complete(cc2, sizeof cc2, &tag, &rows));
     assert_int_equal(rows, -1);
 
-    uint8_t rd[] = {0, 1, 'i', 'd', 0, 0, 0, 0x40, 0, 0, 1, 0, 0, 0, 23, 0, 4, 0xff, 0xff, 0xff, 0xff,
-                    0, 0};
+    uint8_t rd[] = {0, 1, 'i', 'd', 0, 0,    0,    0x40, 0,    0, 1, 0,
+                    0, 0, 23,  0,   4, 0xff, 0xff, 0xff, 0xff, 0, 0};
     pc_pg_rowdesc_iter_t it;
     pc_pg_column_t col;
     assert_true(pc_pg_rowdesc_begin(rd, sizeof rd, &it));
@@ -271,8 +270,8 @@ static void test_backend_messages(void **state)
     assert_false(pc_pg_parse_ready(&z, 1, &tx));
 
     pc_pg_auth_t a;
-    uint8_t sasl[] = {0, 0, 0, 10, 'S', 'C', 'R', 'A', 'M', '-', 'S', 'H', 'A', '-', '2', '5', '6',
-                      0, 0};
+    uint8_t sasl[] = {0,   0,   0,   10,  'S', 'C', 'R', 'A', 'M', '-',
+                      'S', 'H', 'A', '-', '2', '5', '6', 0,   0};
     assert_true(pc_pg_parse_auth(sasl, sizeof sasl, &a));
     assert_int_equal(a.code, 10);
     assert_true(pc_pg_sasl_has_mechanism(a.data, a.data_len, "SCRAM-SHA-256"));
@@ -300,12 +299,9 @@ static void test_backend_messages(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_startup_roundtrip),
-        cmocka_unit_test(test_split_byte_by_byte),
-        cmocka_unit_test(test_length_limits),
-        cmocka_unit_test(test_special_startup_codes),
-        cmocka_unit_test(test_extended_messages),
-        cmocka_unit_test(test_backend_messages),
+        cmocka_unit_test(test_startup_roundtrip), cmocka_unit_test(test_split_byte_by_byte),
+        cmocka_unit_test(test_length_limits),     cmocka_unit_test(test_special_startup_codes),
+        cmocka_unit_test(test_extended_messages), cmocka_unit_test(test_backend_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
