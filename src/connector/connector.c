@@ -10,6 +10,7 @@
 #include "connector/connector.h"
 
 #include "audit/audit.h"
+#include "cluster/cluster.h"
 #include "cmd/commands.h"
 #include "connector/configdir.h"
 #include "core/config.h"
@@ -54,8 +55,11 @@ typedef struct connector {
     pc_health_t *health;
     pc_workers_t *workers;
     pc__configdir_t *configdir;
+    pc_cluster_t *cluster; /* NULL when clustering is off */
+    uv_work_t cluster_leave; /* shutdown step 2 runs off the loop: a second signal still works */
     pc_cpclient_t *cp;      /* remote control plane (control_plane.url), or NULL */
     char ready_extra[320];  /* /ready's control-plane members (main thread only) */
+    char ready_body_extra[512]; /* control plane + cluster members of /ready's body */
 
     pc_snapshot_t *current; /* main thread's reference; NULL until one is loaded */
     uint64_t revision;      /* of current; 0 = none */
@@ -141,6 +145,15 @@ static void health_view(void *arg, pc_health_view_t *out)
     if (c->cp) out->extra = cp_ready_extra(c);
     if (!out->ready && c->current && !c->shutting_down)
         (void)pc_workers_ready(c->workers, c->revision, &out->unbound);
+    if (c->cluster) {
+        pc_cluster_status_t cs;
+        pc_cluster_get_status(c->cluster, &cs);
+        snprintf(c->ready_body_extra, sizeof c->ready_body_extra,
+                 "%s%s\"cluster\":\"%s\",\"cluster_role\":\"%s\",\"cluster_members\":%u",
+                 out->extra ? out->extra : "", out->extra ? "," : "",
+                 cs.degraded ? "degraded" : "ok", cs.role, cs.members);
+        out->extra = c->ready_body_extra;
+    }
 }
 
 /* Workers reported something: log readiness transitions once. */
@@ -335,6 +348,23 @@ static void close_quietly(uv_handle_t *h)
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+static void finish_shutdown_after_leave(connector_t *c);
+
+static void leave_cluster_work(uv_work_t *w)
+{
+    connector_t *c = w->data;
+    pc_cluster_leave(c->cluster);
+}
+
+static void leave_cluster_done(uv_work_t *w, int status)
+{
+    (void)status;
+    connector_t *c = w->data;
+    c->cluster = NULL;
+    log_step(2, "leave cluster", "done", NULL);
+    finish_shutdown_after_leave(c);
+}
+
 /* Step 3: the exporter sends one last snapshot (bounded) before its thread ends. */
 static void stop_telemetry(connector_t *c)
 {
@@ -356,7 +386,23 @@ static void finish_shutdown(connector_t *c)
     pc_workers_stop(c->workers);
     c->workers = NULL;
 
-    log_step(2, "leave cluster", "skipped", "clustering is not available in this version");
+    if (c->cluster) {
+        /* Leaving can take seconds (leadership transfer, member removal). */
+        log_step(2, "leave cluster", "started", NULL);
+        c->cluster_leave.data = c;
+        if (uv_queue_work(c->loop, &c->cluster_leave, leave_cluster_work, leave_cluster_done) == 0)
+            return;
+        pc_cluster_leave(c->cluster);
+        c->cluster = NULL;
+        log_step(2, "leave cluster", "done", NULL);
+    } else {
+        log_step(2, "leave cluster", "skipped", "clustering is disabled");
+    }
+    finish_shutdown_after_leave(c);
+}
+
+static void finish_shutdown_after_leave(connector_t *c)
+{
     stop_telemetry(c);
 
     /* Step 4: the cache does not exist yet; the spool is flushed and closed. */
@@ -582,6 +628,8 @@ int pc_connector_run(const char *config_path)
         pc_health_stop(c->health);
         goto out_spool;
     }
+    /* After the spool and health server: etcd's trouble must never stop the connector. */
+    c->cluster = pc_cluster_start(&c->cfg);
 
     uv_signal_init(c->loop, &c->sigterm);
     uv_signal_init(c->loop, &c->sigint);
@@ -627,6 +675,8 @@ int pc_connector_run(const char *config_path)
     goto out_snapshot;
 
 out_handles:
+    pc_cluster_leave(c->cluster);
+    c->cluster = NULL;
     (void)pc_cpclient_close(c->cp, 0);
     c->cp = NULL;
     pc__configdir_stop(c->configdir);
