@@ -131,12 +131,22 @@ fail:
 
 /* ---------- per-thread state ---------- */
 
+#define SESSION_SLOTS 64
+#define SESSION_ARENA_MAX (4u << 20)
+
+struct session_parts;
+
 typedef struct tstate {
     uint64_t generation;
     pc_eval **evals;
     size_t n_evals;
     pc_arena *input;
     pc_sql_cache_t *sql;
+    pc_arena *sessions; /* holds the cached session parts; reset when it grows too big */
+    struct session_slot {
+        uint64_t session_id; /* 0 = empty */
+        const void *parts;
+    } slots[SESSION_SLOTS];
 } tstate_t;
 
 static pthread_key_t tkey;
@@ -157,6 +167,7 @@ static void tstate_free(void *v)
     if (!t) return;
     drop_evals(t);
     pc_arena_free(t->input);
+    pc_arena_free(t->sessions);
     pc_sql_cache_free(t->sql);
     free(t);
 }
@@ -174,6 +185,7 @@ static tstate_t *tstate_get(const compiled_t *c)
         t = calloc(1, sizeof *t);
         if (!t) return NULL;
         t->input = pc_arena_new(0);
+        t->sessions = pc_arena_new(0);
         t->sql = pc_sql_cache_new(1024);
         if (!t->sql || pthread_setspecific(tkey, t) != 0) {
             tstate_free(t);
@@ -200,6 +212,49 @@ static tstate_t *tstate_get(const compiled_t *c)
 
 /* ---------- input ---------- */
 
+/* Object keys as static values, inserted in sorted order so building an
+ * object needs no sort (pc_value_object's fast path). */
+#define KEY(id, text) static const pc_value id = {.kind = PC_STRING, .len = sizeof text - 1, .u.s = text}
+KEY(K_ACCESS_COUNT, "access_count");
+KEY(K_APPLICATION, "application");
+KEY(K_BUCKET, "bucket");
+KEY(K_CLIENT_IP, "client_ip_address");
+KEY(K_COLUMNS, "columns");
+KEY(K_COMMAND_TYPE, "command_type");
+KEY(K_CONNECTOR, "connector");
+KEY(K_DATA_TYPE, "data_type");
+KEY(K_DB_NAME, "db_name");
+KEY(K_EMAIL, "email");
+KEY(K_GROUPS, "groups");
+KEY(K_HOSTNAME, "hostname");
+KEY(K_INSTANCE, "instance");
+KEY(K_KEY, "key");
+KEY(K_LAST_HOUR, "last_hour");
+KEY(K_LAST_MINUTE, "last_minute");
+KEY(K_METHOD, "method");
+KEY(K_NAME, "name");
+KEY(K_OBJECT, "object");
+KEY(K_OPERATION, "operation");
+KEY(K_PATH, "path");
+KEY(K_PORT, "port");
+KEY(K_QUERY, "query");
+KEY(K_REQUEST, "request");
+KEY(K_RESOURCE, "resource");
+KEY(K_RFC3339, "rfc3339");
+KEY(K_SQL_QUERY, "sql_query");
+KEY(K_STATEMENT_TYPE, "statement_type");
+KEY(K_TABLE, "table");
+KEY(K_TABLE_PATHS, "table_paths");
+KEY(K_TABLES, "tables");
+KEY(K_TECHNOLOGY, "technology");
+KEY(K_TIME, "time");
+KEY(K_TLS, "tls");
+KEY(K_TYPE, "type");
+KEY(K_UNIX_NS, "unix_ns");
+KEY(K_USER, "user");
+KEY(K_USERNAME, "username");
+KEY(K_VERSION, "version");
+
 #define S(a, str) ((str) ? pc_value_cstring((a), (str)) : pc_value_null())
 
 static const char *tech_name(pc_technology_t t)
@@ -215,85 +270,122 @@ static const char *tech_name(pc_technology_t t)
     return "unknown";
 }
 
-static const pc_value *counts_value(pc_arena *a, const pc_access_counts_t *n)
-{
-    pc_obuf o;
-    pc_obuf_init(&o, a);
-    pc_obuf_put_str(&o, "last_minute", pc_value_int(a, (int64_t)n->last_minute));
-    pc_obuf_put_str(&o, "last_hour", pc_value_int(a, (int64_t)n->last_hour));
-    return pc_obuf_object(&o);
-}
+/* The parts of the input fixed for a whole session, cached per thread by
+ * session id (built in the thread's long-lived arena). */
+struct session_parts {
+    uint64_t session_id;
+    const pc_value *email, *groups, *type, *username;
+    const pc_value *application, *client_ip, *connector, *db_name, *resource;
+};
 
-/* Fields common to every statement; appended into o. */
-static void put_common(pc_obuf *o, pc_arena *a, const pc_decision_ctx_t *ctx,
-                       const pc_access_counts_t *counts)
+static bool build_session_parts(pc_arena *a, const pc_decision_ctx_t *ctx,
+                                struct session_parts *sp)
 {
     const pc_user_t *u = ctx->user;
-    pc_obuf uo;
-    pc_obuf_init(&uo, a);
-    pc_obuf_put_str(&uo, "username", S(a, u ? u->username : NULL));
-    pc_obuf_put_str(&uo, "email", S(a, u ? u->email : NULL));
+    sp->email = S(a, u ? u->email : NULL);
     pc_vbuf g;
     pc_vbuf_init(&g, a);
     for (size_t i = 0; u && i < u->n_groups; i++) pc_vbuf_push(&g, S(a, u->groups[i]));
-    pc_obuf_put_str(&uo, "groups", pc_vbuf_array(&g));
-    pc_obuf_put_str(&uo, "type", S(a, u && u->type ? u->type : "human"));
-    pc_obuf_put_str(&uo, "access_count", counts_value(a, counts));
-    pc_obuf_put_str(o, "user", pc_obuf_object(&uo));
+    sp->groups = pc_vbuf_array(&g);
+    sp->type = S(a, u && u->type ? u->type : "human");
+    sp->username = S(a, u ? u->username : NULL);
 
     const pc_resource_t *r = ctx->resource;
     pc_obuf ro;
     pc_obuf_init(&ro, a);
-    pc_obuf_put_str(&ro, "name", S(a, r ? r->name : NULL));
-    pc_obuf_put_str(&ro, "technology", S(a, r ? tech_name(r->technology) : NULL));
-    pc_obuf_put_str(&ro, "hostname", S(a, r ? r->hostname : NULL));
-    pc_obuf_put_str(&ro, "port", r ? pc_value_int(a, r->port) : pc_value_null());
-    pc_obuf_put_str(o, "resource", pc_obuf_object(&ro));
+    pc_obuf_put(&ro, &K_HOSTNAME, S(a, r ? r->hostname : NULL));
+    pc_obuf_put(&ro, &K_NAME, S(a, r ? r->name : NULL));
+    pc_obuf_put(&ro, &K_PORT, r ? pc_value_int(a, r->port) : pc_value_null());
+    pc_obuf_put(&ro, &K_TECHNOLOGY, S(a, r ? tech_name(r->technology) : NULL));
+    sp->resource = pc_obuf_object(&ro);
 
     pc_obuf co;
     pc_obuf_init(&co, a);
-    pc_obuf_put_str(&co, "name", S(a, ctx->listener ? ctx->listener->name : NULL));
-    pc_obuf_put_str(&co, "instance", S(a, ctx->instance));
-    pc_obuf_put_str(&co, "version", S(a, PC_VERSION));
-    pc_obuf_put_str(o, "connector", pc_obuf_object(&co));
+    pc_obuf_put(&co, &K_INSTANCE, S(a, ctx->instance));
+    pc_obuf_put(&co, &K_NAME, S(a, ctx->listener ? ctx->listener->name : NULL));
+    pc_obuf_put(&co, &K_VERSION, S(a, PC_VERSION));
+    sp->connector = pc_obuf_object(&co);
 
-    pc_obuf_put_str(o, "client_ip_address", S(a, ctx->client_ip));
-    pc_obuf_put_str(o, "db_name", S(a, ctx->db_name));
-    pc_obuf_put_str(o, "application", S(a, ctx->application));
-    pc_obuf_put_str(o, "tls", pc_value_bool(ctx->tls));
+    sp->application = S(a, ctx->application);
+    sp->client_ip = S(a, ctx->client_ip);
+    sp->db_name = S(a, ctx->db_name);
+    return sp->email && sp->groups && sp->type && sp->username && sp->resource &&
+           sp->connector && sp->application && sp->client_ip && sp->db_name;
+}
 
-    uint64_t ns = pc_now_wall_ns();
-    time_t secs = (time_t)(ns / 1000000000u);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char rfc[80];
-    snprintf(rfc, sizeof rfc, "%04d-%02d-%02dT%02d:%02d:%02d.%09uZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (unsigned)(ns % 1000000000u));
+static const pc_value *counts_value(pc_arena *a, const pc_access_counts_t *n)
+{
+    pc_obuf o;
+    pc_obuf_init(&o, a);
+    pc_obuf_put(&o, &K_LAST_HOUR, pc_value_int(a, (int64_t)n->last_hour));
+    pc_obuf_put(&o, &K_LAST_MINUTE, pc_value_int(a, (int64_t)n->last_minute));
+    return pc_obuf_object(&o);
+}
+
+/* RFC 3339 with nanoseconds; the seconds part is formatted once per second. */
+static const pc_value *time_value(pc_arena *a, uint64_t ns)
+{
+    static _Thread_local int64_t cached_sec = -1;
+    static _Thread_local char text[96];
+    int64_t sec = (int64_t)(ns / 1000000000u);
+    if (sec != cached_sec) {
+        time_t secs = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_sec = sec;
+    }
+    char buf[112];
+    size_t n = strlen(text);
+    memcpy(buf, text, n);
+    uint32_t frac = (uint32_t)(ns % 1000000000u);
+    for (int i = 8; i >= 0; i--) {
+        buf[n + (size_t)i] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    buf[n + 9] = 'Z';
     pc_obuf to;
     pc_obuf_init(&to, a);
-    pc_obuf_put_str(&to, "unix_ns", pc_value_int(a, (int64_t)ns));
-    pc_obuf_put_str(&to, "rfc3339", pc_value_cstring(a, rfc));
-    pc_obuf_put_str(o, "time", pc_obuf_object(&to));
+    pc_obuf_put(&to, &K_RFC3339, pc_value_string(a, buf, n + 10));
+    pc_obuf_put(&to, &K_UNIX_NS, pc_value_int(a, (int64_t)ns));
+    return pc_obuf_object(&to);
+}
 
+/* The whole input for one statement (stmt NULL: no query fields). */
+static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
+                                   const struct session_parts *sp, const pc_access_counts_t *counts,
+                                   uint64_t now_ns, const pc_sql_stmt_t *stmt)
+{
+    const pc_value *qv = NULL, *tables = NULL;
+    if (stmt) {
+        pc_obuf q;
+        pc_obuf_init(&q, a);
+        size_t off = stmt->offset <= ctx->query_len ? stmt->offset : 0;
+        size_t len = off + stmt->len <= ctx->query_len ? stmt->len : ctx->query_len - off;
+        pc_vbuf t;
+        pc_vbuf_init(&t, a);
+        for (size_t i = 0; i < stmt->n_tables; i++) pc_vbuf_push(&t, S(a, stmt->tables[i]));
+        tables = pc_vbuf_array(&t);
+        pc_obuf_put(&q, &K_COMMAND_TYPE, S(a, stmt->command_type));
+        pc_obuf_put(&q, &K_QUERY, pc_value_string(a, ctx->query + off, len));
+        pc_obuf_put(&q, &K_STATEMENT_TYPE, S(a, stmt->statement_type));
+        pc_obuf_put(&q, &K_TABLES, tables);
+        qv = pc_obuf_object(&q);
+    }
+    const pc_value *counts_v = counts_value(a, counts);
+
+    pc_obuf o;
+    pc_obuf_init(&o, a);
+    pc_obuf_put(&o, &K_APPLICATION, sp->application);
     if (ctx->bucket) {
         pc_obuf bo;
         pc_obuf_init(&bo, a);
-        pc_obuf_put_str(&bo, "name", pc_value_cstring(a, ctx->bucket));
-        pc_obuf_put_str(&bo, "access_count", counts_value(a, counts));
-        pc_obuf_put_str(o, "bucket", pc_obuf_object(&bo));
-        pc_obuf ob;
-        pc_obuf_init(&ob, a);
-        pc_obuf_put_str(&ob, "key", S(a, ctx->object_key));
-        pc_obuf_put_str(o, "object", pc_obuf_object(&ob));
-        pc_obuf rq;
-        pc_obuf_init(&rq, a);
-        pc_obuf_put_str(&rq, "method", S(a, ctx->method));
-        pc_obuf_put_str(&rq, "operation", S(a, ctx->operation));
-        pc_obuf_put_str(&rq, "path", S(a, ctx->path));
-        pc_obuf_put_str(o, "request", pc_obuf_object(&rq));
+        pc_obuf_put(&bo, &K_ACCESS_COUNT, counts_v);
+        pc_obuf_put(&bo, &K_NAME, pc_value_cstring(a, ctx->bucket));
+        pc_obuf_put(&o, &K_BUCKET, pc_obuf_object(&bo));
     }
-
+    pc_obuf_put(&o, &K_CLIENT_IP, sp->client_ip);
     if (ctx->stage == PC_STAGE_POST_REQUEST) {
         pc_vbuf cols;
         pc_vbuf_init(&cols, a);
@@ -301,40 +393,46 @@ static void put_common(pc_obuf *o, pc_arena *a, const pc_decision_ctx_t *ctx,
             const pc_decision_column_t *c = &ctx->columns[i];
             pc_obuf cb;
             pc_obuf_init(&cb, a);
-            pc_obuf_put_str(&cb, "name", S(a, c->name));
-            pc_obuf_put_str(&cb, "data_type", S(a, c->data_type));
-            pc_obuf_put_str(&cb, "table", S(a, c->table));
+            pc_obuf_put(&cb, &K_DATA_TYPE, S(a, c->data_type));
+            pc_obuf_put(&cb, &K_NAME, S(a, c->name));
+            pc_obuf_put(&cb, &K_TABLE, S(a, c->table));
             pc_vbuf_push(&cols, pc_obuf_object(&cb));
         }
-        pc_obuf_put_str(o, "columns", pc_vbuf_array(&cols));
+        pc_obuf_put(&o, &K_COLUMNS, pc_vbuf_array(&cols));
     }
-}
+    pc_obuf_put(&o, &K_CONNECTOR, sp->connector);
+    pc_obuf_put(&o, &K_DB_NAME, sp->db_name);
+    if (ctx->bucket) {
+        pc_obuf ob;
+        pc_obuf_init(&ob, a);
+        pc_obuf_put(&ob, &K_KEY, S(a, ctx->object_key));
+        pc_obuf_put(&o, &K_OBJECT, pc_obuf_object(&ob));
+    }
+    if (qv) pc_obuf_put(&o, &K_QUERY, qv);
+    if (ctx->bucket) {
+        pc_obuf rq;
+        pc_obuf_init(&rq, a);
+        pc_obuf_put(&rq, &K_METHOD, S(a, ctx->method));
+        pc_obuf_put(&rq, &K_OPERATION, S(a, ctx->operation));
+        pc_obuf_put(&rq, &K_PATH, S(a, ctx->path));
+        pc_obuf_put(&o, &K_REQUEST, pc_obuf_object(&rq));
+    }
+    pc_obuf_put(&o, &K_RESOURCE, sp->resource);
+    if (qv) {
+        pc_obuf_put(&o, &K_SQL_QUERY, qv);
+        pc_obuf_put(&o, &K_TABLE_PATHS, tables);
+    }
+    pc_obuf_put(&o, &K_TIME, time_value(a, now_ns));
+    pc_obuf_put(&o, &K_TLS, pc_value_bool(ctx->tls));
 
-/* The whole input for one statement (stmt NULL: no query fields). */
-static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
-                                   const pc_access_counts_t *counts, const pc_sql_stmt_t *stmt)
-{
-    pc_obuf o;
-    pc_obuf_init(&o, a);
-    put_common(&o, a, ctx, counts);
-    if (stmt) {
-        pc_obuf q;
-        pc_obuf_init(&q, a);
-        size_t off = stmt->offset <= ctx->query_len ? stmt->offset : 0;
-        size_t len = off + stmt->len <= ctx->query_len ? stmt->len : ctx->query_len - off;
-        pc_obuf_put_str(&q, "query", pc_value_string(a, ctx->query + off, len));
-        pc_obuf_put_str(&q, "statement_type", S(a, stmt->statement_type));
-        pc_obuf_put_str(&q, "command_type", S(a, stmt->command_type));
-        pc_vbuf t;
-        pc_vbuf_init(&t, a);
-        for (size_t i = 0; i < stmt->n_tables; i++) pc_vbuf_push(&t, S(a, stmt->tables[i]));
-        const pc_value *tables = pc_vbuf_array(&t);
-        pc_obuf_put_str(&q, "tables", tables);
-        const pc_value *qv = pc_obuf_object(&q);
-        pc_obuf_put_str(&o, "query", qv);
-        pc_obuf_put_str(&o, "sql_query", qv);
-        pc_obuf_put_str(&o, "table_paths", tables);
-    }
+    pc_obuf uo;
+    pc_obuf_init(&uo, a);
+    pc_obuf_put(&uo, &K_ACCESS_COUNT, counts_v);
+    pc_obuf_put(&uo, &K_EMAIL, sp->email);
+    pc_obuf_put(&uo, &K_GROUPS, sp->groups);
+    pc_obuf_put(&uo, &K_TYPE, sp->type);
+    pc_obuf_put(&uo, &K_USERNAME, sp->username);
+    pc_obuf_put(&o, &K_USER, pc_obuf_object(&uo));
     return pc_obuf_object(&o);
 }
 
@@ -496,6 +594,26 @@ static void judge(const compiled_t *c, tstate_t *t, int rule, const pc_decision_
     }
 }
 
+/* The session's fixed input parts: cached per thread when the session has an
+ * id (sessions never change user, resource or connection facts). */
+static const struct session_parts *session_parts_get(tstate_t *t, const pc_decision_ctx_t *ctx)
+{
+    static _Thread_local struct session_parts scratch;
+    if (!ctx->session_id) return build_session_parts(t->input, ctx, &scratch) ? &scratch : NULL;
+    struct session_slot *slot = &t->slots[ctx->session_id % SESSION_SLOTS];
+    if (slot->session_id == ctx->session_id) return slot->parts;
+    if (pc_arena_used(t->sessions) > SESSION_ARENA_MAX) {
+        pc_arena_reset(t->sessions);
+        memset(t->slots, 0, sizeof t->slots);
+    }
+    struct session_parts *sp = pc_arena_alloc(t->sessions, sizeof *sp);
+    if (!sp || !build_session_parts(t->sessions, ctx, sp)) return NULL;
+    sp->session_id = ctx->session_id;
+    slot->session_id = ctx->session_id;
+    slot->parts = sp;
+    return sp;
+}
+
 static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
 {
     const char *user = ctx->user ? ctx->user->username : "";
@@ -505,8 +623,9 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
                    (!ctx->pg_stage || strcmp(ctx->pg_stage, "simple") == 0 ||
                     strcmp(ctx->pg_stage, "execute") == 0);
     const compiled_t *c = ctx->snapshot ? ctx->snapshot->policy_set : NULL;
-    if (counted)
-        pc_access_hit(user, res, 0, &counts);
+    uint64_t now_ns = pc_now_wall_ns();
+    int64_t now_sec = (int64_t)(now_ns / 1000000000u);
+    if (counted) pc_access_hit(user, res, now_sec, &counts);
     if (!c || !c->n) return true;
     int rule = ctx->stage == PC_STAGE_SESSION       ? RULE_SESSION
                : ctx->stage == PC_STAGE_PRE_REQUEST ? RULE_PRE
@@ -514,10 +633,15 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
     bool any = false;
     for (size_t i = 0; i < c->n && !any; i++) any = c->p[i].rule[rule] != NULL;
     if (!any) return true;
-    if (!counted) pc_access_peek(user, res, 0, &counts);
+    if (!counted) pc_access_peek(user, res, now_sec, &counts);
     tstate_t *t = tstate_get(c);
     if (!t) return false;
     pc_arena *a = t->input;
+    const struct session_parts *sp = session_parts_get(t, ctx);
+    if (!sp) {
+        pc_arena_reset(a);
+        return false;
+    }
     bool ok = true;
     if (ctx->query && ctx->stage != PC_STAGE_SESSION) {
         pc_sql_class_t *cls = pc_sql_cache_classify(t->sql, ctx->query, ctx->query_len);
@@ -531,18 +655,18 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
                 st.offset = 0;
                 st.len = ctx->query_len;
             }
-            const pc_value *in = build_input(a, ctx, &counts, &st);
+            const pc_value *in = build_input(a, ctx, sp, &counts, now_ns, &st);
             if (!in) ok = false;
             else judge(c, t, rule, ctx, in, out);
             pc_arena_reset(a);
         }
         pc_sql_class_unref(cls);
     } else {
-        const pc_value *in = build_input(a, ctx, &counts, NULL);
+        const pc_value *in = build_input(a, ctx, sp, &counts, now_ns, NULL);
         if (!in) ok = false;
         else judge(c, t, rule, ctx, in, out);
-        pc_arena_reset(a);
     }
+    pc_arena_reset(a);
     return ok;
 }
 

@@ -159,14 +159,20 @@ static void json_list_add(char *list, size_t cap, const char *name)
     item[o++] = '"';
     item[o] = '\0';
     if (len && strstr(list, item)) return;
+    /* "[" item "]" or list-without-"]" "," item "]", plus the NUL */
+    size_t need = len ? len + o + 2 : o + 3;
+    if (need > cap) return; /* full: the list is truncated, stays valid JSON */
     if (!len) {
-        if (o + 3 > cap) return;
-        snprintf(list, cap, "[%s]", item);
+        list[0] = '[';
+        memcpy(list + 1, item, o);
+        list[o + 1] = ']';
+        list[o + 2] = '\0';
         return;
     }
-    if (len + o + 2 > cap) return; /* full: the list is truncated, stays valid JSON */
     list[len - 1] = ',';
-    snprintf(list + len, cap - len, "%s]", item);
+    memcpy(list + len, item, o);
+    list[len + o] = ']';
+    list[len + o + 1] = '\0';
 }
 
 void pc__decision_list_add(char *list, size_t cap, const char *name);
@@ -179,6 +185,7 @@ static void merge_lists(char *dst, size_t cap, const char *src)
 {
     /* src is a list built by json_list_add: walk its quoted names */
     const char *p = src;
+    if (!*p) return;
     while ((p = strchr(p, '"'))) {
         const char *q = p + 1;
         char name[200];
