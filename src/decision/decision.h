@@ -89,7 +89,8 @@ typedef enum {
     PC_MASK_NULLIFY,
 } pc_mask_type_t;
 
-#define PC_DECISION_MAX_MASKED 32
+/* More masked columns than this block the result set (fail closed). */
+#define PC_DECISION_MAX_MASKED 64
 
 typedef struct pc_decision {
     pc_decision_action_t action;

@@ -217,7 +217,14 @@ void pc_decision_combine(pc_decision_t *acc, const pc_decision_t *one)
         size_t j = 0;
         while (j < acc->n_masked && acc->masked[j].column != one->masked[i].column) j++;
         if (j == acc->n_masked) {
-            if (acc->n_masked == PC_DECISION_MAX_MASKED) continue;
+            if (acc->n_masked == PC_DECISION_MAX_MASKED) {
+                /* more masked columns than a decision holds: withhold the
+                 * result rather than let a column through unmasked */
+                acc->action = PC_DECISION_BLOCK;
+                acc->block_type = PC_BLOCK_FORMAL_MESSAGE;
+                snprintf(acc->reason, sizeof acc->reason, "too many masked columns");
+                return;
+            }
             acc->masked[j] = one->masked[i];
             acc->n_masked++;
         } else if (pc_decision_mask_cmp(one->masked[i].type, acc->masked[j].type) > 0) {

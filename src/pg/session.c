@@ -165,8 +165,8 @@ struct session {
 
     /* post_request state of the current result set */
     pc_decision_t result_decision;
-    uint32_t result_types[64]; /* type OID of each column, for masking */
-    uint16_t result_ncols;
+    uint32_t *result_types; /* type OID of each column, for masking (heap) */
+    uint16_t result_ncols, result_types_cap;
     uint8_t result_salt[32]; /* hash.with_salt key of this resource */
     bool result_decided; /* post_request has judged the current result set */
     bool result_active;  /* ... and rows need looking at (mask / filter) */
@@ -800,6 +800,7 @@ static void session_close(session_t *s)
     free(s->database);
     free(s->application);
     free(s->startup_body);
+    free(s->result_types);
     s->username = s->database = s->application = NULL;
     s->startup_body = NULL;
     side_cleanup(&s->client);
@@ -1921,12 +1922,26 @@ static const char *type_name(uint32_t oid)
  * cached: the engine then sees no columns but still judges). */
 static void judge_result(session_t *s, const uint8_t *rd, uint32_t rd_len, const qstr_t *query)
 {
-    pc_decision_column_t cols[64];
-    size_t n = 0;
+    /* Every column is described (a policy must be able to mask any of them);
+     * wide results take a heap array. */
+    pc_decision_column_t small[64], *cols = small;
+    size_t n = 0, cap = PC_ARRAY_LEN(small);
     pc_pg_rowdesc_iter_t it;
     pc_pg_column_t c;
     if (rd && pc_pg_rowdesc_begin(rd, rd_len, &it)) {
-        while (n < PC_ARRAY_LEN(cols) && pc_pg_rowdesc_next(&it, &c) == 1) {
+        if (it.n_fields > cap) {
+            cols = malloc(it.n_fields * sizeof *cols);
+            cap = it.n_fields;
+            if (!cols) { /* fail closed: no row of this result reaches the client */
+                memset(&s->result_decision, 0, sizeof s->result_decision);
+                s->result_decision.action = PC_DECISION_BLOCK;
+                s->result_decision.limit = -1;
+                s->result_decided = s->result_active = true;
+                s->result_rows_seen = s->result_rows_sent = 0;
+                return;
+            }
+        }
+        while (n < cap && pc_pg_rowdesc_next(&it, &c) == 1) {
             cols[n].name = c.name;
             cols[n].type_oid = c.type_oid;
             cols[n].data_type = type_name(c.type_oid);
@@ -1944,8 +1959,24 @@ static void judge_result(session_t *s, const uint8_t *rd, uint32_t rd_len, const
     ctx.columns = cols;
     ctx.n_columns = n;
     pc_decision_eval(&ctx, &s->result_decision);
-    for (size_t i = 0; i < n; i++) s->result_types[i] = cols[i].type_oid;
-    s->result_ncols = (uint16_t)n;
+    /* Column types for masking; only kept when something is masked. Without
+     * them (out of memory) every masked column becomes NULL, the stronger
+     * outcome. */
+    s->result_ncols = 0;
+    if (s->result_decision.n_masked && n) {
+        if (n > s->result_types_cap) {
+            uint32_t *t = realloc(s->result_types, n * sizeof *t);
+            if (t) {
+                s->result_types = t;
+                s->result_types_cap = (uint16_t)n;
+            }
+        }
+        if (n <= s->result_types_cap) {
+            for (size_t i = 0; i < n; i++) s->result_types[i] = cols[i].type_oid;
+            s->result_ncols = (uint16_t)n;
+        }
+    }
+    if (cols != small) free(cols);
     if (s->result_decision.n_masked) pc_decision_resource_salt(s->resource, s->result_salt);
     item_t *head = s->q_head;
     if (head && (head->kind == IT_SIMPLE || head->kind == IT_EXECUTE))

@@ -313,3 +313,14 @@ def test_block_audit_record(start):
     rec = [x for x in recs if "4242" in (x.get("query") or "")][0]
     assert rec["decision"] == "block" and rec["policies"] == ["nodelete"]
     assert rec["reason"] == "DELETE needs admins"
+
+
+def test_mask_beyond_64_columns(start):
+    c = start({"mask": mask_policy("redact.full")})
+    cols = ", ".join(f"{i} as c{i}" for i in range(80))
+    q = f"select {cols}, 'ann@example.com'::text as email, 7 as age"
+    with psycopg.connect(dsn(c.pg_port)) as conn:
+        for binary in (False, True):
+            row = conn.cursor(binary=binary).execute(q).fetchone()
+            assert row[:80] == tuple(range(80))
+            assert row[80:] == ("****", None)
