@@ -71,6 +71,22 @@ int main(int argc, char **argv)
         printf("%-13s %8.2f us/decision (%s)\n", stage ? "post_request" : "pre_request",
                t / (double)n * 1e6, stage ? "1 policy has the rule, masks" : "4 policies");
     }
+    /* pgbench -S in simple mode: a different text every time (classification
+     * cache misses, libpg_query parses each one). */
+    c.stage = PC_STAGE_PRE_REQUEST;
+    c.columns = NULL;
+    c.n_columns = 0;
+    char qb[128];
+    double t1 = now_s();
+    for (long i = 0; i < n; i++) {
+        int len = snprintf(qb, sizeof qb, "SELECT abalance FROM pgbench_accounts WHERE aid = %ld;",
+                           (i * 7919) % 1000000 + 1);
+        c.query = qb;
+        c.query_len = (size_t)len;
+        pc_decision_eval(&c, &d);
+    }
+    printf("%-13s %8.2f us/decision (unique query texts: parsed each time)\n", "pre_request",
+           (now_s() - t1) / (double)n * 1e6);
     pc_access_counts_t ac;
     double t0 = now_s();
     for (long i = 0; i < n * 10; i++) pc_access_hit("app", "pg-bench", 0, &ac);

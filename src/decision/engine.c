@@ -594,6 +594,136 @@ static void judge(const compiled_t *c, tstate_t *t, int rule, const pc_decision_
     }
 }
 
+/*
+ * Classification cache key with numeric literals replaced by 0, so queries
+ * that differ only in numbers (pgbench -S, ORMs without bind parameters) share
+ * one parse. Replacing a numeric literal by another never changes the
+ * statement type or the tables, provided the lexing here agrees with
+ * PostgreSQL's about what is a numeric literal: quotes ('', E'' with
+ * backslashes, "", $tag$), nested comments and identifier characters are
+ * tracked, and anything unexpected (unterminated quote, too long) gives up
+ * (returns 0: classify the exact text). The normalized text itself is what
+ * gets classified. Returns the key length, 0 when there is nothing to gain.
+ */
+static bool ident_char(unsigned char c)
+{
+    return isalnum(c) || c == '_' || c == '$' || c >= 0x80;
+}
+
+static size_t literal_key(const char *q, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    bool changed = false;
+#define PUT(c)                                                                                     \
+    do {                                                                                           \
+        if (o >= cap) return 0;                                                                    \
+        out[o++] = (c);                                                                            \
+    } while (0)
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)q[i];
+        unsigned char prev = i ? (unsigned char)q[i - 1] : ' ';
+        if (c == '\0') return 0;
+        if (c == '-' && i + 1 < n && q[i + 1] == '-') {
+            while (i < n && q[i] != '\n') PUT(q[i++]);
+            continue;
+        }
+        if (c == '/' && i + 1 < n && q[i + 1] == '*') {
+            int depth = 0;
+            do {
+                if (i + 1 < n && q[i] == '/' && q[i + 1] == '*') {
+                    depth++;
+                    PUT(q[i++]);
+                } else if (i + 1 < n && q[i] == '*' && q[i + 1] == '/') {
+                    depth--;
+                    PUT(q[i++]);
+                }
+                PUT(q[i++]);
+            } while (depth > 0 && i < n);
+            if (depth > 0) return 0;
+            continue;
+        }
+        if (c == '\'' || c == '"') {
+            bool esc = c == '\'' && (prev == 'E' || prev == 'e') &&
+                       (i < 2 || !ident_char((unsigned char)q[i - 2]));
+            PUT(q[i++]);
+            for (;;) {
+                if (i >= n) return 0;
+                if (esc && q[i] == '\\') {
+                    PUT(q[i++]);
+                    if (i >= n) return 0;
+                    PUT(q[i++]);
+                    continue;
+                }
+                if ((unsigned char)q[i] == c) {
+                    PUT(q[i++]);
+                    if (i < n && (unsigned char)q[i] == c) {
+                        PUT(q[i++]);
+                        continue;
+                    }
+                    break;
+                }
+                PUT(q[i++]);
+            }
+            continue;
+        }
+        if (c == '$' && !ident_char(prev)) {
+            size_t j = i + 1;
+            while (j < n && (isalnum((unsigned char)q[j]) || q[j] == '_' ||
+                             (unsigned char)q[j] >= 0x80))
+                j++;
+            if (j < n && q[j] == '$' && !(j > i + 1 && isdigit((unsigned char)q[i + 1]))) {
+                size_t tag = j + 1 - i; /* "$tag$" */
+                size_t k = j + 1;
+                while (k + tag <= n && memcmp(q + k, q + i, tag) != 0) k++;
+                if (k + tag > n) return 0;
+                for (size_t m = i; m < k + tag; m++) PUT(q[m]);
+                i = k + tag;
+                continue;
+            }
+            PUT(q[i++]); /* $1: a parameter */
+            continue;
+        }
+        if (isdigit(c) && !ident_char(prev) && prev != '.') {
+            size_t j = i;
+            while (j < n && isdigit((unsigned char)q[j])) j++;
+            if (j < n && (ident_char((unsigned char)q[j]) || q[j] == '.')) {
+                /* 1e5, 0x1F, 1_000, 1.5, 12abc: keep as written */
+                while (i < j) PUT(q[i++]);
+                continue;
+            }
+            PUT('0');
+            changed = changed || j - i != 1 || c != '0';
+            i = j;
+            continue;
+        }
+        PUT(q[i++]);
+    }
+#undef PUT
+    return changed ? o : 0;
+}
+
+/* Classification through the per-thread cache, sharing entries between
+ * texts that differ only in numeric literals (single statements only: the
+ * offsets of a multi-statement class belong to its own text). */
+static pc_sql_class_t *classify(tstate_t *t, const char *q, size_t n)
+{
+    char key[2048];
+    size_t kn = literal_key(q, n, key, sizeof key);
+    if (kn) {
+        pc_sql_class_t *cls = pc_sql_cache_classify(t->sql, key, kn);
+        if (cls && cls->parsed && cls->n_stmts == 1) return cls;
+        pc_sql_class_unref(cls);
+    }
+    return pc_sql_cache_classify(t->sql, q, n);
+}
+
+size_t pc__decision_literal_key(const char *q, size_t n, char *out, size_t cap);
+size_t pc__decision_literal_key(const char *q, size_t n, char *out, size_t cap)
+{
+    return literal_key(q, n, out, cap);
+}
+
 /* The session's fixed input parts: cached per thread when the session has an
  * id (sessions never change user, resource or connection facts). */
 static const struct session_parts *session_parts_get(tstate_t *t, const pc_decision_ctx_t *ctx)
@@ -644,7 +774,7 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
     }
     bool ok = true;
     if (ctx->query && ctx->stage != PC_STAGE_SESSION) {
-        pc_sql_class_t *cls = pc_sql_cache_classify(t->sql, ctx->query, ctx->query_len);
+        pc_sql_class_t *cls = classify(t, ctx->query, ctx->query_len);
         if (!cls) return false;
         /* pre_request judges statement by statement; post_request sees the
          * whole query text with the first statement's classification. */

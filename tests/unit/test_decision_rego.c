@@ -154,6 +154,32 @@ static void test_unknown_sql_still_judged(void **state)
     pc_snapshot_unref(s);
 }
 
+static void test_shared_classification_keeps_tables(void **state)
+{
+    (void)state;
+    char err[512];
+    pc_snapshot_t *s = load("policies:\n  - name: t1\n    module: |\n"
+                            "      package p\n      import rego.v1\n"
+                            "      pre_request := {\"action\": \"block\"} if "
+                            "\"public.t1\" in input.query.tables\n",
+                            err, sizeof err);
+    assert_non_null(s);
+    pc_decision_t d;
+    const char *allowed[] = {"select * from t2 where x = 1", "select * from \"t2\" where x = 5",
+                             "select 1 from t0 where x = 7", "select 'from t1 9' from t2"};
+    const char *blocked[] = {"select * from t1 where x = 2", "select * from \"t1\" where x = 3",
+                             "select 1 from t1 where x = 8", "select 'from t2 9' from t1"};
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < PC_ARRAY_LEN(allowed); i++) {
+            eval_at(s, PC_STAGE_PRE_REQUEST, allowed[i], &d, NULL, 0);
+            assert_int_equal(d.action, PC_DECISION_ALLOW);
+            eval_at(s, PC_STAGE_PRE_REQUEST, blocked[i], &d, NULL, 0);
+            assert_int_equal(d.action, PC_DECISION_BLOCK);
+        }
+    }
+    pc_snapshot_unref(s);
+}
+
 static void test_mask_order(void **state)
 {
     (void)state;
@@ -235,6 +261,37 @@ static void test_mask_values(void **state)
     assert_memory_equal(s1, s1b, 32);
 }
 
+size_t pc__decision_literal_key(const char *q, size_t n, char *out, size_t cap);
+
+static void key_is(const char *q, const char *want)
+{
+    char out[512];
+    size_t n = pc__decision_literal_key(q, strlen(q), out, sizeof out);
+    if (!want) {
+        assert_int_equal(n, 0);
+        return;
+    }
+    out[n] = '\0';
+    assert_string_equal(out, want);
+}
+
+static void test_literal_key(void **state)
+{
+    (void)state;
+    key_is("select * from t where id = 42", "select * from t where id = 0");
+    key_is("select 0", NULL); /* nothing changes */
+    /* quoted text, identifiers, parameters and odd numerals stay as written */
+    key_is("select 'a1', \"t1\", \"1\", $1, 1e5, 0x1F, 1.5, 1_000, t2.c3", NULL);
+    key_is("select 7 /* 8 /* 9 */ 10 */, 11 -- 12\n, 13",
+           "select 0 /* 8 /* 9 */ 10 */, 0 -- 12\n, 0");
+    key_is("select E'\\'' , 5", "select E'\\'' , 0");
+    key_is("select 'it''s 3', 4", "select 'it''s 3', 0");
+    key_is("select $q$ 5 $q$, 6, a$1", "select $q$ 5 $q$, 0, a$1");
+    key_is("select 'open 5", NULL);     /* unterminated: exact text */
+    key_is("select /* open 5", NULL);
+    key_is("select $x$ 5", NULL);
+}
+
 int main(void)
 {
     pc_decision_rego_install();
@@ -244,6 +301,8 @@ int main(void)
         cmocka_unit_test(test_unknown_sql_still_judged),
         cmocka_unit_test(test_mask_order),
         cmocka_unit_test(test_mask_values),
+        cmocka_unit_test(test_literal_key),
+        cmocka_unit_test(test_shared_classification_keeps_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
