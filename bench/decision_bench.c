@@ -49,24 +49,37 @@ int main(int argc, char **argv)
         return 1;
     }
     char *groups[] = {"analysts"};
-    pc_user_t u = {.username = "app", .email = "bench@example.com", .type = "machine",
-                   .groups = groups, .n_groups = 1};
-    pc_resource_t r = {.name = "pg-bench", .technology = PC_TECH_POSTGRES,
-                       .hostname = "127.0.0.1", .port = 5432};
+    pc_user_t u = {.username = "app",
+                   .email = "bench@example.com",
+                   .type = "machine",
+                   .groups = groups,
+                   .n_groups = 1};
+    pc_resource_t r = {
+        .name = "pg-bench", .technology = PC_TECH_POSTGRES, .hostname = "127.0.0.1", .port = 5432};
     const char *q = "SELECT abalance FROM pgbench_accounts WHERE aid = 4711;";
     pc_decision_column_t col = {.name = "abalance", .data_type = "int4", .type_oid = 23};
-    pc_decision_ctx_t c = {.stage = PC_STAGE_PRE_REQUEST, .snapshot = s, .user = &u,
-                           .resource = &r, .client_ip = "127.0.0.1", .db_name = "app",
-                           .application = "pgbench", .query = q, .query_len = strlen(q),
-                           .pg_stage = "simple", .instance = "bench", .session_id = 1};
+    pc_decision_ctx_t c = {.stage = PC_STAGE_PRE_REQUEST,
+                           .snapshot = s,
+                           .user = &u,
+                           .resource = &r,
+                           .client_ip = "127.0.0.1",
+                           .db_name = "app",
+                           .application = "pgbench",
+                           .query = q,
+                           .query_len = strlen(q),
+                           .pg_stage = "simple",
+                           .instance = "bench",
+                           .session_id = 1};
     pc_decision_t d;
     for (int stage = 0; stage < 2; stage++) {
         c.stage = stage ? PC_STAGE_POST_REQUEST : PC_STAGE_PRE_REQUEST;
         c.columns = stage ? &col : NULL;
         c.n_columns = stage ? 1 : 0;
-        for (long i = 0; i < 1000; i++) pc_decision_eval(&c, &d);
+        for (long i = 0; i < 1000; i++)
+            pc_decision_eval(&c, &d);
         double t0 = now_s();
-        for (long i = 0; i < n; i++) pc_decision_eval(&c, &d);
+        for (long i = 0; i < n; i++)
+            pc_decision_eval(&c, &d);
         double t = now_s() - t0;
         printf("%-13s %8.2f us/decision (%s)\n", stage ? "post_request" : "pre_request",
                t / (double)n * 1e6, stage ? "1 policy has the rule, masks" : "4 policies");
@@ -89,7 +102,8 @@ int main(int argc, char **argv)
            (now_s() - t1) / (double)n * 1e6);
     pc_access_counts_t ac;
     double t0 = now_s();
-    for (long i = 0; i < n * 10; i++) pc_access_hit("app", "pg-bench", 0, &ac);
+    for (long i = 0; i < n * 10; i++)
+        pc_access_hit("app", "pg-bench", 0, &ac);
     printf("%-13s %8.3f us/hit\n", "access_count", (now_s() - t0) / (double)(n * 10) * 1e6);
     pc_snapshot_unref(s);
     return 0;

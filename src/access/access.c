@@ -34,7 +34,8 @@ static _Atomic(pc_access_remote_fn) remote_hook;
 
 static void init_shards(void)
 {
-    for (size_t i = 0; i < SHARDS; i++) pthread_mutex_init(&shards[i].mu, NULL);
+    for (size_t i = 0; i < SHARDS; i++)
+        pthread_mutex_init(&shards[i].mu, NULL);
 }
 
 void pc_access_set_remote(pc_access_note_fn note, pc_access_remote_fn remote)
@@ -46,7 +47,8 @@ void pc_access_set_remote(pc_access_note_fn note, pc_access_remote_fn remote)
 static uint64_t fnv1a(const char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
     return h;
 }
 
@@ -173,8 +175,7 @@ static void count(const char *user, const char *resource, int64_t now, bool hit,
     }
 }
 
-void pc_access_hit(const char *user, const char *resource, int64_t now_sec,
-                   pc_access_counts_t *out)
+void pc_access_hit(const char *user, const char *resource, int64_t now_sec, pc_access_counts_t *out)
 {
     count(user, resource, now_sec, true, out);
 }

@@ -105,7 +105,7 @@ typedef struct pc_decision {
     } masked[PC_DECISION_MAX_MASKED];
     /* filter: at most `limit` rows reach the client; -1 = no limit */
     int64_t limit;
-    char policies[256]; /* JSON array text of the policies that decided, "" = none */
+    char policies[256];       /* JSON array text of the policies that decided, "" = none */
     char masked_columns[256]; /* JSON array text of masked column names, "" = none */
 } pc_decision_t;
 
@@ -179,8 +179,8 @@ bool pc_decision_pg_text_type(uint32_t type_oid);
  * with one '*'.
  * salt (32 bytes) is used by hash.with_salt only: HMAC-SHA-256(salt, value).
  */
-int32_t pc_decision_mask_value(pc_mask_type_t t, uint32_t type_oid, const uint8_t *v,
-                               int32_t vlen, const uint8_t salt[32], uint8_t *out, size_t cap);
+int32_t pc_decision_mask_value(pc_mask_type_t t, uint32_t type_oid, const uint8_t *v, int32_t vlen,
+                               const uint8_t salt[32], uint8_t *out, size_t cap);
 
 /** The per-resource salt of hash.with_salt: SHA-256 of a fixed label, the
  *  resource name and its upstream credential secrets, so it is stable across

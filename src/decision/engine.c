@@ -39,7 +39,8 @@ static void compiled_free(void *v)
     for (size_t i = 0; i < c->n; i++) {
         free(c->p[i].name);
         pc_policy_set_unref(c->p[i].ps);
-        for (int r = 0; r < N_RULES; r++) free(c->p[i].rule[r]);
+        for (int r = 0; r < N_RULES; r++)
+            free(c->p[i].rule[r]);
     }
     free(c->p);
     free(c);
@@ -50,16 +51,19 @@ static bool package_of(const char *src, char *out, size_t cap)
 {
     const char *p = src;
     for (;;) {
-        while (*p && isspace((unsigned char)*p)) p++;
+        while (*p && isspace((unsigned char)*p))
+            p++;
         if (*p == '#') {
-            while (*p && *p != '\n') p++;
+            while (*p && *p != '\n')
+                p++;
             continue;
         }
         break;
     }
     if (strncmp(p, "package", 7) != 0 || !isspace((unsigned char)p[7])) return false;
     p += 7;
-    while (*p == ' ' || *p == '\t') p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
     size_t o = 0;
     while (*p && (isalnum((unsigned char)*p) || *p == '_' || *p == '.')) {
         if (o + 1 >= cap) return false;
@@ -154,7 +158,8 @@ static pthread_once_t tkey_once = PTHREAD_ONCE_INIT;
 
 static void drop_evals(tstate_t *t)
 {
-    for (size_t i = 0; i < t->n_evals; i++) pc_eval_free(t->evals[i]);
+    for (size_t i = 0; i < t->n_evals; i++)
+        pc_eval_free(t->evals[i]);
     free(t->evals);
     t->evals = NULL;
     t->n_evals = 0;
@@ -214,7 +219,8 @@ static tstate_t *tstate_get(const compiled_t *c)
 
 /* Object keys as static values, inserted in sorted order so building an
  * object needs no sort (pc_value_object's fast path). */
-#define KEY(id, text) static const pc_value id = {.kind = PC_STRING, .len = sizeof text - 1, .u.s = text}
+#define KEY(id, text)                                                                              \
+    static const pc_value id = {.kind = PC_STRING, .len = sizeof text - 1, .u.s = text}
 KEY(K_ACCESS_COUNT, "access_count");
 KEY(K_APPLICATION, "application");
 KEY(K_BUCKET, "bucket");
@@ -278,14 +284,14 @@ struct session_parts {
     const pc_value *application, *client_ip, *connector, *db_name, *resource;
 };
 
-static bool build_session_parts(pc_arena *a, const pc_decision_ctx_t *ctx,
-                                struct session_parts *sp)
+static bool build_session_parts(pc_arena *a, const pc_decision_ctx_t *ctx, struct session_parts *sp)
 {
     const pc_user_t *u = ctx->user;
     sp->email = S(a, u ? u->email : NULL);
     pc_vbuf g;
     pc_vbuf_init(&g, a);
-    for (size_t i = 0; u && i < u->n_groups; i++) pc_vbuf_push(&g, S(a, u->groups[i]));
+    for (size_t i = 0; u && i < u->n_groups; i++)
+        pc_vbuf_push(&g, S(a, u->groups[i]));
     sp->groups = pc_vbuf_array(&g);
     sp->type = S(a, u && u->type ? u->type : "human");
     sp->username = S(a, u ? u->username : NULL);
@@ -309,8 +315,8 @@ static bool build_session_parts(pc_arena *a, const pc_decision_ctx_t *ctx,
     sp->application = S(a, ctx->application);
     sp->client_ip = S(a, ctx->client_ip);
     sp->db_name = S(a, ctx->db_name);
-    return sp->email && sp->groups && sp->type && sp->username && sp->resource &&
-           sp->connector && sp->application && sp->client_ip && sp->db_name;
+    return sp->email && sp->groups && sp->type && sp->username && sp->resource && sp->connector &&
+           sp->application && sp->client_ip && sp->db_name;
 }
 
 static const pc_value *counts_value(pc_arena *a, const pc_access_counts_t *n)
@@ -332,8 +338,8 @@ static const pc_value *time_value(pc_arena *a, uint64_t ns)
         time_t secs = (time_t)sec;
         struct tm tm;
         gmtime_r(&secs, &tm);
-        snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
         cached_sec = sec;
     }
     char buf[112];
@@ -365,7 +371,8 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
         size_t len = off + stmt->len <= ctx->query_len ? stmt->len : ctx->query_len - off;
         pc_vbuf t;
         pc_vbuf_init(&t, a);
-        for (size_t i = 0; i < stmt->n_tables; i++) pc_vbuf_push(&t, S(a, stmt->tables[i]));
+        for (size_t i = 0; i < stmt->n_tables; i++)
+            pc_vbuf_push(&t, S(a, stmt->tables[i]));
         tables = pc_vbuf_array(&t);
         pc_obuf_put(&q, &K_COMMAND_TYPE, S(a, stmt->command_type));
         pc_obuf_put(&q, &K_QUERY, pc_value_string(a, ctx->query + off, len));
@@ -445,8 +452,7 @@ static const pc_value *get(const pc_value *o, const char *k)
 
 static void copy_str(char *dst, size_t cap, const pc_value *v)
 {
-    if (v && pc_value_kind(v) == PC_STRING)
-        snprintf(dst, cap, "%.*s", (int)v->len, v->u.s);
+    if (v && pc_value_kind(v) == PC_STRING) snprintf(dst, cap, "%.*s", (int)v->len, v->u.s);
 }
 
 static bool is_str(const pc_value *v, const char *s)
@@ -585,8 +591,8 @@ static void judge(const compiled_t *c, tstate_t *t, int rule, const pc_decision_
             pc_log_info("policy dry-run decision", PC_LSTR("policy", p->name),
                         PC_LSTR("stage", pc_decision_stage_name(ctx->stage)),
                         PC_LSTR("action", action_name(one.action)), PC_LSTR("reason", one.reason),
-                        PC_LSTR("masked_columns", one.masked_columns),
-                        PC_LINT("limit", one.limit), PC_LUINT("session", ctx->session_id));
+                        PC_LSTR("masked_columns", one.masked_columns), PC_LINT("limit", one.limit),
+                        PC_LUINT("session", ctx->session_id));
             pc__decision_list_add(acc->policies, sizeof acc->policies, p->name);
             continue;
         }
@@ -625,7 +631,8 @@ static size_t literal_key(const char *q, size_t n, char *out, size_t cap)
         unsigned char prev = i ? (unsigned char)q[i - 1] : ' ';
         if (c == '\0') return 0;
         if (c == '-' && i + 1 < n && q[i + 1] == '-') {
-            while (i < n && q[i] != '\n') PUT(q[i++]);
+            while (i < n && q[i] != '\n')
+                PUT(q[i++]);
             continue;
         }
         if (c == '/' && i + 1 < n && q[i + 1] == '*') {
@@ -669,15 +676,17 @@ static size_t literal_key(const char *q, size_t n, char *out, size_t cap)
         }
         if (c == '$' && !ident_char(prev)) {
             size_t j = i + 1;
-            while (j < n && (isalnum((unsigned char)q[j]) || q[j] == '_' ||
-                             (unsigned char)q[j] >= 0x80))
+            while (j < n &&
+                   (isalnum((unsigned char)q[j]) || q[j] == '_' || (unsigned char)q[j] >= 0x80))
                 j++;
             if (j < n && q[j] == '$' && !(j > i + 1 && isdigit((unsigned char)q[i + 1]))) {
                 size_t tag = j + 1 - i; /* "$tag$" */
                 size_t k = j + 1;
-                while (k + tag <= n && memcmp(q + k, q + i, tag) != 0) k++;
+                while (k + tag <= n && memcmp(q + k, q + i, tag) != 0)
+                    k++;
                 if (k + tag > n) return 0;
-                for (size_t m = i; m < k + tag; m++) PUT(q[m]);
+                for (size_t m = i; m < k + tag; m++)
+                    PUT(q[m]);
                 i = k + tag;
                 continue;
             }
@@ -686,10 +695,12 @@ static size_t literal_key(const char *q, size_t n, char *out, size_t cap)
         }
         if (isdigit(c) && !ident_char(prev) && prev != '.') {
             size_t j = i;
-            while (j < n && isdigit((unsigned char)q[j])) j++;
+            while (j < n && isdigit((unsigned char)q[j]))
+                j++;
             if (j < n && (ident_char((unsigned char)q[j]) || q[j] == '.')) {
                 /* 1e5, 0x1F, 1_000, 1.5, 12abc: keep as written */
-                while (i < j) PUT(q[i++]);
+                while (i < j)
+                    PUT(q[i++]);
                 continue;
             }
             PUT('0');
@@ -761,7 +772,8 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
                : ctx->stage == PC_STAGE_PRE_REQUEST ? RULE_PRE
                                                     : RULE_POST;
     bool any = false;
-    for (size_t i = 0; i < c->n && !any; i++) any = c->p[i].rule[rule] != NULL;
+    for (size_t i = 0; i < c->n && !any; i++)
+        any = c->p[i].rule[rule] != NULL;
     if (!any) return true;
     if (!counted) pc_access_peek(user, res, now_sec, &counts);
     tstate_t *t = tstate_get(c);
@@ -786,15 +798,19 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
                 st.len = ctx->query_len;
             }
             const pc_value *in = build_input(a, ctx, sp, &counts, now_ns, &st);
-            if (!in) ok = false;
-            else judge(c, t, rule, ctx, in, out);
+            if (!in)
+                ok = false;
+            else
+                judge(c, t, rule, ctx, in, out);
             pc_arena_reset(a);
         }
         pc_sql_class_unref(cls);
     } else {
         const pc_value *in = build_input(a, ctx, sp, &counts, now_ns, NULL);
-        if (!in) ok = false;
-        else judge(c, t, rule, ctx, in, out);
+        if (!in)
+            ok = false;
+        else
+            judge(c, t, rule, ctx, in, out);
     }
     pc_arena_reset(a);
     return ok;

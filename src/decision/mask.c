@@ -74,8 +74,8 @@ static void hex(const uint8_t *d, size_t n, uint8_t *out)
     }
 }
 
-int32_t pc_decision_mask_value(pc_mask_type_t t, uint32_t type_oid, const uint8_t *v,
-                               int32_t vlen, const uint8_t salt[32], uint8_t *out, size_t cap)
+int32_t pc_decision_mask_value(pc_mask_type_t t, uint32_t type_oid, const uint8_t *v, int32_t vlen,
+                               const uint8_t salt[32], uint8_t *out, size_t cap)
 {
     if (t == PC_MASK_NONE) {
         if (vlen < 0) return -1;
@@ -140,7 +140,11 @@ void pc_decision_resource_salt(const pc_resource_t *r, uint8_t out[32])
     const char *name = r && r->name ? r->name : "";
     char label[300];
     int m = snprintf(label, sizeof label, "portcullis mask salt\x1f%s", name);
-    pc_hmac_sha256(key, sizeof key, label, m < 0 ? 0 : (size_t)m < sizeof label ? (size_t)m : sizeof label - 1, out);
+    pc_hmac_sha256(key, sizeof key, label,
+                   m < 0                      ? 0
+                   : (size_t)m < sizeof label ? (size_t)m
+                                              : sizeof label - 1,
+                   out);
 }
 
 static void json_list_add(char *list, size_t cap, const char *name)
@@ -215,7 +219,8 @@ void pc_decision_combine(pc_decision_t *acc, const pc_decision_t *one)
     }
     for (size_t i = 0; i < one->n_masked; i++) {
         size_t j = 0;
-        while (j < acc->n_masked && acc->masked[j].column != one->masked[i].column) j++;
+        while (j < acc->n_masked && acc->masked[j].column != one->masked[i].column)
+            j++;
         if (j == acc->n_masked) {
             if (acc->n_masked == PC_DECISION_MAX_MASKED) {
                 /* more masked columns than a decision holds: withhold the

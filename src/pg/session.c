@@ -1977,7 +1977,12 @@ static void judge_result(session_t *s, const uint8_t *rd, uint32_t rd_len, const
         }
     }
     if (cols != small) free(cols);
-    if (s->result_decision.n_masked) pc_decision_resource_salt(s->resource, s->result_salt);
+    for (size_t i = 0; i < s->result_decision.n_masked; i++) {
+        if (s->result_decision.masked[i].type == PC_MASK_HASH_WITH_SALT) {
+            pc_decision_resource_salt(s->resource, s->result_salt);
+            break;
+        }
+    }
     item_t *head = s->q_head;
     if (head && (head->kind == IT_SIMPLE || head->kind == IT_EXECUTE))
         item_note_decision(head, &s->result_decision);

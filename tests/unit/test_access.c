@@ -25,7 +25,8 @@ static void test_minute_edges(void **state)
 {
     (void)state;
     pc_access_counts_t c;
-    for (int i = 0; i < 5; i++) pc_access_hit("alice", "pg", T0, &c);
+    for (int i = 0; i < 5; i++)
+        pc_access_hit("alice", "pg", T0, &c);
     assert_int_equal(c.last_minute, 5);
     pc_access_hit("alice", "pg", T0 + 59, &c); /* still within T0's minute window */
     assert_int_equal(c.last_minute, 6);

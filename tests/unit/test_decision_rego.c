@@ -63,9 +63,15 @@ static void eval_at(pc_snapshot_t *s, pc_decision_stage_t st, const char *q, pc_
 {
     pc_user_t u = {.username = "alice", .type = "human"};
     pc_resource_t r = {.name = "pg-main", .technology = PC_TECH_POSTGRES};
-    pc_decision_ctx_t c = {.stage = st, .snapshot = s, .user = &u, .resource = &r,
-                           .query = q, .query_len = q ? strlen(q) : 0,
-                           .pg_stage = "simple", .columns = cols, .n_columns = n};
+    pc_decision_ctx_t c = {.stage = st,
+                           .snapshot = s,
+                           .user = &u,
+                           .resource = &r,
+                           .query = q,
+                           .query_len = q ? strlen(q) : 0,
+                           .pg_stage = "simple",
+                           .columns = cols,
+                           .n_columns = n};
     pc_decision_eval(&c, d);
 }
 
@@ -245,7 +251,8 @@ static void test_mask_values(void **state)
     n = mask(PC_MASK_HASH_WITH_SALT, 25, "abc", out);
     assert_int_equal(n, 64);
     out[n] = '\0';
-    assert_string_not_equal(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_string_not_equal(out,
+                            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     assert_int_equal(mask(PC_MASK_HASH_WITH_SALT, 20, "1", out), -1);
     n = mask(PC_MASK_NONE, 23, "42", out);
     assert_int_equal(n, 2);
@@ -287,7 +294,7 @@ static void test_literal_key(void **state)
     key_is("select E'\\'' , 5", "select E'\\'' , 0");
     key_is("select 'it''s 3', 4", "select 'it''s 3', 0");
     key_is("select $q$ 5 $q$, 6, a$1", "select $q$ 5 $q$, 0, a$1");
-    key_is("select 'open 5", NULL);     /* unterminated: exact text */
+    key_is("select 'open 5", NULL); /* unterminated: exact text */
     key_is("select /* open 5", NULL);
     key_is("select $x$ 5", NULL);
 }
