@@ -324,3 +324,20 @@ def test_mask_beyond_64_columns(start):
             row = conn.cursor(binary=binary).execute(q).fetchone()
             assert row[:80] == tuple(range(80))
             assert row[80:] == ("****", None)
+
+
+def test_session_blocked_by_client_ip(start):
+    c = start({"ip": """package formal.v2
+import rego.v1
+session := {"action": "block", "type": "block_with_custom_message",
+            "message": "not from this address"} if {
+  net.cidr_contains("127.0.0.0/8", input.client_ip_address)
+  input.user.username == "bob"
+}
+"""})
+    r = psql(c.pg_port, "select 1", user="bob", password="bob-pw-123")
+    assert r.returncode != 0
+    assert "FATAL" in r.stderr and "not from this address" in r.stderr
+    assert psql(c.pg_port, "select 1").returncode == 0
+    c.wait_spool(lambda rs: any(x.get("user") == "bob" and x.get("decision") == "block"
+                                for x in rs))
