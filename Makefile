@@ -41,6 +41,7 @@ conformance: release
 
 integration: debug
 	@echo "== integration tests (real PostgreSQL, real clients) =="
+	@[ -d node_modules/playwright-core ] || npm install --no-audit --no-fund >/dev/null
 	@PORTCULLIS_BIN=$(CURDIR)/build/portcullis $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 check: deps

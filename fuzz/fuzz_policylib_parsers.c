@@ -8,6 +8,7 @@
 #include "policy/lib/encoding.h"
 #include "policy/lib/gofmt.h"
 #include "policy/lib/gourl.h"
+#include "policy/lib/graphql.h"
 #include "policy/lib/jose.h"
 #include "policy/lib/net.h"
 #include "policy/lib/regex.h"
@@ -43,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ol;
     char *o = NULL;
     int cnt = 0;
-    switch (data[0] % 15) {
+    switch (data[0] % 17) {
     case 0:
         free(pc_plib_units_parse(s, n, err, sizeof(err)));
         o = pc_plib_units_parse_bytes(s, n, err, sizeof(err));
@@ -134,6 +135,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (pc_plib_url_parse(s, n, &u, err, sizeof(err))) pc_plib_url_free(&u);
         break;
     }
+    case 15: {
+        char *q = pc__graphql_parse_query_ex(s, n, true, err, sizeof(err));
+        if (q) {
+            static const char schema[] = "{\"Definitions\":[{\"Kind\":\"OBJECT\",\"Name\":\"Query\",\"Fields\":"
+                                         "[{\"Name\":\"a\",\"Type\":{\"NamedType\":\"Int\",\"NonNull\":false}}]}]}";
+            (void)pc_plib_graphql_validate(q, strlen(q), schema, sizeof(schema) - 1, err, sizeof(err));
+        }
+        free(q);
+        break;
+    }
+    case 16:
+        (void)pc_plib_graphql_schema_valid(s, n, err, sizeof(err));
+        break;
     case 13:
         (void)pc_plib_globs_intersect(s, n / 2, s + n / 2, n - n / 2, err, sizeof(err));
         break;

@@ -9,10 +9,12 @@ PACKAGES=(
   # libraries we link
   libuv1-dev libssl-dev libyaml-dev libjansson-dev libpcre2-dev
   libpg-query-dev libhttp-parser-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev
+  libmicrohttpd-dev
   # real components and clients for integration tests, the demo and benchmarks
   postgresql postgresql-client pgbouncer etcd-server etcd-client
+  python3-prometheus-client
   python3 python3-pytest python3-yaml python3-psycopg python3-psycopg2
-  openssl curl procps iproute2
+  openssl curl procps iproute2 chromium
 )
 
 missing=()

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <yaml.h>
 
 #include "cmd/commands.h"
 #include "core/common.h"
@@ -37,85 +36,6 @@ static bool ends_with(const char *s, const char *suf)
 {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && strcmp(s + a - b, suf) == 0;
-}
-
-/* ---- YAML -> value ---------------------------------------------------- */
-
-static const pc_value *yaml_node(pc_arena *a, yaml_document_t *doc, yaml_node_t *n, int depth)
-{
-    if (!n || depth > 500) return NULL;
-    switch (n->type) {
-    case YAML_SCALAR_NODE: {
-        const char *s = (const char *)n->data.scalar.value;
-        size_t l = n->data.scalar.length;
-        if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
-            if (l == 0 || !strcmp(s, "null") || !strcmp(s, "~")) return pc_value_null();
-            if (!strcmp(s, "true") || !strcmp(s, "True")) return pc_value_bool(true);
-            if (!strcmp(s, "false") || !strcmp(s, "False")) return pc_value_bool(false);
-            const pc_value *num = pc_value_number_text(a, s, l);
-            if (num) return num;
-        }
-        return pc_value_string(a, s, l);
-    }
-    case YAML_SEQUENCE_NODE: {
-        pc_vbuf b;
-        pc_vbuf_init(&b, a);
-        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++)
-            pc_vbuf_push(&b, yaml_node(a, doc, yaml_document_get_node(doc, *it), depth + 1));
-        return pc_vbuf_array(&b);
-    }
-    case YAML_MAPPING_NODE: {
-        pc_obuf b;
-        pc_obuf_init(&b, a);
-        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-            const pc_value *k = yaml_node(a, doc, yaml_document_get_node(doc, p->key), depth + 1);
-            if (k && k->kind != PC_STRING) {
-                pc_str t = {0};
-                pc_value_to_json(&t, k);
-                k = pc_value_string(a, t.p, t.len);
-                pc_str_free(&t);
-            }
-            pc_obuf_put(&b, k, yaml_node(a, doc, yaml_document_get_node(doc, p->value), depth + 1));
-        }
-        return pc_obuf_object(&b);
-    }
-    default: return NULL;
-    }
-}
-
-static const pc_value *parse_yaml(pc_arena *a, const char *text, size_t len, char *err, size_t errlen)
-{
-    yaml_parser_t p;
-    yaml_document_t doc;
-    if (!yaml_parser_initialize(&p)) return NULL;
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    const pc_value *v = NULL;
-    if (!yaml_parser_load(&p, &doc)) {
-        snprintf(err, errlen, "yaml: %s", p.problem ? p.problem : "parse error");
-        yaml_parser_delete(&p);
-        return NULL;
-    }
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    v = root ? yaml_node(a, &doc, root, 0) : pc_value_empty_object();
-    if (!v) snprintf(err, errlen, "yaml: unsupported document");
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&p);
-    return v;
-}
-
-static const pc_value *merge_data(pc_arena *a, const pc_value *x, const pc_value *y)
-{
-    if (!x) return y;
-    if (x->kind != PC_OBJECT || y->kind != PC_OBJECT) return y;
-    pc_obuf b;
-    pc_obuf_init(&b, a);
-    for (uint32_t i = 0; i < x->len; i++) {
-        const pc_value *yv = pc_value_object_get(y, x->u.kvs[i].key);
-        pc_obuf_put(&b, x->u.kvs[i].key, yv ? merge_data(a, x->u.kvs[i].val, yv) : x->u.kvs[i].val);
-    }
-    for (uint32_t i = 0; i < y->len; i++)
-        if (!pc_value_object_get(x, y->u.kvs[i].key)) pc_obuf_put(&b, y->u.kvs[i].key, y->u.kvs[i].val);
-    return pc_obuf_object(&b);
 }
 
 static bool load_path(loaded *L, const char *path, bool tests_only, int depth, const char *prefix);
@@ -157,13 +77,14 @@ static bool load_file(loaded *L, const char *path, const char *prefix)
     if (ends_with(path, ".json"))
         v = pc_json_parse(L->arena, text, len, err, sizeof(err));
     else
-        v = parse_yaml(L->arena, text, len, err, sizeof(err));
+        v = pc_yaml_parse(L->arena, text, len, err, sizeof(err));
     free(text);
     if (!v) {
         snprintf(L->err, sizeof(L->err), "%s: %s", path, err);
         return false;
     }
-    L->data = merge_data(L->arena, L->data, mount(L->arena, prefix, v));
+    L->data = L->data ? pc_value_merge(L->arena, L->data, mount(L->arena, prefix, v))
+                      : mount(L->arena, prefix, v);
     return true;
 }
 
@@ -389,7 +310,7 @@ static int cmd_eval(int argc, char **argv)
         if (text) {
             input = ends_with(input_path, ".json")
                         ? pc_json_parse(pc_eval_input_arena(ev), text, len, perr, sizeof(perr))
-                        : parse_yaml(pc_eval_input_arena(ev), text, len, perr, sizeof(perr));
+                        : pc_yaml_parse(pc_eval_input_arena(ev), text, len, perr, sizeof(perr));
             free(text);
         } else {
             snprintf(perr, sizeof(perr), "%s", strerror(errno));

@@ -15,12 +15,15 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "cpclient/cpclient.h"
 #include "decision/decision.h"
 #include "health/health.h"
 #include "net/pool.h"
 #include "spool/spool.h"
+#include "telemetry/telemetry.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +33,8 @@
 /* After terminate_all, how long sessions get to send their goodbye and close. */
 #define TERMINATE_GRACE_MS 3000
 #define DRAIN_POLL_MS 100
+/* cpclient: at shutdown, how long the log shipper may keep sending. */
+#define CP_FLUSH_MS 5000
 
 /*
  * Protocol modules register their pc_proto_t before the workers start. A
@@ -50,6 +55,8 @@ typedef struct connector {
     pc_health_t *health;
     pc_workers_t *workers;
     pc__configdir_t *configdir;
+    pc_cpclient_t *cp;      /* remote control plane (control_plane.url), or NULL */
+    char ready_extra[320];  /* /ready's control-plane members (main thread only) */
 
     pc_snapshot_t *current; /* main thread's reference; NULL until one is loaded */
     uint64_t revision;      /* of current; 0 = none */
@@ -66,6 +73,7 @@ typedef struct connector {
     size_t sessions_at_terminate;
 
     pc_metric_t *m_revision, *m_reload_ok, *m_reload_failed;
+    pc_telemetry_t *telemetry; /* heartbeat timer and OTLP exporter */
     uint64_t started_ms;
     int exit_code;
 } connector_t;
@@ -77,6 +85,33 @@ static uint64_t now_ms(void)
 
 /* ---------- readiness ---------- */
 
+/* cpclient: why a connector with control_plane.url has no snapshot yet. */
+static const char *cp_wait_reason(pc_cpclient_t *cp)
+{
+    pc_cpclient_status_t st;
+    pc_cpclient_status(cp, &st);
+    if (st.state == PC_CPCLIENT_CONNECTING) return "waiting for the control plane";
+    if (st.state == PC_CPCLIENT_CONNECTED) return "waiting for a snapshot from the control plane";
+    return "control plane unreachable";
+}
+
+/* cpclient: the control-plane members of /ready's body. */
+static const char *cp_ready_extra(connector_t *c)
+{
+    pc_cpclient_status_t st;
+    char e[200];
+    size_t pos = 0;
+    pc_cpclient_status(c->cp, &st);
+    pc_json_escape_into(e, sizeof e - 1, &pos, st.last_error, strlen(st.last_error));
+    e[pos] = '\0';
+    snprintf(c->ready_extra, sizeof c->ready_extra,
+             "\"control_plane\":\"%s\",\"control_plane_last_contact_ms\":%" PRId64
+             "%s%s%s",
+             pc_cpclient_state_name(st.state), st.last_contact_age_ms,
+             e[0] ? ",\"control_plane_error\":\"" : "", e, e[0] ? "\"" : "");
+    return c->ready_extra;
+}
+
 static bool compute_ready(connector_t *c, const char **reason)
 {
     if (c->shutting_down) {
@@ -85,6 +120,7 @@ static bool compute_ready(connector_t *c, const char **reason)
     }
     if (!c->current) {
         *reason = c->not_ready_reason ? c->not_ready_reason : "configuration not loaded";
+        if (c->cp && !c->not_ready_reason) *reason = cp_wait_reason(c->cp);
         return false;
     }
     if (!pc_workers_ready(c->workers, c->revision, NULL)) {
@@ -103,6 +139,7 @@ static void health_view(void *arg, pc_health_view_t *out)
     out->instance = c->cfg.instance_name;
     out->workers = pc_workers_count(c->workers);
     out->listeners = c->current ? (unsigned)c->current->n_listeners : 0;
+    if (c->cp) out->extra = cp_ready_extra(c);
     if (!out->ready && c->current && !c->shutting_down)
         (void)pc_workers_ready(c->workers, c->revision, &out->unbound);
 }
@@ -121,6 +158,7 @@ static void on_workers_notify(void *arg)
     else if (!ready && c->was_ready && !c->shutting_down)
         pc_log_warn("not ready", PC_LSTR("reason", reason), PC_LUINT("revision", c->revision));
     c->was_ready = ready;
+    pc_cpclient_set_ready(c->cp, ready);
 }
 
 /* ---------- snapshots ---------- */
@@ -132,12 +170,9 @@ static void log_applied(const pc_snapshot_t *s, const char *what)
                 PC_LUINT("policies", s->n_policies));
 }
 
-/* Load config_dir as the next revision; on success publish it. */
-static bool load_and_apply(connector_t *c, bool initial)
+/* Publish a loaded snapshot (s NULL: refused, err says why); config_dir and control plane alike. */
+static bool apply_snapshot(connector_t *c, pc_snapshot_t *s, const char *err, bool initial)
 {
-    char err[1024] = "";
-    pc_snapshot_t *s = pc_snapshot_load_dir(c->cfg.control_plane.config_dir, c->revision + 1,
-                                            err, sizeof err);
     if (!s) {
         pc_metric_add(c->m_reload_failed, 1);
         /* One line: the loader's file:line message; the previous snapshot stays. */
@@ -156,6 +191,29 @@ static bool load_and_apply(connector_t *c, bool initial)
     if (c->workers) pc_workers_publish(c->workers, s);
     pc_snapshot_unref(old);
     return true;
+}
+
+/* Load config_dir as the next revision; on success publish it. */
+static bool load_and_apply(connector_t *c, bool initial)
+{
+    char err[1024] = "";
+    pc_snapshot_t *s = pc_snapshot_load_dir(c->cfg.control_plane.config_dir, c->revision + 1,
+                                            err, sizeof err);
+    return apply_snapshot(c, s, err, initial);
+}
+
+/* cpclient: a snapshot pushed by the control plane (on this thread, via uv_async). */
+static void on_cp_snapshot(void *arg, const char *text, size_t len, uint64_t revision)
+{
+    connector_t *c = arg;
+    if (c->shutting_down || (c->current && revision == c->revision)) return;
+    char err[1024] = "", origin[64];
+    snprintf(origin, sizeof origin, "control-plane revision %" PRIu64, revision);
+    pc_snapshot_t *s = pc_snapshot_load_yaml(text, len, origin, revision, err, sizeof err);
+    bool initial = c->current == NULL;
+    bool ok = apply_snapshot(c, s, err, initial);
+    if (initial) c->not_ready_reason = ok ? NULL : "configuration from the control plane refused";
+    on_workers_notify(c);
 }
 
 /*
@@ -278,6 +336,21 @@ static void close_quietly(uv_handle_t *h)
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+/* Step 3: the exporter sends one last snapshot (bounded) before its thread ends. */
+static void stop_telemetry(connector_t *c)
+{
+    pc_telemetry_report_t r;
+    pc_telemetry_stop(c->telemetry, &r);
+    c->telemetry = NULL;
+    if (!r.exporting)
+        log_step(3, "stop telemetry", "skipped", "telemetry.otlp_endpoint is not set");
+    else
+        pc_log_info("shutdown", PC_LINT("step", 3), PC_LSTR("name", "stop telemetry"),
+                    PC_LSTR("status", "done"), PC_LBOOL("final_flush", r.final_flush_ok),
+                    PC_LUINT("exports_ok", r.exports_ok),
+                    PC_LUINT("exports_failed", r.exports_failed));
+}
+
 static void finish_shutdown(connector_t *c)
 {
     uv_timer_stop(&c->drain_timer);
@@ -285,12 +358,19 @@ static void finish_shutdown(connector_t *c)
     c->workers = NULL;
 
     log_step(2, "leave cluster", "skipped", "clustering is not available in this version");
-    log_step(3, "stop telemetry", "skipped", "the telemetry exporter is not available in this version");
+    stop_telemetry(c);
 
     /* Step 4: the cache does not exist yet; the spool is flushed and closed. */
     if (c->spool) {
         pc_spool_stats_t st;
         pc_spool_flush(c->spool);
+        /* cpclient: ship what the spool holds, best effort, within a short window. */
+        if (c->cp) {
+            uint64_t shipped = pc_cpclient_close(c->cp, CP_FLUSH_MS);
+            c->cp = NULL;
+            pc_log_info("shutdown", PC_LINT("step", 4), PC_LSTR("name", "flush log shipping"),
+                        PC_LSTR("status", "done"), PC_LUINT("records_shipped", shipped));
+        }
         pc_spool_get_stats(c->spool, &st);
         pc_spool_close(c->spool);
         c->spool = NULL;
@@ -358,6 +438,7 @@ static void on_signal(uv_signal_t *s, int signum)
     }
     c->shutting_down = true; /* /ready answers 503 from here on */
     c->was_ready = false;
+    pc_cpclient_set_ready(c->cp, false); /* cpclient: heartbeats say so */
     pc_log_info("shutdown requested", PC_LSTR("signal", strsignal(signum)));
     pc__configdir_stop(c->configdir);
     c->configdir = NULL;
@@ -399,6 +480,39 @@ static void emit_starting_line(const connector_t *c)
         PC__LEND,
     };
     pc__log_emit(PC_LOG_INFO, "starting", fields);
+}
+
+/* cpclient: the address heartbeats advertise: the health listener, reachable from outside. */
+static void advertised_health_address(const connector_t *c, char *out, size_t cap)
+{
+    const char *listen = c->cfg.health.listen ? c->cfg.health.listen : "";
+    const char *colon = strrchr(listen, ':');
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", (int)hl, listen);
+    bool wildcard = hl == 0 || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0;
+    if (wildcard)
+        snprintf(host, sizeof host, "%s",
+                 c->cfg.cluster.advertise_address ? c->cfg.cluster.advertise_address
+                 : c->cfg.instance_name           ? c->cfg.instance_name
+                                                  : "");
+    snprintf(out, cap, "%s:%d", host, pc_health_port(c->health));
+}
+
+static bool start_cpclient(connector_t *c, char *err, size_t errlen)
+{
+    char address[300];
+    advertised_health_address(c, address, sizeof address);
+    pc_cpclient_opts_t o = {
+        .url = c->cfg.control_plane.url,
+        .token = c->cfg.control_plane.token,
+        .instance = c->cfg.instance_name,
+        .address = address,
+        .spool_dir = c->cfg.log_spool.dir,
+    };
+    c->cp = pc_cpclient_start(c->loop, &o, on_cp_snapshot, c, err, errlen);
+    if (c->cp) pc_log_info("control plane client started", PC_LSTR("address", address));
+    return c->cp != NULL;
 }
 
 static void fatal_config(const char *what, const char *err)
@@ -460,6 +574,16 @@ int pc_connector_run(const char *config_path)
         pc_log_error("cannot start the health server", PC_LSTR("error", err));
         goto out_spool;
     }
+    pc_telemetry_opts_t topts = {.otlp_endpoint = c->cfg.telemetry.otlp_endpoint,
+                                 .interval_ms = c->cfg.telemetry.interval_ms,
+                                 .instance = c->cfg.instance_name,
+                                 .version = PC_VERSION};
+    c->telemetry = pc_telemetry_start(c->loop, &topts, err, sizeof err);
+    if (!c->telemetry) {
+        pc_log_error("cannot start telemetry", PC_LSTR("error", err));
+        pc_health_stop(c->health);
+        goto out_spool;
+    }
 
     uv_signal_init(c->loop, &c->sigterm);
     uv_signal_init(c->loop, &c->sigint);
@@ -473,11 +597,10 @@ int pc_connector_run(const char *config_path)
     if (pc_pg_register) pc_pg_register();
 
     if (c->cfg.control_plane.url) {
-        /* Honest: this version has only the embedded control plane. */
-        c->not_ready_reason = "remote control plane not available in this version";
-        pc_log_error("the remote control plane is not available in this version; "
-                     "use control_plane.config_dir. Staying not ready",
-                     PC_LSTR("url", c->cfg.control_plane.url));
+        if (!start_cpclient(c, err, sizeof err)) {
+            pc_log_error("cannot start the control-plane client", PC_LSTR("error", err));
+            goto out_handles;
+        }
     } else if (!cdir) {
         c->not_ready_reason = "no control plane configured";
         pc_log_error("no control plane configured (control_plane.config_dir); staying not ready");
@@ -506,12 +629,15 @@ int pc_connector_run(const char *config_path)
     goto out_snapshot;
 
 out_handles:
+    (void)pc_cpclient_close(c->cp, 0);
+    c->cp = NULL;
     pc__configdir_stop(c->configdir);
     pc_health_stop(c->health);
     close_quietly((uv_handle_t *)&c->drain_timer);
     close_quietly((uv_handle_t *)&c->sigterm);
     close_quietly((uv_handle_t *)&c->sigint);
     close_quietly((uv_handle_t *)&c->sighup);
+    pc_telemetry_stop(c->telemetry, NULL);
     uv_run(c->loop, UV_RUN_DEFAULT);
 out_spool:
     pc_spool_close(c->spool);

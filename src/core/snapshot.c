@@ -480,8 +480,8 @@ static bool parse_listener(pc__yctx_t *c, const pc__ynode_t *m, pc_listener_cfg_
 
 static bool parse_user(pc__yctx_t *c, const pc__ynode_t *m, pc_user_t *u, char **password)
 {
-    static const char *const keys[] = {"username", "email",       "type", "groups",
-                                       "password", "access_keys", NULL};
+    static const char *const keys[] = {"username", "email", "type", "groups", "password",
+                                       "scram_verifier", "access_keys", NULL};
     static const char *const key_keys[] = {"id", "secret", NULL};
     int type = 0;
     if (!pc__ymap_check(c, m, keys) || !get_required(c, m, "username", &u->username, NULL))
@@ -506,6 +506,23 @@ static bool parse_user(pc__yctx_t *c, const pc__ynode_t *m, pc_user_t *u, char *
             return false;
         }
     if (*password && !**password) return key_fail(c, m, "password", "must not be empty", NULL, "");
+    /* What a control plane sends instead of a password: the verifier it computed on upload. */
+    char *verifier = NULL;
+    if (!pc__yget_str(c, m, "scram_verifier", &verifier)) return false;
+    if (verifier) {
+        bool both = *password != NULL;
+        bool parsed = !both && pc_scram_verifier_parse(verifier, strlen(verifier), &u->scram);
+        pc__free_secret(verifier);
+        if (both)
+            return key_fail(c, m, "scram_verifier", "set either password or scram_verifier", NULL,
+                            "");
+        if (!parsed)
+            return key_fail(c, m, "scram_verifier",
+                            "invalid SCRAM-SHA-256 verifier (SCRAM-SHA-256$<iterations>:<salt>"
+                            "$<StoredKey>:<ServerKey>)",
+                            NULL, "");
+        u->has_password = true;
+    }
     const pc__ynode_t *keys_node = pc__ymap_get(m, "access_keys");
     if (!keys_node) return true;
     size_t prev = pc__ypath_push_key(&c->path, "access_keys");
@@ -628,7 +645,24 @@ static bool load_document_text(builder_t *b, const char *text, size_t len, const
     for (size_t d = 0; d < doc.n_roots && ok; d++) {
         const pc__ynode_t *root = doc.roots[d];
         if (pc__yaml_is_null(root)) continue;
-        ok = pc__ymap_check(&c, root, sections);
+        /* A control-plane push also says its revision (the caller passes it as an
+         * argument): skip that key, so messages about the others stay the same. */
+        pc__ynode_t view;
+        const pc__ynode_t *rev = b->local ? NULL : pc__ymap_get(root, "revision");
+        if (rev && root->kind == PC__Y_MAP) {
+            view = *root;
+            view.items = pc_xcalloc(root->n_items, sizeof *view.items);
+            view.n_items = 0;
+            for (size_t i = 0; i + 1 < root->n_items; i += 2)
+                if (root->items[i + 1] != rev) {
+                    view.items[view.n_items++] = root->items[i];
+                    view.items[view.n_items++] = root->items[i + 1];
+                }
+            ok = pc__ymap_check(&c, &view, sections);
+            free(view.items);
+        } else {
+            ok = pc__ymap_check(&c, root, sections);
+        }
         for (size_t i = 0; sections[i] && ok; i++)
             ok = load_list(b, &c, file, root, sections[i]);
     }

@@ -24,6 +24,8 @@ typedef struct pc_health_view {
     unsigned workers;
     unsigned listeners;
     unsigned unbound; /* (worker, listener) pairs not listening; shown when non-zero */
+    /* More members for the body, already JSON (e.g. `"control_plane":"connected"`), or NULL. */
+    const char *extra;
 } pc_health_view_t;
 
 typedef void (*pc_health_view_fn)(void *arg, pc_health_view_t *out);

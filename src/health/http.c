@@ -145,13 +145,14 @@ static int ready_body(const pc_health_view_t *v, char *body, size_t cap)
     char inst[160];
     size_t pos = 0;
     const char *name = v->instance ? v->instance : "";
+    const char *ex = v->extra ? v->extra : "", *ex_sep = v->extra ? "," : "";
     pc_json_escape_into(inst, sizeof inst - 1, &pos, name, strlen(name));
     inst[pos] = '\0';
     if (v->ready)
         return snprintf(body, cap,
                         "{\"ready\":true,\"revision\":%" PRIu64 ",\"instance\":\"%s\","
-                        "\"workers\":%u,\"listeners\":%u}\n",
-                        v->revision, inst, v->workers, v->listeners);
+                        "\"workers\":%u,\"listeners\":%u%s%s}\n",
+                        v->revision, inst, v->workers, v->listeners, ex_sep, ex);
     char reason[128];
     pos = 0;
     const char *rs = v->reason ? v->reason : "not ready";
@@ -160,10 +161,11 @@ static int ready_body(const pc_health_view_t *v, char *body, size_t cap)
     if (v->unbound)
         return snprintf(body, cap,
                         "{\"ready\":false,\"reason\":\"%s\",\"revision\":%" PRIu64
-                        ",\"unbound\":%u}\n",
-                        reason, v->revision, v->unbound);
-    return snprintf(body, cap, "{\"ready\":false,\"reason\":\"%s\",\"revision\":%" PRIu64 "}\n",
-                    reason, v->revision);
+                        ",\"unbound\":%u%s%s}\n",
+                        reason, v->revision, v->unbound, ex_sep, ex);
+    return snprintf(body, cap,
+                    "{\"ready\":false,\"reason\":\"%s\",\"revision\":%" PRIu64 "%s%s}\n",
+                    reason, v->revision, ex_sep, ex);
 }
 
 char *pc__health_respond(const pc__health_req_t *req, const pc_health_view_t *view,
@@ -194,7 +196,7 @@ char *pc__health_respond(const pc__health_req_t *req, const pc_health_view_t *vi
         return build(200, json, b, sizeof b - 1, head, close_after, NULL, len);
     }
     if (route == R_READY) {
-        char body[512];
+        char body[1024];
         int bl = ready_body(view, body, sizeof body);
         if (bl < 0 || (size_t)bl >= sizeof body) bl = (int)strlen(body);
         return build(view->ready ? 200 : 503, json, body, (size_t)bl, head, close_after, NULL,

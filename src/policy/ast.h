@@ -5,6 +5,7 @@
 #ifndef PC_POLICY_AST_H
 #define PC_POLICY_AST_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -120,6 +121,7 @@ struct pc_rule {
     int nslots;
     struct pc_module *mod;
     const char *name;  /* for messages */
+    const pc_value *annot; /* METADATA annotation, or NULL */
 };
 
 typedef struct pc_import {
@@ -136,6 +138,7 @@ typedef struct pc_module {
     pc_rule **rules;
     uint32_t nrules;
     bool v0;
+    const pc_value *pkg_annot; /* METADATA above `package`, or NULL */
 } pc_module;
 
 /* Parser (parse.c). Returns NULL on error with err filled (rego_parse_error). */
@@ -148,6 +151,10 @@ pc_body *pc__parse_query(pc_arena *a, pc_intern *in, const char *text, size_t le
 /* Interning of compile-time strings (one table per policy set). */
 pc_intern *pc__intern_new(pc_arena *a);
 const pc_value *pc__intern(pc_intern *t, const char *s, size_t n);
+
+/* Fills an error (compile.c); used by the compiler and the evaluator. */
+void pc__set_errorv(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* Shared decoders in value.c */
 char *pc__unquote(pc_arena *a, const char *s, size_t n, size_t *pos, size_t *outlen,

@@ -25,7 +25,7 @@
  * runs it; it is idempotent and thread-safe). Registering a name twice
  * replaces the earlier entry, so the long tail of builtins
  * (src/policy/builtins_ext*.c) is registered from pc__builtins_ext_register(),
- * which pc_builtins_init() calls after the core set when it is linked in.
+ * which pc_builtins_init() calls after the core set.
  */
 #ifndef PC_POLICY_BUILTINS_H
 #define PC_POLICY_BUILTINS_H
@@ -63,8 +63,7 @@ const pc_builtin *pc_builtin_lookup(const char *name, size_t len);
 /** Registers the core set and, when linked, the extended set. Idempotent. */
 void pc_builtins_init(void);
 
-/** Defined by src/policy/builtins_ext*.c when that part is in the tree;
- *  referenced weakly so the engine links without it. */
+/** Defined by src/policy/builtins_ext*.c: registers the extended set. */
 void pc__builtins_ext_register(void);
 
 /* ---- inside a builtin ------------------------------------------------- */
@@ -75,16 +74,25 @@ pc_arena *pc_builtin_arena(pc_eval_ctx *ctx);
 const char *pc_builtin_name(pc_eval_ctx *ctx);
 /** Wall-clock time fixed for the whole evaluation (time.now_ns). */
 int64_t pc_builtin_now_ns(pc_eval_ctx *ctx);
-/** Raises eval_builtin_error "<name>: <message>"; returns false. */
-bool pc_builtin_error(pc_eval_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The raising functions are macros around void functions so that the
+ * compiler sees `return pc_builtin_error(...)` yield a literal false (no
+ * maybe-uninitialized warnings in callers that return early). */
+void pc__builtin_error(pc_eval_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pc__builtin_type_error(pc_eval_ctx *ctx, int pos, const char *expected, const pc_value *got);
+void pc__builtin_type_errorf(pc_eval_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pc__builtin_oom(pc_eval_ctx *ctx);
+static inline bool pc__false(void) { return false; }
+
+/** Raises eval_builtin_error "<name>: <message>"; evaluates to false. */
+#define pc_builtin_error(ctx, ...) (pc__builtin_error((ctx), __VA_ARGS__), pc__false())
 /** Raises eval_type_error "<name>: operand <pos> must be <expected> but got <type of got>";
- *  pos counts from 1; returns false. */
-bool pc_builtin_type_error(pc_eval_ctx *ctx, int pos, const char *expected, const pc_value *got);
-/** Raises eval_type_error with a free message "<name>: <message>"; returns false. */
-bool pc_builtin_type_errorf(pc_eval_ctx *ctx, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/** Out of evaluation memory: stops the evaluation (budget error); returns false. */
-bool pc_builtin_oom(pc_eval_ctx *ctx);
+ *  pos counts from 1; evaluates to false. */
+#define pc_builtin_type_error(ctx, pos, expected, got)                                            \
+    (pc__builtin_type_error((ctx), (pos), (expected), (got)), pc__false())
+/** Raises eval_type_error with a free message "<name>: <message>"; evaluates to false. */
+#define pc_builtin_type_errorf(ctx, ...) (pc__builtin_type_errorf((ctx), __VA_ARGS__), pc__false())
+/** Out of evaluation memory: stops the evaluation (budget error); evaluates to false. */
+#define pc_builtin_oom(ctx) (pc__builtin_oom(ctx), pc__false())
 
 /* Argument helpers: each returns false after raising an operand type error. */
 bool pc_arg_string(pc_eval_ctx *ctx, const pc_value *const *args, int pos, const char **s,

@@ -15,7 +15,6 @@
 static pc_builtin *g_tab;
 static size_t g_len, g_cap;
 
-#pragma weak pc__builtins_ext_register
 
 void pc_builtin_register(const char *name, int arity, pc_builtin_fn fn, unsigned flags)
 {
@@ -93,6 +92,44 @@ bool pc_arg_kind(pc_eval_ctx *ctx, const pc_value *const *args, int pos, pc_kind
         *out = r_;                                                                                 \
         return true;                                                                               \
     } while (0)
+
+/* Length in bytes of the UTF-8 sequence at s[i], Go's way: an invalid or
+ * truncated sequence counts as one rune of one byte. */
+static size_t utf8_len(const char *s, size_t len, size_t i)
+{
+    unsigned char c = (unsigned char)s[i];
+    size_t need;
+    uint32_t min;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        min = 0x10000;
+    } else {
+        return 1;
+    }
+    if (i + need >= len) return 1; /* truncated */
+    uint32_t cp = c & (0x3F >> need);
+    for (size_t k = 1; k <= need; k++) {
+        unsigned char d = (unsigned char)s[i + k];
+        if ((d & 0xC0) != 0x80) return 1;
+        cp = (cp << 6) | (d & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 1;
+    return need + 1;
+}
+
+static int64_t rune_count(const char *s, size_t len)
+{
+    int64_t c = 0;
+    for (size_t i = 0; i < len; i += utf8_len(s, len, i)) c++;
+    return c;
+}
 
 /* ---- comparison ------------------------------------------------------- */
 
@@ -212,17 +249,19 @@ static bool b_floor(ARGS) { (void)n; return rounder(ctx, a, out, floor); }
 
 static bool range_impl(pc_eval_ctx *ctx, int64_t lo, int64_t hi, int64_t stepv, const pc_value **out)
 {
-    pc_vbuf b;
-    pc_vbuf_init(&b, A);
     uint64_t span = lo <= hi ? (uint64_t)hi - (uint64_t)lo : (uint64_t)lo - (uint64_t)hi;
     uint64_t count = span / (uint64_t)stepv + 1;
     if (count > 10000000) return pc_builtin_oom(ctx);
+    /* sized once: no growth copies left behind in the arena */
+    const pc_value **items = pc_arena_alloc(A, (size_t)count * sizeof(*items) + 1);
+    if (!items) return pc_builtin_oom(ctx);
     int64_t i = lo;
-    for (uint64_t k = 0; k < count; k++) {
-        pc_vbuf_push(&b, pc_value_int(A, i));
+    size_t k = 0;
+    while (k < count) {
+        if (!(items[k++] = pc_value_int(A, i))) return pc_builtin_oom(ctx);
         if (__builtin_add_overflow(i, lo <= hi ? stepv : -stepv, &i)) break;
     }
-    RET(pc_vbuf_array(&b));
+    RET(pc_value_array(A, items, k));
 }
 
 static bool b_numbers_range(ARGS)
@@ -306,12 +345,7 @@ static bool b_count(ARGS)
 {
     (void)n;
     const pc_value *v = a[0];
-    if (v->kind == PC_STRING) {
-        int64_t c = 0;
-        for (uint32_t i = 0; i < v->len; i++)
-            if (((unsigned char)v->u.s[i] & 0xC0) != 0x80) c++;
-        RET(pc_value_int(A, c));
-    }
+    if (v->kind == PC_STRING) RET(pc_value_int(A, rune_count(v->u.s, v->len)));
     if (v->kind == PC_ARRAY || v->kind == PC_SET || v->kind == PC_OBJECT) RET(pc_value_int(A, v->len));
     return pc_builtin_type_error(ctx, 1, "one of {array, object, set, string}", v);
 }
@@ -523,25 +557,12 @@ static bool filter_obj(pc_eval_ctx *ctx, const pc_value *const *a, const pc_valu
 static bool b_object_remove(ARGS) { (void)n; return filter_obj(ctx, a, out, false); }
 static bool b_object_filter(ARGS) { (void)n; return filter_obj(ctx, a, out, true); }
 
-static const pc_value *merge(pc_arena *ar, const pc_value *x, const pc_value *y)
-{
-    if (x->kind != PC_OBJECT || y->kind != PC_OBJECT) return y;
-    pc_obuf b;
-    pc_obuf_init(&b, ar);
-    for (uint32_t i = 0; i < x->len; i++) {
-        const pc_value *yv = pc_value_object_get(y, x->u.kvs[i].key);
-        pc_obuf_put(&b, x->u.kvs[i].key, yv ? merge(ar, x->u.kvs[i].val, yv) : x->u.kvs[i].val);
-    }
-    for (uint32_t i = 0; i < y->len; i++)
-        if (!pc_value_object_get(x, y->u.kvs[i].key)) pc_obuf_put(&b, y->u.kvs[i].key, y->u.kvs[i].val);
-    return pc_obuf_object(&b);
-}
 
 static bool b_object_union(ARGS)
 {
     (void)n;
     if (!pc_arg_kind(ctx, a, 0, PC_OBJECT) || !pc_arg_kind(ctx, a, 1, PC_OBJECT)) return false;
-    RET(merge(A, a[0], a[1]));
+    RET(pc_value_merge(A, a[0], a[1]));
 }
 
 static bool b_object_union_n(ARGS)
@@ -552,7 +573,7 @@ static bool b_object_union_n(ARGS)
     for (uint32_t i = 0; i < a[0]->len; i++) {
         if (a[0]->u.items[i]->kind != PC_OBJECT)
             return pc_builtin_type_errorf(ctx, "operand 1 must be array of objects");
-        acc = merge(A, acc, a[0]->u.items[i]);
+        acc = pc_value_merge(A, acc, a[0]->u.items[i]);
         if (!acc) return pc_builtin_oom(ctx);
     }
     RET(acc);
@@ -947,12 +968,10 @@ static bool b_split(ARGS)
     pc_vbuf_init(&b, A);
     if (yl == 0) {
         /* split into UTF-8 characters */
-        size_t i = 0;
-        while (i < xl) {
-            size_t j = i + 1;
-            while (j < xl && ((unsigned char)x[j] & 0xC0) == 0x80) j++;
-            pc_vbuf_push(&b, pc_value_string(A, x + i, j - i));
-            i = j;
+        for (size_t i = 0; i < xl;) {
+            size_t l = utf8_len(x, xl, i);
+            pc_vbuf_push(&b, pc_value_string(A, x + i, l));
+            i += l;
         }
         RET(pc_vbuf_array(&b));
     }
@@ -1044,20 +1063,13 @@ static size_t char_off(const char *s, size_t len, int64_t idx)
 {
     size_t i = 0;
     while (idx > 0 && i < len) {
-        i++;
-        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+        i += utf8_len(s, len, i);
         idx--;
     }
     return i;
 }
 
-static int64_t char_count(const char *s, size_t len)
-{
-    int64_t c = 0;
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80) c++;
-    return c;
-}
+static int64_t char_count(const char *s, size_t len) { return rune_count(s, len); }
 
 static bool b_substring(ARGS)
 {
@@ -1393,10 +1405,15 @@ static const pc_builtin k_core[] = {
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
+void pc__parse_module_register(void);
+
 static void init_once(void)
 {
     pc_builtin_register_table(k_core);
-    if (pc__builtins_ext_register) pc__builtins_ext_register();
+    pc__parse_module_register();
+    /* a strong reference: it also pulls the extended set out of libpc.a
+     * into every program that evaluates policies (tests, bench, connector) */
+    pc__builtins_ext_register();
 }
 
 void pc_builtins_init(void) { pthread_once(&g_once, init_once); }

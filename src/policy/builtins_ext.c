@@ -439,9 +439,14 @@ static bool s_sprintf(EXT_ARGS)
             if (!g->s) return pc_builtin_oom(ctx);
         }
     }
+    /* short results never touch the heap */
+    char stack[512];
     size_t ol;
-    char *o = pc_plib_sprintf(f, fl, args, arr->len, &ol);
-    return pc__ext_ret_str(ctx, out, o, ol);
+    char *o = pc_plib_sprintf_buf(stack, sizeof(stack), f, fl, args, arr->len, &ol);
+    if (!o) return pc_builtin_oom(ctx);
+    const pc_value *r = pc_value_string(A, o, ol);
+    if (o != stack) free(o);
+    return pc__ext_ret(ctx, out, r);
 }
 
 /* ---- units ---------------------------------------------------------------- */

@@ -615,6 +615,51 @@ static bool x_parse_and_verify(EXT_ARGS)
     return pc__ext_ret(ctx, out, pc_value_array(A, items, 2));
 }
 
+static bool x_parse_and_verify_opts(EXT_ARGS)
+{
+    (void)n;
+    const char *s;
+    size_t sl;
+    if (!pc_arg_string(ctx, a, 0, &s, &sl)) return false;
+    const pc_value *o = a[1];
+    if (o->kind != PC_OBJECT) return pc_builtin_type_error(ctx, 2, "object", o);
+    pc_plib_x509_opts_t opts = {0};
+    int usages[16];
+    for (uint32_t i = 0; i < o->len; i++) {
+        const pc_value *k = o->u.kvs[i].key, *v = o->u.kvs[i].val;
+        const char *name = k->kind == PC_STRING ? k->u.s : "";
+        if (!strcmp(name, "DNSName")) {
+            if (v->kind != PC_STRING) return pc_builtin_error(ctx, "'DNSName' should be a string");
+            opts.dns_name = v->u.s;
+        } else if (!strcmp(name, "CurrentTime")) {
+            int64_t t;
+            if (v->kind != PC_NUMBER || !pc_value_get_int(v, &t))
+                return pc_builtin_error(ctx, "'CurrentTime' should be a number");
+            opts.have_time = true;
+            opts.time_ns = t;
+        } else if (!strcmp(name, "MaxConstraintComparisons")) {
+            if (v->kind != PC_NUMBER) return pc_builtin_error(ctx, "'MaxConstraintComparisons' should be a number");
+        } else if (!strcmp(name, "KeyUsages")) {
+            if (v->kind != PC_ARRAY && v->kind != PC_SET) return pc_builtin_error(ctx, "'KeyUsages' should be an Array or Set");
+            for (uint32_t j = 0; j < v->len && opts.nkey_usages < 16; j++) {
+                const pc_value *u = v->u.items[j];
+                int ku = u->kind == PC_STRING ? pc_plib_x509_key_usage(u->u.s) : -1;
+                if (ku < 0) return pc_builtin_error(ctx, "invalid entries for 'KeyUsages' found");
+                usages[opts.nkey_usages++] = ku;
+            }
+            opts.key_usages = usages;
+        } else {
+            return pc_builtin_error(ctx, "invalid key option");
+        }
+    }
+    bool valid;
+    char *j = pc_plib_x509_verify_chain_opts(s, sl, &opts, &valid);
+    const pc_value *chain;
+    if (!json_result(ctx, &chain, j)) return false;
+    const pc_value *items[2] = {pc_value_bool(valid), chain};
+    return pc__ext_ret(ctx, out, pc_value_array(A, items, 2));
+}
+
 static bool x_parse_csr(EXT_ARGS)
 {
     (void)n;
@@ -671,6 +716,7 @@ static const pc_builtin CRYPTO_TABLE[] = {
     {"crypto.hmac.equal", 2, c_hmac_equal, 0},
     {"crypto.x509.parse_certificates", 1, x_parse_certs, 0},
     {"crypto.x509.parse_and_verify_certificates", 1, x_parse_and_verify, PC_BUILTIN_NONDET},
+    {"crypto.x509.parse_and_verify_certificates_with_options", 2, x_parse_and_verify_opts, PC_BUILTIN_NONDET},
     {"crypto.x509.parse_certificate_request", 1, x_parse_csr, 0},
     {"crypto.x509.parse_rsa_private_key", 1, x_parse_rsa_key, 0},
     {"crypto.x509.parse_keypair", 2, x_parse_keypair, 0},

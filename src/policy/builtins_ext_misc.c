@@ -194,6 +194,96 @@ static bool gql_parse_schema(EXT_ARGS)
     return gql_parse(ctx, a, n, out, true);
 }
 
+/* A query/schema operand as AST JSON text (malloc'd): strings are parsed,
+ * objects taken as they are. Returns NULL with err set. */
+static char *gql_ast(const pc_value *v, bool schema, bool positions, char *err, size_t errlen)
+{
+    if (v->kind == PC_STRING)
+        return schema ? pc_plib_graphql_parse_schema(v->u.s, v->len, err, errlen)
+                      : pc__graphql_parse_query_ex(v->u.s, v->len, positions, err, errlen);
+    if (v->kind == PC_OBJECT) {
+        pc_str j = {0};
+        pc_value_to_json(&j, v);
+        char *r = j.p ? strndup(j.p, j.len) : strdup("{}");
+        pc_str_free(&j);
+        return r;
+    }
+    snprintf(err, errlen, "operand must be string or object");
+    return NULL;
+}
+
+/* 1 valid (both ASTs returned as values), 0 invalid with err set */
+static int gql_check(pc_eval_ctx *ctx, const pc_value *const *a, const pc_value **qv, const pc_value **sv,
+                     char *err, size_t errlen)
+{
+    char *qpos = gql_ast(a[0], false, true, err, errlen);
+    if (!qpos) return 0;
+    char *sj = gql_ast(a[1], true, false, err, errlen);
+    if (!sj) {
+        free(qpos);
+        return 0;
+    }
+    char serr[512] = "";
+    int rc = pc_plib_graphql_validate(qpos, strlen(qpos), sj, strlen(sj), serr, sizeof(serr));
+    free(qpos);
+    if (rc < 0) {
+        snprintf(err, errlen, "Error in gqlparser SchemaDocument to Schema conversion: %s", serr);
+        free(sj);
+        return 0;
+    }
+    if (rc == 0) {
+        snprintf(err, errlen, "%s", serr);
+        free(sj);
+        return 0;
+    }
+    char *qj = gql_ast(a[0], false, false, err, errlen);
+    char perr[256];
+    *qv = qj ? pc_json_parse(A, qj, strlen(qj), perr, sizeof(perr)) : NULL;
+    *sv = pc_json_parse(A, sj, strlen(sj), perr, sizeof(perr));
+    free(qj);
+    free(sj);
+    if (!*qv || !*sv) {
+        snprintf(err, errlen, "invalid GraphQL AST");
+        return 0;
+    }
+    return 1;
+}
+
+static bool gql_is_valid(EXT_ARGS)
+{
+    (void)n;
+    const pc_value *q, *s;
+    char err[600];
+    return pc__ext_ret(ctx, out, pc_value_bool(gql_check(ctx, a, &q, &s, err, sizeof(err)) == 1));
+}
+
+static bool gql_parse_both(EXT_ARGS)
+{
+    (void)n;
+    const pc_value *q, *s;
+    char err[600];
+    if (a[0]->kind != PC_STRING && a[0]->kind != PC_OBJECT)
+        return pc_builtin_type_error(ctx, 0, "one of {string, object}", a[0]);
+    if (a[1]->kind != PC_STRING && a[1]->kind != PC_OBJECT)
+        return pc_builtin_type_error(ctx, 1, "one of {string, object}", a[1]);
+    if (gql_check(ctx, a, &q, &s, err, sizeof(err)) != 1) return pc_builtin_error(ctx, "%s", err);
+    const pc_value *items[2] = {q, s};
+    return pc__ext_ret(ctx, out, pc_value_array(A, items, 2));
+}
+
+static bool gql_parse_and_verify(EXT_ARGS)
+{
+    (void)n;
+    const pc_value *q, *s;
+    char err[600];
+    if (gql_check(ctx, a, &q, &s, err, sizeof(err)) != 1) {
+        const pc_value *items[3] = {pc_value_bool(false), pc_value_empty_object(), pc_value_empty_object()};
+        return pc__ext_ret(ctx, out, pc_value_array(A, items, 3));
+    }
+    const pc_value *items[3] = {pc_value_bool(true), q, s};
+    return pc__ext_ret(ctx, out, pc_value_array(A, items, 3));
+}
+
 static bool gql_schema_is_valid(EXT_ARGS)
 {
     (void)n;
@@ -600,6 +690,9 @@ static const pc_builtin MISC_TABLE[] = {
     {"graphql.parse_query", 1, gql_parse_query, 0},
     {"graphql.parse_schema", 1, gql_parse_schema, 0},
     {"graphql.schema_is_valid", 1, gql_schema_is_valid, 0},
+    {"graphql.is_valid", 2, gql_is_valid, 0},
+    {"graphql.parse", 2, gql_parse_both, 0},
+    {"graphql.parse_and_verify", 2, gql_parse_and_verify, 0},
     {"providers.aws.sign_req", 3, aws_sign_req, 0},
     {"uri.is_valid", 1, uri_is_valid, 0},
     {"json.patch", 2, j_patch, 0},

@@ -8,16 +8,21 @@
 
 static void set_err(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, ...)
     PC_PRINTF(4, 5);
-static void set_err(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, ...)
+void pc__set_errorv(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, va_list ap)
 {
-    va_list ap;
     snprintf(err->code, sizeof(err->code), "%s", code);
-    va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
     snprintf(err->file, sizeof(err->file), "%s", loc.file ? loc.file : "");
     err->row = loc.row;
     err->col = loc.col;
+}
+
+static void set_err(pc_policy_error *err, const char *code, pc_loc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pc__set_errorv(err, code, loc, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- rule tree -------------------------------------------------------- */
@@ -82,15 +87,17 @@ typedef struct {
     bool failed;
     pc_node *pkgnode;
     int rule_args_declared;
+    pc_arena *arena; /* where new nodes go: the set's, or a query's own */
+    pc_intern *in;
 } C;
 
 static void sc_add(C *c, scope *s, const char *name, int slot)
 {
     if (s->len == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 8;
-        const char **nn = pc_arena_alloc(c->ps->arena, nc * sizeof(*nn));
-        int *ns = pc_arena_alloc(c->ps->arena, nc * sizeof(*ns));
-        bool *ne = pc_arena_alloc(c->ps->arena, nc * sizeof(*ne));
+        const char **nn = pc_arena_alloc(c->arena, nc * sizeof(*nn));
+        int *ns = pc_arena_alloc(c->arena, nc * sizeof(*ns));
+        bool *ne = pc_arena_alloc(c->arena, nc * sizeof(*ne));
         if (s->len) {
             memcpy(nn, s->names, s->len * sizeof(*nn));
             memcpy(ns, s->slots, s->len * sizeof(*ns));
@@ -146,7 +153,7 @@ static const pc_import *find_import(C *c, const char *name)
 
 static pc_term *mk(C *c, pc_term_kind k, pc_loc loc)
 {
-    pc_term *t = pc_arena_alloc(c->ps->arena, sizeof(*t));
+    pc_term *t = pc_arena_alloc(c->arena, sizeof(*t));
     memset(t, 0, sizeof(*t));
     t->kind = (uint8_t)k;
     t->slot = -1;
@@ -160,14 +167,14 @@ static pc_term *pkg_ref(C *c, const char *name, pc_loc loc)
     pc_term *pkg = c->mod->pkg;
     pc_term *r = mk(c, T_REF, loc);
     r->n = pkg->n + 1;
-    r->items = pc_arena_alloc(c->ps->arena, r->n * sizeof(pc_term *));
+    r->items = pc_arena_alloc(c->arena, r->n * sizeof(pc_term *));
     pc_term *d = mk(c, T_VAR, loc);
     d->name = "data";
     d->vkind = V_DATA;
     r->items[0] = d;
     for (uint32_t i = 1; i < pkg->n; i++) r->items[i] = pkg->items[i];
     pc_term *k = mk(c, T_VALUE, loc);
-    k->value = pc__intern(c->ps->in, name, strlen(name));
+    k->value = pc__intern(c->in, name, strlen(name));
     k->ground = true;
     r->items[pkg->n] = k;
     return r;
@@ -195,7 +202,7 @@ static pc_term *resolve_global(C *c, pc_term *v)
         }
         pc_term *r = mk(c, T_REF, v->loc);
         r->n = p->n;
-        r->items = pc_arena_alloc(c->ps->arena, r->n * sizeof(pc_term *));
+        r->items = pc_arena_alloc(c->arena, r->n * sizeof(pc_term *));
         memcpy(r->items, p->items, r->n * sizeof(pc_term *));
         pc_term *h = mk(c, T_VAR, v->loc);
         h->name = p->items[0]->name;
@@ -264,6 +271,61 @@ static void collect_expr(C *c, scope *s, pc_expr *e)
     for (uint32_t i = 0; i < e->nwith; i++) collect_vars(c, s, e->withs[i].value);
 }
 
+static bool same_package(const pc_module *a, const pc_module *b)
+{
+    if (a->pkg->n != b->pkg->n) return false;
+    for (uint32_t i = 1; i < a->pkg->n; i++)
+        if (!pc_value_equal(a->pkg->items[i]->value, b->pkg->items[i]->value)) return false;
+    return true;
+}
+
+/* rego.metadata.rule(): the annotation above the rule being compiled. */
+static const pc_value *rule_metadata(C *c)
+{
+    if (c->rule && c->rule->annot) return c->rule->annot;
+    return pc_value_empty_object();
+}
+
+static const pc_value *chain_entry(C *c, const pc_value *path, const pc_value *annot)
+{
+    pc_obuf ob;
+    pc_obuf_init(&ob, c->arena);
+    pc_obuf_put_str(&ob, "path", path);
+    if (annot) pc_obuf_put_str(&ob, "annotations", annot);
+    return pc_obuf_object(&ob);
+}
+
+/* rego.metadata.chain(): the rule's annotation, document-scope annotations
+ * of the other definitions, then the package's (from any of its modules). */
+static const pc_value *metadata_chain(C *c)
+{
+    pc_vbuf chain, path;
+    pc_vbuf_init(&chain, c->arena);
+    pc_vbuf_init(&path, c->arena);
+    if (!c->mod || !c->rule) return pc_value_empty_array();
+    for (uint32_t i = 1; i < c->mod->pkg->n; i++) pc_vbuf_push(&path, c->mod->pkg->items[i]->value);
+    const pc_value *pkg_path = pc_vbuf_array(&path);
+    pc_vbuf_push(&path, pc__intern(c->in, c->rule->name, strlen(c->rule->name)));
+    const pc_value *rule_path = pc_vbuf_array(&path);
+    pc_vbuf_push(&chain, chain_entry(c, rule_path, c->rule->annot));
+    for (size_t i = 0; i < c->ps->nmods; i++) {
+        pc_module *m = c->ps->mods[i];
+        if (!same_package(m, c->mod)) continue;
+        for (uint32_t j = 0; j < m->nrules; j++) {
+            pc_rule *r = m->rules[j];
+            if (r == c->rule || !r->annot || strcmp(r->name, c->rule->name)) continue;
+            const pc_value *sc = pc_value_object_get_str(r->annot, "scope", 5);
+            if (sc && sc->kind == PC_STRING && !strcmp(sc->u.s, "document"))
+                pc_vbuf_push(&chain, chain_entry(c, rule_path, r->annot));
+        }
+    }
+    for (size_t i = 0; i < c->ps->nmods; i++) {
+        pc_module *m = c->ps->mods[i];
+        if (m->pkg_annot && same_package(m, c->mod)) pc_vbuf_push(&chain, chain_entry(c, pkg_path, m->pkg_annot));
+    }
+    return pc_vbuf_array(&chain);
+}
+
 static void resolve_call(C *c, scope *s, pc_term *t)
 {
     /* the callee: a static dotted name or a ref */
@@ -294,6 +356,20 @@ static void resolve_call(C *c, scope *s, pc_term *t)
         return;
     }
     for (uint32_t i = 0; i < t->n; i++) t->items[i] = resolve_term(c, s, t->items[i]);
+    if ((!strcmp(name, "rego.metadata.rule") || !strcmp(name, "rego.metadata.chain")) && t->n == 0) {
+        /* annotations are known at compile time: the call is a constant */
+        const pc_value *v = !strcmp(name, "rego.metadata.rule") ? rule_metadata(c) : metadata_chain(c);
+        if (!v) {
+            set_err(c->err, "rego_compile_error", t->loc, "out of memory");
+            c->failed = true;
+            return;
+        }
+        t->kind = T_VALUE;
+        t->value = v;
+        t->ground = true;
+        t->n = 0;
+        return;
+    }
     /* user function? resolve first segment against locals-free globals */
     const char *dot = strchr(name, '.');
     size_t flen = dot ? (size_t)(dot - name) : strlen(name);
@@ -335,7 +411,7 @@ static void resolve_call(C *c, scope *s, pc_term *t)
             set_err(c->err, "rego_type_error", t->loc, "%s: arity mismatch", name);
             c->failed = true;
         }
-        t->name = pc_arena_strndup(c->ps->arena, name, strlen(name));
+        t->name = pc_arena_strndup(c->arena, name, strlen(name));
         return;
     }
     if (n && n->kind >= 0 && n->kind != R_FUNC) {
@@ -399,7 +475,7 @@ static pc_term *resolve_term(C *c, scope *s, pc_term *t)
             /* splice: alias.rest */
             pc_term *r = mk(c, T_REF, t->loc);
             r->n = h->n + t->n - 1;
-            r->items = pc_arena_alloc(c->ps->arena, r->n * sizeof(pc_term *));
+            r->items = pc_arena_alloc(c->arena, r->n * sizeof(pc_term *));
             memcpy(r->items, h->items, h->n * sizeof(pc_term *));
             memcpy(r->items + h->n, t->items + 1, (t->n - 1) * sizeof(pc_term *));
             return r;
@@ -555,8 +631,52 @@ static void declare_args(C *c, scope *s, pc_term *t)
     }
 }
 
+static bool has_call(const pc_term *t)
+{
+    if (!t) return false;
+    if (t->kind == T_CALL) return true;
+    if (t->kind == T_ARRAY || t->kind == T_SET || t->kind == T_OBJECT)
+        for (uint32_t i = 0; i < t->n; i++)
+            if (has_call(t->items[i]) || (t->kind == T_OBJECT && has_call(t->keys[i]))) return true;
+    return false;
+}
+
+/* A function argument that computes (f($"{x}") := ...) is matched after the
+ * body, as OPA does: the argument becomes a variable and the body ends with
+ * `var = <argument>`. */
+static void rewrite_call_args(C *c, pc_rule *r)
+{
+    for (uint32_t i = 0; i < r->nargs; i++) {
+        if (!has_call(r->args[i])) continue;
+        pc_term *orig = r->args[i];
+        char name[32];
+        snprintf(name, sizeof(name), "$arg%u", i);
+        pc_term *v = mk(c, T_VAR, orig->loc);
+        v->name = pc_arena_strndup(c->arena, name, strlen(name));
+        r->args[i] = v; /* shared with the else chain */
+        for (pc_rule *e = r; e; e = e->els) {
+            pc_term *v2 = mk(c, T_VAR, orig->loc);
+            v2->name = v->name;
+            pc_expr *x = pc_arena_alloc(c->arena, sizeof(*x));
+            memset(x, 0, sizeof(*x));
+            x->kind = E_UNIFY;
+            x->loc = orig->loc;
+            x->a = v2;
+            x->b = orig;
+            pc_body *b = pc_arena_alloc(c->arena, sizeof(*b));
+            uint32_t n = e->body ? e->body->n : 0;
+            b->exprs = pc_arena_alloc(c->arena, (n + 1) * sizeof(pc_expr *));
+            if (n) memcpy(b->exprs, e->body->exprs, n * sizeof(pc_expr *));
+            b->exprs[n] = x;
+            b->n = n + 1;
+            e->body = b;
+        }
+    }
+}
+
 static bool compile_rule(C *c, pc_rule *r)
 {
+    if (r->kind == R_FUNC) rewrite_call_args(c, r);
     c->rule = r;
     c->nslots = 0;
     scope s = {0};
@@ -816,7 +936,7 @@ pc_policy_set *pc_policy_compile(const pc_policy_module *mods, size_t nmods, con
     /* compile every rule */
     for (size_t i = 0; i < ps->nmods; i++) {
         pc_module *m = ps->mods[i];
-        C c = {.ps = ps, .mod = m, .err = err};
+        C c = {.ps = ps, .mod = m, .err = err, .arena = ps->arena, .in = ps->in};
         c.pkgnode = ps->root;
         for (uint32_t k = 1; k < m->pkg->n && c.pkgnode; k++)
             c.pkgnode = pc__node_child(c.pkgnode, m->pkg->items[k]->value);
@@ -838,7 +958,11 @@ fail:
 pc_body *pc__compile_query(pc_policy_set *ps, pc_arena *a, const char *q, pc_policy_error *err,
                            int *nslots, const char ***names, int **slots, int *nnames)
 {
-    pc_body *b = pc__parse_query(a, ps->in, q, strlen(q), err);
+    /* The policy set is shared by threads: a query interns and allocates in
+     * the evaluation's own arena, never in the set. */
+    pc_intern *qin = pc__intern_new(a);
+    if (!qin) return NULL;
+    pc_body *b = pc__parse_query(a, qin, q, strlen(q), err);
     if (!b) return NULL;
     pc_module qm = {0};
     pc_term pkg = {.kind = T_REF};
@@ -848,14 +972,10 @@ pc_body *pc__compile_query(pc_policy_set *ps, pc_arena *a, const char *q, pc_pol
     pkg.items = items;
     pkg.n = 1;
     qm.pkg = &pkg;
-    C c = {.ps = ps, .mod = &qm, .err = err};
+    C c = {.ps = ps, .mod = &qm, .err = err, .arena = a, .in = qin};
     c.pkgnode = NULL;
     scope s = {0};
-    /* the query's arena holds the new nodes */
-    pc_arena *saved = ps->arena;
-    ps->arena = a;
     resolve_body(&c, &s, b);
-    ps->arena = saved;
     if (c.failed) return NULL;
     if (!pc__check_body_safety(b, err, NULL, 0)) return NULL;
     fold_body(a, b);

@@ -75,15 +75,10 @@ static int fail(E *e, const char *code, pc_loc loc, const char *fmt, ...)
 {
     if (e->failed) return 1;
     e->failed = true;
-    pc_policy_error *err = e->err;
-    snprintf(err->code, sizeof(err->code), "%s", code);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    pc__set_errorv(e->err, code, loc, fmt, ap);
     va_end(ap);
-    snprintf(err->file, sizeof(err->file), "%s", loc.file ? loc.file : "");
-    err->row = loc.row;
-    err->col = loc.col;
     return 1;
 }
 
@@ -614,6 +609,10 @@ static int eval_data(E *e, F *f, pc_term *ref, uint32_t i, pc_node *n, K *k)
         const pc_value *ov = override_at(e, n->path, n->depth);
         if (ov) return eval_ref_from(e, f, ref, i, ov, k);
     }
+    if (n->kind >= 0 && n->kind != R_FUNC && n->base) {
+        /* a base document at a rule's path shadows the rule, as in OPA */
+        return eval_ref_from(e, f, ref, i, n->base, k);
+    }
     if (n->kind >= 0) {
         if (n->kind == R_FUNC) return 0;
         bool err = false;
@@ -672,12 +671,15 @@ static const pc_value *node_full(E *e, pc_node *n, bool *err)
     pc_obuf b;
     pc_obuf_init(&b, e->arena);
     if (n->base && n->base->kind == PC_OBJECT)
-        for (uint32_t i = 0; i < n->base->len; i++)
-            if (!pc__node_child(n, n->base->u.kvs[i].key))
+        for (uint32_t i = 0; i < n->base->len; i++) {
+            const pc_node *c = pc__node_child(n, n->base->u.kvs[i].key);
+            if (!c || (c->kind >= 0 && c->kind != R_FUNC))
                 pc_obuf_put(&b, n->base->u.kvs[i].key, n->base->u.kvs[i].val);
+        }
     for (uint32_t i = 0; i < n->nkids; i++) {
         pc_node *c = n->kids[i];
         if (c->kind == R_FUNC) continue;
+        if (c->kind >= 0 && c->base) continue; /* shadowed by the base document */
         const pc_value *v = node_full(e, c, err);
         if (*err) return NULL;
         if (!v) continue;
@@ -714,11 +716,16 @@ typedef struct {
     uint32_t nkeys, ki;
     bool conflict_fn;
     bool stop_first; /* constant value: the first solution decides */
+    bool direct;     /* partial set without ref-head keys: elements go straight to entries */
 } rule_k;
 
 static int rule_value_cb(E *e, K *k, const pc_value *v)
 {
     rule_k *r = (rule_k *)k;
+    if (r->direct) {
+        pc_vbuf_push(r->entries, v);
+        return r->entries->oom ? oom(e) : 0;
+    }
     if (r->entries) {
         r->keys[r->nkeys] = v;
         const pc_value *ent = pc_value_array(e->arena, r->keys, r->nkeys + 1);
@@ -873,7 +880,9 @@ static const pc_value *build_partial(E *e, pc_node *n, const pc_value *const *en
 
 /* Two rules contribute to one document: objects merge, sets unite, equal
  * values agree, anything else is a conflict. */
-static const pc_value *merge_docs(E *e, const pc_value *x, const pc_value *y, pc_node *n, bool *err)
+/* depth: how many levels of x were built from rule keys; below that, x is a
+ * rule's value, which another rule may not extend (only a set may grow). */
+static const pc_value *merge_docs(E *e, const pc_value *x, const pc_value *y, pc_node *n, int depth, bool *err)
 {
     if (pc_value_equal(x, y)) return x;
     if (x->kind == PC_SET && y->kind == PC_SET) {
@@ -888,12 +897,12 @@ static const pc_value *merge_docs(E *e, const pc_value *x, const pc_value *y, pc
         }
         return r;
     }
-    if (x->kind == PC_OBJECT && y->kind == PC_OBJECT) {
+    if (x->kind == PC_OBJECT && y->kind == PC_OBJECT && depth > 0) {
         const pc_value *r = x;
         for (uint32_t i = 0; i < y->len; i++) {
             const pc_value *k = y->u.kvs[i].key;
             const pc_value *xv = pc_value_object_get(x, k);
-            const pc_value *v = xv ? merge_docs(e, xv, y->u.kvs[i].val, n, err) : y->u.kvs[i].val;
+            const pc_value *v = xv ? merge_docs(e, xv, y->u.kvs[i].val, n, depth - 1, err) : y->u.kvs[i].val;
             if (*err) return NULL;
             r = upsert(e, r, &k, 1, v);
             if (!r) {
@@ -951,11 +960,15 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
     } else {
         pc_vbuf ents;
         pc_vbuf_init(&ents, e->arena);
+        bool direct = n->kind == R_PSET;
+        for (uint32_t i = 0; i < n->nrules; i++)
+            if (n->rules[i]->npath != n->rules[i]->nground) direct = false;
         for (uint32_t i = 0; i < n->nrules; i++) {
             pc_rule *r = n->rules[i];
             uint32_t nk = r->npath - r->nground + 2;
             rule_k rk = {0};
             rk.entries = &ents;
+            rk.direct = direct;
             rk.keys = pc_arena_alloc(e->arena, nk * sizeof(pc_value *));
             if (!rk.keys) {
                 oom(e);
@@ -968,7 +981,15 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
             oom(e);
             goto error;
         }
-        result = build_partial(e, n, ents.items, ents.len, 0, err);
+        if (direct) {
+            result = pc_vbuf_set(&ents);
+            if (!result) {
+                oom(e);
+                goto error;
+            }
+        } else {
+            result = build_partial(e, n, ents.items, ents.len, 0, err);
+        }
         if (*err) goto error;
         /* rules defined below this node (p.q.r := ...) add to the same document */
         for (uint32_t i = 0; i < n->nkids && result; i++) {
@@ -980,7 +1001,12 @@ static const pc_value *node_value(E *e, pc_node *n, bool *err)
             const pc_value *mine = result->kind == PC_OBJECT ? pc_value_object_get(result, kid->key) : NULL;
             const pc_value *merged = cv;
             if (mine) {
-                merged = merge_docs(e, mine, cv, n, err);
+                int depth = INT32_MAX;
+                for (uint32_t j = 0; j < n->nrules; j++) {
+                    int d = (int)(n->rules[j]->npath - n->rules[j]->nground) - 1;
+                    if (d < depth) depth = d;
+                }
+                merged = merge_docs(e, mine, cv, n, depth, err);
                 if (*err) goto error;
             }
             const pc_value *key = kid->key;
@@ -1360,6 +1386,7 @@ static int eval_somein(E *e, F *f, pc_expr *x, const pc_value *coll, K *next)
 {
     if (coll->kind != PC_ARRAY && coll->kind != PC_OBJECT && coll->kind != PC_SET) return 0;
     for (uint32_t i = 0; i < coll->len; i++) {
+        if (step(e)) return 1;
         somein_k s = {.k.fn = somein_key_cb, .f = f, .x = x, .coll = coll, .idx = i, .next = next};
         if (x->a) {
             const pc_value *key = coll->kind == PC_OBJECT ? coll->u.kvs[i].key
@@ -1730,6 +1757,7 @@ static int eval_expr_core(E *e, F *f, pc_expr *x, K *k)
 
 static int eval_body(E *e, F *f, pc_body *b, uint32_t i, K *k)
 {
+    if (step(e)) return 1;
     if (i == b->n) return k->fn(e, k, NULL);
     body_k n = {.k.fn = body_next_cb, .f = f, .b = b, .i = i, .next = k};
     pc_expr *x = b->exprs[i];
@@ -1971,32 +1999,26 @@ static bool raise(pc_eval_ctx *ctx, const char *code, const char *fmt, va_list a
     return false;
 }
 
-bool pc_builtin_error(pc_eval_ctx *ctx, const char *fmt, ...)
+void pc__builtin_error(pc_eval_ctx *ctx, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     raise(ctx, "eval_builtin_error", fmt, ap);
     va_end(ap);
-    return false;
 }
 
-bool pc_builtin_type_errorf(pc_eval_ctx *ctx, const char *fmt, ...)
+void pc__builtin_type_errorf(pc_eval_ctx *ctx, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     raise(ctx, "eval_type_error", fmt, ap);
     va_end(ap);
-    return false;
 }
 
-bool pc_builtin_type_error(pc_eval_ctx *ctx, int pos, const char *expected, const pc_value *got)
+void pc__builtin_type_error(pc_eval_ctx *ctx, int pos, const char *expected, const pc_value *got)
 {
-    return pc_builtin_type_errorf(ctx, "operand %d must be %s but got %s", pos, expected,
-                                  got ? pc_value_type_name(got) : "undefined");
+    pc__builtin_type_errorf(ctx, "operand %d must be %s but got %s", pos, expected,
+                            got ? pc_value_type_name(got) : "undefined");
 }
 
-bool pc_builtin_oom(pc_eval_ctx *ctx)
-{
-    oom(ctx);
-    return false;
-}
+void pc__builtin_oom(pc_eval_ctx *ctx) { oom(ctx); }

@@ -17,10 +17,12 @@ struct pc_intern {
 pc_intern *pc__intern_new(pc_arena *a)
 {
     pc_intern *t = pc_arena_alloc(a, sizeof(*t));
+    if (!t) return NULL;
     t->a = a;
     t->cap = 256;
     t->len = 0;
     t->slots = pc_arena_alloc(a, t->cap * sizeof(*t->slots));
+    if (!t->slots) return NULL;
     memset(t->slots, 0, t->cap * sizeof(*t->slots));
     return t;
 }
@@ -121,6 +123,10 @@ typedef struct {
     bool v0;
     int gen; /* generated var counter */
     int depth;
+    /* `# METADATA` comment blocks: YAML text and the row of their last line */
+    pc_str meta[64];
+    int meta_end[64];
+    int nmeta;
 } P;
 
 static PC_NORETURN void perr(P *p, const tok *t, const char *fmt, ...) PC_PRINTF(3, 4);
@@ -210,6 +216,37 @@ static size_t scan_template(const char *s, size_t n, size_t i)
     return i < n ? i + 1 : 0;
 }
 
+/* Collects `# METADATA` blocks: the marker line, then the comment lines
+ * right below it (their text after "# " is YAML). */
+static void lex_comment(P *p, const char *c, size_t n, int row)
+{
+    const char *t = c;
+    size_t l = n;
+    while (l && (*t == ' ' || *t == '\t')) {
+        t++;
+        l--;
+    }
+    while (l && (t[l - 1] == ' ' || t[l - 1] == '\r')) l--;
+    if (l == 8 && memcmp(t, "METADATA", 8) == 0) {
+        if (p->nmeta >= 64) return;
+        memset(&p->meta[p->nmeta], 0, sizeof(pc_str));
+        p->meta_end[p->nmeta] = row;
+        p->nmeta++;
+        return;
+    }
+    if (p->nmeta == 0 || p->meta_end[p->nmeta - 1] != row - 1) return;
+    if (n && c[0] == ' ') {
+        c++;
+        n--;
+    }
+    pc_str_append(&p->meta[p->nmeta - 1], c, n);
+    pc_str_append(&p->meta[p->nmeta - 1], "\n", 1);
+    p->meta_end[p->nmeta - 1] = row;
+}
+
+/* The annotation block ending on the line above `row`, as a value; NULL if none. */
+static const pc_value *annotation_for(P *p, int row, const char *default_scope);
+
 static void lex(P *p)
 {
     const char *s = p->src;
@@ -237,8 +274,10 @@ static void lex(P *p)
             continue;
         }
         if (c == '#') {
+            size_t st = i + 1;
             while (i < n && s[i] != '\n') i++;
             ws = true;
+            lex_comment(p, s + st, i - st, row);
             continue;
         }
         tok t = {.off = (uint32_t)i, .row = row, .col = (int)(i - line_start) + 1, .ws = ws, .nl = nl};
@@ -518,7 +557,7 @@ static pc_term *parse_ref_suffix(P *p, pc_term *head)
         if (t->k == K_DOT) {
             next(p);
             tok *id = cur(p);
-            if (id->k != K_IDENT || id->ws) perr(p, id, "unexpected %s token: expected ref",
+            if (id->k != K_IDENT || id->ws) perr(p, id, "unexpected %s token: expected ident",
                                                   id->k == K_EOF ? "eof" : "non-identifier");
             next(p);
             tl_push(p, &ops, mk_str(p, p->src + id->off, id->len, id));
@@ -767,18 +806,23 @@ static pc_term *parse_template(P *p, const tok *t)
     char q = s[1];
     size_t i = 2, end = n - 1;
     tlist parts = {0};
-    pc_str lit = {0};
+    /* literal text never grows past the template's own length; the arena
+     * holds it so that a parse error (longjmp) leaks nothing */
+    struct {
+        char *p;
+        size_t len;
+    } lit = {palloc(p, n + 8), 0};
     while (i < end) {
         char c = s[i];
         if (c == '\\' && i + 1 < end) {
             char d = s[i + 1];
             if (d == '{') {
-                pc_str_append(&lit, "{", 1);
+                lit.p[lit.len++] = '{';
                 i += 2;
                 continue;
             }
             if (q == '`') {
-                pc_str_append(&lit, s + i, 1);
+                lit.p[lit.len++] = s[i];
                 i++;
                 continue;
             }
@@ -794,7 +838,8 @@ static pc_term *parse_template(P *p, const tok *t)
             const char *e = NULL;
             char *dec = pc__unquote(p->a, buf, bl + 1, &pos, &outl, &e);
             if (!dec) perr(p, t, "invalid escape in template string");
-            pc_str_append(&lit, dec, outl);
+            memcpy(lit.p + lit.len, dec, outl);
+            lit.len += outl;
             i = j;
             continue;
         }
@@ -822,6 +867,7 @@ static pc_term *parse_template(P *p, const tok *t)
             sub->n = j - st;
             sub->toks = NULL;
             sub->ntok = sub->cap = sub->pos = 0;
+            sub->nmeta = 0; /* annotation blocks belong to the module */
             memcpy(sub->jb, p->jb, sizeof(jmp_buf));
             lex(sub);
             pc_term *ex = parse_term_in(sub);
@@ -846,11 +892,10 @@ static pc_term *parse_template(P *p, const tok *t)
             i = j + 1;
             continue;
         }
-        pc_str_append(&lit, s + i, 1);
+        lit.p[lit.len++] = s[i];
         i++;
     }
-    if (lit.len || parts.len == 0) tl_push(p, &parts, mk_str(p, lit.p ? lit.p : "", lit.len, t));
-    pc_str_free(&lit);
+    if (lit.len || parts.len == 0) tl_push(p, &parts, mk_str(p, lit.p, lit.len, t));
     pc_term *arr = mk_term(p, T_ARRAY, t);
     arr->items = parts.items;
     arr->n = (uint32_t)parts.len;
@@ -1171,12 +1216,86 @@ static pc_body *parse_rule_body(P *p, bool *had_if)
     return NULL;
 }
 
+/* authors: "Name <email>" strings become {name, email}; related_resources:
+ * strings become {ref}; scope defaults to the place of the block. */
+static const pc_value *normalize_annotation(P *p, const pc_value *v, const char *default_scope)
+{
+    pc_obuf ob;
+    pc_obuf_init(&ob, p->a);
+    bool has_scope = false;
+    for (uint32_t i = 0; i < v->len; i++) {
+        const pc_value *k = v->u.kvs[i].key, *val = v->u.kvs[i].val;
+        if (k->kind == PC_STRING && !strcmp(k->u.s, "scope")) has_scope = true;
+        if (k->kind == PC_STRING && !strcmp(k->u.s, "authors") && val->kind == PC_ARRAY) {
+            pc_vbuf vb;
+            pc_vbuf_init(&vb, p->a);
+            for (uint32_t j = 0; j < val->len; j++) {
+                const pc_value *au = val->u.items[j];
+                if (au->kind != PC_STRING) {
+                    pc_vbuf_push(&vb, au);
+                    continue;
+                }
+                pc_obuf ao;
+                pc_obuf_init(&ao, p->a);
+                const char *lt = strchr(au->u.s, '<');
+                const char *gt = lt ? strchr(lt, '>') : NULL;
+                if (lt && gt) {
+                    size_t nl = (size_t)(lt - au->u.s);
+                    while (nl && au->u.s[nl - 1] == ' ') nl--;
+                    if (nl) pc_obuf_put_str(&ao, "name", pc_value_string(p->a, au->u.s, nl));
+                    pc_obuf_put_str(&ao, "email", pc_value_string(p->a, lt + 1, (size_t)(gt - lt - 1)));
+                } else {
+                    pc_obuf_put_str(&ao, "name", au);
+                }
+                pc_vbuf_push(&vb, pc_obuf_object(&ao));
+            }
+            val = pc_vbuf_array(&vb);
+        } else if (k->kind == PC_STRING && !strcmp(k->u.s, "related_resources") && val->kind == PC_ARRAY) {
+            pc_vbuf vb;
+            pc_vbuf_init(&vb, p->a);
+            for (uint32_t j = 0; j < val->len; j++) {
+                if (val->u.items[j]->kind != PC_STRING) {
+                    pc_vbuf_push(&vb, val->u.items[j]);
+                    continue;
+                }
+                pc_obuf ro;
+                pc_obuf_init(&ro, p->a);
+                pc_obuf_put_str(&ro, "ref", val->u.items[j]);
+                pc_vbuf_push(&vb, pc_obuf_object(&ro));
+            }
+            val = pc_vbuf_array(&vb);
+        }
+        pc_obuf_put(&ob, k, val);
+    }
+    if (!has_scope) pc_obuf_put_str(&ob, "scope", pc_value_cstring(p->a, default_scope));
+    const pc_value *r = pc_obuf_object(&ob);
+    if (!r) perr(p, NULL, "out of memory");
+    return r;
+}
+
+static const pc_value *annotation_for(P *p, int row, const char *default_scope)
+{
+    for (int i = 0; i < p->nmeta; i++) {
+        if (p->meta_end[i] != row - 1) continue;
+        char err[200] = "";
+        const pc_str *m = &p->meta[i];
+        const pc_value *v = pc_yaml_parse(p->a, m->p ? m->p : "{}", m->p ? m->len : 2, err, sizeof(err));
+        if (!v || v->kind != PC_OBJECT) {
+            tok t = {.row = row - 1, .col = 1};
+            perr(p, &t, "invalid METADATA block: %s", v ? "expected a YAML mapping" : err);
+        }
+        return normalize_annotation(p, v, default_scope);
+    }
+    return NULL;
+}
+
 static pc_rule *parse_rule(P *p, pc_module *m)
 {
     tok *start = cur(p);
     pc_rule *r = palloc(p, sizeof(*r));
     r->mod = m;
     r->loc = tloc(p, start);
+    r->annot = annotation_for(p, start->row, "rule");
     if (is_kw(p, start, "default")) {
         next(p);
         r->is_default = true;
@@ -1281,12 +1400,16 @@ pc_module *pc__parse_module(pc_arena *a, pc_intern *in, const char *file, const 
     p->err = err;
     p->v0 = v0;
     p->in = in;
-    if (setjmp(p->jb)) return NULL;
+    if (setjmp(p->jb)) {
+        for (int i = 0; i < p->nmeta; i++) pc_str_free(&p->meta[i]);
+        return NULL;
+    }
     lex(p);
     pc_module *m = palloc(p, sizeof(*m));
     m->file = file;
     tok *t = cur(p);
     if (!is_kw(p, t, "package")) perr(p, t, "package expected");
+    m->pkg_annot = annotation_for(p, t->row, "package");
     next(p);
     pc_term *pkg = parse_pkg_ref(p);
     /* package path: data + elements */
@@ -1352,6 +1475,7 @@ pc_module *pc__parse_module(pc_arena *a, pc_intern *in, const char *file, const 
         while (accept(p, K_SEMI)) {
         }
     }
+    for (int i = 0; i < p->nmeta; i++) pc_str_free(&p->meta[i]);
     return m;
 }
 
@@ -1367,8 +1491,13 @@ pc_body *pc__parse_query(pc_arena *a, pc_intern *in, const char *text, size_t le
     p->n = len;
     p->err = err;
     p->in = in;
-    if (setjmp(p->jb)) return NULL;
+    if (setjmp(p->jb)) {
+        for (int i = 0; i < p->nmeta; i++) pc_str_free(&p->meta[i]);
+        return NULL;
+    }
     lex(p);
+    for (int i = 0; i < p->nmeta; i++) pc_str_free(&p->meta[i]);
+    p->nmeta = 0;
     pc_body *b = parse_body_until(p, K_EOF);
     if (b->n == 0) perr(p, cur(p), "empty query");
     return b;

@@ -226,12 +226,7 @@ static void walk_body(pc_body *b, int nslots, uint8_t *mem)
     if (b->n <= MAXV) reorder(b, nslots, mem);
 }
 
-static uint8_t *scratch_mem(void)
-{
-    static _Thread_local uint8_t *mem;
-    if (!mem) mem = pc_xcalloc(1, 4 * MAXV + MAXV * sizeof(pc_expr *));
-    return mem;
-}
+static uint8_t *scratch_mem(void) { return pc_xcalloc(1, 4 * MAXV + MAXV * sizeof(pc_expr *)); }
 
 /* ---- safety check ------------------------------------------------------ */
 
@@ -505,7 +500,9 @@ bool pc__check_body_safety(pc_body *b, pc_policy_error *err, pc_term **args, uin
 {
     (void)args;
     (void)nargs;
-    walk_body(b, MAXV, scratch_mem());
+    uint8_t *mem = scratch_mem();
+    walk_body(b, MAXV, mem);
+    free(mem);
     S s = {.nslots = MAXV, .err = err};
     s.bound = pc_xcalloc(1, MAXV + 1);
     check_body(&s, b);
@@ -522,8 +519,12 @@ bool pc__check_safety(pc_policy_set *ps, pc_policy_error *err)
         for (uint32_t j = 0; j < m->nrules; j++)
             for (pc_rule *r = m->rules[j]; r; r = r->els) {
                 walk_body(r->body, r->nslots, mem);
-                if (!check_rule(r, r->args, r->nargs, err)) return false;
+                if (!check_rule(r, r->args, r->nargs, err)) {
+                    free(mem);
+                    return false;
+                }
             }
     }
+    free(mem);
     return true;
 }

@@ -246,7 +246,19 @@ const pc_value *pc_value_set(pc_arena *a, const pc_value *const *items, size_t n
     memcpy(p, items, n * sizeof(*p));
     size_t m = n;
     if (!sorted_unique(p, n)) {
-        qsort(p, n, sizeof(*p), cmp_vp);
+        if (n <= 16) {
+            for (size_t i = 1; i < n; i++) {
+                const pc_value *x = p[i];
+                size_t j = i;
+                while (j > 0 && pc_value_compare(p[j - 1], x) > 0) {
+                    p[j] = p[j - 1];
+                    j--;
+                }
+                p[j] = x;
+            }
+        } else {
+            qsort(p, n, sizeof(*p), cmp_vp);
+        }
         m = 1;
         for (size_t i = 1; i < n; i++)
             if (pc_value_compare(p[m - 1], p[i]) != 0) p[m++] = p[i];
@@ -397,6 +409,21 @@ const pc_value *pc_obuf_object(pc_obuf *b)
 {
     if (b->oom) return NULL;
     return pc_value_object(b->arena, b->kvs, b->len);
+}
+
+const pc_value *pc_value_merge(pc_arena *a, const pc_value *x, const pc_value *y)
+{
+    if (!x || !y) return y;
+    if (x->kind != PC_OBJECT || y->kind != PC_OBJECT) return y;
+    pc_obuf b;
+    pc_obuf_init(&b, a);
+    for (uint32_t i = 0; i < x->len; i++) {
+        const pc_value *yv = pc_value_object_get(y, x->u.kvs[i].key);
+        pc_obuf_put(&b, x->u.kvs[i].key, yv ? pc_value_merge(a, x->u.kvs[i].val, yv) : x->u.kvs[i].val);
+    }
+    for (uint32_t i = 0; i < y->len; i++)
+        if (!pc_value_object_get(x, y->u.kvs[i].key)) pc_obuf_put(&b, y->u.kvs[i].key, y->u.kvs[i].val);
+    return pc_obuf_object(&b);
 }
 
 /* ---- access ----------------------------------------------------------- */

@@ -154,6 +154,10 @@ const pc_value *pc_value_object_get_str(const pc_value *obj, const char *key, si
 /** Membership in a set. */
 bool pc_value_set_contains(const pc_value *set, const pc_value *v);
 
+/** Deep merge of two objects (members of y win, nested objects merge); if
+ *  either is not an object the result is y. NULL when out of memory. */
+const pc_value *pc_value_merge(pc_arena *a, const pc_value *x, const pc_value *y);
+
 /* ---- order, equality, hashing ----------------------------------------- */
 
 /** OPA term order: <0, 0, >0. */
@@ -184,5 +188,9 @@ void pc_value_number_to_str(pc_str *out, const pc_value *v);
 /** Parses one JSON document (whitespace around it allowed). On error returns
  *  NULL and, if errbuf is non-NULL, writes a message into it. */
 const pc_value *pc_json_parse(pc_arena *a, const char *s, size_t n, char *errbuf, size_t errlen);
+
+/** Parses one YAML document (plain scalars: null, true/false, numbers; other
+ *  scalars are strings). NULL on error with a message in errbuf. */
+const pc_value *pc_yaml_parse(pc_arena *a, const char *s, size_t n, char *errbuf, size_t errlen);
 
 #endif

@@ -106,6 +106,114 @@ static void test_concurrent_updates(void **state)
     free(text);
 }
 
+
+static double probe_f64_fn(void *arg)
+{
+    return *(double *)arg;
+}
+
+static void test_histogram_render_and_collect(void **state)
+{
+    static const double bounds[] = {0.5, 1, 2.5};
+    pc_metric_t *h = pc_metric_histogram("t_lat_seconds", "Latency.", "k=\"x\"", bounds, 3);
+    assert_ptr_equal(h, pc_metric_histogram("t_lat_seconds", "Latency.", "k=\"x\"", bounds, 3));
+    pc_metric_observe(h, 0.25); /* le 0.5 */
+    pc_metric_observe(h, 0.5);  /* le 0.5: bounds are inclusive */
+    pc_metric_observe(h, 2.0);  /* le 2.5 */
+    pc_metric_observe(h, 100);  /* +Inf */
+    pc_metric_observe(NULL, 1); /* tolerated */
+    assert_int_equal(pc_metric_get(h), 4);
+
+    char *text = pc_metrics_render_prometheus();
+    assert_non_null(strstr(text, "# TYPE t_lat_seconds histogram\n"
+                                 "t_lat_seconds_bucket{k=\"x\",le=\"0.5\"} 2\n"
+                                 "t_lat_seconds_bucket{k=\"x\",le=\"1\"} 2\n"
+                                 "t_lat_seconds_bucket{k=\"x\",le=\"2.5\"} 3\n"
+                                 "t_lat_seconds_bucket{k=\"x\",le=\"+Inf\"} 4\n"
+                                 "t_lat_seconds_sum{k=\"x\"} 102.75\n"
+                                 "t_lat_seconds_count{k=\"x\"} 4\n"));
+    free(text);
+
+    pc_metric_samples_t s;
+    pc_metrics_collect(&s);
+    bool found = false;
+    for (size_t i = 0; i < s.n; i++) {
+        if (strcmp(s.items[i].name, "t_lat_seconds") != 0) continue;
+        found = true;
+        assert_int_equal(s.items[i].type, PC_METRIC_HISTOGRAM);
+        assert_int_equal(s.items[i].n_bounds, 3);
+        assert_int_equal(s.items[i].buckets[0], 2);
+        assert_int_equal(s.items[i].buckets[1], 0);
+        assert_int_equal(s.items[i].buckets[2], 1);
+        assert_int_equal(s.items[i].buckets[3], 1);
+        assert_int_equal(s.items[i].count, 4);
+        assert_true(s.items[i].sum == 102.75);
+    }
+    assert_true(found);
+    pc_metric_samples_free(&s);
+    pc_metric_samples_free(NULL);
+}
+
+static void test_f64_probe_and_families_adjacent(void **state)
+{
+    static double v = 37.5;
+    pc_metric_probe_f64("t_ratio_percent", "Ratio.", NULL, probe_f64_fn, &v);
+    pc_metric_counter("t_split_total", "Split.", "a=\"1\"");
+    pc_metric_gauge("t_between", "Between.", NULL);
+    pc_metric_counter("t_split_total", "Split.", "a=\"2\"");
+    char *text = pc_metrics_render_prometheus();
+    assert_non_null(strstr(text, "# TYPE t_ratio_percent gauge\nt_ratio_percent 37.5\n"));
+    free(text);
+    pc_metric_samples_t s;
+    pc_metrics_collect(&s);
+    size_t first = s.n, second = s.n;
+    for (size_t i = 0; i < s.n; i++) {
+        if (strcmp(s.items[i].name, "t_split_total") != 0) continue;
+        if (first == s.n)
+            first = i;
+        else
+            second = i;
+    }
+    assert_true(second == first + 1); /* one family, one contiguous run */
+    for (size_t i = 0; i < s.n; i++)
+        if (strcmp(s.items[i].name, "t_ratio_percent") == 0) {
+            assert_true(s.items[i].is_double);
+            assert_true(s.items[i].dvalue == 37.5);
+        }
+    pc_metric_samples_free(&s);
+}
+
+static void test_standard_set(void **state)
+{
+    pc_metrics_register_standard();
+    pc_metrics_request("allow");
+    pc_metrics_request("allow");
+    pc_metrics_request("weird");
+    pc_metrics_policy_eval_observe("session", 5000000); /* 5 ms */
+    pc_metrics_cp_connected(true);
+    pc_metrics_cp_ping();
+    pc_metrics_cluster_members(3);
+    char *text = pc_metrics_render_prometheus();
+    assert_non_null(strstr(text, "portcullis_requests_total{decision=\"allow\"} 2\n"));
+    assert_non_null(strstr(text, "portcullis_requests_total{decision=\"block\"} 0\n"));
+    assert_non_null(strstr(text, "portcullis_requests_total{decision=\"other\"} 1\n"));
+    assert_non_null(strstr(text, "portcullis_policy_evaluation_duration_seconds_bucket{stage=\"session\",le=\"0.0025\"} 0\n"));
+    assert_non_null(strstr(text, "portcullis_policy_evaluation_duration_seconds_bucket{stage=\"session\",le=\"0.005\"} 1\n"));
+    assert_non_null(strstr(text, "portcullis_policy_evaluation_duration_seconds_count{stage=\"pre_request\"} 0\n"));
+    assert_non_null(strstr(text, "portcullis_control_plane_connected 1\n"));
+    assert_non_null(strstr(text, "portcullis_control_plane_pings_received_total 1\n"));
+    assert_non_null(strstr(text, "portcullis_cluster_members 3\n"));
+    /* Contact just happened: the age is small and not the "never" value. */
+    const char *age = strstr(text, "portcullis_control_plane_last_contact_age_seconds ");
+    assert_non_null(age);
+    assert_true(strtod(age + strlen("portcullis_control_plane_last_contact_age_seconds "), NULL) >= 0);
+    free(text);
+    pc_metrics_cp_connected(false);
+    text = pc_metrics_render_prometheus();
+    assert_non_null(strstr(text, "portcullis_control_plane_connected 0\n"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -113,6 +221,9 @@ int main(void)
         cmocka_unit_test(test_add_set_get),
         cmocka_unit_test(test_render_groups_families),
         cmocka_unit_test(test_concurrent_updates),
+        cmocka_unit_test(test_histogram_render_and_collect),
+        cmocka_unit_test(test_f64_probe_and_families_adjacent),
+        cmocka_unit_test(test_standard_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

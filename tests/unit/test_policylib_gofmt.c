@@ -67,6 +67,22 @@ static void test_verbs(void **state)
     check("%", NULL, 0, "%!(NOVERB)");
 }
 
+static void test_sprintf_buf(void **state)
+{
+    (void)state;
+    char buf[8];
+    size_t n;
+    const pc_plib_fmt_arg_t a[] = {I(42)};
+    char *r = pc_plib_sprintf_buf(buf, sizeof(buf), "n=%d", 4, a, 1, &n);
+    assert_ptr_equal(r, buf); /* fits: no heap */
+    assert_string_equal(r, "n=42");
+    r = pc_plib_sprintf_buf(buf, sizeof(buf), "number=%05d!", 12, a, 1, &n);
+    assert_true(r != buf); /* outgrew the buffer: heap copy */
+    assert_string_equal(r, "number=00042!");
+    assert_int_equal(n, 13);
+    free(r);
+}
+
 static void test_format_int(void **state)
 {
     (void)state;
@@ -104,6 +120,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_opa_cases),
         cmocka_unit_test(test_verbs),
+        cmocka_unit_test(test_sprintf_buf),
         cmocka_unit_test(test_format_int),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

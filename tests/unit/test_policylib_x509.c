@@ -96,6 +96,23 @@ static void test_certs(void **state)
     assert_non_null(leaf_cn);
     assert_true(leaf_cn < second);
     free(j);
+    /* options: host name and key usages */
+    pc_plib_x509_opts_t o = {.dns_name = "leaf.example"};
+    j = pc_plib_x509_verify_chain_opts(chain, strlen(chain), &o, &valid);
+    assert_true(valid); /* no EKU extension: any usage */
+    free(j);
+    o.dns_name = "other.example";
+    j = pc_plib_x509_verify_chain_opts(chain, strlen(chain), &o, &valid);
+    assert_false(valid);
+    free(j);
+    o.dns_name = NULL;
+    o.have_time = true;
+    o.time_ns = 1000000000LL * 86400 * 365 * 80; /* 2049: past notAfter */
+    j = pc_plib_x509_verify_chain_opts(chain, strlen(chain), &o, &valid);
+    assert_false(valid);
+    free(j);
+    assert_int_equal(pc_plib_x509_key_usage("KeyUsageClientAuth"), 2);
+    assert_int_equal(pc_plib_x509_key_usage("nope"), -1);
     /* a leaf signed by someone else does not verify */
     EVP_PKEY *other = EVP_EC_gen("P-256");
     X509 *rogue = make_cert(lk, other, root, "rogue", NULL, false, 7);

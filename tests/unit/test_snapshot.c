@@ -269,7 +269,7 @@ static void test_validation_errors(void **state)
     expect_error("users:\n  - {email: x}\n", "objects.yaml:2: users[0].username: required");
     expect_error("users:\n  - {username: a, pasword: x}\n",
                  "objects.yaml:2: users[0].pasword: unknown key (expected one of: username, "
-                 "email, type, groups, password, access_keys)");
+                 "email, type, groups, password, scram_verifier, access_keys)");
     expect_error("users:\n  - alice\n",
                  "objects.yaml:2: users[0]: expected a mapping, got a scalar");
     expect_error("policies:\n  - {name: p, status: on}\n",
@@ -598,7 +598,7 @@ static void test_merge_keys(void **state)
     /* A merged key that is wrong is reported where it was written. */
     expect_error("users:\n  - &u {username: a, tpye: human}\n  - {<<: *u, username: b}\n",
                  "objects.yaml:2: users[0].tpye: unknown key (expected one of: username, email, "
-                 "type, groups, password, access_keys)");
+                 "type, groups, password, scram_verifier, access_keys)");
 }
 
 static void test_empty(void **state)

@@ -563,10 +563,24 @@ static void print_arg(pc__sbuf_t *b, const spec_t *sp, char verb, const pc_plib_
     }
 }
 
+static char *sprintf_into(pc__sbuf_t b, const char *fmt, size_t n, const pc_plib_fmt_arg_t *args,
+                          size_t nargs, size_t *out_len);
+
 char *pc_plib_sprintf(const char *fmt, size_t n, const pc_plib_fmt_arg_t *args, size_t nargs,
                       size_t *out_len)
 {
-    pc__sbuf_t b = {0};
+    return sprintf_into((pc__sbuf_t){0}, fmt, n, args, nargs, out_len);
+}
+
+char *pc_plib_sprintf_buf(char *buf, size_t cap, const char *fmt, size_t n,
+                          const pc_plib_fmt_arg_t *args, size_t nargs, size_t *out_len)
+{
+    return sprintf_into(PC__SBUF_ON(buf, cap), fmt, n, args, nargs, out_len);
+}
+
+static char *sprintf_into(pc__sbuf_t b, const char *fmt, size_t n, const pc_plib_fmt_arg_t *args,
+                          size_t nargs, size_t *out_len)
+{
     size_t argi = 0;
     bool reordered = false;
     pc__sbuf_reserve(&b, n);

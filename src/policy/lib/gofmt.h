@@ -33,6 +33,14 @@ char *pc_plib_sprintf(const char *fmt, size_t fmt_len, const pc_plib_fmt_arg_t *
                       size_t nargs, size_t *out_len);
 
 /**
+ * The same, formatting into buf[0..cap) when the result fits (the return
+ * value is then buf) and into malloc'd memory otherwise (free it when the
+ * return value is not buf). NULL on OOM.
+ */
+char *pc_plib_sprintf_buf(char *buf, size_t cap, const char *fmt, size_t fmt_len,
+                          const pc_plib_fmt_arg_t *args, size_t nargs, size_t *out_len);
+
+/**
  * format_int(number, base): num is a JSON/Rego number text; its value is
  * truncated toward zero and printed in base 2, 8, 10 or 16 (lower case).
  * Returns malloc'd text, or NULL if num is not a number or base is invalid.

@@ -43,6 +43,7 @@ typedef struct {
     size_t errlen;
     bool failed;
     int depth;
+    bool positions; /* record field positions (for validation messages) */
     pc__sbuf_t *out;
 } parser_t;
 
@@ -634,6 +635,7 @@ static void parse_directives(parser_t *p, pc__sbuf_t *b, bool *first, bool is_co
 /* ---- queries -------------------------------------------------------------------- */
 
 static void parse_selection_set(parser_t *p, pc__sbuf_t *b, bool *first, bool required);
+char *pc__graphql_parse_query_ex(const char *s, size_t n, bool positions, char *err, size_t errlen);
 
 static void parse_variable_definitions(parser_t *p, pc__sbuf_t *b, bool *first, const char *k)
 {
@@ -690,6 +692,12 @@ static void parse_selection(parser_t *p, pc__sbuf_t *b)
         } else {
             char *first_name = strndup(p->cur.value, p->cur.len);
             size_t fl = p->cur.len;
+            if (p->positions) {
+                char pos[64];
+                snprintf(pos, sizeof(pos), "{\"Line\":%d,\"Column\":%d}", p->cur.line, p->cur.col);
+                key(b, &f, "Position");
+                pc__sbuf_adds(b, pos);
+            }
             next(p);
             kv_str(b, &f, "Alias", first_name, fl);
             if (skip(p, T_COLON))
@@ -821,8 +829,14 @@ static char *finish(parser_t *p, pc__sbuf_t *ops, pc__sbuf_t *frags, const char 
 
 char *pc_plib_graphql_parse_query(const char *s, size_t n, char *err, size_t errlen)
 {
+    return pc__graphql_parse_query_ex(s, n, false, err, errlen);
+}
+
+char *pc__graphql_parse_query_ex(const char *s, size_t n, bool positions, char *err, size_t errlen)
+{
     parser_t p;
     init(&p, s, n, err, errlen);
+    p.positions = positions;
     pc__sbuf_t ops = {0}, frags = {0};
     while (!p.failed && p.cur.kind != T_EOF) {
         if (p.cur.kind == T_BRACE_L || is_name(&p, "query") || is_name(&p, "mutation") || is_name(&p, "subscription")) {
@@ -1381,18 +1395,25 @@ bool pc_plib_graphql_schema_valid(const char *s, size_t n, char *err, size_t err
     return ok;
 }
 
-bool pc_plib_graphql_schema_ast_valid(const char *ast, size_t n, char *err, size_t errlen)
+static void gs_free(gschema_t *g)
+{
+    free(g->t);
+    json_decref(g->keep);
+    json_decref(g->dirdefs);
+    memset(g, 0, sizeof(*g));
+}
+
+/* Builds and checks the schema model; on success g stays filled (free with gs_free). */
+static bool gs_build(gschema_t *gp, json_t *u, char *err, size_t errlen)
 {
     char *pre = pc_plib_graphql_parse_schema(PRELUDE, sizeof(PRELUDE) - 1, NULL, 0);
-    json_t *u = json_loadb(ast, n, 0, NULL), *p = pre ? json_loads(pre, 0, NULL) : NULL;
+    json_t *p = pre ? json_loads(pre, 0, NULL) : NULL;
     free(pre);
-    if (u && !json_is_object(u)) {
-        json_decref(u);
-        u = NULL;
-    }
     gschema_t g = {.keep = json_array(), .dirdefs = json_array(), .err = err, .errlen = errlen};
     bool ok = false;
-    if (!u || !p || !g.keep || !g.dirdefs) goto out;
+    if (!u || !json_is_object(u) || !p || !g.keep || !g.dirdefs) goto out;
+    json_array_append(g.keep, u);
+    json_array_append(g.keep, p);
     json_t *docs[2] = {p, u};
     for (int d = 0; d < 2; d++) {
         size_t i;
@@ -1463,10 +1484,240 @@ bool pc_plib_graphql_schema_ast_valid(const char *ast, size_t n, char *err, size
     }
     ok = true;
 out:
-    free(g.t);
-    json_decref(g.keep);
-    json_decref(g.dirdefs);
-    json_decref(u);
     json_decref(p);
+    if (ok)
+        *gp = g;
+    else
+        gs_free(&g);
     return ok;
+}
+
+bool pc_plib_graphql_schema_ast_valid(const char *ast, size_t n, char *err, size_t errlen)
+{
+    json_t *u = json_loadb(ast, n, 0, NULL);
+    gschema_t g;
+    bool ok = gs_build(&g, u, err, errlen);
+    if (ok) gs_free(&g);
+    json_decref(u);
+    return ok;
+}
+
+/* ---- query validation ----------------------------------------------------------- */
+
+typedef struct {
+    gschema_t *g;
+    json_t *query; /* the query document */
+    char *err;
+    size_t errlen;
+    int depth;
+} qv_t;
+
+static bool qv_fail(qv_t *q, json_t *at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static bool qv_fail(qv_t *q, json_t *at, const char *fmt, ...)
+{
+    if (q->err && q->errlen) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        json_t *pos = json_object_get(at, "Position");
+        int line = (int)json_integer_value(json_object_get(pos, "Line"));
+        int col = (int)json_integer_value(json_object_get(pos, "Column"));
+        if (pos)
+            snprintf(q->err, q->errlen, "%s in GraphQL string at location %d:%d", msg, line, col);
+        else
+            snprintf(q->err, q->errlen, "%s", msg);
+    }
+    return false;
+}
+
+static void type_text(pc__sbuf_t *b, json_t *t, int depth)
+{
+    if (!t || depth > 64) return;
+    const char *nt = jstr_of(t, "NamedType");
+    if (*nt) {
+        pc__sbuf_adds(b, nt);
+    } else {
+        pc__sbuf_addc(b, '[');
+        type_text(b, json_object_get(t, "Elem"), depth + 1);
+        pc__sbuf_addc(b, ']');
+    }
+    if (json_is_true(json_object_get(t, "NonNull"))) pc__sbuf_addc(b, '!');
+}
+
+static json_t *find_field(gtype_t *t, const char *name)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(t->fields, i, f) if (!strcmp(jstr_of(f, "Name"), name)) return f;
+    return NULL;
+}
+
+static json_t *find_fragment(qv_t *q, const char *name)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(q->query, "Fragments"), i, f) if (!strcmp(jstr_of(f, "Name"), name)) return f;
+    return NULL;
+}
+
+static bool qv_directives(qv_t *q, json_t *dirs)
+{
+    size_t i;
+    json_t *d;
+    json_array_foreach(dirs, i, d) {
+        const char *name = jstr_of(d, "Name");
+        bool known = false;
+        size_t j;
+        json_t *dd;
+        json_array_foreach(q->g->dirdefs, j, dd) known |= !strcmp(jstr_of(dd, "Name"), name);
+        if (!known) return qv_fail(q, d, "Unknown directive \"@%s\"", name);
+    }
+    return true;
+}
+
+static bool qv_selection_set(qv_t *q, json_t *set, gtype_t *type);
+
+static bool qv_field(qv_t *q, json_t *sel, gtype_t *type)
+{
+    const char *name = jstr_of(sel, "Name");
+    if (!qv_directives(q, json_object_get(sel, "Directives"))) return false;
+    if (!strcmp(name, "__typename")) return true;
+    json_t *def = NULL;
+    if (!strcmp(type->kind, "OBJECT") || !strcmp(type->kind, "INTERFACE")) def = find_field(type, name);
+    if (!def) return qv_fail(q, sel, "Cannot query field \"%s\" on type \"%s\"", name, type->name);
+    /* arguments: known, and required ones present */
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(sel, "Arguments"), i, a) {
+        bool known = false;
+        size_t j;
+        json_t *ad;
+        json_array_foreach(json_object_get(def, "Arguments"), j, ad) known |= !strcmp(jstr_of(ad, "Name"), jstr_of(a, "Name"));
+        if (!known)
+            return qv_fail(q, sel, "Unknown argument \"%s\" on field \"%s.%s\"", jstr_of(a, "Name"), type->name, name);
+    }
+    json_array_foreach(json_object_get(def, "Arguments"), i, a) {
+        json_t *t = json_object_get(a, "Type");
+        if (!json_is_true(json_object_get(t, "NonNull")) || json_object_get(a, "DefaultValue")) continue;
+        bool given = false;
+        size_t j;
+        json_t *ga;
+        json_array_foreach(json_object_get(sel, "Arguments"), j, ga) given |= !strcmp(jstr_of(ga, "Name"), jstr_of(a, "Name"));
+        if (!given) {
+            pc__sbuf_t tt = {0};
+            type_text(&tt, t, 0);
+            bool r = qv_fail(q, sel, "Field \"%s\" argument \"%s\" of type \"%s\" is required, but it was not provided",
+                             name, jstr_of(a, "Name"), tt.data ? tt.data : "");
+            pc__sbuf_free(&tt);
+            return r;
+        }
+    }
+    gtype_t *ft = gs_find(q->g, base_type(json_object_get(def, "Type")));
+    if (!ft) return qv_fail(q, sel, "Undefined type for field \"%s\"", name);
+    json_t *sub = json_object_get(sel, "SelectionSet");
+    bool composite = !strcmp(ft->kind, "OBJECT") || !strcmp(ft->kind, "INTERFACE") || !strcmp(ft->kind, "UNION");
+    if (composite && json_array_size(sub) == 0)
+        return qv_fail(q, sel, "Field \"%s\" of type \"%s\" must have a selection of subfields", name, ft->name);
+    if (!composite && json_array_size(sub) > 0)
+        return qv_fail(q, sel, "Field \"%s\" must not have a selection since type \"%s\" has no subfields", name, ft->name);
+    return composite ? qv_selection_set(q, sub, ft) : true;
+}
+
+static bool qv_selection_set(qv_t *q, json_t *set, gtype_t *type)
+{
+    if (++q->depth > 64) return qv_fail(q, NULL, "selection too deep");
+    size_t i;
+    json_t *sel;
+    bool ok = true;
+    json_array_foreach(set, i, sel) {
+        if (!ok) break;
+        /* fields always carry an Alias, inline fragments a TypeCondition */
+        if (json_object_get(sel, "Alias")) {
+            ok = qv_field(q, sel, type);
+            continue;
+        }
+        if (json_object_get(sel, "TypeCondition")) {
+            const char *tc = jstr_of(sel, "TypeCondition");
+            gtype_t *t = *tc ? gs_find(q->g, tc) : type;
+            if (!t) {
+                ok = qv_fail(q, sel, "Unknown type \"%s\"", tc);
+                continue;
+            }
+            ok = qv_directives(q, json_object_get(sel, "Directives")) &&
+                 qv_selection_set(q, json_object_get(sel, "SelectionSet"), t);
+            continue;
+        }
+        /* fragment spread */
+        const char *fname = jstr_of(sel, "Name");
+        json_t *frag = find_fragment(q, fname);
+        if (!frag) {
+            ok = qv_fail(q, sel, "Unknown fragment \"%s\"", fname);
+            continue;
+        }
+        gtype_t *t = gs_find(q->g, jstr_of(frag, "TypeCondition"));
+        if (!t) {
+            ok = qv_fail(q, frag, "Unknown type \"%s\"", jstr_of(frag, "TypeCondition"));
+            continue;
+        }
+        ok = qv_directives(q, json_object_get(sel, "Directives")) &&
+             qv_selection_set(q, json_object_get(frag, "SelectionSet"), t);
+    }
+    q->depth--;
+    return ok;
+}
+
+static gtype_t *root_type(qv_t *q, json_t *schema_doc, const char *op)
+{
+    const char *sk[2] = {"Schema", "SchemaExtension"};
+    for (int d = 0; d < 2; d++) {
+        size_t i;
+        json_t *sd;
+        json_array_foreach(json_object_get(schema_doc, sk[d]), i, sd) {
+            size_t j;
+            json_t *ot;
+            json_array_foreach(json_object_get(sd, "OperationTypes"), j, ot) if (!strcmp(jstr_of(ot, "Operation"), op))
+                return gs_find(q->g, jstr_of(ot, "Type"));
+        }
+    }
+    const char *def = !strcmp(op, "mutation") ? "Mutation" : !strcmp(op, "subscription") ? "Subscription" : "Query";
+    return gs_find(q->g, def);
+}
+
+int pc_plib_graphql_validate(const char *query_ast, size_t qn, const char *schema_ast, size_t sn,
+                             char *err, size_t errlen)
+{
+    json_t *qd = json_loadb(query_ast, qn, 0, NULL), *sd = json_loadb(schema_ast, sn, 0, NULL);
+    gschema_t g;
+    int rc = -1;
+    if (!qd || !sd || !json_is_object(qd)) {
+        if (err && errlen) snprintf(err, errlen, "invalid GraphQL AST");
+        goto out;
+    }
+    if (!gs_build(&g, sd, err, errlen)) goto out;
+    qv_t q = {.g = &g, .query = qd, .err = err, .errlen = errlen};
+    rc = 1;
+    size_t i;
+    json_t *op;
+    json_array_foreach(json_object_get(qd, "Operations"), i, op) {
+        const char *kind = jstr_of(op, "Operation");
+        gtype_t *root = root_type(&q, sd, *kind ? kind : "query");
+        if (!root) {
+            qv_fail(&q, op, "Schema does not support operation type \"%s\"", *kind ? kind : "query");
+            rc = 0;
+            break;
+        }
+        if (!qv_directives(&q, json_object_get(op, "Directives")) ||
+            !qv_selection_set(&q, json_object_get(op, "SelectionSet"), root)) {
+            rc = 0;
+            break;
+        }
+    }
+    gs_free(&g);
+out:
+    json_decref(qd);
+    json_decref(sd);
+    return rc;
 }

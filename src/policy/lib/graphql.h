@@ -25,4 +25,16 @@ bool pc_plib_graphql_schema_valid(const char *s, size_t n, char *err, size_t err
 /** The same for a schema given as its AST (JSON text, graphql.parse_schema's shape). */
 bool pc_plib_graphql_schema_ast_valid(const char *ast, size_t n, char *err, size_t errlen);
 
+/**
+ * Validates a query AST against a schema AST (both JSON text as parse_query /
+ * parse_schema produce): 1 valid, 0 invalid, -1 when the schema itself is
+ * invalid. err gets the first problem ("Field \"x\" argument ... is required,
+ * but it was not provided in GraphQL string at location 4:5" when the query
+ * AST carries positions).
+ */
+int pc_plib_graphql_validate(const char *query_ast, size_t qn, const char *schema_ast, size_t sn,
+                             char *err, size_t errlen);
+/* Internal: parse_query that also records field positions ("Position"). */
+char *pc__graphql_parse_query_ex(const char *s, size_t n, bool positions, char *err, size_t errlen);
+
 #endif

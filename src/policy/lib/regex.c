@@ -208,11 +208,10 @@ static int exec_at(pc_plib_re_t *re, pcre2_match_data *md, const char *s, size_t
 
 int pc_plib_re_match(pc_plib_re_t *re, const char *s, size_t n)
 {
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-    if (!md) return -1;
-    int rc = exec_at(re, md, s, n, 0);
-    pcre2_match_data_free(md);
-    return rc;
+    /* one small match block per thread: matching allocates nothing */
+    static __thread pcre2_match_data *md;
+    if (!md && !(md = pcre2_match_data_create(1, NULL))) return -1;
+    return exec_at(re, md, s, n, 0);
 }
 
 static size_t rune_width(const char *s, size_t n, size_t pos)
@@ -602,7 +601,8 @@ static bool glob_to_re(pc__sbuf_t *b, const char *p, size_t n, size_t *pos, cons
 int pc_plib_glob_match(const char *pat, size_t pn, const uint32_t *delims, size_t ndelim,
                        const char *s, size_t n, char *err, size_t errlen)
 {
-    pc__sbuf_t b = {0};
+    char stack[512];
+    pc__sbuf_t b = PC__SBUF_ON(stack, sizeof(stack)); /* typical globs need no heap */
     const char *why = NULL;
     size_t pos = 0;
     int rc = -1;

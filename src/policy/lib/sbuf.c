@@ -12,8 +12,16 @@ bool pc__sbuf_reserve(pc__sbuf_t *b, size_t n)
     if (need <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    char *p = realloc(b->data, cap);
-    if (!p) goto fail;
+    char *p;
+    if (b->borrowed) {
+        p = malloc(cap);
+        if (!p) goto fail;
+        if (b->len) memcpy(p, b->data, b->len);
+        b->borrowed = false;
+    } else {
+        p = realloc(b->data, cap);
+        if (!p) goto fail;
+    }
     b->data = p;
     b->cap = cap;
     return true;
@@ -85,6 +93,7 @@ char *pc__sbuf_take(pc__sbuf_t *b, size_t *len)
             out = b->data;
             if (len) *len = b->len;
             b->data = NULL;
+            b->borrowed = false;
         }
     }
     pc__sbuf_free(b);
@@ -94,7 +103,7 @@ char *pc__sbuf_take(pc__sbuf_t *b, size_t *len)
 void pc__sbuf_free(pc__sbuf_t *b)
 {
     if (!b) return;
-    free(b->data);
+    if (!b->borrowed) free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
     b->oom = false;

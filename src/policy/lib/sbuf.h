@@ -14,8 +14,12 @@ typedef struct pc__sbuf {
     char *data;
     size_t len;
     size_t cap;
-    bool oom; /* sticky: any failed growth makes the result unusable */
+    bool oom;      /* sticky: any failed growth makes the result unusable */
+    bool borrowed; /* data is caller storage (e.g. a stack buffer), never freed here */
 } pc__sbuf_t;
+
+/** A buffer that starts in caller storage and moves to the heap only if it outgrows it. */
+#define PC__SBUF_ON(buf, size) ((pc__sbuf_t){.data = (buf), .cap = (size), .borrowed = true})
 
 /** Make room for n more bytes (plus the terminating NUL); false on overflow/OOM. */
 bool pc__sbuf_reserve(pc__sbuf_t *b, size_t n);
@@ -25,7 +29,8 @@ void pc__sbuf_adds(pc__sbuf_t *b, const char *s);
 void pc__sbuf_addrep(pc__sbuf_t *b, char c, size_t n);
 /** Append a code point as UTF-8 (invalid ones as U+FFFD). */
 void pc__sbuf_addrune(pc__sbuf_t *b, uint32_t r);
-/** Hand the bytes over: returns the NUL-terminated buffer (NULL after OOM) and resets b. */
+/** Hand the bytes over: returns the NUL-terminated buffer (NULL after OOM) and resets b.
+ *  A buffer still in borrowed storage is returned as is (not heap memory). */
 char *pc__sbuf_take(pc__sbuf_t *b, size_t *len);
 void pc__sbuf_free(pc__sbuf_t *b);
 

@@ -493,7 +493,50 @@ char *pc_plib_x509_parse_certs(const char *s, size_t n, char *err, size_t errlen
     return pc__sbuf_take(&b, NULL);
 }
 
+int pc_plib_x509_key_usage(const char *name)
+{
+    static const char *names[] = {"KeyUsageAny", "KeyUsageServerAuth", "KeyUsageClientAuth", "KeyUsageCodeSigning",
+                                  "KeyUsageEmailProtection", "KeyUsageIPSECEndSystem", "KeyUsageIPSECTunnel",
+                                  "KeyUsageIPSECUser", "KeyUsageTimeStamping", "KeyUsageOCSPSigning",
+                                  "KeyUsageMicrosoftServerGatedCrypto", "KeyUsageNetscapeServerGatedCrypto",
+                                  "KeyUsageMicrosoftCommercialCodeSigning", "KeyUsageMicrosoftKernelCodeSigning", NULL};
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(names[i], name)) return i;
+    return -1;
+}
+
+/* the leaf's extended key usages admit one of the wanted ones (Go ExtKeyUsage numbers) */
+static bool eku_ok(X509 *leaf, const int *want, size_t n)
+{
+    static const int default_usage = 1; /* ServerAuth */
+    if (n == 0) {
+        want = &default_usage;
+        n = 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (want[i] == 0) return true;
+    if (!(X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE)) return true; /* no EKU: any usage */
+    uint32_t xku = X509_get_extended_key_usage(leaf);
+    if (xku & XKU_ANYEKU) return true;
+    static const struct {
+        int go;
+        uint32_t bit;
+    } m[] = {{1, XKU_SSL_SERVER}, {2, XKU_SSL_CLIENT}, {3, XKU_CODE_SIGN}, {4, XKU_SMIME},
+             {8, XKU_TIMESTAMP}, {9, XKU_OCSP_SIGN}, {11, XKU_SGC}};
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++)
+            if (m[k].go == want[i] && (xku & m[k].bit)) return true;
+    return false;
+}
+
 char *pc_plib_x509_verify_chain(const char *s, size_t n, bool *valid)
+{
+    static const int any = 0;
+    pc_plib_x509_opts_t o = {.key_usages = &any, .nkey_usages = 1};
+    return pc_plib_x509_verify_chain_opts(s, n, &o, valid);
+}
+
+char *pc_plib_x509_verify_chain_opts(const char *s, size_t n, const pc_plib_x509_opts_t *o, bool *valid)
 {
     certs_t c;
     *valid = false;
@@ -509,7 +552,10 @@ char *pc_plib_x509_verify_chain(const char *s, size_t n, bool *valid)
     X509_STORE_add_cert(store, c.v[0]);
     for (size_t i = 1; i + 1 < c.n; i++) sk_X509_push(inter, c.v[i]);
     if (X509_STORE_CTX_init(ctx, store, c.v[c.n - 1], inter) != 1) goto out;
-    if (X509_verify_cert(ctx) == 1) {
+    X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(ctx);
+    if (o->dns_name && X509_VERIFY_PARAM_set1_host(vp, o->dns_name, 0) != 1) goto out;
+    if (o->have_time) X509_VERIFY_PARAM_set_time(vp, (time_t)(o->time_ns / 1000000000));
+    if (X509_verify_cert(ctx) == 1 && eku_ok(c.v[c.n - 1], o->key_usages, o->nkey_usages)) {
         STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
         *valid = true;
         pc__sbuf_addc(&b, '[');
