@@ -6,6 +6,8 @@
 #   bench/pgbench.sh                 # 15 s per run (the documented figures)
 #   DURATION=5 bench/pgbench.sh      # quicker
 #   CLIENTS="1 16" MODES=simple bench/pgbench.sh
+#   POLICIES=1 bench/pgbench.sh      # then Portcullis again with five active policies
+#                                    # (one masks the selected column) and the cost
 #
 # Everything runs on 127.0.0.1 free ports under a temp dir that is removed at exit.
 set -euo pipefail
@@ -143,8 +145,40 @@ for mode in $MODES; do
         [ -n "$d" ] && [ -n "$b" ] && [ -n "$p" ] || { echo "pgbench failed:"; cat "$WORK/pgbench.err"; exit 1; }
         printf "%-9s %-8s %12s %12s %12s %10.2f %10.2f\n" "$mode" "$c" "$d" "$b" "$p" \
             "$(echo "$p / $b" | bc -l)" "$(echo "$p / $d" | bc -l)"
+        TPS[$mode.$c]=$p
     done
 done
+if [ "${POLICIES:-0}" = 1 ]; then
+    # Five active policies judged on every query: four pre_request rules that do
+    # not fire (DDL, DELETE without admins, client IP, rate limit) and one
+    # post_request mask applied to every result (pgbench -S selects abalance).
+    for n in ddl delete ip rate; do
+        case $n in
+        ddl) rule='input.query.command_type == "ddl"' ;;
+        delete) rule='input.query.statement_type == "DELETE"
+  not "admins" in input.user.groups' ;;
+        ip) rule='input.client_ip_address == "10.9.9.9"' ;;
+        rate) rule='input.user.access_count.last_minute > 100000000' ;;
+        esac
+        printf 'package formal.v2\nimport rego.v1\npre_request := {"action": "block", "reason": "%s"} if {\n  %s\n}\n' \
+            "$n" "$rule" > "$WORK/pc/config.d/$n.rego"
+    done
+    printf 'package formal.v2\nimport rego.v1\npost_request := {"action": "mask", "type": "nullify", "columns": ["abalance"]} if {\n  input.user.type == "machine"\n}\n' \
+        > "$WORK/pc/config.d/mask.rego"
+    sleep 3 # config-dir reload
+    printf "\n%-9s %-8s %14s %14s %8s %16s\n" mode clients "no policies" "5 policies" cost "added us/query"
+    for mode in $MODES; do
+        for c in $CLIENTS; do
+            q=$(run portcullis "$PC_PORT" "$USER_PW" "$mode" "$c")
+            p=${TPS[$mode.$c]}
+            [ -n "$q" ] || { echo "pgbench failed:"; cat "$WORK/pgbench.err"; exit 1; }
+            printf "%-9s %-8s %14s %14s %7.1f%% %16.1f\n" "$mode" "$c" "$p" "$q" \
+                "$(echo "(1 - $q / $p) * 100" | bc -l)" "$(echo "$c * 1000000 / $q - $c * 1000000 / $p" | bc -l)"
+        done
+    done
+    PGPASSWORD="$USER_PW" psql -X -A -t -h 127.0.0.1 -p "$PC_PORT" -U app -c "select abalance from pgbench_accounts limit 1" app |
+        grep -qx '' && echo "(mask verified: abalance comes back NULL)"
+fi
 RECORDS=$("$BIN" logs --spool "$WORK/pc/spool" | wc -l)
 echo
 echo "audit records spooled by Portcullis during the run: $RECORDS"

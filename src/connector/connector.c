@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "cpclient/cpclient.h"
+#include "decision/decision.h"
 #include "health/health.h"
 #include "net/pool.h"
 #include "spool/spool.h"
@@ -598,6 +599,7 @@ int pc_connector_run(const char *config_path)
     emit_starting_line(c);
     pc_log_set_global_field("instance", c->cfg.instance_name ? c->cfg.instance_name : "");
     pc_audit_set_identity(c->cfg.instance_name, PC_VERSION);
+    pc_decision_rego_install(); /* before the first snapshot: policies compile on load */
     signal(SIGPIPE, SIG_IGN);
 
     c->loop = uv_default_loop();

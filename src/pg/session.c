@@ -87,6 +87,7 @@ typedef struct item {
     char *error;
     uint8_t *synth;
     size_t synth_len;
+    pc_decision_t *dec; /* decisions that named policies (audit), NULL = none */
 } item_t;
 
 typedef struct named {
@@ -164,6 +165,9 @@ struct session {
 
     /* post_request state of the current result set */
     pc_decision_t result_decision;
+    uint32_t *result_types; /* type OID of each column, for masking (heap) */
+    uint16_t result_ncols, result_types_cap;
+    uint8_t result_salt[32]; /* hash.with_salt key of this resource */
     bool result_decided; /* post_request has judged the current result set */
     bool result_active;  /* ... and rows need looking at (mask / filter) */
     int64_t result_rows_seen;
@@ -503,6 +507,15 @@ static void audit_item(session_t *s, const item_t *it)
     r.query = it->query ? it->query->text : "";
     r.stage = item_stage(it->kind);
     r.decision = "allow";
+    if (it->dec) {
+        if (it->dec->action == PC_DECISION_BLOCK)
+            r.decision = "block"; /* post_request failed closed: rows withheld */
+        else if (it->dec->n_masked)
+            r.decision = "mask";
+        r.policies = it->dec->policies[0] ? it->dec->policies : NULL;
+        r.masked_columns = it->dec->masked_columns[0] ? it->dec->masked_columns : NULL;
+        r.reason = it->dec->reason[0] ? it->dec->reason : NULL;
+    }
     r.rows = it->kind == IT_PARSE ? -1 : it->rows;
     r.duration_us = (pc_now_mono_ns() - it->start_ns) / 1000;
     r.error = it->error;
@@ -547,6 +560,7 @@ static void item_free(item_t *it)
     qstr_unref(it->query);
     free(it->error);
     free(it->synth);
+    free(it->dec);
     free(it);
 }
 
@@ -786,6 +800,7 @@ static void session_close(session_t *s)
     free(s->database);
     free(s->application);
     free(s->startup_body);
+    free(s->result_types);
     s->username = s->database = s->application = NULL;
     s->startup_body = NULL;
     side_cleanup(&s->client);
@@ -1188,6 +1203,22 @@ static void fill_ctx(session_t *s, pc_decision_ctx_t *c, pc_decision_stage_t sta
     c->application = s->application;
     c->tls = s->client.tls != NULL;
     c->session_id = s->id;
+    c->instance = pc_worker_ctx(s->w)->instance_name;
+}
+
+/* Keep what a decision named for the item's audit record. */
+static void item_note_decision(item_t *it, const pc_decision_t *d)
+{
+    if (!it || (!d->policies[0] && !d->n_masked)) return;
+    if (!it->dec) {
+        it->dec = calloc(1, sizeof *it->dec);
+        if (!it->dec) return;
+        it->dec->limit = -1;
+    }
+    pc_decision_combine(it->dec, d);
+    if (d->limit >= 0 && !it->dec->reason[0])
+        snprintf(it->dec->reason, sizeof it->dec->reason, "rows limited to %lld by policy",
+                 (long long)d->limit);
 }
 
 static void session_stage_passed(session_t *s)
@@ -1680,17 +1711,16 @@ static void block_request(session_t *s, const pc_decision_t *d, const char *quer
 }
 
 static bool pre_request(session_t *s, const char *query, size_t qlen, const char *stage,
-                        bool simple)
+                        bool simple, pc_decision_t *d)
 {
     pc_decision_ctx_t c;
-    pc_decision_t d;
     fill_ctx(s, &c, PC_STAGE_PRE_REQUEST);
     c.query = query;
     c.query_len = qlen;
     c.pg_stage = stage;
-    pc_decision_eval(&c, &d);
-    if (d.action != PC_DECISION_BLOCK) return true;
-    block_request(s, &d, query, stage, simple);
+    pc_decision_eval(&c, d);
+    if (d->action != PC_DECISION_BLOCK) return true;
+    block_request(s, d, query, stage, simple);
     return false;
 }
 
@@ -1713,13 +1743,16 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
             client_protocol_error(s, "malformed Query message");
             return;
         }
-        if (!pre_request(s, q, qlen, "simple", true)) return;
+        pc_decision_t d;
+        if (!pre_request(s, q, qlen, "simple", true, &d)) return;
         qstr_t *qs = qstr_new(q, qlen);
-        if (!qs || !item_push(s, IT_SIMPLE, qs)) {
+        item_t *it = qs ? item_push(s, IT_SIMPLE, qs) : NULL;
+        if (!it) {
             qstr_unref(qs);
             session_close(s);
             return;
         }
+        item_note_decision(it, &d);
         qstr_unref(qs);
         break;
     }
@@ -1729,13 +1762,16 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
             client_protocol_error(s, "malformed Parse message");
             return;
         }
-        if (!pre_request(s, p.query, p.query_len, "parse", false)) return;
+        pc_decision_t d;
+        if (!pre_request(s, p.query, p.query_len, "parse", false, &d)) return;
         qstr_t *qs = qstr_new(p.query, p.query_len);
-        if (!qs || !item_push(s, IT_PARSE, qs)) {
+        item_t *it = qs ? item_push(s, IT_PARSE, qs) : NULL;
+        if (!it) {
             qstr_unref(qs);
             session_close(s);
             return;
         }
+        item_note_decision(it, &d);
         named_set(s, &s->stmts, p.stmt, qs, true);
         qstr_unref(qs);
         break;
@@ -1765,11 +1801,14 @@ static void handle_client_ready(session_t *s, const pc_pg_msg_t *m)
             return;
         }
         qstr_t *qs = named_get(&s->portals, portal);
-        if (!pre_request(s, qs ? qs->text : "", qs ? qs->len : 0, "execute", false)) return;
-        if (!item_push(s, IT_EXECUTE, qs)) {
+        pc_decision_t d;
+        if (!pre_request(s, qs ? qs->text : "", qs ? qs->len : 0, "execute", false, &d)) return;
+        item_t *it = item_push(s, IT_EXECUTE, qs);
+        if (!it) {
             session_close(s);
             return;
         }
+        item_note_decision(it, &d);
         break;
     }
     case 'D':
@@ -1883,12 +1922,26 @@ static const char *type_name(uint32_t oid)
  * cached: the engine then sees no columns but still judges). */
 static void judge_result(session_t *s, const uint8_t *rd, uint32_t rd_len, const qstr_t *query)
 {
-    pc_decision_column_t cols[64];
-    size_t n = 0;
+    /* Every column is described (a policy must be able to mask any of them);
+     * wide results take a heap array. */
+    pc_decision_column_t small[64], *cols = small;
+    size_t n = 0, cap = PC_ARRAY_LEN(small);
     pc_pg_rowdesc_iter_t it;
     pc_pg_column_t c;
     if (rd && pc_pg_rowdesc_begin(rd, rd_len, &it)) {
-        while (n < PC_ARRAY_LEN(cols) && pc_pg_rowdesc_next(&it, &c) == 1) {
+        if (it.n_fields > cap) {
+            cols = malloc(it.n_fields * sizeof *cols);
+            cap = it.n_fields;
+            if (!cols) { /* fail closed: no row of this result reaches the client */
+                memset(&s->result_decision, 0, sizeof s->result_decision);
+                s->result_decision.action = PC_DECISION_BLOCK;
+                s->result_decision.limit = -1;
+                s->result_decided = s->result_active = true;
+                s->result_rows_seen = s->result_rows_sent = 0;
+                return;
+            }
+        }
+        while (n < cap && pc_pg_rowdesc_next(&it, &c) == 1) {
             cols[n].name = c.name;
             cols[n].type_oid = c.type_oid;
             cols[n].data_type = type_name(c.type_oid);
@@ -1906,6 +1959,33 @@ static void judge_result(session_t *s, const uint8_t *rd, uint32_t rd_len, const
     ctx.columns = cols;
     ctx.n_columns = n;
     pc_decision_eval(&ctx, &s->result_decision);
+    /* Column types for masking; only kept when something is masked. Without
+     * them (out of memory) every masked column becomes NULL, the stronger
+     * outcome. */
+    s->result_ncols = 0;
+    if (s->result_decision.n_masked && n) {
+        if (n > s->result_types_cap) {
+            uint32_t *t = realloc(s->result_types, n * sizeof *t);
+            if (t) {
+                s->result_types = t;
+                s->result_types_cap = (uint16_t)n;
+            }
+        }
+        if (n <= s->result_types_cap) {
+            for (size_t i = 0; i < n; i++) s->result_types[i] = cols[i].type_oid;
+            s->result_ncols = (uint16_t)n;
+        }
+    }
+    if (cols != small) free(cols);
+    for (size_t i = 0; i < s->result_decision.n_masked; i++) {
+        if (s->result_decision.masked[i].type == PC_MASK_HASH_WITH_SALT) {
+            pc_decision_resource_salt(s->resource, s->result_salt);
+            break;
+        }
+    }
+    item_t *head = s->q_head;
+    if (head && (head->kind == IT_SIMPLE || head->kind == IT_EXECUTE))
+        item_note_decision(head, &s->result_decision);
     s->result_decided = true;
     s->result_active = s->result_decision.action == PC_DECISION_MASK ||
                        s->result_decision.action == PC_DECISION_FILTER ||
@@ -1938,9 +2018,10 @@ static void on_row_description(session_t *s, const pc_pg_msg_t *m)
     judge_result(s, m->body, m->body_len, head ? head->query : NULL);
 }
 
-/* Rewrite a DataRow under a mask decision. Until the masking functions land
- * (policy issue), every masked column is nullified: the strongest mask, so a
- * weaker one asked for is never undershot (fail closed). */
+/* Rewrite a DataRow under a mask decision. Text types are the same bytes in
+ * the text and binary formats, so one rewrite serves both; other types
+ * become NULL under every mask (pc_decision_mask_value), and a column whose
+ * type is unknown (beyond the described ones) too: fail closed. */
 static void forward_masked_row(session_t *s, const pc_pg_msg_t *m)
 {
     pc_pg_datarow_iter_t it;
@@ -1952,15 +2033,31 @@ static void forward_masked_row(session_t *s, const pc_pg_msg_t *m)
     int32_t vlen;
     uint16_t col = 0;
     int rc;
+    uint8_t small[256];
     while ((rc = pc_pg_datarow_next(&it, &v, &vlen)) == 1) {
-        bool masked = false;
+        pc_mask_type_t mt = PC_MASK_NONE;
         for (size_t i = 0; i < s->result_decision.n_masked; i++)
-            if (s->result_decision.masked[i].column == col) masked = true;
-        if (masked || vlen < 0) {
-            pc_pg_buf_put_u32(&b, 0xFFFFFFFFu);
+            if (s->result_decision.masked[i].column == col) mt = s->result_decision.masked[i].type;
+        if (mt == PC_MASK_NONE || vlen < 0) {
+            if (vlen < 0) {
+                pc_pg_buf_put_u32(&b, 0xFFFFFFFFu);
+            } else {
+                pc_pg_buf_put_u32(&b, (uint32_t)vlen);
+                pc_pg_buf_put(&b, v, (size_t)vlen);
+            }
         } else {
-            pc_pg_buf_put_u32(&b, (uint32_t)vlen);
-            pc_pg_buf_put(&b, v, (size_t)vlen);
+            size_t cap = (size_t)vlen > 64 ? (size_t)vlen : 64;
+            uint8_t *out = cap <= sizeof small ? small : malloc(cap);
+            uint32_t oid = col < s->result_ncols ? s->result_types[col] : 0;
+            int32_t olen = out ? pc_decision_mask_value(mt, oid, v, vlen, s->result_salt, out, cap)
+                               : -1;
+            if (olen < 0) {
+                pc_pg_buf_put_u32(&b, 0xFFFFFFFFu);
+            } else {
+                pc_pg_buf_put_u32(&b, (uint32_t)olen);
+                pc_pg_buf_put(&b, out, (size_t)olen);
+            }
+            if (out != small) free(out);
         }
         col++;
     }
