@@ -9,6 +9,7 @@
  */
 #include "connector/connector.h"
 
+#include "access/access.h"
 #include "audit/audit.h"
 #include "cluster/cluster.h"
 #include "cmd/commands.h"
@@ -515,6 +516,12 @@ static void on_sighup(uv_signal_t *s, int signum)
 
 /* ---------- start-up ---------- */
 
+static uint32_t cluster_remote_count(const char *key, pc_access_window_t window)
+{
+    return pc_cluster_remote_count(key, window == PC_ACCESS_LAST_MINUTE ? PC_CLUSTER_LAST_MINUTE
+                                                                        : PC_CLUSTER_LAST_HOUR);
+}
+
 static void emit_starting_line(const connector_t *c)
 {
     /* Always the first line, whatever log_level says. */
@@ -600,6 +607,8 @@ int pc_connector_run(const char *config_path)
     pc_log_set_global_field("instance", c->cfg.instance_name ? c->cfg.instance_name : "");
     pc_audit_set_identity(c->cfg.instance_name, PC_VERSION);
     pc_decision_rego_install(); /* before the first snapshot: policies compile on load */
+    /* access_count = this instance's accesses + the other members' (0 without a cluster) */
+    pc_access_set_remote(pc_cluster_counts_note, cluster_remote_count);
     signal(SIGPIPE, SIG_IGN);
 
     c->loop = uv_default_loop();

@@ -1,6 +1,8 @@
 /* Policy call points; see decision.h. */
 #include "decision/decision.h"
 
+#include "core/metrics.h"
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,6 +77,23 @@ static bool test_hook(const pc_decision_ctx_t *ctx, pc_decision_t *out)
 }
 #endif
 
+/*
+ * portcullis_requests_total{decision}: a request is counted once, when it is
+ * judged before going upstream (allow / block); a result set that a policy
+ * masked, filtered or withheld is counted again under that decision.
+ */
+static void count_request(pc_decision_stage_t stage, pc_decision_action_t action)
+{
+    static const char *const names[] = {
+        [PC_DECISION_ALLOW] = "allow",
+        [PC_DECISION_BLOCK] = "block",
+        [PC_DECISION_MASK] = "mask",
+        [PC_DECISION_FILTER] = "other",
+    };
+    if (stage == PC_STAGE_PRE_REQUEST || (stage == PC_STAGE_POST_REQUEST && action != PC_DECISION_ALLOW))
+        pc_metrics_request(names[action]);
+}
+
 void pc_decision_eval(const pc_decision_ctx_t *ctx, pc_decision_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -85,6 +104,7 @@ void pc_decision_eval(const pc_decision_ctx_t *ctx, pc_decision_t *out)
 #endif
     pc_decision_engine_fn fn = atomic_load(&engine);
     if (!fn) return;
+    uint64_t started = pc_now_mono_ns();
     if (!fn(ctx, out)) {
         memset(out, 0, sizeof *out);
         out->action = PC_DECISION_BLOCK;
@@ -92,4 +112,7 @@ void pc_decision_eval(const pc_decision_ctx_t *ctx, pc_decision_t *out)
         out->limit = -1;
         snprintf(out->reason, sizeof out->reason, "policy evaluation failed");
     }
+    pc_metrics_policy_eval_observe(pc_decision_stage_name(ctx->stage),
+                                   pc_now_mono_ns() - started);
+    count_request(ctx->stage, out->action);
 }
