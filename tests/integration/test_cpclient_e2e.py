@@ -10,6 +10,7 @@ tests tell them apart by their own health ports and audit spools.
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -351,3 +352,64 @@ def test_instances_show_readiness_from_heartbeats(connector, cp, pg_server, free
     i = instance()
     assert i["status"] == "connected" and i["health"]["control_plane"] == "connected"
     assert i["connector"] == "c1" and i["version"] == c.find_logs("starting")[0]["version"]
+
+
+# ------------------------------------------------------------------ policies
+
+BLOCK_SECRETS = """package formal.v2
+
+import rego.v1
+
+pre_request := {"action": "block", "type": "block_with_custom_message",
+                "reason": "secrets are off limits"} if {
+    "public.secrets" in input.query.tables
+}
+"""
+
+
+def test_policy_applied_with_ctl_blocks_on_both_connectors(connector, cp, pg_server, free_port,
+                                                             tmp_path):
+    """Issue 5 item 9: a policy applied with `ctl` takes effect on both
+    connectors without a restart and without dropping an open session."""
+    pg_server.psql("create table if not exists secrets (v text); "
+                   "insert into secrets values ('s1')", user="app", dbname="app")
+    port = free_port()
+    apply(cp, base_objects(pg_server, port))
+    c1 = start(connector, cp, "p1")
+    c2 = start(connector, cp, "p2")
+    pids = (c1.proc.pid, c2.proc.pid)
+    session = psycopg.connect(dsn(port), autocommit=True)
+    assert session.execute("select v from secrets").fetchone() == ("s1",)
+
+    d = tmp_path / "policies"
+    d.mkdir()
+    (d / "block-secrets.rego").write_text(BLOCK_SECRETS)
+    r = subprocess.run([os.environ.get("PORTCULLIS_BIN", "build/portcullis"), "ctl",
+                        "--url", cp.url, "--token", cp.admin_token, "apply", "-f", str(d)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    rev = cp.api("GET", "/v1/revision")[1]["revision"]
+    for c in (c1, c2):
+        wait_until(lambda: ready_body(c)[1].get("revision") == rev, timeout=10,
+                   what=f"connector at revision {rev}")
+
+    # The open session is still there and now judged by the new policy.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="secrets are off limits"):
+        session.execute("select v from secrets")
+    assert session.execute("select 1").fetchone() == (1,)
+    session.close()
+
+    # New sessions on both connectors are blocked too (the kernel spreads
+    # connections over both; retry until each connector has judged one).
+    blocked_on = set()
+    for _ in range(200):
+        with psycopg.connect(dsn(port), autocommit=True) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("select v from secrets")
+        blocked_on = {c for c in (c1, c2)
+                      if any(r.get("decision") == "block" and "secrets" in (r.get("query") or "")
+                             for r in c.spool_records())}
+        if len(blocked_on) == 2:
+            break
+    assert blocked_on == {c1, c2}
+    assert (c1.proc.pid, c2.proc.pid) == pids  # no restart
