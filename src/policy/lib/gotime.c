@@ -770,7 +770,11 @@ bool pc_plib_time_parse_ns(const char *layout, size_t ln, const char *value, siz
                 break;
             }
             if (k > 3 && memcmp(c.v, "GMT", 3) == 0) {
-                int x = atoi(c.v + 4);
+                /* digits after "GMT±", within the abbreviation: the value is
+                 * not NUL-terminated, so no atoi */
+                int x = 0;
+                for (size_t j = 4; j < k && c.v[j] >= '0' && c.v[j] <= '9' && x < 1000; j++)
+                    x = x * 10 + (c.v[j] - '0');
                 zone_off = (c.v[3] == '-' ? -x : x) * 3600;
                 have_off = true;
             } else {
