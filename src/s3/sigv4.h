@@ -223,6 +223,7 @@ typedef struct pc_sigv4_chunked {
     void *pc__ck;   /* EVP_MD_CTX for sha1/sha256 checksums */
     uint64_t pc__crc;
     uint8_t pc__state;
+    uint8_t pc__sub;
     uint16_t pc__line_len;
     char pc__line[256];
 } pc_sigv4_chunked_t;
