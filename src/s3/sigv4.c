@@ -311,10 +311,10 @@ static canon_res_t canonical_hash(const canon_t *c, uint8_t out[32])
     s.ok = EVP_DigestInit_ex(s.md, EVP_sha256(), NULL) == 1;
     put(&s, c->method, c->method_len);
     putc_(&s, '\n');
-    if (c->path_len == 0) {
-        putc_(&s, '/');
-    } else if (c->verbatim) {
+    if (c->verbatim) {
         put(&s, c->path, c->path_len);
+    } else if (c->path_len == 0) {
+        putc_(&s, '/');
     } else {
         char *enc = malloc(3 * c->path_len);
         size_t n = enc ? reencode(c->path, c->path_len, false, true, enc) : (size_t)-1;

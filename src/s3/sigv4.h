@@ -261,8 +261,8 @@ typedef struct pc_sigv4_sign_in {
     const char *payload_hash; /* hex SHA-256, UNSIGNED-PAYLOAD, STREAMING-... */
     const char *access_key, *secret, *region, *service;
     const char *amz_date; /* YYYYMMDDTHHMMSSZ, the x-amz-date value */
-    /* OPA sign_req compatibility: path and query are used verbatim as the
-     * canonical URI / query and header values untrimmed. */
+    /* OPA sign_req compatibility: path (even empty) and query are used
+     * verbatim as the canonical URI / query, header values untrimmed. */
     bool verbatim;
 } pc_sigv4_sign_in_t;
 
