@@ -21,7 +21,11 @@
  *              chunked bodies the framing is removed). Not yet END.
  *   END        the message (head + body) is complete. Bytes after it belong to
  *              the next message (pipelining): keep feeding them; the parser has
- *              already reset itself to expect the next head.
+ *              already reset itself to expect the next head. END may come with
+ *              *consumed == 0: after a HEAD without body, or after the DATA that
+ *              carried a Content-Length body's last byte, the next call (len
+ *              may be 0) returns END at once. So: after HEAD, call feed until
+ *              END (or until there are no more bytes and it says NEED_MORE).
  *   ERROR      p->error_status holds the HTTP status to answer (requests: 400,
  *              414, 431, 501, 505) and p->error a static text (never echoes
  *              input). Fatal for the connection: answer and close. The parser

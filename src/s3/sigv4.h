@@ -223,6 +223,7 @@ typedef struct pc_sigv4_chunked {
     void *pc__ck;   /* EVP_MD_CTX for sha1/sha256 checksums */
     uint64_t pc__crc;
     uint8_t pc__state;
+    uint8_t pc__sub;
     uint16_t pc__line_len;
     char pc__line[256];
 } pc_sigv4_chunked_t;
@@ -260,8 +261,8 @@ typedef struct pc_sigv4_sign_in {
     const char *payload_hash; /* hex SHA-256, UNSIGNED-PAYLOAD, STREAMING-... */
     const char *access_key, *secret, *region, *service;
     const char *amz_date; /* YYYYMMDDTHHMMSSZ, the x-amz-date value */
-    /* OPA sign_req compatibility: path and query are used verbatim as the
-     * canonical URI / query and header values untrimmed. */
+    /* OPA sign_req compatibility: path (even empty) and query are used
+     * verbatim as the canonical URI / query, header values untrimmed. */
     bool verbatim;
 } pc_sigv4_sign_in_t;
 
