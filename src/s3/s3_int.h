@@ -89,6 +89,11 @@ void pc__s3_up_set_reading(pc__s3_up_t *u, bool on);
  * reaches the owner afterwards.
  */
 void pc__s3_up_release(pc__s3_up_t *u, bool reusable);
+/**
+ * Abort the request in progress: the connection is reset (RST, not FIN) so
+ * the server never sees a complete body. No callback reaches the owner.
+ */
+void pc__s3_up_abort(pc__s3_up_t *u);
 /** Connections of this pool: open in total / idle. */
 size_t pc__s3_upool_open(const pc__s3_upool_t *p);
 size_t pc__s3_upool_idle(const pc__s3_upool_t *p);

@@ -110,7 +110,7 @@ static void up_handle_closed(uv_handle_t *h)
     up_unref(h->data);
 }
 
-static void up_close(pc__s3_up_t *u)
+static void up_close_how(pc__s3_up_t *u, bool reset)
 {
     if (u->state == UP_CLOSING) return;
     if (u->state == UP_IDLE) idle_unlink(u);
@@ -121,7 +121,20 @@ static void up_close(pc__s3_up_t *u)
     /* uv_close cancels a pending connect; a resolver request still holds a
      * reference and its callback sees UP_CLOSING. */
     if (u->resolving) (void)uv_cancel((uv_req_t *)&u->gai);
-    uv_close((uv_handle_t *)&u->tcp, up_handle_closed);
+    /* A reset, unlike a FIN, cannot be mistaken for the end of a body by a
+     * server that reads "until the connection ends". */
+    if (!reset || uv_tcp_close_reset(&u->tcp, up_handle_closed) != 0)
+        uv_close((uv_handle_t *)&u->tcp, up_handle_closed);
+}
+
+static void up_close(pc__s3_up_t *u)
+{
+    up_close_how(u, false);
+}
+
+void pc__s3_up_abort(pc__s3_up_t *u)
+{
+    if (u) up_close_how(u, true);
 }
 
 void pc__s3_upool_close(pc__s3_upool_t *p)
