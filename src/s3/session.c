@@ -553,8 +553,10 @@ static void send_bad_request(session_t *s, int status, const char *why)
         memset(&s->rq, 0, sizeof s->rq);
     }
     s->body_done = false; /* close after */
-    const char *code = status == 414 ? "KeyTooLongError" : status == 501 ? "NotImplemented"
-                       : status == 505 ? "HttpVersionNotSupported" : "BadRequest";
+    const char *code = status == 414   ? "KeyTooLongError"
+                       : status == 431 ? "RequestHeaderSectionTooLarge"
+                       : status == 501 ? "NotImplemented"
+                                       : "InvalidRequest";
     send_error(s, code, why);
 }
 
@@ -1739,9 +1741,8 @@ static size_t active_sessions(pc_worker_t *w)
     s3_worker_t *sw = s3_worker(w);
     if (pc_worker_draining(w)) {
         for (session_t *s = sw->head; s; s = s->next) {
-            if (s->state == CS_HEAD && !s->req_active && s->in_len == 0 &&
-                pc_http1_idle(&s->req_parser))
-                session_close(s);
+            /* No request and no byte of the next one (a partial head would be in `in`). */
+            if (s->state == CS_HEAD && !s->req_active && s->in_len == 0) session_close(s);
         }
     }
     size_t n = 0;

@@ -55,6 +55,18 @@ def s3rver():
         shutil.rmtree(data, ignore_errors=True)
 
 
+BLOCK_POLICY = """package portcullis.smoke
+import future.keywords.if
+pre_request := {"action": "block", "type": "block_with_custom_message",
+                "reason": "key is forbidden", "message": "no forbidden keys"} if {
+  input.object.key == "forbidden"
+}
+pre_request := {"action": "block", "type": "block_silently"} if {
+  input.object.key == "hush"
+}
+"""
+
+
 @pytest.fixture
 def s3conn(connector, s3rver):
     lport = harness.free_port()
@@ -68,7 +80,7 @@ def s3conn(connector, s3rver):
         "users": [{"username": "smoke", "email": "smoke@example.com", "type": "machine",
                    "groups": [], "access_keys": [{"id": KEY_ID, "secret": SECRET}]}],
     }
-    c = connector(objects, workers=1)
+    c = connector(objects, files={"smoke.rego": BLOCK_POLICY}, workers=1, drain_timeout="20s")
     c.s3_port = lport
     return c
 
@@ -265,6 +277,10 @@ def test_large_bodies_stream_with_flat_memory(s3conn):
                 peak = max(peak, _rss_kb(s3conn.proc.pid))
                 time.sleep(0.001)  # a slow reader: the connector must wait, not buffer
     growth_mb = (peak - base) / 1024
+    with open(harness.portcullis_path(), "rb") as f:
+        if b"AddressSanitizer" in f.read():
+            pytest.skip(f"transfers fine; RSS ({growth_mb:.0f} MB) is not meaningful under "
+                        "ASan, whose quarantine keeps freed memory")
     assert growth_mb < 16, f"RSS grew {growth_mb:.1f} MB for {size >> 20} MiB each way"
 
 
@@ -316,3 +332,52 @@ def test_aws_chunked_signed_upload(s3conn):
         assert st == 403 and b"SignatureDoesNotMatch" in b, b
     st, _, stored = do(port, "GET", "/chunk-bucket/bad")
     assert st == 404 or len(stored) < sum(len(c) for c in chunks)
+
+
+def test_policy_block_instead_of_continue(s3conn):
+    port = s3conn.s3_port
+    assert do(port, "PUT", "/policy-bucket")[0] == 200
+    body = b"data" * 100
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(signed("PUT", port, "/policy-bucket/forbidden", body,
+                         headers={"Expect": "100-continue"}))
+        st, h, b, _ = read_response(s)
+        assert st == 403, (st, b)  # never a 100 first
+        assert b"<Code>AccessDenied</Code>" in b and b"no forbidden keys" in b
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(signed("GET", port, "/policy-bucket/hush"))
+        assert s.recv(1000) == b""  # block_silently: closed without an answer
+    assert do(port, "GET", "/policy-bucket/forbidden")[0] == 403
+    recs = s3conn.wait_spool(lambda r: sum(1 for x in r if x.get("decision") == "block") >= 3)
+    blocked = [x for x in recs if x.get("decision") == "block"]
+    assert {x.get("key") for x in blocked} == {"forbidden", "hush"}
+    assert all(x.get("policies") == ["smoke"] for x in blocked)
+
+
+def test_drain_closes_idle_and_finishes_busy(s3conn):
+    import signal
+    port = s3conn.s3_port
+    size = 16 * 1024 * 1024
+    assert do(port, "PUT", "/drain-bucket")[0] == 200
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(signed("PUT", port, "/drain-bucket/big", payload_hash="UNSIGNED-PAYLOAD",
+                         headers={"Content-Length": str(size)}))
+        s.sendall(b"z" * size)
+        assert read_response(s)[0] == 200
+    idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+    idle.sendall(signed("GET", port, "/drain-bucket/none"))
+    assert read_response(idle)[0] == 404
+    busy = socket.create_connection(("127.0.0.1", port), timeout=30)
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 14)
+    busy.sendall(signed("GET", port, "/drain-bucket/big"))
+    got = busy.recv(4096).partition(b"\r\n\r\n")[2]
+    s3conn.signal(signal.SIGTERM)
+    assert idle.recv(100) == b""  # the keep-alive connection between requests goes at once
+    n = len(got)
+    while True:
+        chunk = busy.recv(1 << 16)
+        if not chunk:
+            break
+        n += len(chunk)
+    assert n == size  # the request in flight finished during the drain
+    assert s3conn.wait_exit(30) == 0
