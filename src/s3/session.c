@@ -358,10 +358,15 @@ static void audit_request(session_t *s)
         r.policies = s->dec.policies[0] ? s->dec.policies : NULL;
         r.reason = s->dec.reason[0] ? s->dec.reason : NULL;
     } else {
-        r.decision = "block"; /* refused before policies (authentication, bad request) */
+        /* Refused before the policies (authentication, a bad request): counted
+         * here, as pc_decision_eval counts the judged ones. */
+        r.decision = "block";
+        pc_metrics_request("block");
     }
     r.status = s->status;
     r.bytes = (int64_t)(s->bytes_in + s->bytes_out);
+    r.bytes_in = (int64_t)s->bytes_in;
+    r.bytes_out = (int64_t)s->bytes_out;
     r.duration_us = (pc_now_mono_ns() - s->req_start_ns) / 1000;
     r.error = s->error;
     audit_emit(s, &r);

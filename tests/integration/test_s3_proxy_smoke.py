@@ -189,6 +189,11 @@ def test_keep_alive_both_sides(s3conn, s3rver):
     assert all(x.get("decision") == "allow" and x.get("status") == 200 for x in reqs)
     get = [x for x in reqs if x.get("operation") == "GetObject"][0]
     assert get["bucket"] == "ka-bucket" and get["key"] == "o3" and get["bytes"] == 8
+    assert (get["bytes_in"], get["bytes_out"]) == (0, 8)
+    put = [x for x in reqs if x.get("operation") == "PutObject"][0]
+    assert put["bytes_in"] == len("object 0") and put["duration_us"] > 0
+    starts = [x for x in recs if x.get("type") == "session_start"]
+    assert starts and all(x.get("user") == "smoke" for x in starts)
 
 
 def test_expect_continue_only_after_auth(s3conn):
