@@ -38,7 +38,6 @@
 #define IDLE_TIMEOUT_MS 60000 /* between requests */
 #define HEAD_TIMEOUT_MS 30000 /* a request head that does not complete */
 #define LINGER_MS 5000        /* a closing client that does not read its answer */
-#define UP_HEAD_MAX (PC_HTTP1_MAX_HEAD + 8192)
 #define SHA_MISMATCH_MSG                                                                           \
     "The provided 'x-amz-content-sha256' header does not match what was computed."
 
@@ -724,36 +723,9 @@ static bool body_setup(session_t *s, const pc_http1_msg_t *m)
 
 /* ---------- the upstream request ---------- */
 
-typedef struct hdr_list {
-    pc_http1_header_t h[PC_HTTP1_MAX_HEADERS + 8];
-    size_t n;
-} hdr_list_t;
-
-static void hdr_add(hdr_list_t *l, const char *name, size_t nl, const char *value, size_t vl)
-{
-    if (l->n >= PC_ARRAY_LEN(l->h)) return;
-    l->h[l->n].name = (pc_http1_span_t){name, nl};
-    l->h[l->n].value = (pc_http1_span_t){value, vl};
-    l->n++;
-}
-
-static bool lower_starts(const pc_http1_span_t *s, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    if (s->n < n) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s->p[i];
-        if (c >= 'A' && c <= 'Z') c = (char)(c + 32);
-        if (c != prefix[i]) return false;
-    }
-    return true;
-}
-
 /*
- * Build the re-signed request head for the resource: path-style target on the
- * endpoint, the client's end-to-end headers minus its authentication, fresh
- * x-amz-date / x-amz-content-sha256 / Authorization, and framing for the body
- * we send. False when an error was answered.
+ * Decide the payload hash and framing of the body we send, then build the
+ * re-signed head (rewrite.c). False when an error was answered.
  */
 static bool build_upstream_head(session_t *s, const pc_http1_msg_t *m)
 {
@@ -761,26 +733,19 @@ static bool build_upstream_head(session_t *s, const pc_http1_msg_t *m)
     char amz_date[PC_SIGV4_AMZ_DATE_LEN + 1];
     pc_sigv4_amz_date(now_s(), amz_date);
 
-    /* Target: path style. A virtual-hosted request's path is the key. */
-    size_t tcap = m->target.n + PC_S3_MAX_BUCKET + 8;
-    char *path = malloc(tcap);
-    char *query = malloc(m->query.n + 1);
-    uint8_t *out = malloc(UP_HEAD_MAX);
-    char *ce = NULL;
-    bool ok = false;
-    if (!path || !query || !out) goto fail_oom;
-    size_t pl;
-    if (s->rq.virtual_hosted)
-        pl = (size_t)snprintf(path, tcap, "/%s%.*s", s->rq.bucket, (int)m->path.n, m->path.p);
-    else
-        pl = (size_t)snprintf(path, tcap, "%.*s", (int)m->path.n, m->path.p);
-    size_t ql = m->has_query
-                    ? pc__s3_strip_presign_params(m->query.p, m->query.n, query, m->query.n + 1)
-                    : 0;
-    query[ql] = 0;
-
-    const char *payload = PC_SIGV4_UNSIGNED_PAYLOAD;
     char hash_hex[65];
+    pc__s3_upstream_req_t in = {
+        .msg = m,
+        .bucket = s->rq.virtual_hosted ? s->rq.bucket : NULL,
+        .ep = &s->ep,
+        .payload_hash = PC_SIGV4_UNSIGNED_PAYLOAD,
+        .decoded_aws_chunked = s->verify == V_AWS_CHUNKED,
+        .access_key = r->credentials.access_key_id,
+        .secret = r->credentials.secret_access_key,
+        .region = r->region ? r->region : "us-east-1",
+        .amz_date = amz_date,
+        .cache = &s->sw->keys,
+    };
     if (s->verify == V_HASH) {
         static const char hx[] = "0123456789abcdef";
         for (size_t i = 0; i < 32; i++) {
@@ -788,127 +753,36 @@ static bool build_upstream_head(session_t *s, const pc_http1_msg_t *m)
             hash_hex[2 * i + 1] = hx[s->ver.payload_sha256[i] & 15];
         }
         hash_hex[64] = 0;
-        payload = hash_hex;
-    } else if (m->body == PC_HTTP1_BODY_NONE && s->verify == V_NONE &&
-               s->ver.payload == PC_SIGV4_PAYLOAD_HASH) {
-        payload = PC_SIGV4_EMPTY_SHA256;
+        in.payload_hash = hash_hex;
+    } else if (m->body == PC_HTTP1_BODY_NONE && s->ver.payload == PC_SIGV4_PAYLOAD_HASH) {
+        in.payload_hash = PC_SIGV4_EMPTY_SHA256;
     }
 
-    /* Body framing upstream. */
-    char clen[32] = "";
     if (s->verify == V_AWS_CHUNKED) {
-        if (s->decoded_len != UINT64_MAX) {
-            s->upbody = UPB_LENGTH;
-            snprintf(clen, sizeof clen, "%llu", (unsigned long long)s->decoded_len);
-        } else {
-            s->upbody = UPB_CHUNKED;
-        }
+        in.content_length = s->decoded_len;
+        s->upbody = s->decoded_len != UINT64_MAX ? UPB_LENGTH : UPB_CHUNKED;
     } else if (m->body == PC_HTTP1_BODY_CHUNKED) {
         s->upbody = UPB_CHUNKED;
     } else if (m->body == PC_HTTP1_BODY_LENGTH) {
         s->upbody = UPB_LENGTH;
-        snprintf(clen, sizeof clen, "%llu", (unsigned long long)m->content_length);
+        in.content_length = m->content_length;
+    } else if (m->method == PC_HTTP1_M_PUT || m->method == PC_HTTP1_M_POST) {
+        s->upbody = UPB_LENGTH; /* S3 wants a length on these, also when it is 0 */
+        in.content_length = 0;
     } else {
         s->upbody = UPB_NONE;
-        if (m->method == PC_HTTP1_M_PUT || m->method == PC_HTTP1_M_POST) {
-            s->upbody = UPB_LENGTH;
-            snprintf(clen, sizeof clen, "0");
-        }
     }
-
-    hdr_list_t all = {.n = 0}, sign = {.n = 0};
-    hdr_add(&all, "Host", 4, s->ep.host_header, strlen(s->ep.host_header));
-    hdr_add(&all, "x-amz-date", 10, amz_date, strlen(amz_date));
-    hdr_add(&all, "x-amz-content-sha256", 20, payload, strlen(payload));
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const pc_http1_header_t *h = &m->headers[i];
-        if (pc__s3_drop_request_header(h->name.p, h->name.n)) continue;
-        if (s->verify == V_AWS_CHUNKED) {
-            if (pc_http1_span_ieq(h->name, "x-amz-decoded-content-length") ||
-                pc_http1_span_ieq(h->name, "x-amz-trailer") ||
-                pc_http1_span_ieq(h->name, "x-amz-sdk-checksum-algorithm"))
-                continue;
-            if (pc_http1_span_ieq(h->name, "content-encoding")) {
-                free(ce);
-                ce = malloc(h->value.n + 1);
-                if (!ce) goto fail_oom;
-                size_t cl = pc__s3_strip_aws_chunked(h->value.p, h->value.n, ce, h->value.n + 1);
-                if (cl) hdr_add(&all, h->name.p, h->name.n, ce, cl);
-                continue;
-            }
-        }
-        hdr_add(&all, h->name.p, h->name.n, h->value.p, h->value.n);
-    }
-    for (size_t i = 0; i < all.n; i++) {
-        const pc_http1_span_t *nm = &all.h[i].name;
-        if (pc_http1_span_ieq(*nm, "host") || lower_starts(nm, "x-amz-") ||
-            pc_http1_span_ieq(*nm, "content-type") || pc_http1_span_ieq(*nm, "content-md5"))
-            sign.h[sign.n++] = all.h[i];
-    }
-    char method[16];
-    snprintf(method, sizeof method, "%s", s->method);
-    pc_sigv4_sign_in_t in = {
-        .method = method,
-        .path = {path, pl},
-        .query = {query, ql},
-        .headers = sign.h,
-        .nheaders = sign.n,
-        .payload_hash = payload,
-        .access_key = r->credentials.access_key_id,
-        .secret = r->credentials.secret_access_key,
-        .region = r->region ? r->region : "us-east-1",
-        .service = "s3",
-        .amz_date = amz_date,
-    };
-    char authz[PC_SIGV4_AUTHZ_MAX + 1];
-    if (!r->credentials.access_key_id || !r->credentials.secret_access_key ||
-        !pc_sigv4_sign(&in, &s->sw->keys, authz, sizeof authz, NULL)) {
+    in.framing = s->upbody == UPB_LENGTH    ? PC__S3_FRAME_LENGTH
+                 : s->upbody == UPB_CHUNKED ? PC__S3_FRAME_CHUNKED
+                                            : PC__S3_FRAME_NONE;
+    const char *code = NULL;
+    s->up_head = pc__s3_upstream_head(&in, &s->up_head_len, &code);
+    if (s->up_head) return true;
+    if (!strcmp(code, "InternalError"))
         pc_log_warn("s3 upstream signing failed", PC_LUINT("session", s->id),
                     PC_LSTR("resource", r->name));
-        send_error(s, "InternalError", "The request could not be signed for the upstream.");
-        goto out;
-    }
-
-    size_t o = 0;
-    int n = snprintf((char *)out, UP_HEAD_MAX, "%s %s%s%s HTTP/1.1\r\n", method, path,
-                     ql ? "?" : "", query);
-    if (n < 0 || (size_t)n >= UP_HEAD_MAX) goto too_big;
-    o = (size_t)n;
-    for (size_t i = 0; i < all.n; i++) {
-        const pc_http1_header_t *h = &all.h[i];
-        if (o + h->name.n + h->value.n + 4 >= UP_HEAD_MAX) goto too_big;
-        memcpy(out + o, h->name.p, h->name.n);
-        o += h->name.n;
-        out[o++] = ':';
-        out[o++] = ' ';
-        memcpy(out + o, h->value.p, h->value.n);
-        o += h->value.n;
-        out[o++] = '\r';
-        out[o++] = '\n';
-    }
-    n = snprintf((char *)out + o, UP_HEAD_MAX - o, "Authorization: %s\r\n%s%s%s%s\r\n", authz,
-                 clen[0] ? "Content-Length: " : "", clen, clen[0] ? "\r\n" : "",
-                 s->upbody == UPB_CHUNKED ? "Transfer-Encoding: chunked\r\n" : "");
-    OPENSSL_cleanse(authz, sizeof authz);
-    if (n < 0 || (size_t)n >= UP_HEAD_MAX - o) goto too_big;
-    o += (size_t)n;
-    s->up_head = out;
-    s->up_head_len = o;
-    out = NULL;
-    ok = true;
-    goto out;
-
-too_big:
-    send_error(s, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size.");
-    goto out;
-fail_oom:
-    send_error(s, "InternalError", NULL);
-out:
-    free(ce);
-    free(out);
-    free(query);
-    free(path);
-    return ok;
+    send_error(s, code, NULL);
+    return false;
 }
 
 /* ---------- upstream connection events ---------- */
