@@ -37,6 +37,7 @@
 #define WQ_LOW (64 * 1024)
 #define IDLE_TIMEOUT_MS 60000 /* between requests */
 #define HEAD_TIMEOUT_MS 30000 /* a request head that does not complete */
+#define IO_TIMEOUT_MS 300000  /* a request in flight with no byte moving either way */
 #define LINGER_MS 5000        /* a closing client that does not read its answer */
 #define SHA_MISMATCH_MSG                                                                           \
     "The provided 'x-amz-content-sha256' header does not match what was computed."
@@ -145,6 +146,7 @@ typedef struct session {
 
 static void session_close(session_t *s);
 static void on_idle_timeout(uv_timer_t *t);
+static void io_progress(session_t *s);
 static void update_reading(session_t *s);
 static void client_flush(session_t *s);
 static void process_client(session_t *s);
@@ -234,6 +236,7 @@ static void on_client_write(uv_write_t *req, int status)
         session_close(s);
         return;
     }
+    io_progress(s);
     update_reading(s);
 }
 
@@ -434,6 +437,24 @@ static void on_linger_timeout(uv_timer_t *t)
 static void on_idle_timeout(uv_timer_t *t)
 {
     session_close(t->data);
+}
+
+static void up_fail_answer(session_t *s, const char *err);
+
+/* A request in flight where neither side moved a byte for IO_TIMEOUT_MS. */
+static void on_io_timeout(uv_timer_t *t)
+{
+    session_t *s = t->data;
+    if (!s->req_active || s->state == CS_CLOSING) return;
+    if (s->up) pc__s3_up_abort(s->up);
+    up_fail_answer(s, "timed out");
+}
+
+/* Some progress on the request in flight: push its inactivity deadline back. */
+static void io_progress(session_t *s)
+{
+    if (s->req_active && s->state != CS_CLOSING)
+        uv_timer_start(&s->timer, on_io_timeout, IO_TIMEOUT_MS, 0);
 }
 
 static void request_clear(session_t *s)
@@ -789,6 +810,7 @@ static bool build_upstream_head(session_t *s, const pc_http1_msg_t *m)
 
 static void up_fail_answer(session_t *s, const char *err)
 {
+    uv_timer_stop(&s->timer);
     pc_log_warn("s3 upstream failed", PC_LUINT("session", s->id),
                 PC_LSTR("resource", s->resource ? s->resource->name : ""), PC_LSTR("error", err));
     s->up = NULL;
@@ -865,6 +887,7 @@ static void up_response_data(session_t *s, const uint8_t *p, size_t n);
 static void on_up_data(pc__s3_up_t *u, void *arg, const uint8_t *p, size_t n)
 {
     (void)u;
+    io_progress(arg);
     up_response_data(arg, p, n);
 }
 
@@ -1148,6 +1171,7 @@ static void handle_head(session_t *s, const pc_http1_msg_t *m)
         return;
     }
     if (!build_upstream_head(s, m)) return;
+    io_progress(s);
     if (m->expect_continue && !s->body_done) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         client_put(s, cont, sizeof cont - 1);
@@ -1235,6 +1259,7 @@ static void process_client(session_t *s)
 
 static void client_input(session_t *s, const uint8_t *p, size_t n)
 {
+    io_progress(s);
     if (s->in_len) {
         if (!buf_append(&s->in, &s->in_len, &s->in_cap, p, n)) {
             session_close(s);
