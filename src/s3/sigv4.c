@@ -852,6 +852,42 @@ pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_re
     return PC_SIGV4_OK;
 }
 
+/* ---------- body hash ---------- */
+
+bool pc_sigv4_body_hash_init(pc_sigv4_body_hash_t *h, const uint8_t want[32])
+{
+    memset(h, 0, sizeof(*h));
+    memcpy(h->pc__want, want, 32);
+    h->pc__md = EVP_MD_CTX_new();
+    if (h->pc__md && EVP_DigestInit_ex(h->pc__md, EVP_sha256(), NULL) == 1) return true;
+    pc_sigv4_body_hash_free(h);
+    return false;
+}
+
+void pc_sigv4_body_hash_update(pc_sigv4_body_hash_t *h, const void *data, size_t n)
+{
+    h->bytes += n;
+    /* A failed update leaves a wrong digest, which final() reports as a mismatch. */
+    if (h->pc__md && n) (void)EVP_DigestUpdate(h->pc__md, data, n);
+}
+
+bool pc_sigv4_body_hash_final(pc_sigv4_body_hash_t *h)
+{
+    uint8_t md[32];
+    unsigned int len = 0;
+    bool ok = h->pc__md && EVP_DigestFinal_ex(h->pc__md, md, &len) == 1 && len == 32 &&
+              pc_ct_equal(md, h->pc__want, 32);
+    pc_sigv4_body_hash_free(h);
+    return ok;
+}
+
+void pc_sigv4_body_hash_free(pc_sigv4_body_hash_t *h)
+{
+    if (!h) return;
+    EVP_MD_CTX_free(h->pc__md);
+    h->pc__md = NULL;
+}
+
 /* ---------- signing ---------- */
 
 bool pc_sigv4_sign(const pc_sigv4_sign_in_t *in, pc_sigv4_key_cache_t *cache, char *authz,

@@ -103,6 +103,20 @@ static void test_documented_header_examples(void **state)
     pc_sha256("Welcome to Amazon S3.", 21, want);
     assert_memory_equal(v.payload_sha256, want, 32);
 
+    /* the body is checked against the signed hash while it streams */
+    pc_sigv4_body_hash_t bh;
+    assert_true(pc_sigv4_body_hash_init(&bh, v.payload_sha256));
+    pc_sigv4_body_hash_update(&bh, "Welcome to ", 11);
+    pc_sigv4_body_hash_update(&bh, "Amazon S3.", 10);
+    assert_int_equal(bh.bytes, 21);
+    assert_true(pc_sigv4_body_hash_final(&bh));
+    assert_true(pc_sigv4_body_hash_init(&bh, v.payload_sha256));
+    pc_sigv4_body_hash_update(&bh, "Welcome to Amazon S3!", 21);
+    assert_false(pc_sigv4_body_hash_final(&bh));
+    assert_true(pc_sigv4_body_hash_init(&bh, v.payload_sha256));
+    pc_sigv4_body_hash_free(&bh);
+    pc_sigv4_body_hash_free(&bh);
+
     /* GET ?lifecycle: a value-less query parameter */
     assert_int_equal(
         check("GET /?lifecycle HTTP/1.1\r\n"
