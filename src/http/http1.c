@@ -366,7 +366,7 @@ static pc_http1_event_t feed_head(pc_http1_t *p, const char *buf, size_t len, si
         if (!p->pc__response && len - start > PC_HTTP1_MAX_TARGET + 64 &&
             !memchr(buf + start, '\n', len - start))
             return fail(p, 414, "request line too long");
-        p->pc__scanned = len > 0 ? len : 0;
+        p->pc__scanned = len;
         return PC_HTTP1_NEED_MORE;
     }
     size_t head_len = (size_t)(end - buf) + 4;

@@ -364,24 +364,26 @@ static canon_res_t canonical_hash(const canon_t *c, uint8_t out[32])
 
 /* ---------- signing key ---------- */
 
-static void derive_key(const char *secret, const char *date, const char *region,
+/* False only when a (very long) secret cannot be buffered: callers fail closed. */
+static bool derive_key(const char *secret, const char *date, const char *region,
                        const char *service, uint8_t out[32])
 {
+    char small[4 + 256], *k0 = small;
     size_t sl = strlen(secret);
-    char *k0 = malloc(sl + 5);
-    PC_BUG_ON(!k0);
+    if (4 + sl > sizeof(small) && !(k0 = malloc(4 + sl))) return false;
     memcpy(k0, "AWS4", 4);
     memcpy(k0 + 4, secret, sl);
     uint8_t k1[32], k2[32], k3[32];
-    pc_hmac_sha256(k0, sl + 4, date, strlen(date), k1);
-    OPENSSL_cleanse(k0, sl + 4);
-    free(k0);
+    pc_hmac_sha256(k0, 4 + sl, date, strlen(date), k1);
+    OPENSSL_cleanse(k0, 4 + sl);
+    if (k0 != small) free(k0);
     pc_hmac_sha256(k1, 32, region, strlen(region), k2);
     pc_hmac_sha256(k2, 32, service, strlen(service), k3);
     pc_hmac_sha256(k3, 32, "aws4_request", 12, out);
     OPENSSL_cleanse(k1, 32);
     OPENSSL_cleanse(k2, 32);
     OPENSSL_cleanse(k3, 32);
+    return true;
 }
 
 void pc_sigv4_key_cache_init(pc_sigv4_key_cache_t *c) { memset(c, 0, sizeof(*c)); }
@@ -391,14 +393,12 @@ void pc_sigv4_key_cache_wipe(pc_sigv4_key_cache_t *c)
     if (c) OPENSSL_cleanse(c, sizeof(*c));
 }
 
-static void signing_key(pc_sigv4_key_cache_t *c, const char *secret, const char *date,
+static bool signing_key(pc_sigv4_key_cache_t *c, const char *secret, const char *date,
                         const char *region, const char *service, uint8_t out[32])
 {
     if (!c || strlen(region) > PC_SIGV4_MAX_REGION || strlen(service) > PC_SIGV4_MAX_SERVICE ||
-        strlen(date) != 8) {
-        derive_key(secret, date, region, service, out);
-        return;
-    }
+        strlen(date) != 8)
+        return derive_key(secret, date, region, service, out);
     uint8_t id[32];
     pc_sha256(secret, strlen(secret), id);
     for (unsigned i = 0; i < PC_SIGV4_KEY_CACHE_SLOTS; i++) {
@@ -406,10 +406,10 @@ static void signing_key(pc_sigv4_key_cache_t *c, const char *secret, const char 
             !strcmp(c->slot[i].date, date) && !strcmp(c->slot[i].region, region) &&
             !strcmp(c->slot[i].service, service)) {
             memcpy(out, c->slot[i].key, 32);
-            return;
+            return true;
         }
     }
-    derive_key(secret, date, region, service, out);
+    if (!derive_key(secret, date, region, service, out)) return false;
     unsigned i = c->next++ % PC_SIGV4_KEY_CACHE_SLOTS;
     memcpy(c->slot[i].secret_id, id, 32);
     memcpy(c->slot[i].date, date, 9);
@@ -417,6 +417,7 @@ static void signing_key(pc_sigv4_key_cache_t *c, const char *secret, const char 
     memcpy(c->slot[i].service, service, strlen(service) + 1);
     memcpy(c->slot[i].key, out, 32);
     c->slot[i].used = true;
+    return true;
 }
 
 /* HMAC(key, "AWS4-HMAC-SHA256\n<date>\n<scope>\n<hex(canonical hash)>") */
@@ -841,7 +842,8 @@ pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_re
     case CANON_MISSING_HEADER: return PC_SIGV4_MISMATCH;
     case CANON_OOM: return PC_SIGV4_MISMATCH; /* fail closed */
     }
-    signing_key(cache, secret, auth->scope_date, auth->region, auth->service, v.signing_key);
+    if (!signing_key(cache, secret, auth->scope_date, auth->region, auth->service, v.signing_key))
+        return PC_SIGV4_MISMATCH; /* fail closed */
     request_signature(v.signing_key, v.amz_date, v.scope, canon, v.seed_signature);
     if (!pc_ct_equal(v.seed_signature, auth->signature, PC_SIGV4_SIG_LEN)) {
         OPENSSL_cleanse(&v, sizeof(v));
@@ -850,6 +852,42 @@ pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_re
     *out = v;
     OPENSSL_cleanse(&v, sizeof(v));
     return PC_SIGV4_OK;
+}
+
+/* ---------- body hash ---------- */
+
+bool pc_sigv4_body_hash_init(pc_sigv4_body_hash_t *h, const uint8_t want[32])
+{
+    memset(h, 0, sizeof(*h));
+    memcpy(h->pc__want, want, 32);
+    h->pc__md = EVP_MD_CTX_new();
+    if (h->pc__md && EVP_DigestInit_ex(h->pc__md, EVP_sha256(), NULL) == 1) return true;
+    pc_sigv4_body_hash_free(h);
+    return false;
+}
+
+void pc_sigv4_body_hash_update(pc_sigv4_body_hash_t *h, const void *data, size_t n)
+{
+    h->bytes += n;
+    /* A failed update leaves a wrong digest, which final() reports as a mismatch. */
+    if (h->pc__md && n) (void)EVP_DigestUpdate(h->pc__md, data, n);
+}
+
+bool pc_sigv4_body_hash_final(pc_sigv4_body_hash_t *h)
+{
+    uint8_t md[32];
+    unsigned int len = 0;
+    bool ok = h->pc__md && EVP_DigestFinal_ex(h->pc__md, md, &len) == 1 && len == 32 &&
+              pc_ct_equal(md, h->pc__want, 32);
+    pc_sigv4_body_hash_free(h);
+    return ok;
+}
+
+void pc_sigv4_body_hash_free(pc_sigv4_body_hash_t *h)
+{
+    if (!h) return;
+    EVP_MD_CTX_free(h->pc__md);
+    h->pc__md = NULL;
 }
 
 /* ---------- signing ---------- */
@@ -913,7 +951,7 @@ bool pc_sigv4_sign(const pc_sigv4_sign_in_t *in, pc_sigv4_key_cache_t *cache, ch
     };
     uint8_t canon[32], key[32], sig[32];
     if (canonical_hash(&c, canon) != CANON_OK) return false;
-    signing_key(cache, in->secret, date, in->region, in->service, key);
+    if (!signing_key(cache, in->secret, date, in->region, in->service, key)) return false;
     request_signature(key, in->amz_date, scope, canon, sig);
     OPENSSL_cleanse(key, sizeof(key));
     char hx[65];

@@ -175,6 +175,27 @@ pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_re
                                   const char *secret, int64_t now_s, pc_sigv4_key_cache_t *cache,
                                   pc_sigv4_verified_t *out) PC_WUR;
 
+/* ---------- a body with a signed hash (PAYLOAD_HASH) ---------- */
+
+/**
+ * Streaming check of a body against the SHA-256 its request signed. The body
+ * is forwarded as it arrives; a mismatch at the end means the caller must
+ * abort the upstream request and answer 400 XAmzContentSHA256Mismatch.
+ */
+typedef struct pc_sigv4_body_hash {
+    uint64_t bytes;         /* fed so far */
+    void *pc__md;           /* EVP_MD_CTX */
+    uint8_t pc__want[32];
+} pc_sigv4_body_hash_t;
+
+/** Start; want is v->payload_sha256. False (nothing to free) if out of memory. */
+bool pc_sigv4_body_hash_init(pc_sigv4_body_hash_t *h, const uint8_t want[32]) PC_WUR;
+void pc_sigv4_body_hash_update(pc_sigv4_body_hash_t *h, const void *data, size_t n);
+/** True if the bytes fed hash to the signed value. Releases the context either way. */
+bool pc_sigv4_body_hash_final(pc_sigv4_body_hash_t *h) PC_WUR;
+/** Release without checking (request abandoned). NULL-safe, idempotent. */
+void pc_sigv4_body_hash_free(pc_sigv4_body_hash_t *h);
+
 /* ---------- aws-chunked bodies (STREAMING-* payloads) ---------- */
 
 typedef enum {

@@ -103,6 +103,20 @@ static void test_documented_header_examples(void **state)
     pc_sha256("Welcome to Amazon S3.", 21, want);
     assert_memory_equal(v.payload_sha256, want, 32);
 
+    /* the body is checked against the signed hash while it streams */
+    pc_sigv4_body_hash_t bh;
+    assert_true(pc_sigv4_body_hash_init(&bh, v.payload_sha256));
+    pc_sigv4_body_hash_update(&bh, "Welcome to ", 11);
+    pc_sigv4_body_hash_update(&bh, "Amazon S3.", 10);
+    assert_int_equal(bh.bytes, 21);
+    assert_true(pc_sigv4_body_hash_final(&bh));
+    assert_true(pc_sigv4_body_hash_init(&bh, v.payload_sha256));
+    pc_sigv4_body_hash_update(&bh, "Welcome to Amazon S3!", 21);
+    assert_false(pc_sigv4_body_hash_final(&bh));
+    assert_true(pc_sigv4_body_hash_init(&bh, v.payload_sha256));
+    pc_sigv4_body_hash_free(&bh);
+    pc_sigv4_body_hash_free(&bh);
+
     /* GET ?lifecycle: a value-less query parameter */
     assert_int_equal(
         check("GET /?lifecycle HTTP/1.1\r\n"
@@ -556,6 +570,29 @@ static void test_unsigned_trailer(void **state)
             pc_sigv4_chunked_free(&d);
         }
     }
+    /* 1000 bytes in one chunk, fed whole: the sliced (8 bytes at a time) CRC paths */
+    struct {
+        const char *hdr, *value;
+    } big[] = {
+        {"x-amz-checksum-crc32", "BNqGUQ=="},
+        {"x-amz-checksum-crc32c", "o0U3eg=="},
+        {"x-amz-checksum-crc64nvme", "95nizBLCE4s="},
+    };
+    for (size_t i = 0; i < PC_ARRAY_LEN(big); i++) {
+        char body[1200];
+        size_t n = (size_t)snprintf(body, sizeof(body), "3e8\r\n");
+        for (int k = 0; k < 1000; k++) body[n++] = (char)((k * 7) % 251);
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "\r\n0\r\n%s:%s\r\n\r\n", big[i].hdr,
+                              big[i].value);
+        pc_sigv4_chunked_t d;
+        assert_true(
+            pc_sigv4_chunked_init(&d, &v, 1000, (pc_http1_span_t){big[i].hdr, strlen(big[i].hdr)}));
+        uint64_t got;
+        bool all_a;
+        assert_int_equal(decode(&d, body, n, n, &got, &all_a), PC_SIGV4_CHUNKED_END);
+        pc_sigv4_chunked_free(&d);
+    }
+
     /* no trailer announced: plain framing; trailing bytes are not consumed */
     const char body[] = "3\r\nabc\r\n0\r\n\r\nNEXT";
     pc_sigv4_chunked_t d;
