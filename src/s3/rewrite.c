@@ -197,9 +197,8 @@ static bool signs_header(pc_http1_span_t n)
            (n.n >= 6 && strncasecmp(n.p, "x-amz-", 6) == 0);
 }
 
-static bool put_line(uint8_t *out, size_t *o, pc_http1_span_t name, pc_http1_span_t value)
+static void put_line(uint8_t *out, size_t *o, pc_http1_span_t name, pc_http1_span_t value)
 {
-    if (*o + name.n + value.n + 4 >= UP_HEAD_MAX) return false;
     memcpy(out + *o, name.p, name.n);
     *o += name.n;
     out[(*o)++] = ':';
@@ -208,7 +207,6 @@ static bool put_line(uint8_t *out, size_t *o, pc_http1_span_t name, pc_http1_spa
     *o += value.n;
     out[(*o)++] = '\r';
     out[(*o)++] = '\n';
-    return true;
 }
 
 uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len,
@@ -221,13 +219,13 @@ uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len,
     char *path = malloc(tcap);
     char *query = malloc(m->query.n + 1);
     char *ce = NULL;
-    uint8_t *out = malloc(UP_HEAD_MAX);
+    uint8_t *out = NULL;
     hdr_list_t *all = malloc(sizeof *all);
     hdr_list_t *sign = malloc(sizeof *sign);
     bool ok = false;
     char authz[PC_SIGV4_AUTHZ_MAX + 1];
     authz[0] = 0;
-    if (!path || !query || !out || !all || !sign || !in->access_key || !in->secret) goto out;
+    if (!path || !query || !all || !sign || !in->access_key || !in->secret) goto out;
     all->n = sign->n = 0;
 
     /* Path style on the endpoint: a virtual-hosted request's path is the key. */
@@ -282,17 +280,25 @@ uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len,
     };
     if (!pc_sigv4_sign(&si, in->cache, authz, sizeof authz, NULL)) goto out;
 
+    /* Exactly what is needed: the request line and fixed lines take < 128 + the rest. */
+    size_t cap = strlen(method) + pl + ql + strlen(authz) + 160;
+    for (size_t i = 0; i < all->n; i++)
+        cap += all->h[i].name.n + all->h[i].value.n + 4;
     *err_code = "RequestHeaderSectionTooLarge";
-    int n = snprintf((char *)out, UP_HEAD_MAX, "%s %s%s%s HTTP/1.1\r\n", method, path,
-                     ql ? "?" : "", query);
-    if (n < 0 || (size_t)n >= UP_HEAD_MAX) goto out;
+    if (cap > UP_HEAD_MAX) goto out;
+    *err_code = "InternalError";
+    out = malloc(cap);
+    if (!out) goto out;
+    int n = snprintf((char *)out, cap, "%s %s%s%s HTTP/1.1\r\n", method, path, ql ? "?" : "",
+                     query);
+    if (n < 0 || (size_t)n >= cap) goto out;
     size_t o = (size_t)n;
     for (size_t i = 0; i < all->n; i++)
-        if (!put_line(out, &o, all->h[i].name, all->h[i].value)) goto out;
-    n = snprintf((char *)out + o, UP_HEAD_MAX - o, "Authorization: %s\r\n%s%s%s%s\r\n", authz,
+        put_line(out, &o, all->h[i].name, all->h[i].value);
+    n = snprintf((char *)out + o, cap - o, "Authorization: %s\r\n%s%s%s%s\r\n", authz,
                  clen[0] ? "Content-Length: " : "", clen, clen[0] ? "\r\n" : "",
                  in->framing == PC__S3_FRAME_CHUNKED ? "Transfer-Encoding: chunked\r\n" : "");
-    if (n < 0 || (size_t)n >= UP_HEAD_MAX - o) goto out;
+    if (n < 0 || (size_t)n >= cap - o) goto out;
     *len = o + (size_t)n;
     *err_code = NULL;
     ok = true;
