@@ -420,12 +420,24 @@ static void close_client_now(session_t *s)
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 }
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* Lingering close: what the client still sends (a body we refused) is read
+ * and dropped until it closes or the linger timer fires. Closing with unread
+ * bytes would send a reset, and the client could lose the answer we wrote. */
+static void on_linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0) close_client_now(stream->data);
+}
+
 static void on_client_shutdown(uv_shutdown_t *req, int status)
 {
     session_t *s = req->data;
-    (void)status;
     free(req);
-    close_client_now(s);
+    if (status < 0 || s->client_closing ||
+        uv_read_start((uv_stream_t *)s->tcp, on_alloc, on_linger_read) != 0)
+        close_client_now(s);
 }
 
 static void on_linger_timeout(uv_timer_t *t)

@@ -386,3 +386,22 @@ def test_drain_closes_idle_and_finishes_busy(s3conn):
         n += len(chunk)
     assert n == size  # the request in flight finished during the drain
     assert s3conn.wait_exit(30) == 0
+
+
+def test_refused_body_still_gets_its_answer(s3conn):
+    """A client that sends a whole body without waiting (no Expect) must still
+    read the 403, not a connection reset (lingering close)."""
+    global SECRET
+    port = s3conn.s3_port
+    body = b"x" * (4 * 1024 * 1024)
+    good = SECRET
+    SECRET = "not-the-secret"
+    try:
+        raw = signed("PUT", port, "/any-bucket/obj", body)
+    finally:
+        SECRET = good
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(raw + body)
+        st, h, b, _ = read_response(s)
+    assert st == 403 and b"SignatureDoesNotMatch" in b
+    assert h.get("connection") == "close"
