@@ -82,6 +82,7 @@ def s3conn(connector, s3rver):
     }
     c = connector(objects, files={"smoke.rego": BLOCK_POLICY}, workers=1, drain_timeout="20s")
     c.s3_port = lport
+    c.s3_objects = objects
     return c
 
 
@@ -405,3 +406,25 @@ def test_refused_body_still_gets_its_answer(s3conn):
         st, h, b, _ = read_response(s)
     assert st == 403 and b"SignatureDoesNotMatch" in b
     assert h.get("connection") == "close"
+
+
+def test_revoked_key_stops_on_open_connection(s3conn):
+    """Each request of a keep-alive connection sees the newest configuration."""
+    import copy
+    port = s3conn.s3_port
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(signed("GET", port, "/"))
+        st, _, _, rest = read_response(s)
+        assert st == 200
+        objects = copy.deepcopy(s3conn.s3_objects)
+        objects["users"][0]["access_keys"] = [{"id": "PCOTHERKEY0000000001", "secret": "x" * 20}]
+        s3conn.set_objects(objects)
+        s3conn.wait_log("configuration applied", revision=2)
+        deadline = time.monotonic() + 10
+        while True:  # the workers take the new snapshot shortly after that log line
+            s.sendall(signed("GET", port, "/"))
+            st, _, b, rest = read_response(s, rest)
+            if st != 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert st == 403 and b"InvalidAccessKeyId" in b
