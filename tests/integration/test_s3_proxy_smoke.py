@@ -428,3 +428,66 @@ def test_revoked_key_stops_on_open_connection(s3conn):
                 break
             time.sleep(0.05)
     assert st == 403 and b"InvalidAccessKeyId" in b
+
+
+def test_tls_listeners_and_https_upstream(connector, tmp_path):
+    """Client TLS (optional / required listeners) and an https endpoint verified
+    against the CA given through SSL_CERT_FILE; an untrusted endpoint is a 503."""
+    import ssl
+    exe = _s3rver_bin()
+    if not exe:
+        pytest.skip("s3rver not installed")
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True,
+                   capture_output=True)
+    s3port, lopt, lreq = harness.free_port(), harness.free_port(), harness.free_port()
+    data = tempfile.mkdtemp(prefix="pc-s3rver-tls-")
+    proc = subprocess.Popen([exe, "-d", data, "-a", "127.0.0.1", "-p", str(s3port), "--silent",
+                             "--cert", cert, "--key", key],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", s3port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        harness.wait_until(up, 20, what="s3rver (tls)")
+        objects = {
+            "resources": [{"name": "s3-main", "technology": "s3",
+                           "endpoint": f"https://localhost:{s3port}", "region": "us-east-1",
+                           "credentials": {"access_key_id": "S3RVER",
+                                           "secret_access_key": "S3RVER"}}],
+            "listeners": [{"name": "opt", "port": lopt, "resource": "s3-main", "tls": "optional"},
+                          {"name": "req", "port": lreq, "resource": "s3-main", "tls": "required"}],
+            "users": [{"username": "smoke", "email": "smoke@example.com", "type": "machine",
+                       "groups": [], "access_keys": [{"id": KEY_ID, "secret": SECRET}]}],
+        }
+        tls_cfg = {"tls": {"cert": cert, "key": key}}
+        c = connector(objects, config=tls_cfg, env={"SSL_CERT_FILE": cert}, workers=1)
+        assert do(lopt, "PUT", "/tls-bucket")[0] == 200  # plaintext on `optional`
+        ctx = ssl.create_default_context(cafile=cert)
+        body = b"over tls" * 1000
+        for port in (lopt, lreq):
+            with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30),
+                                 server_hostname="localhost") as s:
+                s.sendall(signed("PUT", port, f"/tls-bucket/o{port}", body) + body)
+                st, _, _, rest = read_response(s)
+                s.sendall(signed("GET", port, f"/tls-bucket/o{port}"))
+                st2, _, got, _ = read_response(s, rest)
+                assert (st, st2, got == body) == (200, 200, True)
+        with pytest.raises(OSError):  # `required` refuses plaintext
+            do(lreq, "GET", "/tls-bucket")
+        c.stop()
+        # The same endpoint without the CA: the upstream certificate is refused.
+        c2 = connector(objects, config=tls_cfg, env={"SSL_CERT_FILE": "/nonexistent"},
+                       workers=1)
+        st, _, b = do(lopt, "GET", "/tls-bucket")
+        assert st == 503 and b"certificate verify failed" in b
+        c2.stop()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(data, ignore_errors=True)
