@@ -597,6 +597,7 @@ static bool form(pc_cluster_t *c, int64_t forming_since)
     while (rank < peers.n && strcmp(peers.addr[rank], c->cfg->cluster.advertise_address))
         rank++;
     int64_t waited = mono_ms() - forming_since;
+    if (waited < pc__discovery_settle_ms(c->disc)) return false;
     if (rank > 0 && waited < (int64_t)rank * (int64_t)c->cfg->cluster.dead_member_timeout_ms)
         return false;
     char ic[400];

@@ -75,10 +75,16 @@ void pc__discovery_free(pc__discovery_t *d)
     free(d);
 }
 
+int64_t pc__discovery_settle_ms(const pc__discovery_t *d)
+{
+    return d ? 2 * (int64_t)d->cfg->cluster.discovery_interval_ms : 0;
+}
+
 bool pc__discovery_run(pc__discovery_t *d, pc__peers_t *out)
 {
     int64_t now = (int64_t)(pc_now_mono_ns() / 1000000u);
-    if (!d->have_last || now >= d->next_call_ms) {
+    /* Failures are rate-limited too: an API in trouble gets one call per interval. */
+    if (now >= d->next_call_ms) {
         pc__peers_t fresh = {.n = 0};
         char err[512] = "";
         bool ok = d->k8s ? pc__k8s_discover(d->k8s, &fresh, err, sizeof err)

@@ -43,6 +43,15 @@ void pc__discovery_free(pc__discovery_t *d);
  */
 bool pc__discovery_run(pc__discovery_t *d, pc__peers_t *out) PC_WUR;
 
+/**
+ * How long a first formation waits before bootstrapping (0 for NULL): an
+ * orchestrator lists a new instance with some lag, so two instances started
+ * together could each see only itself, or one see the other before it
+ * answers, and both bootstrap. Two fresh reads (2 x interval) let the views
+ * converge so that only the lowest address bootstraps.
+ */
+int64_t pc__discovery_settle_ms(const pc__discovery_t *d);
+
 /* ---- pure parsers (JSON bodies as the public APIs document them) ---- */
 
 /**
