@@ -190,3 +190,23 @@ def test_ecs_form_one_cluster_and_survive_api_errors(connector, tmp_path):
         assert ecs.sig_errors == []
     finally:
         ecs.close()
+
+
+def test_kubernetes_listing_lag_does_not_split_formation(connector, tmp_path, k8s):
+    """Two instances start together while the API lists only one of them: the
+    lowest (which sees the other, not yet answering) and the listed one (which
+    sees only itself) would both bootstrap at once; waiting two API reads lets
+    their views converge into one cluster."""
+    k8s.ips = [ADDRS[2]]
+    trio = DiscoveryTrio(connector, tmp_path, k8s_discovery(k8s, service="portcullis"))
+    trio.start(0, wait_ready=False)
+    trio.start(2, wait_ready=False)
+    time.sleep(0.5)
+    k8s.ips = list(ADDRS)  # the Endpoints controller catches up
+    trio.start(1, wait_ready=False)
+    trio.wait_voters([0, 1, 2], 3, timeout=120)
+    ids = {etcd_call(a, trio.client_port, "/v3/maintenance/status")["header"]["cluster_id"]
+           for a in ADDRS}
+    assert len(ids) == 1, "two clusters formed"
+    booted = [i for i in trio.nodes if trio.nodes[i].find_logs("bootstrapping a new cluster")]
+    assert booted == [0]
