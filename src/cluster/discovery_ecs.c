@@ -224,8 +224,9 @@ static bool read_metadata(pc__ecs_t *e, char *err, size_t errlen)
 {
     const char *base = getenv("ECS_CONTAINER_METADATA_URI_V4");
     if (!base || !*base) {
-        snprintf(err, errlen, "ECS_CONTAINER_METADATA_URI_V4 is not set; set "
-                              "cluster.discovery.ecs_cluster and ecs_service");
+        snprintf(err, errlen,
+                 "ECS_CONTAINER_METADATA_URI_V4 is not set; set "
+                 "cluster.discovery.ecs_cluster and ecs_service");
         return false;
     }
     char url[1024], terr[256];
@@ -270,8 +271,7 @@ static bool creds_host_allowed(const char *url)
             snprintf(bare, sizeof bare, "%s", h);
         unsigned char a[16];
         ok = !strcmp(bare, "localhost") || !strcmp(bare, "169.254.170.2") ||
-             !strcmp(bare, "169.254.170.23") ||
-             (inet_pton(AF_INET, bare, a) == 1 && a[0] == 127) ||
+             !strcmp(bare, "169.254.170.23") || (inet_pton(AF_INET, bare, a) == 1 && a[0] == 127) ||
              (inet_pton(AF_INET6, bare, a) == 1 &&
               (!strcmp(bare, "::1") || !strcmp(bare, "fd00:ec2::23")));
     }
@@ -311,8 +311,9 @@ static bool fetch_creds(pc__ecs_t *e, char *err, size_t errlen)
         snprintf(url, sizeof url, "%s%s", CREDS_HOST, rel);
     } else if (full && *full) {
         if (!creds_host_allowed(full)) {
-            snprintf(err, errlen, "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https or a "
-                                  "loopback / container credentials address");
+            snprintf(err, errlen,
+                     "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https or a "
+                     "loopback / container credentials address");
             return false;
         }
         snprintf(url, sizeof url, "%s", full);
@@ -321,8 +322,9 @@ static bool fetch_creds(pc__ecs_t *e, char *err, size_t errlen)
         /* Outside ECS (e.g. tests, EC2 with exported keys): the environment's keys. */
         const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
         if (!ak || !*ak || !sk || !*sk) {
-            snprintf(err, errlen, "no AWS credentials: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI "
-                                  "(task role) is not set");
+            snprintf(err, errlen,
+                     "no AWS credentials: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI "
+                     "(task role) is not set");
             return false;
         }
         pc__aws_creds_clear(&e->creds);
@@ -483,8 +485,8 @@ static bool describe(pc__ecs_t *e, char **arns, size_t n, pc__peers_t *out, char
     char *resp = NULL;
     size_t len = 0;
     if (!ecs_call(e, "DescribeTasks", req, &resp, &len, err, errlen)) return false;
-    bool ok = pc__ecs_parse_describe_tasks(resp, len, out, e->task_arn,
-                                           e->service ? NULL : &e->service);
+    bool ok =
+        pc__ecs_parse_describe_tasks(resp, len, out, e->task_arn, e->service ? NULL : &e->service);
     if (!ok) snprintf(err, errlen, "ECS DescribeTasks answer is not the expected JSON");
     free(resp);
     return ok;
@@ -525,8 +527,9 @@ bool pc__ecs_discover(pc__ecs_t *e, pc__peers_t *out, char *err, size_t errlen)
         if (!describe(e, one, 1, &ignored, err, errlen)) return false;
     }
     if (!e->service) {
-        snprintf(err, errlen, "this task belongs to no ECS service: set "
-                              "cluster.discovery.ecs_service");
+        snprintf(err, errlen,
+                 "this task belongs to no ECS service: set "
+                 "cluster.discovery.ecs_service");
         return false;
     }
     char *token = NULL;

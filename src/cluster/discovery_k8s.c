@@ -38,8 +38,7 @@ static void add_ips(const json_t *addrs, pc__peers_t *out)
     }
 }
 
-bool pc__k8s_parse_endpoints(const char *body, size_t len, bool include_not_ready,
-                             pc__peers_t *out)
+bool pc__k8s_parse_endpoints(const char *body, size_t len, bool include_not_ready, pc__peers_t *out)
 {
     const json_t *subsets; /* absent for a Service without endpoints */
     json_t *j = pc__disc_load(body, len, "subsets", &subsets);
@@ -156,8 +155,9 @@ bool pc__k8s_discover(pc__k8s_t *k, pc__peers_t *out, char *err, size_t errlen)
     pc__disc_http_t h = {.method = "GET", .url = url};
     bool ok = false;
     if (!k->api_url) {
-        snprintf(err, errlen, "no API server: set cluster.discovery.api_url or "
-                              "KUBERNETES_SERVICE_HOST");
+        snprintf(err, errlen,
+                 "no API server: set cluster.discovery.api_url or "
+                 "KUBERNETES_SERVICE_HOST");
         return false;
     }
     if (!k->namespace && !(k->namespace = read_sa_file(k, "namespace"))) {
@@ -165,8 +165,8 @@ bool pc__k8s_discover(pc__k8s_t *k, pc__peers_t *out, char *err, size_t errlen)
                  k->sa_dir);
         return false;
     }
-    if (!k8s_name_ok(k->namespace) || (cfg->cluster.k8s_service &&
-                                       !k8s_name_ok(cfg->cluster.k8s_service))) {
+    if (!k8s_name_ok(k->namespace) ||
+        (cfg->cluster.k8s_service && !k8s_name_ok(cfg->cluster.k8s_service))) {
         snprintf(err, errlen, "invalid namespace or service name");
         return false;
     }
@@ -177,8 +177,8 @@ bool pc__k8s_discover(pc__k8s_t *k, pc__peers_t *out, char *err, size_t errlen)
         return false;
     }
     if (cfg->cluster.k8s_service) {
-        snprintf(url, sizeof url, "%s/api/v1/namespaces/%s/endpoints/%s", k->api_url,
-                 k->namespace, cfg->cluster.k8s_service);
+        snprintf(url, sizeof url, "%s/api/v1/namespaces/%s/endpoints/%s", k->api_url, k->namespace,
+                 cfg->cluster.k8s_service);
     } else {
         selector = curl_easy_escape(NULL, cfg->cluster.k8s_label_selector, 0);
         if (!selector) {

@@ -414,10 +414,13 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
     static const char *const keys[] = {
         "enabled",  "advertise_address",   "discovery",   "client_port", "peer_port",
         "data_dir", "dead_member_timeout", "etcd_binary", NULL};
-    static const char *const dkeys[] = {
-        "mode",        "peers",        "dns_name",     "namespace",           "service",
-        "label_selector", "api_url",   "service_account_dir", "ecs_cluster", "ecs_service",
-        "ecs_endpoint", "ecs_region",  "interval",     NULL};
+    static const char *const dkeys[] = {"mode",         "peers",
+                                        "dns_name",     "namespace",
+                                        "service",      "label_selector",
+                                        "api_url",      "service_account_dir",
+                                        "ecs_cluster",  "ecs_service",
+                                        "ecs_endpoint", "ecs_region",
+                                        "interval",     NULL};
     static const char *const modes[] = {"static", "dns", "kubernetes", "ecs", NULL};
     const pc__ynode_t *m, *d;
     size_t prev, dprev;
@@ -462,8 +465,7 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
         !get_str(c, d, "ecs_region", &out->cluster.ecs_region) ||
         !pc__yget_duration(c, d, "interval", &out->cluster.discovery_interval_ms) ||
         !get_str(c, d, "service_account_dir", &out->cluster.k8s_sa_dir) ||
-        !resolve_path(c, d, "service_account_dir", base_dir, false, true,
-                      &out->cluster.k8s_sa_dir))
+        !resolve_path(c, d, "service_account_dir", base_dir, false, true, &out->cluster.k8s_sa_dir))
         goto out_d;
     out->cluster.discovery_mode = (pc_discovery_mode_t)mode;
     for (size_t i = 0; i < out->cluster.n_peers; i++)
@@ -487,7 +489,10 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
     if (out->cluster.enabled && mode == PC_DISCOVERY_KUBERNETES &&
         !out->cluster.k8s_service == !out->cluster.k8s_label_selector) {
         (void)pc__ypath_push_key(&c->path, "service");
-        pc__yfail(c, d ? d->line : m ? m->line : 1,
+        pc__yfail(c,
+                  d   ? d->line
+                  : m ? m->line
+                      : 1,
                   "exactly one of service and label_selector is required when discovery.mode "
                   "is kubernetes");
         goto out_d;

@@ -43,7 +43,8 @@ static void test_k8s_endpoints(void **state)
     assert_false(has(&ready, "10.1.0.6"));
     /* A Service without endpoints has no subsets: no peers, not an error. */
     pc__peers_t none = {.n = 0};
-    assert_true(pc__k8s_parse_endpoints(S("{\"kind\":\"Endpoints\",\"metadata\":{}}"), true, &none));
+    assert_true(
+        pc__k8s_parse_endpoints(S("{\"kind\":\"Endpoints\",\"metadata\":{}}"), true, &none));
     assert_int_equal(none.n, 0);
     assert_false(pc__k8s_parse_endpoints(S("{\"subsets\":{}}"), true, &none));
     assert_false(pc__k8s_parse_endpoints(S("[]"), true, &none));
@@ -60,7 +61,8 @@ static void test_k8s_pods(void **state)
         "{\"metadata\":{\"name\":\"a\"},\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.1\"}},"
         "{\"metadata\":{\"name\":\"b\"},\"status\":{\"phase\":\"Pending\",\"podIP\":\"10.0.0.2\"}},"
         "{\"metadata\":{\"name\":\"c\"},\"status\":{\"phase\":\"Pending\"}},"
-        "{\"metadata\":{\"name\":\"d\"},\"status\":{\"phase\":\"Succeeded\",\"podIP\":\"10.0.0.4\"}},"
+        "{\"metadata\":{\"name\":\"d\"},\"status\":{\"phase\":\"Succeeded\",\"podIP\":\"10.0.0.4\"}"
+        "},"
         "{\"metadata\":{\"name\":\"e\"},\"status\":{\"phase\":\"Failed\",\"podIP\":\"10.0.0.5\"}},"
         "{\"metadata\":{\"name\":\"f\",\"deletionTimestamp\":\"2026-01-01T00:00:00Z\"},"
         "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.6\"}},"
@@ -158,16 +160,15 @@ static void test_ecs_credentials(void **state)
     assert_int_equal(c.expires_unix, 1795324800); /* date -u -d 2026-11-22T05:20:00Z +%s */
     pc__aws_creds_clear(&c);
     assert_null(c.access_key);
-    assert_true(pc__ecs_parse_credentials(
-        S("{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"B\","
-          "\"Expiration\":\"2026-11-22T05:20:00.123Z\"}"),
-        &c));
+    assert_true(pc__ecs_parse_credentials(S("{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"B\","
+                                            "\"Expiration\":\"2026-11-22T05:20:00.123Z\"}"),
+                                          &c));
     assert_null(c.token);
     assert_int_equal(c.expires_unix, 1795324800);
     pc__aws_creds_clear(&c);
     /* Long-term keys have no Expiration. */
-    assert_true(pc__ecs_parse_credentials(S("{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"B\"}"),
-                                          &c));
+    assert_true(
+        pc__ecs_parse_credentials(S("{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"B\"}"), &c));
     assert_int_equal(c.expires_unix, 0);
     pc__aws_creds_clear(&c);
     assert_false(pc__ecs_parse_credentials(S("{\"AccessKeyId\":\"A\"}"), &c));
@@ -177,8 +178,7 @@ static void test_ecs_credentials(void **state)
     assert_false(pc__ecs_parse_credentials(
         S("{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"B\",\"Token\":\"x\\r\\nHost: evil\"}"),
         &c));
-    assert_false(pc__ecs_parse_credentials(
-        S("{\"code\":\"Error\",\"message\":\"no role\"}"), &c));
+    assert_false(pc__ecs_parse_credentials(S("{\"code\":\"Error\",\"message\":\"no role\"}"), &c));
     assert_null(c.access_key);
 }
 
@@ -222,9 +222,9 @@ static void test_peers_bounded(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_k8s_endpoints),     cmocka_unit_test(test_k8s_pods),
-        cmocka_unit_test(test_ecs_list_tasks),    cmocka_unit_test(test_ecs_describe_tasks),
-        cmocka_unit_test(test_ecs_credentials),   cmocka_unit_test(test_ecs_task_metadata),
+        cmocka_unit_test(test_k8s_endpoints),   cmocka_unit_test(test_k8s_pods),
+        cmocka_unit_test(test_ecs_list_tasks),  cmocka_unit_test(test_ecs_describe_tasks),
+        cmocka_unit_test(test_ecs_credentials), cmocka_unit_test(test_ecs_task_metadata),
         cmocka_unit_test(test_peers_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
