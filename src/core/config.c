@@ -477,6 +477,9 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
         !resolve_path(c, d, "service_account_dir", base_dir, false, true, &out->cluster.k8s_sa_dir))
         goto out_d;
     out->cluster.discovery_mode = (pc_discovery_mode_t)mode;
+    if (!check_str(c, d, "api_url", out->cluster.k8s_api_url, pc__valid_http_url, "URL") ||
+        !check_str(c, d, "ecs_endpoint", out->cluster.ecs_endpoint, pc__valid_http_url, "URL"))
+        goto out_d;
     for (size_t i = 0; i < out->cluster.n_peers; i++)
         if (!out->cluster.peers[i][0]) {
             size_t p2 = pc__ypath_push_key(&c->path, "peers");

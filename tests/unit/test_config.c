@@ -215,6 +215,10 @@ static void test_errors_name_key_and_line(void **state)
     expect_error("control_plane: {config_dir: /x}\n"
                  "cluster:\n  discovery: {mode: ecs, interval: 10ms}\n",
                  "portcullis.yaml:3: cluster.discovery.interval: must be at least 1s");
+    expect_error("control_plane: {config_dir: /x}\n"
+                 "cluster:\n  discovery: {mode: ecs, ecs_endpoint: 'ecs.amazonaws.com'}\n",
+                 "portcullis.yaml:3: cluster.discovery.ecs_endpoint: invalid URL "
+                 "\"ecs.amazonaws.com\"");
     expect_error("control_plane: {config_dir: /x}\ncluster:\n  discovery: {peers: a}\n",
                  "portcullis.yaml:3: cluster.discovery.peers: expected a list, got a scalar");
     expect_error("control_plane: {config_dir: /x}\ninstance_name: 'a b'\n",
