@@ -1095,7 +1095,7 @@ pc_snapshot_t *pc_snapshot_load_dir(const char *dir, uint64_t revision, char *er
         names[n_names++] = pc_xstrdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n_names, sizeof *names, cmp_names);
+    if (n_names) qsort(names, n_names, sizeof *names, cmp_names); /* qsort(NULL, 0) is UB */
 
     size_t cap_pol = 0;
     for (size_t i = 0; i < n_names; i++) {
