@@ -707,7 +707,7 @@ static bool same_ref(const name_ref_t *a, const name_ref_t *b)
  * entry it repeats. */
 static bool first_duplicate(name_ref_t *refs, size_t n, size_t *dup, size_t *first)
 {
-    qsort(refs, n, sizeof *refs, cmp_ref);
+    if (n) qsort(refs, n, sizeof *refs, cmp_ref);
     bool found = false;
     for (size_t k = 1, group = 0; k < n; k++) {
         if (!same_ref(&refs[k], &refs[group])) {
