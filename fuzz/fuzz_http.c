@@ -25,7 +25,10 @@ typedef struct {
     int heads, ends, error;
 } summary_t;
 
-static void mix(summary_t *s, uint64_t v) { s->trace = (s->trace ^ v) * 0x100000001b3ull; }
+static void mix(summary_t *s, uint64_t v)
+{
+    s->trace = (s->trace ^ v) * 0x100000001b3ull;
+}
 
 static bool is_tchar(unsigned char c)
 {
@@ -41,8 +44,10 @@ static void check_head(const pc_http1_msg_t *m, const char *buf, size_t have, si
         const pc_http1_header_t *h = &m->headers[i];
         CHECK(h->name.n > 0 && h->name.p >= buf && h->name.p + h->name.n <= buf + used);
         CHECK(h->value.p >= buf && h->value.p + h->value.n <= buf + used);
-        for (size_t k = 0; k < h->name.n; k++) CHECK(is_tchar((unsigned char)h->name.p[k]));
-        for (size_t k = 0; k < h->value.n; k++) CHECK(h->value.p[k] != '\r' && h->value.p[k] != '\n');
+        for (size_t k = 0; k < h->name.n; k++)
+            CHECK(is_tchar((unsigned char)h->name.p[k]));
+        for (size_t k = 0; k < h->value.n; k++)
+            CHECK(h->value.p[k] != '\r' && h->value.p[k] != '\n');
     }
     if (m->body == PC_HTTP1_BODY_LENGTH) CHECK(m->content_length > 0);
     if (m->is_request) {
@@ -50,7 +55,8 @@ static void check_head(const pc_http1_msg_t *m, const char *buf, size_t have, si
         CHECK(m->path.n + (m->has_query ? 1 + m->query.n : 0) == m->target.n);
         CHECK(m->body != PC_HTTP1_BODY_UNTIL_CLOSE);
         pc_s3_request_t r;
-        pc_s3_req_result_t rc = pc_s3_request_from_msg(m, (m->nheaders & 1) ? "s3.local" : NULL, &r);
+        pc_s3_req_result_t rc =
+            pc_s3_request_from_msg(m, (m->nheaders & 1) ? "s3.local" : NULL, &r);
         CHECK(r.op_name != NULL);
         if (rc == PC_S3_REQ_OK) {
             CHECK(strlen(r.bucket) <= PC_S3_MAX_BUCKET);
@@ -92,7 +98,8 @@ static void parse(const uint8_t *in, size_t n, size_t step, bool response, bool 
             break;
         case PC_HTTP1_DATA:
             CHECK(data.n > 0 && data.p >= buf && data.p + data.n <= buf + used);
-            for (size_t i = 0; i < data.n; i++) mix(s, (uint8_t)data.p[i]);
+            for (size_t i = 0; i < data.n; i++)
+                mix(s, (uint8_t)data.p[i]);
             s->body += data.n;
             break;
         case PC_HTTP1_END:
@@ -104,7 +111,8 @@ static void parse(const uint8_t *in, size_t n, size_t step, bool response, bool 
             s->error = p.error_status;
             CHECK(pc_http1_feed(&p, buf, have, &used, &data) == PC_HTTP1_ERROR);
             goto out;
-        case PC_HTTP1_NEED_MORE: break;
+        case PC_HTTP1_NEED_MORE:
+            break;
         }
         memmove(buf, buf + used, have - used);
         have -= used;
@@ -136,8 +144,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     parse(data + 1, size - 1, size, response, head_first, &whole);
     parse(data + 1, size - 1, step, response, head_first, &pieces);
     /* Which limit fires first (414 vs 431) may depend on how much was buffered. */
-    bool limit = (whole.error == 414 || whole.error == 431) &&
-                 (pieces.error == 414 || pieces.error == 431);
+    bool limit =
+        (whole.error == 414 || whole.error == 431) && (pieces.error == 414 || pieces.error == 431);
     if (!limit) {
         CHECK(whole.heads == pieces.heads && whole.ends == pieces.ends);
         CHECK(whole.body == pieces.body && whole.error == pieces.error);

@@ -55,22 +55,54 @@ static void fuzz_request(const char *in, size_t n)
         CHECK(r != PC_SIGV4_NO_AUTH);
         pc_sigv4_key_cache_wipe(&cache);
     }
-    /* sign the request's own headers; signing must not crash on any input */
-    if (m->nheaders <= PC_SIGV4_MAX_SIGNED_HEADERS) {
-        char method[16];
-        size_t ml = m->method_name.n < sizeof(method) - 1 ? m->method_name.n : sizeof(method) - 1;
-        memcpy(method, m->method_name.p, ml);
-        method[ml] = '\0';
-        pc_sigv4_sign_in_t in2 = {
-            .method = method, .path = m->path, .query = m->query, .headers = m->headers,
-            .nheaders = m->nheaders, .payload_hash = PC_SIGV4_UNSIGNED_PAYLOAD,
-            .access_key = "AK", .secret = SECRET, .region = "us-east-1", .service = "s3",
-            .amz_date = "20130524T000000Z", .verbatim = (m->nheaders & 1) != 0,
-        };
-        char authz[PC_SIGV4_AUTHZ_MAX];
-        if (pc_sigv4_sign(&in2, NULL, authz, sizeof(authz), NULL))
-            CHECK(!strncmp(authz, "AWS4-HMAC-SHA256 Credential=AK/20130524/", 40));
+    /*
+     * Round trip: sign the request's own headers (minus any credentials) with
+     * our signer, then verify what was signed. Both must agree on every
+     * canonicalisation of paths, queries and header values.
+     */
+    if (m->nheaders + 3 > PC_SIGV4_MAX_SIGNED_HEADERS || m->method_name.n >= 16 ||
+        !pc_http1_get(m, "host") ||
+        (m->has_query && memmem(m->query.p, m->query.n, "X-Amz-Algorithm", 15)))
+        return;
+    pc_http1_header_t h[PC_SIGV4_MAX_SIGNED_HEADERS + 1];
+    size_t nh = 0;
+    for (size_t i = 0; i < m->nheaders; i++) {
+        pc_http1_span_t name = m->headers[i].name;
+        if (pc_http1_span_ieq(name, "authorization") || pc_http1_span_ieq(name, "x-amz-date") ||
+            pc_http1_span_ieq(name, "x-amz-content-sha256") || pc_http1_span_ieq(name, "date"))
+            continue;
+        h[nh++] = m->headers[i];
     }
+    h[nh++] = (pc_http1_header_t){{"x-amz-date", 10}, {"20130524T000000Z", 16}};
+    h[nh++] = (pc_http1_header_t){{"x-amz-content-sha256", 20}, {"UNSIGNED-PAYLOAD", 16}};
+    char method[16];
+    memcpy(method, m->method_name.p, m->method_name.n);
+    method[m->method_name.n] = '\0';
+    pc_sigv4_sign_in_t in2 = {
+        .method = method,
+        .path = m->path,
+        .query = m->query,
+        .headers = h,
+        .nheaders = nh,
+        .payload_hash = PC_SIGV4_UNSIGNED_PAYLOAD,
+        .access_key = "AKFUZZ",
+        .secret = SECRET,
+        .region = "us-east-1",
+        .service = "s3",
+        .amz_date = "20130524T000000Z",
+    };
+    char authz[PC_SIGV4_AUTHZ_MAX];
+    if (!pc_sigv4_sign(&in2, NULL, authz, sizeof(authz), NULL)) return;
+    CHECK(!strncmp(authz, "AWS4-HMAC-SHA256 Credential=AKFUZZ/20130524/", 44));
+    h[nh++] = (pc_http1_header_t){{"Authorization", 13}, {authz, strlen(authz)}};
+    pc_sigv4_request_t signed_req = {m->method_name, m->path, m->query, h, nh};
+    r = pc_sigv4_parse(&signed_req, &auth);
+    CHECK(r == PC_SIGV4_OK && !auth.presigned && !strcmp(auth.access_key, "AKFUZZ"));
+    pc_sigv4_verified_t v;
+    CHECK(pc_sigv4_verify(&auth, &signed_req, SECRET, T20130524 + 5, NULL, &v) == PC_SIGV4_OK);
+    CHECK(v.payload == PC_SIGV4_PAYLOAD_UNSIGNED);
+    CHECK(pc_sigv4_verify(&auth, &signed_req, SECRET "x", T20130524, NULL, &v) ==
+          PC_SIGV4_MISMATCH);
 }
 
 typedef struct {
@@ -130,11 +162,16 @@ static void fuzz_chunked(int mode, const uint8_t *data, size_t size)
     static const pc_sigv4_payload_t kinds[] = {PC_SIGV4_PAYLOAD_STREAMING,
                                                PC_SIGV4_PAYLOAD_STREAMING_TRAILER,
                                                PC_SIGV4_PAYLOAD_STREAMING_UNSIGNED_TRAILER};
-    static const char *const trailers[] = {NULL, "x-amz-checksum-crc32", "x-amz-checksum-crc32c",
-                                           "x-amz-checksum-crc64nvme", "x-amz-checksum-sha1",
-                                           "x-amz-checksum-sha256", "x-amz-checksum-crc32c",
+    static const char *const trailers[] = {NULL,
+                                           "x-amz-checksum-crc32",
+                                           "x-amz-checksum-crc32c",
+                                           "x-amz-checksum-crc64nvme",
+                                           "x-amz-checksum-sha1",
+                                           "x-amz-checksum-sha256",
+                                           "x-amz-checksum-crc32c",
                                            "bogus"};
-    pc_sigv4_verified_t v = {.payload = kinds[mode - 3], .amz_date = "20130524T000000Z",
+    pc_sigv4_verified_t v = {.payload = kinds[mode - 3],
+                             .amz_date = "20130524T000000Z",
                              .scope = "20130524/us-east-1/s3/aws4_request"};
     /* the documented example's signing key */
     uint8_t k[32];
@@ -145,7 +182,8 @@ static void fuzz_chunked(int mode, const uint8_t *data, size_t size)
     const char *seed = seeds[mode - 3];
     for (int i = 0; i < 32; i++) {
         unsigned hi = (unsigned)(seed[2 * i] <= '9' ? seed[2 * i] - '0' : seed[2 * i] - 'a' + 10);
-        unsigned lo = (unsigned)(seed[2 * i + 1] <= '9' ? seed[2 * i + 1] - '0' : seed[2 * i + 1] - 'a' + 10);
+        unsigned lo =
+            (unsigned)(seed[2 * i + 1] <= '9' ? seed[2 * i + 1] - '0' : seed[2 * i + 1] - 'a' + 10);
         v.seed_signature[i] = (uint8_t)(hi << 4 | lo);
     }
     size_t step = (size_t)(data[0] & 0x3f) + 1;
@@ -170,12 +208,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     pc_sigv4_auth_t auth;
     switch (mode) {
-    case 0: check_auth(pc_sigv4_parse_header(in, n, &auth), &auth); break;
-    case 1: check_auth(pc_sigv4_parse_query(in, n, &auth), &auth); break;
-    case 2: fuzz_request(in, n); break;
+    case 0:
+        check_auth(pc_sigv4_parse_header(in, n, &auth), &auth);
+        break;
+    case 1:
+        check_auth(pc_sigv4_parse_query(in, n, &auth), &auth);
+        break;
+    case 2:
+        fuzz_request(in, n);
+        break;
     case 3:
     case 4:
-    case 5: fuzz_chunked(mode, data + 1, n); break;
+    case 5:
+        fuzz_chunked(mode, data + 1, n);
+        break;
     case 6: {
         size_t cap = PC_S3_ERROR_XML_BOUND(3 * n + 16);
         char *out = malloc(cap);
@@ -189,7 +235,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const char *msg = strstr(out, "<Message>") + 9;
             const char *end = strstr(msg, "</Message>");
             CHECK(end != NULL);
-            for (const char *c = msg; c < end; c++) CHECK(*c != '<' && *c != '>' && *c != '"');
+            for (const char *c = msg; c < end; c++)
+                CHECK(*c != '<' && *c != '>' && *c != '"');
         }
         free(out);
         free(text);
