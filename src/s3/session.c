@@ -337,15 +337,17 @@ static void audit_base(session_t *s, pc_audit_rec_t *r, pc_audit_kind_t kind, co
     r->status = -1;
 }
 
-static void audit_session_start(session_t *s)
+/* A blocked session gets its start record but no session_end (as PostgreSQL). */
+static void audit_session_start(session_t *s, const pc_decision_t *d)
 {
-    if (s->started || !s->user) return;
-    s->started = true;
-    s->session_user = strdup(s->user->username);
+    bool blocked = d->action == PC_DECISION_BLOCK;
     pc_audit_rec_t r;
     audit_base(s, &r, PC_AUDIT_SESSION_START, s->user->username);
-    r.decision = "allow";
+    r.decision = blocked ? "block" : "allow";
+    r.policies = d->policies[0] ? d->policies : NULL;
+    r.reason = d->reason[0] ? d->reason : NULL;
     audit_emit(s, &r);
+    if (!blocked) s->started = true;
 }
 
 static void audit_request(session_t *s)
@@ -691,7 +693,45 @@ static bool authenticate(session_t *s, const pc_http1_msg_t *m)
         send_error(s, pc_sigv4_result_code(r, auth.presigned), pc_sigv4_result_message(r));
         return false;
     }
-    audit_session_start(s);
+    return true;
+}
+
+static void block_request(session_t *s);
+
+/*
+ * The session stage (design §4): judged for the connection's user at its
+ * first authenticated request, and again when a later request on the same
+ * connection comes from another user. False when the request was answered.
+ */
+static bool session_stage(session_t *s)
+{
+    if (s->session_user && strcmp(s->session_user, s->user->username) == 0) return true;
+    pc_decision_ctx_t c;
+    memset(&c, 0, sizeof c);
+    c.stage = PC_STAGE_SESSION;
+    c.snapshot = pc_worker_snapshot(s->w);
+    if (!c.snapshot) c.snapshot = s->snap;
+    c.user = s->user;
+    c.resource = s->resource;
+    c.listener = s->listener;
+    c.client_ip = s->client_ip;
+    c.tls = s->tls != NULL;
+    c.session_id = s->id;
+    c.instance = pc_worker_ctx(s->w)->instance_name;
+    pc_decision_eval(&c, &s->dec);
+    if (!s->started) audit_session_start(s, &s->dec);
+    if (s->dec.action == PC_DECISION_BLOCK) {
+        s->judged = true;
+        s->close_after = true;
+        block_request(s);
+        return false;
+    }
+    free(s->session_user);
+    s->session_user = strdup(s->user->username);
+    if (!s->session_user) {
+        session_close(s);
+        return false;
+    }
     return true;
 }
 
@@ -1075,6 +1115,28 @@ static void body_end(session_t *s)
     s->state = CS_RESPONSE;
 }
 
+/* A block decision (s->dec) for the current request: AccessDenied with the
+ * reason, or for block_silently the connection closes without an answer. */
+static void block_request(session_t *s)
+{
+    pc_log_info("s3 request blocked", PC_LUINT("session", s->id),
+                PC_LSTR("user", s->user->username), PC_LSTR("operation", s->rq.op_name),
+                PC_LSTR("bucket", s->rq.bucket), PC_LSTR("reason", s->dec.reason));
+    if (s->dec.block_type == PC_BLOCK_SILENTLY) {
+        s->status = 0;
+        s->error = strdup("blocked silently: connection closed");
+        audit_request(s);
+        s->req_active = false;
+        session_close(s);
+        return;
+    }
+    const char *msg = s->dec.block_type == PC_BLOCK_CUSTOM_MESSAGE && s->dec.message[0]
+                          ? s->dec.message
+                      : s->dec.reason[0] ? s->dec.reason
+                                         : "Access Denied";
+    send_error(s, "AccessDenied", msg);
+}
+
 /* ---------- request head ---------- */
 
 static void bind_resource(session_t *s)
@@ -1152,6 +1214,7 @@ static void handle_head(session_t *s, const pc_http1_msg_t *m)
         return;
     }
     if (!authenticate(s, m)) return;
+    if (!session_stage(s)) return;
     if (!body_setup(s, m)) return;
 
     pc_decision_ctx_t c;
@@ -1160,22 +1223,7 @@ static void handle_head(session_t *s, const pc_http1_msg_t *m)
     pc_decision_eval(&c, &s->dec);
     s->judged = true;
     if (s->dec.action == PC_DECISION_BLOCK) {
-        pc_log_info("s3 request blocked", PC_LUINT("session", s->id),
-                    PC_LSTR("user", s->user->username), PC_LSTR("operation", s->rq.op_name),
-                    PC_LSTR("bucket", s->rq.bucket), PC_LSTR("reason", s->dec.reason));
-        if (s->dec.block_type == PC_BLOCK_SILENTLY) {
-            s->status = 0;
-            s->error = strdup("blocked silently: connection closed");
-            audit_request(s);
-            s->req_active = false;
-            session_close(s);
-            return;
-        }
-        const char *msg = s->dec.block_type == PC_BLOCK_CUSTOM_MESSAGE && s->dec.message[0]
-                              ? s->dec.message
-                          : s->dec.reason[0] ? s->dec.reason
-                                             : "Access Denied";
-        send_error(s, "AccessDenied", msg);
+        block_request(s);
         return;
     }
     if (!s->resource || !s->ep_ok) {
