@@ -58,6 +58,7 @@ typedef struct s3_worker {
     struct session *head;
     size_t count;
     pc__s3_upool_t *pool;
+    bool stopping; /* worker_stop ran: the last session frees this */
     pc_sigv4_key_cache_t keys; /* derived signing keys: verification and upstream signing */
 } s3_worker_t;
 
@@ -405,6 +406,7 @@ static void handle_gone(session_t *s)
     if (s->m_closed) pc_metric_add(s->m_closed, 1);
     pc_snapshot_unref(s->snap);
     free(s);
+    if (sw->stopping && !sw->head) free(sw);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -1715,20 +1717,29 @@ static size_t active_sessions(pc_worker_t *w)
     return n;
 }
 
+/*
+ * The loop runs once more after this, for close callbacks: every session
+ * still listed (ended by terminate_all, or lingering after its last answer)
+ * has its handles closed now, and the last one to go frees sw.
+ */
 static void worker_stop(pc_worker_t *w)
 {
     void **slot = pc_worker_proto_slot(w, PC_TECH_S3);
     s3_worker_t *sw = *slot;
     if (!sw) return;
-    pc__s3_upool_close(sw->pool);
-    pc_sigv4_key_cache_wipe(&sw->keys);
-    /* Sessions still listed were ended by terminate_all; their handles close
-     * in the loop's last run, and handle_gone must still find sw: it is
-     * released with the thread (a few hundred bytes once per worker). */
-    if (!sw->head) {
-        free(sw);
-        *slot = NULL;
+    *slot = NULL;
+    sw->stopping = true;
+    for (session_t *s = sw->head; s; s = s->next) {
+        if (s->state != CS_CLOSING) {
+            s->client_gone = true;
+            session_close(s);
+        }
+        close_client_now(s);
     }
+    pc__s3_upool_close(sw->pool);
+    sw->pool = NULL;
+    pc_sigv4_key_cache_wipe(&sw->keys);
+    if (!sw->head) free(sw);
 }
 
 const pc_proto_t pc_s3_proto = {
