@@ -175,18 +175,23 @@ static uint64_t next_session_id(void)
     return b + atomic_fetch_add(&seq, 1) + 1;
 }
 
+/*
+ * Request ids only need to be unique and unguessable enough not to collide:
+ * splitmix64 over a per-thread state seeded once from the CSPRNG (RAND_bytes
+ * per request takes OpenSSL's locks on the hot path).
+ */
 static void new_request_id(char out[17])
 {
     static const char hex[] = "0123456789ABCDEF";
-    uint8_t r[8];
-    if (RAND_bytes(r, sizeof r) != 1) {
-        uint64_t t = pc_now_mono_ns();
-        memcpy(r, &t, sizeof r);
-    }
-    for (size_t i = 0; i < 8; i++) {
-        out[2 * i] = hex[r[i] >> 4];
-        out[2 * i + 1] = hex[r[i] & 15];
-    }
+    static _Thread_local uint64_t state;
+    if (!state && RAND_bytes((unsigned char *)&state, sizeof state) != 1)
+        state = pc_now_wall_ns() ^ (uint64_t)(uintptr_t)&state;
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    for (int i = 15; i >= 0; i--, z >>= 4)
+        out[i] = hex[z & 15];
     out[16] = 0;
 }
 
