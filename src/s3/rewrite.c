@@ -27,16 +27,22 @@ static bool in_list(const char *name, size_t len, const char *const *list)
 
 /* Hop-by-hop (RFC 9110 §7.6.1) plus the pre-standard Proxy-Connection. */
 static const char *const hop_by_hop[] = {
-    "connection",          "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-    "upgrade",             "proxy-authenticate", "proxy-authorization", NULL,
+    "connection", "keep-alive",         "proxy-connection",    "te", "trailer", "transfer-encoding",
+    "upgrade",    "proxy-authenticate", "proxy-authorization", NULL,
 };
 
 bool pc__s3_drop_request_header(const char *name, size_t len)
 {
     static const char *const ours[] = {
-        "host",           "authorization",        "x-amz-date",
-        "x-amz-security-token", "x-amz-content-sha256", "content-length",
-        "expect",         "date",                 NULL,
+        "host",
+        "authorization",
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-amz-content-sha256",
+        "content-length",
+        "expect",
+        "date",
+        NULL,
     };
     return in_list(name, len, hop_by_hop) || in_list(name, len, ours);
 }
@@ -168,8 +174,8 @@ bool pc__s3_endpoint_parse(const char *url, pc__s3_endpoint_t *out)
     if (deflt)
         n = snprintf(out->host_header, sizeof out->host_header, v6 ? "[%s]" : "%s", out->host);
     else
-        n = snprintf(out->host_header, sizeof out->host_header, v6 ? "[%s]:%d" : "%s:%d",
-                     out->host, out->port);
+        n = snprintf(out->host_header, sizeof out->host_header, v6 ? "[%s]:%d" : "%s:%d", out->host,
+                     out->port);
     return n > 0 && (size_t)n < sizeof out->host_header;
 }
 
@@ -193,8 +199,7 @@ static void hdr_add(hdr_list_t *l, const char *name, size_t nl, const char *valu
 static bool signs_header(pc_http1_span_t n)
 {
     return pc_http1_span_ieq(n, "host") || pc_http1_span_ieq(n, "content-type") ||
-           pc_http1_span_ieq(n, "content-md5") ||
-           (n.n >= 6 && strncasecmp(n.p, "x-amz-", 6) == 0);
+           pc_http1_span_ieq(n, "content-md5") || (n.n >= 6 && strncasecmp(n.p, "x-amz-", 6) == 0);
 }
 
 static void put_line(uint8_t *out, size_t *o, pc_http1_span_t name, pc_http1_span_t value)
@@ -209,8 +214,7 @@ static void put_line(uint8_t *out, size_t *o, pc_http1_span_t name, pc_http1_spa
     out[(*o)++] = '\n';
 }
 
-uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len,
-                              const char **err_code)
+uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len, const char **err_code)
 {
     const pc_http1_msg_t *m = in->msg;
     *err_code = "InternalError";
@@ -289,8 +293,8 @@ uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len,
     *err_code = "InternalError";
     out = malloc(cap);
     if (!out) goto out;
-    int n = snprintf((char *)out, cap, "%s %s%s%s HTTP/1.1\r\n", method, path, ql ? "?" : "",
-                     query);
+    int n =
+        snprintf((char *)out, cap, "%s %s%s%s HTTP/1.1\r\n", method, path, ql ? "?" : "", query);
     if (n < 0 || (size_t)n >= cap) goto out;
     size_t o = (size_t)n;
     for (size_t i = 0; i < all->n; i++)

@@ -14,7 +14,7 @@
 /** A resource's `endpoint` URL split up: scheme, host, port, Host header value. */
 typedef struct pc__s3_endpoint {
     bool https;
-    char host[256];        /* without brackets for IPv6 */
+    char host[256]; /* without brackets for IPv6 */
     int port;
     char host_header[280]; /* host[:port], the port only when not the scheme's default */
 } pc__s3_endpoint_t;
@@ -54,15 +54,15 @@ typedef enum { PC__S3_FRAME_NONE, PC__S3_FRAME_LENGTH, PC__S3_FRAME_CHUNKED } pc
 /** What the re-signed upstream request is made of. Everything is borrowed. */
 typedef struct pc__s3_upstream_req {
     const pc_http1_msg_t *msg; /* the client's request head */
-    const char *bucket;        /* virtual-hosted request: its bucket (path gets "/bucket"); else NULL */
+    const char *bucket; /* virtual-hosted request: its bucket (path gets "/bucket"); else NULL */
     const pc__s3_endpoint_t *ep;
-    const char *payload_hash;  /* x-amz-content-sha256 to send and sign */
-    bool decoded_aws_chunked;  /* the body goes decoded: drop the aws-chunked headers */
+    const char *payload_hash; /* x-amz-content-sha256 to send and sign */
+    bool decoded_aws_chunked; /* the body goes decoded: drop the aws-chunked headers */
     pc__s3_framing_t framing;
-    uint64_t content_length;   /* FRAME_LENGTH */
+    uint64_t content_length;                  /* FRAME_LENGTH */
     const char *access_key, *secret, *region; /* the resource's */
-    const char *amz_date;      /* YYYYMMDDTHHMMSSZ */
-    pc_sigv4_key_cache_t *cache; /* may be NULL */
+    const char *amz_date;                     /* YYYYMMDDTHHMMSSZ */
+    pc_sigv4_key_cache_t *cache;              /* may be NULL */
 } pc__s3_upstream_req_t;
 
 /**
@@ -75,8 +75,7 @@ typedef struct pc__s3_upstream_req {
  * ("InternalError": missing credentials or signing failed;
  * "RequestHeaderSectionTooLarge").
  */
-uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len,
-                              const char **err_code);
+uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len, const char **err_code);
 
 /* ---------- upstream connection pool (upstream.c) ---------- */
 
@@ -106,8 +105,8 @@ void pc__s3_upool_close(pc__s3_upool_t *p);
  * NULL with err on immediate failure.
  */
 pc__s3_up_t *pc__s3_up_acquire(pc__s3_upool_t *p, const pc__s3_endpoint_t *ep,
-                               const pc__s3_up_cbs_t *cbs, void *arg, bool *reused,
-                               char *err, size_t errlen);
+                               const pc__s3_up_cbs_t *cbs, void *arg, bool *reused, char *err,
+                               size_t errlen);
 /** Queue bytes (copied) to the server. False: the connection failed (it closes). */
 bool pc__s3_up_write(pc__s3_up_t *u, const void *p, size_t n) PC_WUR;
 /** Bytes queued to the server and not yet written to the socket. */

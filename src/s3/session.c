@@ -58,7 +58,7 @@ typedef struct s3_worker {
     struct session *head;
     size_t count;
     pc__s3_upool_t *pool;
-    bool stopping; /* worker_stop ran: the last session frees this */
+    bool stopping;             /* worker_stop ran: the last session frees this */
     pc_sigv4_key_cache_t keys; /* derived signing keys: verification and upstream signing */
 } s3_worker_t;
 
@@ -78,7 +78,7 @@ typedef struct session {
     bool client_gone;
     bool client_closing;
     bool processing; /* inside process_bytes */
-    bool started; /* session_start audit record written */
+    bool started;    /* session_start audit record written */
     char client_ip[64];
 
     pc_snapshot_t *snap;
@@ -613,7 +613,8 @@ static void request_finish(session_t *s)
     if (!s->req_active || s->state == CS_CLOSING) return;
     audit_request(s);
     s->req_active = false;
-    bool reusable = s->body_done && s->resp_done && pc_http1_idle(&s->resp_parser) && s->resp_parser.msg.keep_alive;
+    bool reusable = s->body_done && s->resp_done && pc_http1_idle(&s->resp_parser) &&
+                    s->resp_parser.msg.keep_alive;
     if (s->up) pc__s3_up_release(s->up, reusable && s->up_ready);
     s->up = NULL;
     s->up_ready = false;
@@ -920,8 +921,7 @@ static void on_up_closed(pc__s3_up_t *u, void *arg, const char *err)
         update_reading(s);
         return;
     }
-    if (s->resp_started && !s->resp_done &&
-        pc_http1_eof(&s->resp_parser) == PC_HTTP1_END) {
+    if (s->resp_started && !s->resp_done && pc_http1_eof(&s->resp_parser) == PC_HTTP1_END) {
         /* A body delimited by the close. */
         if (s->resp_chunked_out) client_put(s, PC_HTTP1_CHUNK_LAST, strlen(PC_HTTP1_CHUNK_LAST));
         s->resp_done = true;

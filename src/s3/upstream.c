@@ -399,8 +399,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 }
 
 pc__s3_up_t *pc__s3_up_acquire(pc__s3_upool_t *p, const pc__s3_endpoint_t *ep,
-                               const pc__s3_up_cbs_t *cbs, void *arg, bool *reused,
-                               char *err, size_t errlen)
+                               const pc__s3_up_cbs_t *cbs, void *arg, bool *reused, char *err,
+                               size_t errlen)
 {
     *reused = false;
     for (pc__s3_up_t *u = p->idle; u; u = u->next) {

@@ -148,8 +148,8 @@ static pc_http1_t parse_req(const char *raw)
     return p;
 }
 
-static char *head_for(const char *raw, const char *bucket, pc__s3_framing_t framing,
-                      uint64_t clen, bool decoded, const char *payload)
+static char *head_for(const char *raw, const char *bucket, pc__s3_framing_t framing, uint64_t clen,
+                      bool decoded, const char *payload)
 {
     pc_http1_t p = parse_req(raw);
     pc__s3_endpoint_t ep;
@@ -220,7 +220,8 @@ static void test_upstream_head_path_style_resigned(void **state)
         "\r\n";
     char *h = head_for(raw, "photos", PC__S3_FRAME_LENGTH, 11, false, "UNSIGNED-PAYLOAD");
     /* virtual-hosted -> path style; presign parameters gone, the rest kept in order */
-    assert_true(strncmp(h, "PUT /photos/photos/2026/a%20b.jpg?partNumber=2&uploadId=u1 HTTP/1.1\r\n",
+    assert_true(strncmp(h,
+                        "PUT /photos/photos/2026/a%20b.jpg?partNumber=2&uploadId=u1 HTTP/1.1\r\n",
                         69) == 0);
     assert_non_null(strstr(h, "\r\nHost: 127.0.0.1:4569\r\n"));
     assert_non_null(strstr(h, "\r\nContent-Length: 11\r\n"));
@@ -283,8 +284,11 @@ static void test_upstream_head_get_signed_hash(void **state)
     pc_http1_t p = parse_req(raw);
     pc__s3_endpoint_t ep;
     assert_true(pc__s3_endpoint_parse("http://h:1", &ep));
-    pc__s3_upstream_req_t in = {.msg = &p.msg, .ep = &ep, .payload_hash = "UNSIGNED-PAYLOAD",
-                                .region = "r", .amz_date = "20260101T000000Z"};
+    pc__s3_upstream_req_t in = {.msg = &p.msg,
+                                .ep = &ep,
+                                .payload_hash = "UNSIGNED-PAYLOAD",
+                                .region = "r",
+                                .amz_date = "20260101T000000Z"};
     size_t len = 1;
     const char *code = NULL;
     assert_null(pc__s3_upstream_head(&in, &len, &code));
