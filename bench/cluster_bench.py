@@ -23,6 +23,7 @@ build/portcullis; cluster_probe is taken from the same directory).
 """
 
 import json
+import statistics
 import os
 import pathlib
 import re
@@ -182,8 +183,7 @@ def pgbench_cost():
             off, on = results[("off", policy)], results[("on", policy)]
 
             def med(rows, k):
-                v = sorted(r[k] for r in rows)
-                return v[len(v) // 2]
+                return statistics.median(r[k] for r in rows)
             print(f"{'rate' if policy else 'none':8} {med(off, 0):16.0f} {med(on, 0):15.0f} "
                   f"{(1 - med(on, 0) / med(off, 0)) * 100:8.1f}% {med(off, 1):10.1f} "
                   f"{med(on, 1):9.1f} {med(on, 2):11.1f}")
