@@ -64,6 +64,8 @@ def test_rate_limit_holds_whichever_instance_serves(trio):
     assert sum(x["portcullis_cluster_leader"] for x in m) == 1
     assert all(x["portcullis_cluster_degraded"] == 0 for x in m)
     assert all(x["portcullis_cluster_last_sync_age_ms"] >= 0 for x in m)
+    # etcd's own log lines come through the connector's log, marked as etcd's.
+    assert all(trio.nodes[i].find_logs(component="etcd") for i in range(3))
 
     # user k starts on node k, so the 6th statement lands on node (k + 5) % 3:
     # on 2, 0 and 1 in turn, so every instance has to block once.
@@ -110,10 +112,14 @@ def test_dead_instance_accesses_count_until_they_leave_the_window(trio):
     assert carol.run(1) == "blocked"  # 4 + this one + the one just before = 6
 
 
-def test_stopped_instance_keeps_others_serving_and_catches_up(trio):
-    """SIGSTOP one connector and its etcd for 20 s (a partition): the others
-    keep serving and counting; after SIGCONT it sees what happened meanwhile."""
+def test_stopped_instance_keeps_others_serving_and_catches_up(connector, tmp_path, pg_server,
+                                                              free_port):
+    """SIGSTOP one connector and its etcd for 20 s (a partition shorter than
+    dead_member_timeout): the others keep serving and counting; after SIGCONT
+    it catches up, as the same member, and sees what happened meanwhile."""
+    trio = PgTrio(connector, tmp_path, pg_server, free_port, USERS, rego={"rate": RATE})
     trio.start_all()
+    ids = sorted(m["ID"] for m in trio.members(0))
     victim = 2
     pids = [trio.nodes[victim].proc.pid] + children(trio.nodes[victim].proc.pid)
     assert len(pids) == 2
@@ -132,3 +138,4 @@ def test_stopped_instance_keeps_others_serving_and_catches_up(trio):
     assert erin.run(victim) == "blocked"
     assert erin.run(0) == "blocked"
     trio.wait_voters([0, 1, 2], 3)
+    assert sorted(m["ID"] for m in trio.members(victim)) == ids
