@@ -53,12 +53,8 @@ def pct(sorted_vals, p):
 def propagation():
     n, iv = int(os.environ.get("N", "200")), os.environ.get("INTERVAL_MS", "100")
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="pc-cluster-bench-"))
-    ports = pick_ports()
-    probes = [counts.Probe(tmp, 0, ports, ["publish", str(n), iv]),
-              counts.Probe(tmp, 1, ports, ["observe", str(n)]),
-              counts.Probe(tmp, 2, ports, ["observe", str(n)])]
+    probes = counts.start_probes(tmp, n, iv)
     try:
-        harness.wait_until(lambda: all(p.has("event") for p in probes), 120, 0.2, "probes up")
         open(probes[0].cfg_path + ".go", "w").close()
         for p in probes:
             p.proc.wait(600)

@@ -12,20 +12,14 @@ import signal
 import time
 
 from harness import wait_until
-from test_cluster_counts import Probe, children
-from test_cluster_membership import pick_ports
+from test_cluster_counts import children, start_probes
 
 N = 10
 
 
 def test_cache_entries_reach_the_others_and_a_healed_partition(tmp_path):
-    ports = pick_ports()
-    probes = [Probe(tmp_path, 0, ports, ["cache-put", str(N), "200"]),
-              Probe(tmp_path, 1, ports, ["cache-get", str(N)]),
-              Probe(tmp_path, 2, ports, ["cache-get", str(N)])]
+    probes = start_probes(tmp_path, N, 200, cache=True)
     try:
-        wait_until(lambda: all(p.has("event") for p in probes), 120, 0.2, "all probes up")
-        assert all(p.has("event")[0]["role"] in ("leader", "follower") for p in probes)
         victim = probes[2]
         pids = [victim.proc.pid] + children(victim.proc.pid)
         assert len(pids) == 2
