@@ -82,6 +82,12 @@ static int64_t mono_ms(void)
     return (int64_t)(pc_now_mono_ns() / 1000000u);
 }
 
+static void set_members(pc_cluster_t *c, unsigned n)
+{
+    atomic_store(&c->members, n);
+    pc_metrics_cluster_members(n);
+}
+
 void pc__cluster_touch(pc_cluster_t *c)
 {
     atomic_store(&c->last_sync_ms, mono_ms());
@@ -351,9 +357,10 @@ static bool reap(pc_cluster_t *c, bool block, int *code)
     if (c->log_thread) pthread_join(c->logt, NULL);
     c->log_thread = false;
     atomic_store(&c->running, false);
+    set_members(c, 0); /* unknown until etcd answers again */
     /* Exit 0 without our asking means "removed from the cluster": etcd refuses that dir for good.
      */
-    if (code == 0 || atomic_load(&c->removed_seen)) wipe_data_dir(c);
+    if (*code == 0 || atomic_load(&c->removed_seen)) wipe_data_dir(c);
     return true;
 }
 
@@ -631,7 +638,7 @@ static void refresh_status(pc_cluster_t *c)
     r = NULL;
     st = pc__etcd_post(c->client_url, "/v3/cluster/member/list", json_object(), &r, CALL_MS);
     json_t *members = json_object_get(r, "members");
-    if (st == 200) atomic_store(&c->members, (unsigned)json_array_size(members));
+    if (st == 200) set_members(c, (unsigned)json_array_size(members));
     if (st == 200 && learner && leader) {
         /* Still a learner (the join's promote loop gave up): ask the leader again. */
         size_t k;
@@ -883,13 +890,6 @@ void pc_cluster_get_status(pc_cluster_t *c, pc_cluster_status_t *out)
     out->last_sync_age_ms = t ? mono_ms() - t : -1;
 }
 
-static int64_t probe_members(void *arg)
-{
-    pc_cluster_status_t s;
-    pc_cluster_get_status(arg, &s);
-    return s.members;
-}
-
 static int64_t probe_degraded(void *arg)
 {
     pc_cluster_status_t s;
@@ -928,8 +928,12 @@ pc_cluster_t *pc_cluster_start(const pc_config_t *cfg)
     host_url(c->peer_url, sizeof c->peer_url, addr, cfg->cluster.peer_port);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
-    pc_metric_probe("portcullis_cluster_members", "Members in the etcd cluster (0 when unknown).",
-                    NULL, probe_members, c);
+    /*
+     * portcullis_cluster_members is one of the standard metrics (a gauge that
+     * telemetry registers first): set it, do not register a probe under the
+     * same name, which the registry would ignore.
+     */
+    set_members(c, 0);
     pc_metric_probe("portcullis_cluster_degraded",
                     "1 when clustering is on but etcd does not run (local state only).", NULL,
                     probe_degraded, c);
