@@ -559,6 +559,7 @@ static bool start_cpclient(connector_t *c, char *err, size_t errlen)
     pc_cpclient_opts_t o = {
         .url = c->cfg.control_plane.url,
         .token = c->cfg.control_plane.token,
+        .ca_file = c->cfg.control_plane.ca_file,
         .instance = c->cfg.instance_name,
         .address = address,
         .spool_dir = c->cfg.log_spool.dir,

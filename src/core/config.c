@@ -247,6 +247,7 @@ void pc_config_free(pc_config_t *c)
     free(c->control_plane.url);
     pc__free_secret(c->control_plane.token);
     free(c->control_plane.config_dir);
+    free(c->control_plane.ca_file);
     free(c->health.listen);
     free(c->log_spool.dir);
     free(c->cluster.advertise_address);
@@ -330,7 +331,7 @@ static bool get_str(pc__yctx_t *c, const pc__ynode_t *map, const char *key, char
 static bool load_control_plane(pc__yctx_t *c, const pc__ynode_t *root, const char *base_dir,
                                bool check_files, pc_config_t *out)
 {
-    static const char *const keys[] = {"url", "token", "config_dir", NULL};
+    static const char *const keys[] = {"url", "token", "config_dir", "ca_file", NULL};
     const pc__ynode_t *m = pc__ymap_get(root, "control_plane");
     size_t prev = pc__ypath_push_key(&c->path, "control_plane");
     bool ok = false;
@@ -342,7 +343,8 @@ static bool load_control_plane(pc__yctx_t *c, const pc__ynode_t *root, const cha
     }
     if (!pc__ymap_check(c, m, keys) || !get_str(c, m, "url", &out->control_plane.url) ||
         !get_str(c, m, "token", &out->control_plane.token) ||
-        !get_str(c, m, "config_dir", &out->control_plane.config_dir))
+        !get_str(c, m, "config_dir", &out->control_plane.config_dir) ||
+        !get_str(c, m, "ca_file", &out->control_plane.ca_file))
         goto out;
     if (out->control_plane.url && out->control_plane.config_dir) {
         pc__yfail(c, pc__ymap_line(m, "config_dir"), "set either url or config_dir, not both");
@@ -371,8 +373,15 @@ static bool load_control_plane(pc__yctx_t *c, const pc__ynode_t *root, const cha
         pc__ypath_pop(&c->path, p2);
         goto out;
     }
+    if (out->control_plane.ca_file && !out->control_plane.url) {
+        size_t p2 = pc__ypath_push_key(&c->path, "ca_file");
+        pc__yfail(c, pc__ymap_line(m, "ca_file"), "only valid with control_plane.url");
+        pc__ypath_pop(&c->path, p2);
+        goto out;
+    }
     ok = resolve_path(c, m, "config_dir", base_dir, check_files, true,
-                      &out->control_plane.config_dir);
+                      &out->control_plane.config_dir) &&
+         resolve_path(c, m, "ca_file", base_dir, check_files, false, &out->control_plane.ca_file);
 out:
     pc__ypath_pop(&c->path, prev);
     return ok;

@@ -29,6 +29,7 @@ typedef struct pc_config {
         char *url;        /* remote control plane, or NULL */
         char *token;      /* secret */
         char *config_dir; /* embedded control plane, or NULL */
+        char *ca_file;    /* https control plane: CA bundle (PEM); NULL = system store */
     } control_plane;
     struct {
         char *listen; /* "host:port", default "0.0.0.0:8080" */

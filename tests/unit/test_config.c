@@ -281,6 +281,8 @@ static void test_control_plane_rules(void **state)
                  "portcullis.yaml:1: control_plane.url: invalid URL \"cp:8443\"");
     expect_error("control_plane: {config_dir: /x, token: t}\n",
                  "portcullis.yaml:1: control_plane.token: only valid with control_plane.url");
+    expect_error("control_plane: {config_dir: /x, ca_file: /ca.pem}\n",
+                 "portcullis.yaml:1: control_plane.ca_file: only valid with control_plane.url");
 }
 
 static void test_env_expansion(void **state)
