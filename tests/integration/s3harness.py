@@ -1,0 +1,350 @@
+"""S3 section of the integration harness (issue 8): a real S3-compatible upstream
+(s3rver, npm) and real clients (Debian's awscli and python3-boto3, the AWS SDK
+for JavaScript through s3_js_client.js) pointed at a connector's S3 listener.
+
+Fixtures (import them into a test module: ``from s3harness import s3rver, s3env``):
+
+``s3rver`` (module)
+    An :class:`S3rver` on 127.0.0.1:``s3rver.port`` with a temp data dir. It knows
+    only its default key ``S3RVER``/``S3RVER`` (the resource's "real" credentials):
+    a request that reaches it signed with a Portcullis-issued key is refused with
+    ``InvalidAccessKeyId``, so passing the client's signature through cannot pass.
+    Note that s3rver 3.x checks the access key id but not the SigV4 signature.
+    ``s3rver.client()`` is a boto3 client straight to it (seeding, checking).
+``s3env`` (function)
+    A factory: ``s3env(*, policies=None, files=None, hostname=None, users=None,
+    config=None, listen_address="127.0.0.1", ready_timeout=15)`` starts a connector
+    (harness.Connector, so logs/spool helpers are there) with resource ``s3-main``
+    pointing at ``s3rver``, listener ``s3`` on a free port (with ``hostname`` for
+    virtual-hosted-style addressing) and users ``alice`` and ``bob`` holding the
+    access keys in :data:`ALICE` / :data:`BOB`. ``policies`` maps file names to
+    Rego text (written as ``<name>.rego`` into config_dir). Returns an
+    :class:`S3Env`.
+
+An :class:`S3Env` has ``connector``, ``port``, ``endpoint`` and the client helpers
+``boto(user)``, ``aws(user, *args)``, ``js(user, ops)``, ``presign(user, ...)``,
+``raw(user, method, path, ...)`` (hand-signed request, e.g. with a skewed
+clock or a tampered body), ``get_url(url)``. Users are :class:`Key` values.
+"""
+
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import types
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections import namedtuple
+from unittest import mock
+
+import boto3
+import botocore.auth
+import pytest
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+
+import harness
+from harness import REPO, free_port, wait_until
+
+NODE = shutil.which("node", path="/usr/bin:/bin") or "node"
+S3RVER_JS = os.path.join(REPO, "node_modules", "s3rver", "bin", "s3rver.js")
+JS_CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "s3_js_client.js")
+AWS_CLI = "/usr/bin/aws"  # Debian's awscli, not whatever else is on PATH
+REGION = "us-east-1"
+UPSTREAM_KEY = "S3RVER"  # s3rver's built-in account: the resource's real credentials
+UPSTREAM_SECRET = "S3RVER"
+
+Key = namedtuple("Key", "username id secret")
+ALICE = Key("alice", "AKIAPCALICE000000001", "alice+S3+secret/0123456789abcdefghijklm")
+BOB = Key("bob", "AKIAPCBOB00000000002", "bob+S3+secret/0123456789abcdefghijklmnop")
+
+
+# ---------------------------------------------------------------- upstream
+
+class S3rver:
+    """s3rver on a free loopback port, data in a temp dir; always torn down."""
+
+    def __init__(self):
+        if not os.path.exists(S3RVER_JS):
+            raise RuntimeError(f"{S3RVER_JS} missing: run `npm install` in the repo")
+        self.port = free_port()
+        self.base = tempfile.mkdtemp(prefix="pc-s3rver-")
+        self.log = open(os.path.join(self.base, "s3rver.log"), "w+")
+        os.mkdir(os.path.join(self.base, "data"))
+        self.proc = subprocess.Popen(
+            [NODE, S3RVER_JS, "-d", os.path.join(self.base, "data"), "-a", "127.0.0.1",
+             "-p", str(self.port), "--no-vhost-buckets"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(self._up, 30, 0.1, "s3rver listening")
+        except Exception:
+            self.close()
+            raise
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def _up(self):
+        if self.proc.poll() is not None:
+            self.log.seek(0)
+            raise RuntimeError(f"s3rver exited {self.proc.returncode}: {self.log.read()[-2000:]}")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+            c.request("GET", "/")
+            c.getresponse().read()
+            c.close()
+            return True
+        except OSError:
+            return False
+
+    def client(self):
+        return boto_client(self.endpoint, UPSTREAM_KEY, UPSTREAM_SECRET)
+
+    def ensure_bucket(self, name):
+        c = self.client()
+        try:
+            c.head_bucket(Bucket=name)
+        except c.exceptions.ClientError:
+            c.create_bucket(Bucket=name)
+
+    def resource(self, name="s3-main"):
+        return {"name": name, "technology": "s3", "endpoint": self.endpoint, "region": REGION,
+                "credentials": {"access_key_id": UPSTREAM_KEY,
+                                "secret_access_key": UPSTREAM_SECRET}}
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log.close()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- connector objects
+
+def s3_listener(port, name="s3", resource="s3-main", hostname=None, tls="disabled"):
+    l = {"name": name, "port": port, "resource": resource, "tls": tls}
+    if hostname:
+        l["hostname"] = hostname
+    return l
+
+
+def s3_user(key, **extra):
+    u = {"username": key.username, "email": f"{key.username}@example.com", "type": "human",
+         "groups": ["analysts"], "access_keys": [{"id": key.id, "secret": key.secret}]}
+    u.update(extra)
+    return u
+
+
+def s3_objects(upstream, port, hostname=None, users=(ALICE, BOB)):
+    return {"resources": [upstream.resource()],
+            "listeners": [s3_listener(port, hostname=hostname)],
+            "users": [s3_user(k) for k in users]}
+
+
+# ---------------------------------------------------------------- clients
+
+def boto_client(endpoint, key_id, secret, addressing="path"):
+    """A boto3 S3 client that never retries (so every call is one counted request)."""
+    cfg = Config(region_name=REGION, s3={"addressing_style": addressing},
+                 retries={"total_max_attempts": 1, "mode": "standard"},
+                 connect_timeout=10, read_timeout=120)
+    return boto3.session.Session().client("s3", endpoint_url=endpoint, aws_access_key_id=key_id,
+                                          aws_secret_access_key=secret, config=cfg)
+
+
+def error_code(exc):
+    """(code, http status, message) of a botocore ClientError."""
+    r = exc.response
+    return (r.get("Error", {}).get("Code"), r.get("ResponseMetadata", {}).get("HTTPStatusCode"),
+            r.get("Error", {}).get("Message"))
+
+
+Response = namedtuple("Response", "status headers body code message")
+
+
+def parse_response(status, headers, body):
+    """Response with the S3 XML error's Code and Message (None when the body has none)."""
+    code = message = None
+    if body.lstrip().startswith(b"<"):
+        try:
+            root = ET.fromstring(body)
+            for el in root.iter():
+                tag = el.tag.rsplit("}", 1)[-1]
+                if tag == "Code" and code is None:
+                    code = el.text
+                elif tag == "Message" and message is None:
+                    message = el.text
+        except ET.ParseError:
+            pass
+    return Response(status, headers, body, code, message)
+
+
+def send(port, method, target, headers, body=b"", timeout=30):
+    """One request on a fresh connection to 127.0.0.1:port, Host as given in headers."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, target, body=body or None, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        return parse_response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        c.close()
+
+
+def _fixed_clock(when):
+    class Clock(datetime.datetime):
+        @classmethod
+        def utcnow(cls):
+            return when
+    return types.SimpleNamespace(datetime=Clock)
+
+
+def sign_request(url, method, key, *, body=b"", headers=None, when=None, sign_body=None):
+    """Headers (Host included) of a SigV4-signed S3 request; url names the host the
+    signature covers. when: a naive UTC datetime to sign at (default now).
+    sign_body: sign this body's SHA-256 instead of body's (a tampered upload)."""
+    req = AWSRequest(method=method, url=url, data=body if sign_body is None else sign_body,
+                     headers=dict(headers or {}))
+    auth = botocore.auth.S3SigV4Auth(Credentials(key.id, key.secret), "s3", REGION)
+    if when is None:
+        auth.add_auth(req)
+    else:
+        with mock.patch.object(botocore.auth, "datetime", _fixed_clock(when)):
+            auth.add_auth(req)
+    out = dict(req.headers.items())
+    out["Host"] = urllib.parse.urlsplit(url).netloc
+    return out
+
+
+def aws_config_file(directory, addressing="path"):
+    path = os.path.join(directory, f"aws-config-{addressing}")
+    with open(path, "w") as f:
+        f.write(f"[default]\nregion = {REGION}\nmax_attempts = 1\nretry_mode = standard\n"
+                f"s3 =\n    addressing_style = {addressing}\n")
+    return path
+
+
+class S3Env:
+    """A connector with an S3 listener in front of s3rver, and clients for it."""
+
+    def __init__(self, connector, upstream, port, hostname, tmpdir):
+        self.connector = connector
+        self.upstream = upstream
+        self.port = port
+        self.hostname = hostname
+        self.tmpdir = tmpdir
+        self.endpoint = f"http://127.0.0.1:{port}"
+
+    # -- clients
+    def boto(self, key=ALICE, addressing="path", endpoint=None):
+        return boto_client(endpoint or self.endpoint, key.id, key.secret, addressing)
+
+    def aws(self, key, *args, check=True, timeout=300):
+        """Run Debian's aws CLI against the listener; returns CompletedProcess."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update({"AWS_ACCESS_KEY_ID": key.id, "AWS_SECRET_ACCESS_KEY": key.secret,
+                    "AWS_CONFIG_FILE": aws_config_file(self.tmpdir),
+                    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_DEFAULT_REGION": REGION,
+                    "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": "", "HOME": self.tmpdir})
+        r = subprocess.run([AWS_CLI, "--endpoint-url", self.endpoint, "--no-cli-pager", *args],
+                           capture_output=True, text=True, env=env, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"aws {' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
+        return r
+
+    def js(self, key, ops, endpoint=None, timeout=300):
+        """Run ops with @aws-sdk/client-s3; returns the list of per-op results."""
+        cmd = {"endpoint": endpoint or self.endpoint, "region": REGION, "accessKeyId": key.id,
+               "secretAccessKey": key.secret, "forcePathStyle": True, "ops": ops}
+        r = subprocess.run([NODE, JS_CLIENT, json.dumps(cmd)], capture_output=True, text=True,
+                           timeout=timeout, cwd=REPO)
+        if r.returncode != 0:
+            raise AssertionError(f"s3_js_client.js failed ({r.returncode}):\n{r.stderr}")
+        return json.loads(r.stdout.strip().splitlines()[-1])["results"]
+
+    def presign(self, key, bucket, obj, expires=300, method="get_object", addressing="path",
+                endpoint=None):
+        return self.boto(key, addressing, endpoint).generate_presigned_url(
+            method, Params={"Bucket": bucket, "Key": obj}, ExpiresIn=expires)
+
+    def get_url(self, url, host=None):
+        """GET a (presigned) URL at the listener, Host header from the URL unless given."""
+        u = urllib.parse.urlsplit(url)
+        target = u.path + ("?" + u.query if u.query else "")
+        return send(self.port, "GET", target, {"Host": host or u.netloc})
+
+    def raw(self, key, method, path, *, body=b"", headers=None, when=None, sign_body=None,
+            host=None, query=""):
+        """A hand-signed request to the listener. path is /bucket/key (path style) or /key
+        with host set to '<bucket>.<hostname>' (virtual-hosted style)."""
+        netloc = host or f"127.0.0.1:{self.port}"
+        url = f"http://{netloc}{path}" + (f"?{query}" if query else "")
+        h = sign_request(url, method, key, body=body, headers=headers, when=when,
+                         sign_body=sign_body)
+        return send(self.port, method, path + (f"?{query}" if query else ""), h, body)
+
+    # -- audit
+    def s3_records(self, pred=None, timeout=15):
+        """Request records of technology s3 once pred(records) holds (default: any)."""
+        pred = pred or bool
+        recs = []
+
+        def ok():
+            recs[:] = [r for r in self.connector.spool_records()
+                       if r.get("technology") == "s3" and r.get("type") == "request"]
+            return pred(recs)
+        wait_until(ok, timeout, 0.2, "s3 audit records")
+        return list(recs)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def s3rver():
+    s = S3rver()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def start_s3env(connector, upstream, tmpdir, *, policies=None, files=None, hostname=None,
+                users=(ALICE, BOB), config=None, listen_address="127.0.0.1", port=None,
+                ready_timeout=15, **kw):
+    """Start a connector (through the conftest ``connector`` factory) with an S3
+    listener in front of upstream; returns an S3Env."""
+    port = port or free_port()
+    all_files = dict(files or {})
+    for name, text in (policies or {}).items():
+        all_files[f"{name}.rego"] = text
+    cfg = {"listen_address": listen_address}
+    harness._deep_merge(cfg, config or {})
+    c = connector(s3_objects(upstream, port, hostname, users), files=all_files, config=cfg,
+                  ready_timeout=ready_timeout, **kw)
+    return S3Env(c, upstream, port, hostname, str(tmpdir))
+
+
+@pytest.fixture
+def s3env(connector, s3rver, tmp_path):
+    def factory(**kw):
+        return start_s3env(connector, s3rver, tmp_path, **kw)
+    return factory
