@@ -18,7 +18,8 @@ Fixtures (import them into a test module: ``from s3harness import s3rver, s3env`
     pointing at ``s3rver``, listener ``s3`` on a free port (with ``hostname`` for
     virtual-hosted-style addressing) and users ``alice`` and ``bob`` holding the
     access keys in :data:`ALICE` / :data:`BOB`. ``policies`` maps file names to
-    Rego text (written as ``<name>.rego`` into config_dir). Returns an
+    Rego text (written as ``<name>.rego`` into config_dir); ``policy_objects``
+    are policy objects (name, status, module) for objects.yaml. Returns an
     :class:`S3Env`.
 
 An :class:`S3Env` has ``connector``, ``port``, ``endpoint`` and the client helpers
@@ -29,6 +30,7 @@ clock or a tampered body), ``get_url(url)``. Users are :class:`Key` values.
 
 import datetime
 import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -146,18 +148,21 @@ def s3_user(key, **extra):
     return u
 
 
-def s3_objects(upstream, port, hostname=None, users=(ALICE, BOB)):
-    return {"resources": [upstream.resource()],
+def s3_objects(upstream, port, hostname=None, users=(ALICE, BOB), policies=()):
+    objs = {"resources": [upstream.resource()],
             "listeners": [s3_listener(port, hostname=hostname)],
             "users": [s3_user(k) for k in users]}
+    if policies:
+        objs["policies"] = list(policies)
+    return objs
 
 
 # ---------------------------------------------------------------- clients
 
 def boto_client(endpoint, key_id, secret, addressing="path"):
     """A boto3 S3 client that never retries (so every call is one counted request)."""
-    cfg = Config(region_name=REGION, s3={"addressing_style": addressing},
-                 retries={"total_max_attempts": 1, "mode": "standard"},
+    cfg = Config(region_name=REGION, signature_version="s3v4",
+                 s3={"addressing_style": addressing}, retries={"total_max_attempts": 1, "mode": "standard"},
                  connect_timeout=10, read_timeout=120)
     return boto3.session.Session().client("s3", endpoint_url=endpoint, aws_access_key_id=key_id,
                                           aws_secret_access_key=secret, config=cfg)
@@ -225,6 +230,52 @@ def sign_request(url, method, key, *, body=b"", headers=None, when=None, sign_bo
     out = dict(req.headers.items())
     out["Host"] = urllib.parse.urlsplit(url).netloc
     return out
+
+
+STREAMING = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def _hmac(k, msg):
+    return hmac.new(k, msg.encode(), hashlib.sha256).digest()
+
+
+def chunk_signed_body(key, when, seed_signature, data, chunk_size, tamper_chunk=None):
+    """aws-chunked body with per-chunk signatures (STREAMING-AWS4-HMAC-SHA256-PAYLOAD,
+    as the S3 docs specify it); tamper_chunk: index of a chunk whose bytes are changed
+    after signing."""
+    date, ts = when.strftime("%Y%m%d"), when.strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{date}/{REGION}/s3/aws4_request"
+    k = _hmac(_hmac(_hmac(_hmac(("AWS4" + key.secret).encode(), date), REGION), "s3"),
+              "aws4_request")
+    chunks = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)] + [b""]
+    prev, out = seed_signature, []
+    for i, c in enumerate(chunks):
+        sts = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", ts, scope, prev, EMPTY_SHA256,
+                         hashlib.sha256(c).hexdigest()])
+        prev = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
+        if i == tamper_chunk:
+            c = bytes([c[0] ^ 1]) + c[1:]
+        out.append(b"%x;chunk-signature=%s\r\n%s\r\n" % (len(c), prev.encode(), c))
+    return b"".join(out)
+
+
+def chunk_signed_request(url, key, data, chunk_size=64 * 1024, tamper_chunk=None):
+    """(headers, body) of a PUT with chunk signatures, as older SDKs and tools send."""
+    when = datetime.datetime.utcnow().replace(microsecond=0)
+    encoded_len = len(chunk_signed_body(key, when, "0" * 64, data, chunk_size))
+    headers = {"X-Amz-Content-SHA256": STREAMING, "Content-Encoding": "aws-chunked",
+               "X-Amz-Decoded-Content-Length": str(len(data)),
+               "Content-Length": str(encoded_len)}
+    req = AWSRequest(method="PUT", url=url, headers=headers)
+    auth = botocore.auth.SigV4Auth(Credentials(key.id, key.secret), "s3", REGION)
+    with mock.patch.object(botocore.auth, "datetime", _fixed_clock(when)):
+        auth.add_auth(req)
+    seed = req.headers["Authorization"].rsplit("Signature=", 1)[1]
+    body = chunk_signed_body(key, when, seed, data, chunk_size, tamper_chunk)
+    out = dict(req.headers.items())
+    out["Host"] = urllib.parse.urlsplit(url).netloc
+    return out, body
 
 
 def aws_config_file(directory, addressing="path"):
@@ -328,8 +379,8 @@ def s3rver():
 
 
 def start_s3env(connector, upstream, tmpdir, *, policies=None, files=None, hostname=None,
-                users=(ALICE, BOB), config=None, listen_address="127.0.0.1", port=None,
-                ready_timeout=15, **kw):
+                users=(ALICE, BOB), policy_objects=(), config=None, listen_address="127.0.0.1",
+                port=None, ready_timeout=15, **kw):
     """Start a connector (through the conftest ``connector`` factory) with an S3
     listener in front of upstream; returns an S3Env."""
     port = port or free_port()
@@ -338,7 +389,8 @@ def start_s3env(connector, upstream, tmpdir, *, policies=None, files=None, hostn
         all_files[f"{name}.rego"] = text
     cfg = {"listen_address": listen_address}
     harness._deep_merge(cfg, config or {})
-    c = connector(s3_objects(upstream, port, hostname, users), files=all_files, config=cfg,
+    c = connector(s3_objects(upstream, port, hostname, users, policy_objects), files=all_files,
+                  config=cfg,
                   ready_timeout=ready_timeout, **kw)
     return S3Env(c, upstream, port, hostname, str(tmpdir))
 
