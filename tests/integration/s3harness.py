@@ -48,6 +48,7 @@ from unittest import mock
 
 import boto3
 import botocore.auth
+import botocore.exceptions
 import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
@@ -162,8 +163,8 @@ def s3_objects(upstream, port, hostname=None, users=(ALICE, BOB), policies=()):
 def boto_client(endpoint, key_id, secret, addressing="path"):
     """A boto3 S3 client that never retries (so every call is one counted request)."""
     cfg = Config(region_name=REGION, signature_version="s3v4",
-                 s3={"addressing_style": addressing}, retries={"total_max_attempts": 1, "mode": "standard"},
-                 connect_timeout=10, read_timeout=120)
+                 s3={"addressing_style": addressing},
+                 retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=120)
     return boto3.session.Session().client("s3", endpoint_url=endpoint, aws_access_key_id=key_id,
                                           aws_secret_access_key=secret, config=cfg)
 
@@ -173,6 +174,16 @@ def error_code(exc):
     r = exc.response
     return (r.get("Error", {}).get("Code"), r.get("ResponseMetadata", {}).get("HTTPStatusCode"),
             r.get("Error", {}).get("Message"))
+
+
+def refused(fn, code="AccessDenied", status=403):
+    """Call fn (a boto3 call) expecting an S3 error; returns the error's message.
+    code None: a HEAD answer has no body, so there is no S3 error code to check."""
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fn()
+    got = error_code(e.value)
+    assert got[1] == status and (code is None or got[0] == code), got
+    return got[2]
 
 
 Response = namedtuple("Response", "status headers body code message")

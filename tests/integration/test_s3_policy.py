@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from s3harness import ALICE, BOB, error_code, s3env, s3rver, send, sign_request  # noqa: F401
+from s3harness import ALICE, BOB, refused, s3env, s3rver, send, sign_request  # noqa: F401
 
 # design §4, verbatim
 SEED_POLICY = """package formal.v2
@@ -30,16 +30,6 @@ def seed_buckets(s3rver, *names):
     for b in names:
         s3rver.ensure_bucket(b)
         s3rver.client().put_object(Bucket=b, Key="data.csv", Body=b"id,value\n1,42\n")
-
-
-def refused(fn, code="AccessDenied", status=403):
-    from botocore.exceptions import ClientError
-    with pytest.raises(ClientError) as e:
-        fn()
-    got = error_code(e.value)
-    # code None: a HEAD answer has no body, so no S3 error code to check
-    assert got[1] == status and (code is None or got[0] == code), got
-    return got[2]
 
 
 def five_mixed_accesses(env, key, bucket):
