@@ -5,12 +5,14 @@ for JavaScript through s3_js_client.js) pointed at a connector's S3 listener.
 Fixtures (import them into a test module: ``from s3harness import s3rver, s3env``):
 
 ``s3rver`` (module)
-    An :class:`S3rver` on 127.0.0.1:``s3rver.port`` with a temp data dir. It knows
-    only its default key ``S3RVER``/``S3RVER`` (the resource's "real" credentials):
-    a request that reaches it signed with a Portcullis-issued key is refused with
-    ``InvalidAccessKeyId``, so passing the client's signature through cannot pass.
-    Note that s3rver 3.x checks the access key id but not the SigV4 signature.
-    ``s3rver.client()`` is a boto3 client straight to it (seeding, checking).
+    An :class:`S3rver` on 127.0.0.1 with a temp data dir, behind a gate (a small
+    threaded HTTP relay at ``s3rver.endpoint``) that checks every request's SigV4
+    signature against the resource's real credentials ``S3RVER``/``S3RVER`` the way
+    S3 does, body hash included, because s3rver 3.x checks only the key id. So a
+    connector that passes the client's signature through, or re-signs wrongly, is
+    refused upstream; refusals are kept in ``s3rver.sig_errors`` and ``s3env``
+    fails the test on any. ``s3rver.client()`` is a boto3 client straight to
+    s3rver (seeding, checking what the bucket holds).
 ``s3env`` (function)
     A factory: ``s3env(*, policies=None, files=None, hostname=None, users=None,
     config=None, listen_address="127.0.0.1", ready_timeout=15)`` starts a connector
@@ -32,12 +34,15 @@ import datetime
 import hashlib
 import hmac
 import http.client
+import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import types
 import urllib.error
 import urllib.parse
@@ -72,8 +77,133 @@ BOB = Key("bob", "AKIAPCBOB00000000002", "bob+S3+secret/0123456789abcdefghijklmn
 
 # ---------------------------------------------------------------- upstream
 
+SIGV4_AUTH = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/s3/aws4_request,"
+                        r" ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$")
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "expect", "upgrade",
+              "proxy-connection", "content-length"}
+
+
+def _uri_encode(text, safe):
+    return urllib.parse.quote(text, safe=safe)
+
+
+def sigv4_problem(method, target, headers, body, key_id, secret):
+    """Why this request is not correctly SigV4-signed with (key_id, secret), or None.
+    Canonical form as S3 computes it (AWS SigV4 documentation): the path and
+    query decoded and re-encoded, so any correct encoding the signer sent passes."""
+    m = SIGV4_AUTH.match(headers.get("authorization", ""))
+    if not m:
+        return f"no SigV4 Authorization header: {headers.get('authorization', '')[:60]!r}"
+    key, date, region, signed, signature = m.groups()
+    if key != key_id:
+        return f"signed with key {key!r}, not the resource's"
+    if region != REGION:
+        return f"signed for region {region!r}"
+    amz_date = headers.get("x-amz-date", "")
+    if not amz_date.startswith(date):
+        return f"x-amz-date {amz_date!r} does not match the credential date {date}"
+    payload = headers.get("x-amz-content-sha256")
+    if payload is None:
+        return "no x-amz-content-sha256"
+    if re.fullmatch(r"[0-9a-f]{64}", payload) and hashlib.sha256(body).hexdigest() != payload:
+        return "x-amz-content-sha256 is not the hash of the body forwarded"
+    names = signed.split(";")
+    if "host" not in names:
+        return "host not signed"
+    path, _, query = target.partition("?")
+    pairs = []
+    for part in filter(None, query.split("&")):
+        k, _, v = part.partition("=")
+        pairs.append((_uri_encode(urllib.parse.unquote(k), "-_.~"),
+                      _uri_encode(urllib.parse.unquote(v), "-_.~")))
+    creq = "\n".join([
+        method, _uri_encode(urllib.parse.unquote(path), "/-_.~"),
+        "&".join(f"{k}={v}" for k, v in sorted(pairs)),
+        "".join(f"{n}:{' '.join(headers.get(n, '').split())}\n" for n in names),
+        signed, payload])
+    scope = f"{date}/{region}/s3/aws4_request"
+    sts = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                     hashlib.sha256(creq.encode()).hexdigest()])
+    k = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret).encode(), date), region), "s3"),
+              "aws4_request")
+    if hmac.new(k, sts.encode(), hashlib.sha256).hexdigest() != signature:
+        return f"signature does not match; canonical request was:\n{creq}"
+    return None
+
+
+class _Gate(http.server.BaseHTTPRequestHandler):
+    """Checks every request's SigV4 signature against the upstream credentials,
+    then relays it to s3rver (which itself checks only the key id)."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(n)
+        if len(data) != n:
+            raise ConnectionError("request body cut short")
+        return data
+
+    def _handle(self):
+        owner = self.server.owner
+        try:
+            body = self._body()
+        except (ConnectionError, ValueError, OSError):
+            self.close_connection = True  # an aborted upload: never forwarded
+            return
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        problem = sigv4_problem(self.command, self.path, headers, body, UPSTREAM_KEY,
+                                UPSTREAM_SECRET)
+        if problem:
+            owner.sig_errors.append(f"{self.command} {self.path}: {problem}")
+            xml = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SignatureDoesNotMatch"
+                   b"</Code><Message>test upstream gate: bad signature</Message></Error>")
+            self.send_response(403)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(xml)))
+            self.end_headers()
+            self.wfile.write(xml)
+            return
+        owner.signed_ok += 1
+        fwd = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        c = http.client.HTTPConnection("127.0.0.1", owner.port, timeout=120)
+        try:
+            c.request(self.command, self.path, body=body if body or self.command in
+                      ("PUT", "POST") else None, headers=fwd)
+            r = c.getresponse()
+            data = r.read()
+            self.send_response(r.status, r.reason)
+            for k, v in r.getheaders():
+                if k.lower() not in HOP_BY_HOP:
+                    self.send_header(k, v)
+            clen = r.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
+            self.send_header("Content-Length", clen or "0")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        finally:
+            c.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
 class S3rver:
-    """s3rver on a free loopback port, data in a temp dir; always torn down."""
+    """s3rver on a free loopback port, data in a temp dir, behind a gate that
+    checks SigV4 as S3 does (s3rver 3.x checks only the key id); always torn down.
+    ``endpoint`` is the gate (what a resource points at); ``direct_endpoint`` is
+    s3rver itself; ``sig_errors`` lists requests the gate refused."""
 
     def __init__(self):
         if not os.path.exists(S3RVER_JS):
@@ -81,6 +211,9 @@ class S3rver:
         self.port = free_port()
         self.base = tempfile.mkdtemp(prefix="pc-s3rver-")
         self.log = open(os.path.join(self.base, "s3rver.log"), "w+")
+        self.sig_errors = []
+        self.signed_ok = 0
+        self.gate = None
         os.mkdir(os.path.join(self.base, "data"))
         self.proc = subprocess.Popen(
             [NODE, S3RVER_JS, "-d", os.path.join(self.base, "data"), "-a", "127.0.0.1",
@@ -88,10 +221,15 @@ class S3rver:
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         try:
             wait_until(self._up, 30, 0.1, "s3rver listening")
+            self.gate = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Gate)
+            self.gate.daemon_threads = True
+            self.gate.owner = self
+            threading.Thread(target=self.gate.serve_forever, daemon=True).start()
         except Exception:
             self.close()
             raise
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.direct_endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"http://127.0.0.1:{self.gate.server_address[1]}"
 
     def _up(self):
         if self.proc.poll() is not None:
@@ -107,7 +245,8 @@ class S3rver:
             return False
 
     def client(self):
-        return boto_client(self.endpoint, UPSTREAM_KEY, UPSTREAM_SECRET)
+        """boto3 straight to s3rver with the real credentials (seeding, checking)."""
+        return boto_client(self.direct_endpoint, UPSTREAM_KEY, UPSTREAM_SECRET)
 
     def ensure_bucket(self, name):
         c = self.client()
@@ -122,6 +261,9 @@ class S3rver:
                                 "secret_access_key": UPSTREAM_SECRET}}
 
     def close(self):
+        if self.gate is not None:
+            self.gate.shutdown()
+            self.gate.server_close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -410,4 +552,8 @@ def start_s3env(connector, upstream, tmpdir, *, policies=None, files=None, hostn
 def s3env(connector, s3rver, tmp_path):
     def factory(**kw):
         return start_s3env(connector, s3rver, tmp_path, **kw)
-    return factory
+    s3rver.sig_errors.clear()
+    yield factory
+    errors, s3rver.sig_errors[:] = list(s3rver.sig_errors), []
+    assert not errors, "upstream requests not signed with the resource's credentials:\n" + \
+        "\n".join(errors[:5])
