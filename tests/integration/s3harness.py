@@ -21,7 +21,8 @@ Fixtures (import them into a test module: ``from s3harness import s3rver, s3env`
     virtual-hosted-style addressing) and users ``alice`` and ``bob`` holding the
     access keys in :data:`ALICE` / :data:`BOB`. ``policies`` maps file names to
     Rego text (written as ``<name>.rego`` into config_dir); ``policy_objects``
-    are policy objects (name, status, module) for objects.yaml. Returns an
+    are policy objects (name, status, module) for objects.yaml; ``direct=True``
+    points the resource at s3rver itself rather than the gate. Returns an
     :class:`S3Env`.
 
 An :class:`S3Env` has ``connector``, ``port``, ``endpoint`` and the client helpers
@@ -255,8 +256,10 @@ class S3rver:
         except c.exceptions.ClientError:
             c.create_bucket(Bucket=name)
 
-    def resource(self, name="s3-main"):
-        return {"name": name, "technology": "s3", "endpoint": self.endpoint, "region": REGION,
+    def resource(self, name="s3-main", direct=False):
+        """direct: s3rver itself, not the gate (which buffers whole bodies)."""
+        return {"name": name, "technology": "s3",
+                "endpoint": self.direct_endpoint if direct else self.endpoint, "region": REGION,
                 "credentials": {"access_key_id": UPSTREAM_KEY,
                                 "secret_access_key": UPSTREAM_SECRET}}
 
@@ -291,8 +294,8 @@ def s3_user(key, **extra):
     return u
 
 
-def s3_objects(upstream, port, hostname=None, users=(ALICE, BOB), policies=()):
-    objs = {"resources": [upstream.resource()],
+def s3_objects(upstream, port, hostname=None, users=(ALICE, BOB), policies=(), direct=False):
+    objs = {"resources": [upstream.resource(direct=direct)],
             "listeners": [s3_listener(port, hostname=hostname)],
             "users": [s3_user(k) for k in users]}
     if policies:
@@ -533,7 +536,7 @@ def s3rver():
 
 def start_s3env(connector, upstream, tmpdir, *, policies=None, files=None, hostname=None,
                 users=(ALICE, BOB), policy_objects=(), config=None, listen_address="127.0.0.1",
-                port=None, ready_timeout=15, **kw):
+                port=None, ready_timeout=15, direct=False, **kw):
     """Start a connector (through the conftest ``connector`` factory) with an S3
     listener in front of upstream; returns an S3Env."""
     port = port or free_port()
@@ -542,7 +545,8 @@ def start_s3env(connector, upstream, tmpdir, *, policies=None, files=None, hostn
         all_files[f"{name}.rego"] = text
     cfg = {"listen_address": listen_address}
     harness._deep_merge(cfg, config or {})
-    c = connector(s3_objects(upstream, port, hostname, users, policy_objects), files=all_files,
+    c = connector(s3_objects(upstream, port, hostname, users, policy_objects, direct),
+                  files=all_files,
                   config=cfg,
                   ready_timeout=ready_timeout, **kw)
     return S3Env(c, upstream, port, hostname, str(tmpdir))

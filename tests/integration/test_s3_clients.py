@@ -225,3 +225,42 @@ def test_virtual_hosted_style(s3env, s3rver):
     gets = [x for x in recs if x.get("bucket") == b and x.get("operation") == "GetObject"]
     assert len(gets) == 3 and all(x.get("key") == "dir/v.txt" for x in gets)
     assert any(x.get("operation") == "ListObjectsV2" for x in recs if x.get("bucket") == b)
+
+
+def peak_rss(pid):
+    """VmHWM of a process in bytes: its peak resident memory so far."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_large_transfers_stream_in_bounded_memory(s3env, s3rver, tmp_path):
+    """256 MiB up and down: the connector's peak RSS grows by far less than the
+    object (issue: a 1 GB transfer must not grow memory by more than a few MB)."""
+    env = s3env(direct=True)  # the checking gate buffers bodies; s3rver streams
+    b = new_bucket("stream")
+    s3rver.ensure_bucket(b)
+    c = env.boto(ALICE)
+    # Warm up: buffers and pooled upstream connections exist before the baseline.
+    c.put_object(Bucket=b, Key="warm", Body=os.urandom(4 * MiB))
+    assert len(c.get_object(Bucket=b, Key="warm")["Body"].read()) == 4 * MiB
+    src = tmp_path / "big.bin"
+    with open(src, "wb") as f:
+        for _ in range(256):
+            f.write(os.urandom(MiB))
+    pid = env.connector.proc.pid
+    base = peak_rss(pid)
+    with open(src, "rb") as f:
+        c.put_object(Bucket=b, Key="big.bin", Body=f)
+    up = peak_rss(pid)
+    out = tmp_path / "big.out"
+    with open(out, "wb") as f:
+        for chunk in c.get_object(Bucket=b, Key="big.bin")["Body"].iter_chunks(MiB):
+            f.write(chunk)
+    down = peak_rss(pid)
+    assert sha256_file(out) == sha256_file(src)
+    print(f"connector peak RSS: {base >> 20} MiB before, {up >> 20} after the upload, "
+          f"{down >> 20} after the download")
+    assert up - base < 16 * MiB and down - base < 16 * MiB
