@@ -101,7 +101,8 @@ backend nginx
     server nginx 127.0.0.1:$NGINX_PORT
 CONF
 "$HAPROXY" -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
-PIDS+=($!)
+HAPROXY_PID=$!
+PIDS+=($HAPROXY_PID)
 
 echo "== Portcullis (release, audit spool on) on 127.0.0.1:$PC_PORT"
 mkdir -p "$WORK/pc/config.d" "$WORK/pc/spool"
@@ -167,35 +168,49 @@ for u in "$PC_URL" "$HA_URL"; do
     fi
 done
 
-run() { # url connections -> requests/s (fails on errors or non-2xx answers)
-    local url="$1" c="$2" out
+cpu_ticks() { # utime + stime of a process, in clock ticks
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+run() { # url connections pid -> "requests/s cpu-us-per-request" (fails on errors, non-2xx)
+    local url="$1" c="$2" pid="$3" out t0 t1 n
+    t0=$(cpu_ticks "$pid")
     out=$(wrk -t "$THREADS" -c "$c" -d "${DURATION}s" "$url" 2>&1)
+    t1=$(cpu_ticks "$pid")
     if grep -q "Non-2xx or 3xx responses\|Socket errors" <<<"$out"; then
         echo "wrk saw errors against $url:" >&2
         echo "$out" >&2
         return 1
     fi
-    awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out"
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
+    printf "%s %.1f\n" "$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")" \
+        "$(echo "($t1 - $t0) * $TICK_US / $n" | bc -l)"
 }
 
 # Warm both paths (connections to nginx, caches) before measuring.
 wrk -t 1 -c 4 -d 2s "$PC_URL" >/dev/null 2>&1 || true
 wrk -t 1 -c 4 -d 2s "$HA_URL" >/dev/null 2>&1 || true
 
-printf "\n%-6s %-11s %12s %12s %12s\n" round connections haproxy portcullis "pc/haproxy"
+# requests/s is what the target is about; CPU time per request (the proxy
+# process's user+system time over the requests it served) is the figure that
+# stays meaningful when something else loads the machine.
+printf "\n%-6s %-5s %10s %10s %10s %12s %12s\n" round conns "haproxy" "portcullis" "pc/haproxy" \
+    "ha cpu us/r" "pc cpu us/r"
 for c in $CONNECTIONS; do
     sum_h=0
     sum_p=0
     for r in $(seq "$ROUNDS"); do
-        h=$(run "$HA_URL" "$c")
-        p=$(run "$PC_URL" "$c")
+        read -r h hcpu < <(run "$HA_URL" "$c" "$HAPROXY_PID")
+        read -r p pcpu < <(run "$PC_URL" "$c" "$PC_PID")
         [ -n "$h" ] && [ -n "$p" ] || { echo "wrk failed"; exit 1; }
-        printf "%-6s %-11s %12s %12s %12.2f\n" "$r" "$c" "$h" "$p" "$(echo "$p / $h" | bc -l)"
+        printf "%-6s %-5s %10s %10s %10.2f %12s %12s\n" "$r" "$c" "$h" "$p" \
+            "$(echo "$p / $h" | bc -l)" "$hcpu" "$pcpu"
         sum_h=$((sum_h + h))
         sum_p=$((sum_p + p))
     done
     if [ "$ROUNDS" -gt 1 ]; then
-        printf "%-6s %-11s %12s %12s %12.2f\n" mean "$c" "$((sum_h / ROUNDS))" \
+        printf "%-6s %-5s %10s %10s %10.2f\n" mean "$c" "$((sum_h / ROUNDS))" \
             "$((sum_p / ROUNDS))" "$(echo "$sum_p / $sum_h" | bc -l)"
     fi
 done
