@@ -22,7 +22,8 @@ Fixtures (import them into a test module: ``from s3harness import s3rver, s3env`
     access keys in :data:`ALICE` / :data:`BOB`. ``policies`` maps file names to
     Rego text (written as ``<name>.rego`` into config_dir); ``policy_objects``
     are policy objects (name, status, module) for objects.yaml; ``direct=True``
-    points the resource at s3rver itself rather than the gate. Returns an
+    points the resource at s3rver itself rather than the gate; ``tls`` is the
+    listener's tls mode (give the certificate in ``config={"tls": ...}``). Returns an
     :class:`S3Env`.
 
 An :class:`S3Env` has ``connector``, ``port``, ``endpoint`` and the client helpers
@@ -294,9 +295,10 @@ def s3_user(key, **extra):
     return u
 
 
-def s3_objects(upstream, port, hostname=None, users=(ALICE, BOB), policies=(), direct=False):
+def s3_objects(upstream, port, hostname=None, users=(ALICE, BOB), policies=(), direct=False,
+               tls="disabled"):
     objs = {"resources": [upstream.resource(direct=direct)],
-            "listeners": [s3_listener(port, hostname=hostname)],
+            "listeners": [s3_listener(port, hostname=hostname, tls=tls)],
             "users": [s3_user(k) for k in users]}
     if policies:
         objs["policies"] = list(policies)
@@ -305,13 +307,15 @@ def s3_objects(upstream, port, hostname=None, users=(ALICE, BOB), policies=(), d
 
 # ---------------------------------------------------------------- clients
 
-def boto_client(endpoint, key_id, secret, addressing="path"):
-    """A boto3 S3 client that never retries (so every call is one counted request)."""
+def boto_client(endpoint, key_id, secret, addressing="path", verify=None):
+    """A boto3 S3 client that never retries (so every call is one counted request);
+    verify: CA bundle for an https endpoint."""
     cfg = Config(region_name=REGION, signature_version="s3v4",
                  s3={"addressing_style": addressing},
                  retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=120)
     return boto3.session.Session().client("s3", endpoint_url=endpoint, aws_access_key_id=key_id,
-                                          aws_secret_access_key=secret, config=cfg)
+                                          aws_secret_access_key=secret, config=cfg,
+                                          verify=verify)
 
 
 def error_code(exc):
@@ -454,17 +458,18 @@ class S3Env:
         self.endpoint = f"http://127.0.0.1:{port}"
 
     # -- clients
-    def boto(self, key=ALICE, addressing="path", endpoint=None):
-        return boto_client(endpoint or self.endpoint, key.id, key.secret, addressing)
+    def boto(self, key=ALICE, addressing="path", endpoint=None, verify=None):
+        return boto_client(endpoint or self.endpoint, key.id, key.secret, addressing, verify)
 
-    def aws(self, key, *args, check=True, timeout=300):
+    def aws(self, key, *args, check=True, timeout=300, endpoint=None):
         """Run Debian's aws CLI against the listener; returns CompletedProcess."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update({"AWS_ACCESS_KEY_ID": key.id, "AWS_SECRET_ACCESS_KEY": key.secret,
                     "AWS_CONFIG_FILE": aws_config_file(self.tmpdir),
                     "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_DEFAULT_REGION": REGION,
                     "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": "", "HOME": self.tmpdir})
-        r = subprocess.run([AWS_CLI, "--endpoint-url", self.endpoint, "--no-cli-pager", *args],
+        r = subprocess.run([AWS_CLI, "--endpoint-url", endpoint or self.endpoint, "--no-cli-pager",
+                            *args],
                            capture_output=True, text=True, env=env, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError(f"aws {' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
@@ -536,7 +541,7 @@ def s3rver():
 
 def start_s3env(connector, upstream, tmpdir, *, policies=None, files=None, hostname=None,
                 users=(ALICE, BOB), policy_objects=(), config=None, listen_address="127.0.0.1",
-                port=None, ready_timeout=15, direct=False, **kw):
+                port=None, ready_timeout=15, direct=False, tls="disabled", **kw):
     """Start a connector (through the conftest ``connector`` factory) with an S3
     listener in front of upstream; returns an S3Env."""
     port = port or free_port()
@@ -545,7 +550,7 @@ def start_s3env(connector, upstream, tmpdir, *, policies=None, files=None, hostn
         all_files[f"{name}.rego"] = text
     cfg = {"listen_address": listen_address}
     harness._deep_merge(cfg, config or {})
-    c = connector(s3_objects(upstream, port, hostname, users, policy_objects, direct),
+    c = connector(s3_objects(upstream, port, hostname, users, policy_objects, direct, tls),
                   files=all_files,
                   config=cfg,
                   ready_timeout=ready_timeout, **kw)
