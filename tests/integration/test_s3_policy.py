@@ -216,3 +216,17 @@ pre_request := {"action": "block", "reason": "keep it"} if input.request.operati
     assert (missing["status"], missing["decision"]) == (404, "allow")
     text = json.dumps(recs)
     assert ALICE.secret not in text and "S3RVER" not in text
+
+
+def test_session_stage_block(s3env, s3rver):
+    """Design §4: the session stage runs after the user authenticated, before the
+    upstream is contacted, for every connector; a block there is AccessDenied."""
+    b = new_bucket("sess")
+    seed_buckets(s3rver, b)
+    env = s3env(policies={"suspend": """package formal.v2
+import rego.v1
+session := {"action": "block", "reason": "bob is suspended"} if input.user.username == "bob"
+"""})
+    msg = refused(lambda: env.boto(BOB).get_object(Bucket=b, Key="data.csv"))
+    assert "bob is suspended" in msg
+    assert env.boto(ALICE).get_object(Bucket=b, Key="data.csv")["Body"].read()
