@@ -11,7 +11,8 @@ Fixtures (import them into a test module: ``from s3harness import s3rver, s3env`
     S3 does, body hash included, because s3rver 3.x checks only the key id. So a
     connector that passes the client's signature through, or re-signs wrongly, is
     refused upstream; refusals are kept in ``s3rver.sig_errors`` and ``s3env``
-    fails the test on any. ``s3rver.client()`` is a boto3 client straight to
+    fails the test on any; ``s3rver.connections`` counts the TCP connections the
+    gate accepted (upstream keep-alive). ``s3rver.client()`` is a boto3 client straight to
     s3rver (seeding, checking what the bucket holds).
 ``s3env`` (function)
     A factory: ``s3env(*, policies=None, files=None, hostname=None, users=None,
@@ -141,6 +142,10 @@ class _Gate(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def setup(self):
+        super().setup()
+        self.server.owner.connections += 1  # one handler per TCP connection
+
     def _body(self):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             out = b""
@@ -215,6 +220,7 @@ class S3rver:
         self.log = open(os.path.join(self.base, "s3rver.log"), "w+")
         self.sig_errors = []
         self.signed_ok = 0
+        self.connections = 0  # TCP connections the gate accepted (upstream reuse)
         self.gate = None
         os.mkdir(os.path.join(self.base, "data"))
         self.proc = subprocess.Popen(

@@ -176,3 +176,19 @@ def test_access_key_added_by_config_edit(s3env, s3rver):
     wait_until(lambda: env.raw(BOB, "GET", f"/{b}/k").code == "InvalidAccessKeyId", 15, 0.3,
                "bob's key refused after removal")
     assert env.raw(ALICE, "GET", f"/{b}/k").status == 200
+
+
+def test_upstream_connections_reused(s3env, s3rver):
+    """Issue item 5: keep-alive connection reuse to the upstream."""
+    b = new_bucket("reuse")
+    s3rver.ensure_bucket(b)
+    s3rver.client().put_object(Bucket=b, Key="k", Body=b"v")
+    env = s3env()
+    c = env.boto(ALICE)
+    assert c.get_object(Bucket=b, Key="k")["Body"].read() == b"v"
+    before = s3rver.connections
+    for _ in range(30):
+        assert c.get_object(Bucket=b, Key="k")["Body"].read() == b"v"
+    opened = s3rver.connections - before
+    print(f"30 sequential requests opened {opened} upstream connections")
+    assert opened <= 3
