@@ -6,9 +6,9 @@
 enum {
     S_HEAD = 0,
     S_BODY_LEN,
-    S_CHUNK_SIZE,     /* hex digits */
-    S_CHUNK_EXT,      /* after the size: BWS, ';' extensions, until CR */
-    S_CHUNK_SIZE_LF,  /* CR seen after the size line */
+    S_CHUNK_SIZE,    /* hex digits */
+    S_CHUNK_EXT,     /* after the size: BWS, ';' extensions, until CR */
+    S_CHUNK_SIZE_LF, /* CR seen after the size line */
     S_CHUNK_DATA,
     S_CHUNK_DATA_CR,  /* data done, expect CR */
     S_CHUNK_DATA_LF,  /* expect LF */
@@ -29,22 +29,26 @@ enum {
 /* tchar of RFC 9110 §5.6.2 */
 static const uint8_t tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-    ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
+    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
+    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
+    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
+    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
+    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
-static bool is_tchar(unsigned char c) { return tchar[c] != 0; }
+static bool is_tchar(unsigned char c)
+{
+    return tchar[c] != 0;
+}
 /* field-vchar / obs-text, SP, HTAB: what may appear inside a field value */
-static bool is_field_char(unsigned char c) { return c >= 0x20 ? c != 0x7f : c == '\t'; }
+static bool is_field_char(unsigned char c)
+{
+    return c >= 0x20 ? c != 0x7f : c == '\t';
+}
 
 static int hexval(unsigned char c)
 {
@@ -87,9 +91,15 @@ void pc_http1_reset(pc_http1_t *p)
     to_head_state(p);
 }
 
-void pc_http1_expect_head_response(pc_http1_t *p) { p->pc__head_response = true; }
+void pc_http1_expect_head_response(pc_http1_t *p)
+{
+    p->pc__head_response = true;
+}
 
-bool pc_http1_idle(const pc_http1_t *p) { return p->pc__state == S_HEAD && p->pc__scanned == 0; }
+bool pc_http1_idle(const pc_http1_t *p)
+{
+    return p->pc__state == S_HEAD && p->pc__scanned == 0;
+}
 
 bool pc_http1_span_ieq(pc_http1_span_t s, const char *lit)
 {
@@ -131,13 +141,18 @@ static bool list_next(list_iter_t *it, pc_http1_span_t *out)
     const char *comma = memchr(s, ',', (size_t)(it->end - s));
     const char *e = comma ? comma : it->end;
     it->p = comma ? comma + 1 : NULL;
-    while (s < e && (*s == ' ' || *s == '\t')) s++;
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    while (s < e && (*s == ' ' || *s == '\t'))
+        s++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
     *out = (pc_http1_span_t){s, (size_t)(e - s)};
     return true;
 }
 
-static list_iter_t list_of(pc_http1_span_t v) { return (list_iter_t){v.p, v.p + v.n}; }
+static list_iter_t list_of(pc_http1_span_t v)
+{
+    return (list_iter_t){v.p, v.p + v.n};
+}
 
 /* ---------- head parsing ---------- */
 
@@ -145,11 +160,9 @@ static const struct {
     const char *name;
     pc_http1_method_t m;
 } methods[] = {
-    {"GET", PC_HTTP1_M_GET},         {"HEAD", PC_HTTP1_M_HEAD},
-    {"PUT", PC_HTTP1_M_PUT},         {"POST", PC_HTTP1_M_POST},
-    {"DELETE", PC_HTTP1_M_DELETE},   {"OPTIONS", PC_HTTP1_M_OPTIONS},
-    {"PATCH", PC_HTTP1_M_PATCH},     {"CONNECT", PC_HTTP1_M_CONNECT},
-    {"TRACE", PC_HTTP1_M_TRACE},
+    {"GET", PC_HTTP1_M_GET},     {"HEAD", PC_HTTP1_M_HEAD},       {"PUT", PC_HTTP1_M_PUT},
+    {"POST", PC_HTTP1_M_POST},   {"DELETE", PC_HTTP1_M_DELETE},   {"OPTIONS", PC_HTTP1_M_OPTIONS},
+    {"PATCH", PC_HTTP1_M_PATCH}, {"CONNECT", PC_HTTP1_M_CONNECT}, {"TRACE", PC_HTTP1_M_TRACE},
 };
 
 static pc_http1_method_t method_of(pc_http1_span_t s)
@@ -246,14 +259,17 @@ static pc_http1_event_t parse_field_line(pc_http1_t *p, const char *s, size_t n)
     pc_http1_msg_t *m = &p->msg;
     if (s[0] == ' ' || s[0] == '\t') return fail(p, 400, "obsolete line folding");
     size_t i = 0;
-    while (i < n && is_tchar((unsigned char)s[i])) i++;
+    while (i < n && is_tchar((unsigned char)s[i]))
+        i++;
     if (i == 0 || i == n || s[i] != ':') return fail(p, 400, "bad header field name");
     if (m->nheaders == PC_HTTP1_MAX_HEADERS) return fail(p, 431, "too many header fields");
     const char *v = s + i + 1, *e = s + n;
     for (const char *c = v; c < e; c++)
         if (!is_field_char((unsigned char)*c)) return fail(p, 400, "bad character in header value");
-    while (v < e && (*v == ' ' || *v == '\t')) v++;
-    while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+    while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
     m->headers[m->nheaders++] = (pc_http1_header_t){{s, i}, {v, (size_t)(e - v)}};
     return PC_HTTP1_HEAD;
 }
@@ -284,8 +300,10 @@ static pc_http1_event_t interpret_head(pc_http1_t *p)
             list_iter_t it = list_of(v);
             pc_http1_span_t e;
             while (list_next(&it, &e)) {
-                if (pc_http1_span_ieq(e, "close")) close = true;
-                else if (pc_http1_span_ieq(e, "keep-alive")) ka = true;
+                if (pc_http1_span_ieq(e, "close"))
+                    close = true;
+                else if (pc_http1_span_ieq(e, "keep-alive"))
+                    ka = true;
             }
         } else if (pc_http1_span_ieq(n, "host")) {
             hosts++;
@@ -366,7 +384,7 @@ static pc_http1_event_t feed_head(pc_http1_t *p, const char *buf, size_t len, si
         if (!p->pc__response && len - start > PC_HTTP1_MAX_TARGET + 64 &&
             !memchr(buf + start, '\n', len - start))
             return fail(p, 414, "request line too long");
-        p->pc__scanned = len > 0 ? len : 0;
+        p->pc__scanned = len;
         return PC_HTTP1_NEED_MORE;
     }
     size_t head_len = (size_t)(end - buf) + 4;
@@ -392,7 +410,9 @@ static pc_http1_event_t feed_head(pc_http1_t *p, const char *buf, size_t len, si
     *consumed = head_len;
     p->pc__scanned = 0;
     switch (m->body) {
-    case PC_HTTP1_BODY_NONE: p->pc__state = S_DONE; break;
+    case PC_HTTP1_BODY_NONE:
+        p->pc__state = S_DONE;
+        break;
     case PC_HTTP1_BODY_LENGTH:
         p->pc__state = S_BODY_LEN;
         p->pc__remaining = m->content_length;
@@ -402,7 +422,9 @@ static pc_http1_event_t feed_head(pc_http1_t *p, const char *buf, size_t len, si
         p->pc__line = 0;
         p->pc__sub = 0;
         break;
-    case PC_HTTP1_BODY_UNTIL_CLOSE: p->pc__state = S_UNTIL_CLOSE; break;
+    case PC_HTTP1_BODY_UNTIL_CLOSE:
+        p->pc__state = S_UNTIL_CLOSE;
+        break;
     }
     return PC_HTTP1_HEAD;
 }
@@ -464,8 +486,10 @@ pc_http1_event_t pc_http1_feed(pc_http1_t *p, const char *buf, size_t len, size_
                 return fail(p, 400, "bad chunk extension");
             } else if (p->pc__sub != 0xff) {
                 /* Before the first ';' only BWS may follow the size. */
-                if (c == ';') p->pc__sub = 0xff;
-                else if (c != ' ' && c != '\t') return fail(p, 400, "bad chunk size");
+                if (c == ';')
+                    p->pc__sub = 0xff;
+                else if (c != ' ' && c != '\t')
+                    return fail(p, 400, "bad chunk size");
             }
             i++;
             break;
@@ -510,8 +534,10 @@ pc_http1_event_t pc_http1_feed(pc_http1_t *p, const char *buf, size_t len, size_
         case S_TRAILER_LINE:
             /* Trailers are discarded; only bounded and well-formed. */
             if (++p->pc__line > PC_HTTP1_MAX_HEAD) return fail(p, 431, "trailer section too large");
-            if (c == '\r') p->pc__state = S_TRAILER_LF;
-            else if (!is_field_char(c)) return fail(p, 400, "bad character in trailer");
+            if (c == '\r')
+                p->pc__state = S_TRAILER_LF;
+            else if (!is_field_char(c))
+                return fail(p, 400, "bad character in trailer");
             i++;
             break;
         case S_TRAILER_LF:
@@ -523,7 +549,8 @@ pc_http1_event_t pc_http1_feed(pc_http1_t *p, const char *buf, size_t len, size_
             if (c != '\n') return fail(p, 400, "bad trailer line ending");
             *consumed = i + 1;
             return finish(p);
-        default: PC_BUG_ON(1);
+        default:
+            PC_BUG_ON(1);
         }
     }
     *consumed = len;
@@ -533,51 +560,86 @@ pc_http1_event_t pc_http1_feed(pc_http1_t *p, const char *buf, size_t len, size_
 pc_http1_event_t pc_http1_eof(pc_http1_t *p)
 {
     switch (p->pc__state) {
-    case S_ERROR: return PC_HTTP1_ERROR;
+    case S_ERROR:
+        return PC_HTTP1_ERROR;
     case S_UNTIL_CLOSE:
-    case S_DONE: return finish(p);
+    case S_DONE:
+        return finish(p);
     case S_HEAD:
         if (p->pc__scanned == 0) return PC_HTTP1_NEED_MORE;
         /* fall through */
-    default: return fail(p, 400, "connection closed inside a message");
+    default:
+        return fail(p, 400, "connection closed inside a message");
     }
 }
 
 const char *pc_http1_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -591,7 +653,8 @@ size_t pc_http1_chunk_header(char out[PC_HTTP1_CHUNK_HEADER_MAX], size_t len)
         len >>= 4;
     } while (len);
     size_t o = 0;
-    while (n) out[o++] = tmp[--n];
+    while (n)
+        out[o++] = tmp[--n];
     out[o++] = '\r';
     out[o++] = '\n';
     return o;

@@ -7,11 +7,16 @@
 const char *pc_s3_req_result_code(pc_s3_req_result_t r)
 {
     switch (r) {
-    case PC_S3_REQ_OK: return NULL;
-    case PC_S3_REQ_INVALID_URI: return "InvalidURI";
-    case PC_S3_REQ_INVALID_BUCKET: return "InvalidBucketName";
-    case PC_S3_REQ_KEY_TOO_LONG: return "KeyTooLongError";
-    case PC_S3_REQ_INVALID_COPY_SOURCE: return "InvalidArgument";
+    case PC_S3_REQ_OK:
+        return NULL;
+    case PC_S3_REQ_INVALID_URI:
+        return "InvalidURI";
+    case PC_S3_REQ_INVALID_BUCKET:
+        return "InvalidBucketName";
+    case PC_S3_REQ_KEY_TOO_LONG:
+        return "KeyTooLongError";
+    case PC_S3_REQ_INVALID_COPY_SOURCE:
+        return "InvalidArgument";
     }
     return "InvalidRequest";
 }
@@ -118,7 +123,8 @@ static const struct {
     {"requestPayment", "GetBucketRequestPayment", "PutBucketRequestPayment", NULL},
     {"ownershipControls", "GetBucketOwnershipControls", "PutBucketOwnershipControls",
      "DeleteBucketOwnershipControls"},
-    {"publicAccessBlock", "GetPublicAccessBlock", "PutPublicAccessBlock", "DeletePublicAccessBlock"},
+    {"publicAccessBlock", "GetPublicAccessBlock", "PutPublicAccessBlock",
+     "DeletePublicAccessBlock"},
     {"object-lock", "GetObjectLockConfiguration", "PutObjectLockConfiguration", NULL},
     {"tagging", "GetBucketTagging", "PutBucketTagging", "DeleteBucketTagging"},
     {"accelerate", "GetBucketAccelerateConfiguration", "PutBucketAccelerateConfiguration", NULL},
@@ -160,15 +166,24 @@ static void scan_query(const char *q, size_t n, query_t *out)
         const char *v = eq ? eq + 1 : e;
         size_t vl = (size_t)(e - v);
         if (nl) out->any = true;
-        if (name_is(p, nl, "uploads")) out->uploads = true;
-        else if (name_is(p, nl, "uploadId")) out->upload_id = true;
-        else if (name_is(p, nl, "partNumber")) out->part_number = true;
-        else if (name_is(p, nl, "delete")) out->delete_ = true;
-        else if (name_is(p, nl, "versions")) out->versions = true;
-        else if (name_is(p, nl, "location")) out->location = true;
-        else if (name_is(p, nl, "restore")) out->restore = true;
-        else if (name_is(p, nl, "select")) out->select = true;
-        else if (name_is(p, nl, "list-type")) out->list_v2 = name_is(v, vl, "2");
+        if (name_is(p, nl, "uploads"))
+            out->uploads = true;
+        else if (name_is(p, nl, "uploadId"))
+            out->upload_id = true;
+        else if (name_is(p, nl, "partNumber"))
+            out->part_number = true;
+        else if (name_is(p, nl, "delete"))
+            out->delete_ = true;
+        else if (name_is(p, nl, "versions"))
+            out->versions = true;
+        else if (name_is(p, nl, "location"))
+            out->location = true;
+        else if (name_is(p, nl, "restore"))
+            out->restore = true;
+        else if (name_is(p, nl, "select"))
+            out->select = true;
+        else if (name_is(p, nl, "list-type"))
+            out->list_v2 = name_is(v, vl, "2");
         else if (!out->sub) {
             for (size_t i = 0; i < PC_ARRAY_LEN(bucket_subs); i++)
                 if (name_is(p, nl, bucket_subs[i].param)) out->sub = bucket_subs[i].param;
@@ -237,20 +252,29 @@ static void name_op(pc_s3_request_t *r, method_t m, const query_t *q, bool copy)
                 sub = sub_name(m, bucket_subs[i].get, bucket_subs[i].put, bucket_subs[i].del);
         switch (m) {
         case M_GET:
-            op = q->location ? PC_S3_OP_GET_BUCKET_LOCATION
-                 : q->uploads ? PC_S3_OP_LIST_MULTIPART_UPLOADS
+            op = q->location   ? PC_S3_OP_GET_BUCKET_LOCATION
+                 : q->uploads  ? PC_S3_OP_LIST_MULTIPART_UPLOADS
                  : q->versions ? PC_S3_OP_LIST_OBJECT_VERSIONS
-                 : q->sub ? PC_S3_OP_BUCKET_SUBRESOURCE
-                 : q->list_v2 ? PC_S3_OP_LIST_OBJECTS_V2
-                              : PC_S3_OP_LIST_OBJECTS;
+                 : q->sub      ? PC_S3_OP_BUCKET_SUBRESOURCE
+                 : q->list_v2  ? PC_S3_OP_LIST_OBJECTS_V2
+                               : PC_S3_OP_LIST_OBJECTS;
             break;
-        case M_HEAD: op = PC_S3_OP_HEAD_BUCKET; break;
-        case M_PUT: op = q->sub ? PC_S3_OP_BUCKET_SUBRESOURCE : PC_S3_OP_CREATE_BUCKET; break;
-        case M_DELETE: op = q->sub ? PC_S3_OP_BUCKET_SUBRESOURCE : PC_S3_OP_DELETE_BUCKET; break;
+        case M_HEAD:
+            op = PC_S3_OP_HEAD_BUCKET;
+            break;
+        case M_PUT:
+            op = q->sub ? PC_S3_OP_BUCKET_SUBRESOURCE : PC_S3_OP_CREATE_BUCKET;
+            break;
+        case M_DELETE:
+            op = q->sub ? PC_S3_OP_BUCKET_SUBRESOURCE : PC_S3_OP_DELETE_BUCKET;
+            break;
         case M_POST:
-            op = q->delete_ ? PC_S3_OP_DELETE_OBJECTS : q->any ? PC_S3_OP_UNKNOWN : PC_S3_OP_POST_OBJECT;
+            op = q->delete_ ? PC_S3_OP_DELETE_OBJECTS
+                 : q->any   ? PC_S3_OP_UNKNOWN
+                            : PC_S3_OP_POST_OBJECT;
             break;
-        case M_OTHER: break;
+        case M_OTHER:
+            break;
         }
         if (op == PC_S3_OP_BUCKET_SUBRESOURCE && !sub) op = PC_S3_OP_UNKNOWN;
         r->op = op;
@@ -268,7 +292,9 @@ static void name_op(pc_s3_request_t *r, method_t m, const query_t *q, bool copy)
              : q->sub     ? PC_S3_OP_OBJECT_SUBRESOURCE
                           : PC_S3_OP_GET_OBJECT;
         break;
-    case M_HEAD: op = PC_S3_OP_HEAD_OBJECT; break;
+    case M_HEAD:
+        op = PC_S3_OP_HEAD_OBJECT;
+        break;
     case M_PUT:
         if (q->upload_id && q->part_number)
             op = copy ? PC_S3_OP_UPLOAD_PART_COPY : PC_S3_OP_UPLOAD_PART;
@@ -285,12 +311,17 @@ static void name_op(pc_s3_request_t *r, method_t m, const query_t *q, bool copy)
                           : PC_S3_OP_DELETE_OBJECT;
         break;
     case M_POST:
-        if (q->uploads) op = PC_S3_OP_CREATE_MULTIPART_UPLOAD;
-        else if (q->upload_id) op = PC_S3_OP_COMPLETE_MULTIPART_UPLOAD;
-        else if (q->restore) sub = "RestoreObject", op = PC_S3_OP_OBJECT_SUBRESOURCE;
-        else if (q->select) sub = "SelectObjectContent", op = PC_S3_OP_OBJECT_SUBRESOURCE;
+        if (q->uploads)
+            op = PC_S3_OP_CREATE_MULTIPART_UPLOAD;
+        else if (q->upload_id)
+            op = PC_S3_OP_COMPLETE_MULTIPART_UPLOAD;
+        else if (q->restore)
+            sub = "RestoreObject", op = PC_S3_OP_OBJECT_SUBRESOURCE;
+        else if (q->select)
+            sub = "SelectObjectContent", op = PC_S3_OP_OBJECT_SUBRESOURCE;
         break;
-    case M_OTHER: break;
+    case M_OTHER:
+        break;
     }
     if (op == PC_S3_OP_OBJECT_SUBRESOURCE && !sub) op = PC_S3_OP_UNKNOWN;
     r->op = op;

@@ -5,6 +5,8 @@
  */
 #include "s3/s3_int.h"
 
+#include <openssl/crypto.h>
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,4 +171,146 @@ bool pc__s3_endpoint_parse(const char *url, pc__s3_endpoint_t *out)
         n = snprintf(out->host_header, sizeof out->host_header, v6 ? "[%s]:%d" : "%s:%d",
                      out->host, out->port);
     return n > 0 && (size_t)n < sizeof out->host_header;
+}
+
+/* ---------- the re-signed upstream head ---------- */
+
+#define UP_HEAD_MAX (PC_HTTP1_MAX_HEAD + 8192)
+
+typedef struct hdr_list {
+    pc_http1_header_t h[PC_HTTP1_MAX_HEADERS + 8];
+    size_t n;
+} hdr_list_t;
+
+static void hdr_add(hdr_list_t *l, const char *name, size_t nl, const char *value, size_t vl)
+{
+    if (l->n >= PC_ARRAY_LEN(l->h)) return;
+    l->h[l->n].name = (pc_http1_span_t){name, nl};
+    l->h[l->n].value = (pc_http1_span_t){value, vl};
+    l->n++;
+}
+
+static bool signs_header(pc_http1_span_t n)
+{
+    return pc_http1_span_ieq(n, "host") || pc_http1_span_ieq(n, "content-type") ||
+           pc_http1_span_ieq(n, "content-md5") ||
+           (n.n >= 6 && strncasecmp(n.p, "x-amz-", 6) == 0);
+}
+
+static void put_line(uint8_t *out, size_t *o, pc_http1_span_t name, pc_http1_span_t value)
+{
+    memcpy(out + *o, name.p, name.n);
+    *o += name.n;
+    out[(*o)++] = ':';
+    out[(*o)++] = ' ';
+    memcpy(out + *o, value.p, value.n);
+    *o += value.n;
+    out[(*o)++] = '\r';
+    out[(*o)++] = '\n';
+}
+
+uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len,
+                              const char **err_code)
+{
+    const pc_http1_msg_t *m = in->msg;
+    *err_code = "InternalError";
+    *len = 0;
+    size_t tcap = m->path.n + (in->bucket ? strlen(in->bucket) : 0) + 2;
+    char *path = malloc(tcap);
+    char *query = malloc(m->query.n + 1);
+    char *ce = NULL;
+    uint8_t *out = NULL;
+    hdr_list_t *all = malloc(sizeof *all);
+    hdr_list_t *sign = malloc(sizeof *sign);
+    bool ok = false;
+    char authz[PC_SIGV4_AUTHZ_MAX + 1];
+    authz[0] = 0;
+    if (!path || !query || !all || !sign || !in->access_key || !in->secret) goto out;
+    all->n = sign->n = 0;
+
+    /* Path style on the endpoint: a virtual-hosted request's path is the key. */
+    size_t pl = (size_t)snprintf(path, tcap, "%s%s%.*s", in->bucket ? "/" : "",
+                                 in->bucket ? in->bucket : "", (int)m->path.n, m->path.p);
+    size_t ql = m->has_query
+                    ? pc__s3_strip_presign_params(m->query.p, m->query.n, query, m->query.n + 1)
+                    : 0;
+    query[ql] = 0;
+
+    char clen[24] = "";
+    if (in->framing == PC__S3_FRAME_LENGTH)
+        snprintf(clen, sizeof clen, "%llu", (unsigned long long)in->content_length);
+    hdr_add(all, "Host", 4, in->ep->host_header, strlen(in->ep->host_header));
+    hdr_add(all, "x-amz-date", 10, in->amz_date, strlen(in->amz_date));
+    hdr_add(all, "x-amz-content-sha256", 20, in->payload_hash, strlen(in->payload_hash));
+    for (size_t i = 0; i < m->nheaders; i++) {
+        const pc_http1_header_t *h = &m->headers[i];
+        if (pc__s3_drop_request_header(h->name.p, h->name.n)) continue;
+        if (in->decoded_aws_chunked) {
+            if (pc_http1_span_ieq(h->name, "x-amz-decoded-content-length") ||
+                pc_http1_span_ieq(h->name, "x-amz-trailer") ||
+                pc_http1_span_ieq(h->name, "x-amz-sdk-checksum-algorithm"))
+                continue;
+            if (pc_http1_span_ieq(h->name, "content-encoding") && !ce) {
+                ce = malloc(h->value.n + 1);
+                if (!ce) goto out;
+                size_t cl = pc__s3_strip_aws_chunked(h->value.p, h->value.n, ce, h->value.n + 1);
+                if (cl) hdr_add(all, h->name.p, h->name.n, ce, cl);
+                continue;
+            }
+        }
+        hdr_add(all, h->name.p, h->name.n, h->value.p, h->value.n);
+    }
+    for (size_t i = 0; i < all->n; i++)
+        if (signs_header(all->h[i].name)) sign->h[sign->n++] = all->h[i];
+
+    char method[32];
+    snprintf(method, sizeof method, "%.*s", (int)m->method_name.n, m->method_name.p);
+    pc_sigv4_sign_in_t si = {
+        .method = method,
+        .path = {path, pl},
+        .query = {query, ql},
+        .headers = sign->h,
+        .nheaders = sign->n,
+        .payload_hash = in->payload_hash,
+        .access_key = in->access_key,
+        .secret = in->secret,
+        .region = in->region,
+        .service = "s3",
+        .amz_date = in->amz_date,
+    };
+    if (!pc_sigv4_sign(&si, in->cache, authz, sizeof authz, NULL)) goto out;
+
+    /* Exactly what is needed: the request line and fixed lines take < 128 + the rest. */
+    size_t cap = strlen(method) + pl + ql + strlen(authz) + 160;
+    for (size_t i = 0; i < all->n; i++)
+        cap += all->h[i].name.n + all->h[i].value.n + 4;
+    *err_code = "RequestHeaderSectionTooLarge";
+    if (cap > UP_HEAD_MAX) goto out;
+    *err_code = "InternalError";
+    out = malloc(cap);
+    if (!out) goto out;
+    int n = snprintf((char *)out, cap, "%s %s%s%s HTTP/1.1\r\n", method, path, ql ? "?" : "",
+                     query);
+    if (n < 0 || (size_t)n >= cap) goto out;
+    size_t o = (size_t)n;
+    for (size_t i = 0; i < all->n; i++)
+        put_line(out, &o, all->h[i].name, all->h[i].value);
+    n = snprintf((char *)out + o, cap - o, "Authorization: %s\r\n%s%s%s%s\r\n", authz,
+                 clen[0] ? "Content-Length: " : "", clen, clen[0] ? "\r\n" : "",
+                 in->framing == PC__S3_FRAME_CHUNKED ? "Transfer-Encoding: chunked\r\n" : "");
+    if (n < 0 || (size_t)n >= cap - o) goto out;
+    *len = o + (size_t)n;
+    *err_code = NULL;
+    ok = true;
+
+out:
+    OPENSSL_cleanse(authz, sizeof authz);
+    free(sign);
+    free(all);
+    free(ce);
+    free(query);
+    free(path);
+    if (ok) return out;
+    free(out);
+    return NULL;
 }

@@ -4,6 +4,8 @@
 
 #include "core/common.h"
 #include "core/config.h"
+#include "http/http1.h"
+#include "s3/sigv4.h"
 
 #include <uv.h>
 
@@ -46,6 +48,35 @@ size_t pc__s3_strip_aws_chunked(const char *value, size_t len, char *out, size_t
  * Returns the length written to out (cap must be >= len + 1; NUL-terminated).
  */
 size_t pc__s3_strip_presign_params(const char *query, size_t len, char *out, size_t cap);
+
+typedef enum { PC__S3_FRAME_NONE, PC__S3_FRAME_LENGTH, PC__S3_FRAME_CHUNKED } pc__s3_framing_t;
+
+/** What the re-signed upstream request is made of. Everything is borrowed. */
+typedef struct pc__s3_upstream_req {
+    const pc_http1_msg_t *msg; /* the client's request head */
+    const char *bucket;        /* virtual-hosted request: its bucket (path gets "/bucket"); else NULL */
+    const pc__s3_endpoint_t *ep;
+    const char *payload_hash;  /* x-amz-content-sha256 to send and sign */
+    bool decoded_aws_chunked;  /* the body goes decoded: drop the aws-chunked headers */
+    pc__s3_framing_t framing;
+    uint64_t content_length;   /* FRAME_LENGTH */
+    const char *access_key, *secret, *region; /* the resource's */
+    const char *amz_date;      /* YYYYMMDDTHHMMSSZ */
+    pc_sigv4_key_cache_t *cache; /* may be NULL */
+} pc__s3_upstream_req_t;
+
+/**
+ * The upstream request head (malloc'd, *len bytes, not NUL-terminated):
+ * "<method> <path-style target without presign parameters> HTTP/1.1", Host
+ * of the endpoint, fresh x-amz-date / x-amz-content-sha256, the client's
+ * end-to-end headers (pc__s3_drop_request_header), framing per `framing`,
+ * and an Authorization signed with the resource's key over host, x-amz-*,
+ * content-type and content-md5. NULL with *err_code set to an S3 error code
+ * ("InternalError": missing credentials or signing failed;
+ * "RequestHeaderSectionTooLarge").
+ */
+uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len,
+                              const char **err_code);
 
 /* ---------- upstream connection pool (upstream.c) ---------- */
 

@@ -37,8 +37,8 @@
 #define WQ_LOW (64 * 1024)
 #define IDLE_TIMEOUT_MS 60000 /* between requests */
 #define HEAD_TIMEOUT_MS 30000 /* a request head that does not complete */
+#define IO_TIMEOUT_MS 300000  /* a request in flight with no byte moving either way */
 #define LINGER_MS 5000        /* a closing client that does not read its answer */
-#define UP_HEAD_MAX (PC_HTTP1_MAX_HEAD + 8192)
 #define SHA_MISMATCH_MSG                                                                           \
     "The provided 'x-amz-content-sha256' header does not match what was computed."
 
@@ -146,6 +146,7 @@ typedef struct session {
 
 static void session_close(session_t *s);
 static void on_idle_timeout(uv_timer_t *t);
+static void io_progress(session_t *s);
 static void update_reading(session_t *s);
 static void client_flush(session_t *s);
 static void process_client(session_t *s);
@@ -235,6 +236,7 @@ static void on_client_write(uv_write_t *req, int status)
         session_close(s);
         return;
     }
+    io_progress(s);
     update_reading(s);
 }
 
@@ -358,10 +360,15 @@ static void audit_request(session_t *s)
         r.policies = s->dec.policies[0] ? s->dec.policies : NULL;
         r.reason = s->dec.reason[0] ? s->dec.reason : NULL;
     } else {
-        r.decision = "block"; /* refused before policies (authentication, bad request) */
+        /* Refused before the policies (authentication, a bad request): counted
+         * here, as pc_decision_eval counts the judged ones. */
+        r.decision = "block";
+        pc_metrics_request("block");
     }
     r.status = s->status;
     r.bytes = (int64_t)(s->bytes_in + s->bytes_out);
+    r.bytes_in = (int64_t)s->bytes_in;
+    r.bytes_out = (int64_t)s->bytes_out;
     r.duration_us = (pc_now_mono_ns() - s->req_start_ns) / 1000;
     r.error = s->error;
     audit_emit(s, &r);
@@ -413,12 +420,24 @@ static void close_client_now(session_t *s)
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 }
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* Lingering close: what the client still sends (a body we refused) is read
+ * and dropped until it closes or the linger timer fires. Closing with unread
+ * bytes would send a reset, and the client could lose the answer we wrote. */
+static void on_linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0) close_client_now(stream->data);
+}
+
 static void on_client_shutdown(uv_shutdown_t *req, int status)
 {
     session_t *s = req->data;
-    (void)status;
     free(req);
-    close_client_now(s);
+    if (status < 0 || s->client_closing ||
+        uv_read_start((uv_stream_t *)s->tcp, on_alloc, on_linger_read) != 0)
+        close_client_now(s);
 }
 
 static void on_linger_timeout(uv_timer_t *t)
@@ -430,6 +449,24 @@ static void on_linger_timeout(uv_timer_t *t)
 static void on_idle_timeout(uv_timer_t *t)
 {
     session_close(t->data);
+}
+
+static void up_fail_answer(session_t *s, const char *err);
+
+/* A request in flight where neither side moved a byte for IO_TIMEOUT_MS. */
+static void on_io_timeout(uv_timer_t *t)
+{
+    session_t *s = t->data;
+    if (!s->req_active || s->state == CS_CLOSING) return;
+    if (s->up) pc__s3_up_abort(s->up);
+    up_fail_answer(s, "timed out");
+}
+
+/* Some progress on the request in flight: push its inactivity deadline back. */
+static void io_progress(session_t *s)
+{
+    if (s->req_active && s->state != CS_CLOSING)
+        uv_timer_start(&s->timer, on_io_timeout, IO_TIMEOUT_MS, 0);
 }
 
 static void request_clear(session_t *s)
@@ -553,8 +590,10 @@ static void send_bad_request(session_t *s, int status, const char *why)
         memset(&s->rq, 0, sizeof s->rq);
     }
     s->body_done = false; /* close after */
-    const char *code = status == 414 ? "KeyTooLongError" : status == 501 ? "NotImplemented"
-                       : status == 505 ? "HttpVersionNotSupported" : "BadRequest";
+    const char *code = status == 414   ? "KeyTooLongError"
+                       : status == 431 ? "RequestHeaderSectionTooLarge"
+                       : status == 501 ? "NotImplemented"
+                                       : "InvalidRequest";
     send_error(s, code, why);
 }
 
@@ -717,36 +756,9 @@ static bool body_setup(session_t *s, const pc_http1_msg_t *m)
 
 /* ---------- the upstream request ---------- */
 
-typedef struct hdr_list {
-    pc_http1_header_t h[PC_HTTP1_MAX_HEADERS + 8];
-    size_t n;
-} hdr_list_t;
-
-static void hdr_add(hdr_list_t *l, const char *name, size_t nl, const char *value, size_t vl)
-{
-    if (l->n >= PC_ARRAY_LEN(l->h)) return;
-    l->h[l->n].name = (pc_http1_span_t){name, nl};
-    l->h[l->n].value = (pc_http1_span_t){value, vl};
-    l->n++;
-}
-
-static bool lower_starts(const pc_http1_span_t *s, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    if (s->n < n) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s->p[i];
-        if (c >= 'A' && c <= 'Z') c = (char)(c + 32);
-        if (c != prefix[i]) return false;
-    }
-    return true;
-}
-
 /*
- * Build the re-signed request head for the resource: path-style target on the
- * endpoint, the client's end-to-end headers minus its authentication, fresh
- * x-amz-date / x-amz-content-sha256 / Authorization, and framing for the body
- * we send. False when an error was answered.
+ * Decide the payload hash and framing of the body we send, then build the
+ * re-signed head (rewrite.c). False when an error was answered.
  */
 static bool build_upstream_head(session_t *s, const pc_http1_msg_t *m)
 {
@@ -754,26 +766,19 @@ static bool build_upstream_head(session_t *s, const pc_http1_msg_t *m)
     char amz_date[PC_SIGV4_AMZ_DATE_LEN + 1];
     pc_sigv4_amz_date(now_s(), amz_date);
 
-    /* Target: path style. A virtual-hosted request's path is the key. */
-    size_t tcap = m->target.n + PC_S3_MAX_BUCKET + 8;
-    char *path = malloc(tcap);
-    char *query = malloc(m->query.n + 1);
-    uint8_t *out = malloc(UP_HEAD_MAX);
-    char *ce = NULL;
-    bool ok = false;
-    if (!path || !query || !out) goto fail_oom;
-    size_t pl;
-    if (s->rq.virtual_hosted)
-        pl = (size_t)snprintf(path, tcap, "/%s%.*s", s->rq.bucket, (int)m->path.n, m->path.p);
-    else
-        pl = (size_t)snprintf(path, tcap, "%.*s", (int)m->path.n, m->path.p);
-    size_t ql = m->has_query
-                    ? pc__s3_strip_presign_params(m->query.p, m->query.n, query, m->query.n + 1)
-                    : 0;
-    query[ql] = 0;
-
-    const char *payload = PC_SIGV4_UNSIGNED_PAYLOAD;
     char hash_hex[65];
+    pc__s3_upstream_req_t in = {
+        .msg = m,
+        .bucket = s->rq.virtual_hosted ? s->rq.bucket : NULL,
+        .ep = &s->ep,
+        .payload_hash = PC_SIGV4_UNSIGNED_PAYLOAD,
+        .decoded_aws_chunked = s->verify == V_AWS_CHUNKED,
+        .access_key = r->credentials.access_key_id,
+        .secret = r->credentials.secret_access_key,
+        .region = r->region ? r->region : "us-east-1",
+        .amz_date = amz_date,
+        .cache = &s->sw->keys,
+    };
     if (s->verify == V_HASH) {
         static const char hx[] = "0123456789abcdef";
         for (size_t i = 0; i < 32; i++) {
@@ -781,133 +786,43 @@ static bool build_upstream_head(session_t *s, const pc_http1_msg_t *m)
             hash_hex[2 * i + 1] = hx[s->ver.payload_sha256[i] & 15];
         }
         hash_hex[64] = 0;
-        payload = hash_hex;
-    } else if (m->body == PC_HTTP1_BODY_NONE && s->verify == V_NONE &&
-               s->ver.payload == PC_SIGV4_PAYLOAD_HASH) {
-        payload = PC_SIGV4_EMPTY_SHA256;
+        in.payload_hash = hash_hex;
+    } else if (m->body == PC_HTTP1_BODY_NONE && s->ver.payload == PC_SIGV4_PAYLOAD_HASH) {
+        in.payload_hash = PC_SIGV4_EMPTY_SHA256;
     }
 
-    /* Body framing upstream. */
-    char clen[32] = "";
     if (s->verify == V_AWS_CHUNKED) {
-        if (s->decoded_len != UINT64_MAX) {
-            s->upbody = UPB_LENGTH;
-            snprintf(clen, sizeof clen, "%llu", (unsigned long long)s->decoded_len);
-        } else {
-            s->upbody = UPB_CHUNKED;
-        }
+        in.content_length = s->decoded_len;
+        s->upbody = s->decoded_len != UINT64_MAX ? UPB_LENGTH : UPB_CHUNKED;
     } else if (m->body == PC_HTTP1_BODY_CHUNKED) {
         s->upbody = UPB_CHUNKED;
     } else if (m->body == PC_HTTP1_BODY_LENGTH) {
         s->upbody = UPB_LENGTH;
-        snprintf(clen, sizeof clen, "%llu", (unsigned long long)m->content_length);
+        in.content_length = m->content_length;
+    } else if (m->method == PC_HTTP1_M_PUT || m->method == PC_HTTP1_M_POST) {
+        s->upbody = UPB_LENGTH; /* S3 wants a length on these, also when it is 0 */
+        in.content_length = 0;
     } else {
         s->upbody = UPB_NONE;
-        if (m->method == PC_HTTP1_M_PUT || m->method == PC_HTTP1_M_POST) {
-            s->upbody = UPB_LENGTH;
-            snprintf(clen, sizeof clen, "0");
-        }
     }
-
-    hdr_list_t all = {.n = 0}, sign = {.n = 0};
-    hdr_add(&all, "Host", 4, s->ep.host_header, strlen(s->ep.host_header));
-    hdr_add(&all, "x-amz-date", 10, amz_date, strlen(amz_date));
-    hdr_add(&all, "x-amz-content-sha256", 20, payload, strlen(payload));
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const pc_http1_header_t *h = &m->headers[i];
-        if (pc__s3_drop_request_header(h->name.p, h->name.n)) continue;
-        if (s->verify == V_AWS_CHUNKED) {
-            if (pc_http1_span_ieq(h->name, "x-amz-decoded-content-length") ||
-                pc_http1_span_ieq(h->name, "x-amz-trailer") ||
-                pc_http1_span_ieq(h->name, "x-amz-sdk-checksum-algorithm"))
-                continue;
-            if (pc_http1_span_ieq(h->name, "content-encoding")) {
-                free(ce);
-                ce = malloc(h->value.n + 1);
-                if (!ce) goto fail_oom;
-                size_t cl = pc__s3_strip_aws_chunked(h->value.p, h->value.n, ce, h->value.n + 1);
-                if (cl) hdr_add(&all, h->name.p, h->name.n, ce, cl);
-                continue;
-            }
-        }
-        hdr_add(&all, h->name.p, h->name.n, h->value.p, h->value.n);
-    }
-    for (size_t i = 0; i < all.n; i++) {
-        const pc_http1_span_t *nm = &all.h[i].name;
-        if (pc_http1_span_ieq(*nm, "host") || lower_starts(nm, "x-amz-") ||
-            pc_http1_span_ieq(*nm, "content-type") || pc_http1_span_ieq(*nm, "content-md5"))
-            sign.h[sign.n++] = all.h[i];
-    }
-    char method[16];
-    snprintf(method, sizeof method, "%s", s->method);
-    pc_sigv4_sign_in_t in = {
-        .method = method,
-        .path = {path, pl},
-        .query = {query, ql},
-        .headers = sign.h,
-        .nheaders = sign.n,
-        .payload_hash = payload,
-        .access_key = r->credentials.access_key_id,
-        .secret = r->credentials.secret_access_key,
-        .region = r->region ? r->region : "us-east-1",
-        .service = "s3",
-        .amz_date = amz_date,
-    };
-    char authz[PC_SIGV4_AUTHZ_MAX + 1];
-    if (!r->credentials.access_key_id || !r->credentials.secret_access_key ||
-        !pc_sigv4_sign(&in, &s->sw->keys, authz, sizeof authz, NULL)) {
+    in.framing = s->upbody == UPB_LENGTH    ? PC__S3_FRAME_LENGTH
+                 : s->upbody == UPB_CHUNKED ? PC__S3_FRAME_CHUNKED
+                                            : PC__S3_FRAME_NONE;
+    const char *code = NULL;
+    s->up_head = pc__s3_upstream_head(&in, &s->up_head_len, &code);
+    if (s->up_head) return true;
+    if (!strcmp(code, "InternalError"))
         pc_log_warn("s3 upstream signing failed", PC_LUINT("session", s->id),
                     PC_LSTR("resource", r->name));
-        send_error(s, "InternalError", "The request could not be signed for the upstream.");
-        goto out;
-    }
-
-    size_t o = 0;
-    int n = snprintf((char *)out, UP_HEAD_MAX, "%s %s%s%s HTTP/1.1\r\n", method, path,
-                     ql ? "?" : "", query);
-    if (n < 0 || (size_t)n >= UP_HEAD_MAX) goto too_big;
-    o = (size_t)n;
-    for (size_t i = 0; i < all.n; i++) {
-        const pc_http1_header_t *h = &all.h[i];
-        if (o + h->name.n + h->value.n + 4 >= UP_HEAD_MAX) goto too_big;
-        memcpy(out + o, h->name.p, h->name.n);
-        o += h->name.n;
-        out[o++] = ':';
-        out[o++] = ' ';
-        memcpy(out + o, h->value.p, h->value.n);
-        o += h->value.n;
-        out[o++] = '\r';
-        out[o++] = '\n';
-    }
-    n = snprintf((char *)out + o, UP_HEAD_MAX - o, "Authorization: %s\r\n%s%s%s%s\r\n", authz,
-                 clen[0] ? "Content-Length: " : "", clen, clen[0] ? "\r\n" : "",
-                 s->upbody == UPB_CHUNKED ? "Transfer-Encoding: chunked\r\n" : "");
-    OPENSSL_cleanse(authz, sizeof authz);
-    if (n < 0 || (size_t)n >= UP_HEAD_MAX - o) goto too_big;
-    o += (size_t)n;
-    s->up_head = out;
-    s->up_head_len = o;
-    out = NULL;
-    ok = true;
-    goto out;
-
-too_big:
-    send_error(s, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size.");
-    goto out;
-fail_oom:
-    send_error(s, "InternalError", NULL);
-out:
-    free(ce);
-    free(out);
-    free(query);
-    free(path);
-    return ok;
+    send_error(s, code, NULL);
+    return false;
 }
 
 /* ---------- upstream connection events ---------- */
 
 static void up_fail_answer(session_t *s, const char *err)
 {
+    uv_timer_stop(&s->timer);
     pc_log_warn("s3 upstream failed", PC_LUINT("session", s->id),
                 PC_LSTR("resource", s->resource ? s->resource->name : ""), PC_LSTR("error", err));
     s->up = NULL;
@@ -984,6 +899,7 @@ static void up_response_data(session_t *s, const uint8_t *p, size_t n);
 static void on_up_data(pc__s3_up_t *u, void *arg, const uint8_t *p, size_t n)
 {
     (void)u;
+    io_progress(arg);
     up_response_data(arg, p, n);
 }
 
@@ -1267,6 +1183,7 @@ static void handle_head(session_t *s, const pc_http1_msg_t *m)
         return;
     }
     if (!build_upstream_head(s, m)) return;
+    io_progress(s);
     if (m->expect_continue && !s->body_done) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         client_put(s, cont, sizeof cont - 1);
@@ -1354,6 +1271,7 @@ static void process_client(session_t *s)
 
 static void client_input(session_t *s, const uint8_t *p, size_t n)
 {
+    io_progress(s);
     if (s->in_len) {
         if (!buf_append(&s->in, &s->in_len, &s->in_cap, p, n)) {
             session_close(s);
@@ -1739,9 +1657,8 @@ static size_t active_sessions(pc_worker_t *w)
     s3_worker_t *sw = s3_worker(w);
     if (pc_worker_draining(w)) {
         for (session_t *s = sw->head; s; s = s->next) {
-            if (s->state == CS_HEAD && !s->req_active && s->in_len == 0 &&
-                pc_http1_idle(&s->req_parser))
-                session_close(s);
+            /* No request and no byte of the next one (a partial head would be in `in`). */
+            if (s->state == CS_HEAD && !s->req_active && s->in_len == 0) session_close(s);
         }
     }
     size_t n = 0;

@@ -56,7 +56,10 @@ static bool span_eq(const char *p, size_t n, const char *lit)
     return strlen(lit) == n && memcmp(p, lit, n) == 0;
 }
 
-static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c; }
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+}
 
 /* Copy p[0..n) into a NUL-terminated fixed buffer; false if it does not fit. */
 static bool copy_field(char *dst, size_t cap, const char *p, size_t n)
@@ -142,8 +145,8 @@ void pc_sigv4_amz_date(int64_t unix_s, char out[PC_SIGV4_AMZ_DATE_LEN + 1])
 
 static bool unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
 }
 
 /*
@@ -188,7 +191,10 @@ static void put(sink_t *s, const void *p, size_t n)
 {
     if (s->ok && n) s->ok = EVP_DigestUpdate(s->md, p, n) == 1;
 }
-static void putc_(sink_t *s, char c) { put(s, &c, 1); }
+static void putc_(sink_t *s, char c)
+{
+    put(s, &c, 1);
+}
 
 typedef struct {
     const char *name, *value; /* encoded, into the scratch buffer */
@@ -271,16 +277,20 @@ static void put_header_value(sink_t *s, const char *v, size_t n, bool verbatim)
         put(s, v, n);
         return;
     }
-    while (n && (*v == ' ' || *v == '\t')) v++, n--;
-    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+    while (n && (*v == ' ' || *v == '\t'))
+        v++, n--;
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
     size_t i = 0;
     while (i < n) {
         size_t j = i;
-        while (j < n && v[j] != ' ') j++;
+        while (j < n && v[j] != ' ')
+            j++;
         put(s, v + i, j - i);
         if (j == n) break;
         putc_(s, ' ');
-        while (j < n && v[j] == ' ') j++;
+        while (j < n && v[j] == ' ')
+            j++;
         i = j;
     }
 }
@@ -318,13 +328,17 @@ static canon_res_t canonical_hash(const canon_t *c, uint8_t out[32])
     } else {
         char *enc = malloc(3 * c->path_len);
         size_t n = enc ? reencode(c->path, c->path_len, false, true, enc) : (size_t)-1;
-        if (!enc) res = CANON_OOM;
-        else if (n == (size_t)-1) res = CANON_MALFORMED;
-        else put(&s, enc, n);
+        if (!enc)
+            res = CANON_OOM;
+        else if (n == (size_t)-1)
+            res = CANON_MALFORMED;
+        else
+            put(&s, enc, n);
         free(enc);
     }
     putc_(&s, '\n');
-    if (c->verbatim) put(&s, c->query, c->query_len);
+    if (c->verbatim)
+        put(&s, c->query, c->query_len);
     else if (res == CANON_OK && !put_canonical_query(&s, c->query, c->query_len, c->drop_signature))
         res = CANON_MALFORMED;
     putc_(&s, '\n');
@@ -341,7 +355,8 @@ static canon_res_t canonical_hash(const canon_t *c, uint8_t out[32])
             const pc_http1_header_t *h = &c->headers[i];
             if (h->name.n != nl) continue;
             size_t k = 0;
-            while (k < nl && lower(h->name.p[k]) == p[k]) k++;
+            while (k < nl && lower(h->name.p[k]) == p[k])
+                k++;
             if (k != nl) continue;
             if (found) putc_(&s, ',');
             put_header_value(&s, h->value.p, h->value.n, c->verbatim);
@@ -364,41 +379,44 @@ static canon_res_t canonical_hash(const canon_t *c, uint8_t out[32])
 
 /* ---------- signing key ---------- */
 
-static void derive_key(const char *secret, const char *date, const char *region,
+/* False only when a (very long) secret cannot be buffered: callers fail closed. */
+static bool derive_key(const char *secret, const char *date, const char *region,
                        const char *service, uint8_t out[32])
 {
+    char small[4 + 256], *k0 = small;
     size_t sl = strlen(secret);
-    char *k0 = malloc(sl + 5);
-    PC_BUG_ON(!k0);
+    if (4 + sl > sizeof(small) && !(k0 = malloc(4 + sl))) return false;
     memcpy(k0, "AWS4", 4);
     memcpy(k0 + 4, secret, sl);
     uint8_t k1[32], k2[32], k3[32];
-    pc_hmac_sha256(k0, sl + 4, date, strlen(date), k1);
-    OPENSSL_cleanse(k0, sl + 4);
-    free(k0);
+    pc_hmac_sha256(k0, 4 + sl, date, strlen(date), k1);
+    OPENSSL_cleanse(k0, 4 + sl);
+    if (k0 != small) free(k0);
     pc_hmac_sha256(k1, 32, region, strlen(region), k2);
     pc_hmac_sha256(k2, 32, service, strlen(service), k3);
     pc_hmac_sha256(k3, 32, "aws4_request", 12, out);
     OPENSSL_cleanse(k1, 32);
     OPENSSL_cleanse(k2, 32);
     OPENSSL_cleanse(k3, 32);
+    return true;
 }
 
-void pc_sigv4_key_cache_init(pc_sigv4_key_cache_t *c) { memset(c, 0, sizeof(*c)); }
+void pc_sigv4_key_cache_init(pc_sigv4_key_cache_t *c)
+{
+    memset(c, 0, sizeof(*c));
+}
 
 void pc_sigv4_key_cache_wipe(pc_sigv4_key_cache_t *c)
 {
     if (c) OPENSSL_cleanse(c, sizeof(*c));
 }
 
-static void signing_key(pc_sigv4_key_cache_t *c, const char *secret, const char *date,
+static bool signing_key(pc_sigv4_key_cache_t *c, const char *secret, const char *date,
                         const char *region, const char *service, uint8_t out[32])
 {
     if (!c || strlen(region) > PC_SIGV4_MAX_REGION || strlen(service) > PC_SIGV4_MAX_SERVICE ||
-        strlen(date) != 8) {
-        derive_key(secret, date, region, service, out);
-        return;
-    }
+        strlen(date) != 8)
+        return derive_key(secret, date, region, service, out);
     uint8_t id[32];
     pc_sha256(secret, strlen(secret), id);
     for (unsigned i = 0; i < PC_SIGV4_KEY_CACHE_SLOTS; i++) {
@@ -406,10 +424,10 @@ static void signing_key(pc_sigv4_key_cache_t *c, const char *secret, const char 
             !strcmp(c->slot[i].date, date) && !strcmp(c->slot[i].region, region) &&
             !strcmp(c->slot[i].service, service)) {
             memcpy(out, c->slot[i].key, 32);
-            return;
+            return true;
         }
     }
-    derive_key(secret, date, region, service, out);
+    if (!derive_key(secret, date, region, service, out)) return false;
     unsigned i = c->next++ % PC_SIGV4_KEY_CACHE_SLOTS;
     memcpy(c->slot[i].secret_id, id, 32);
     memcpy(c->slot[i].date, date, 9);
@@ -417,6 +435,7 @@ static void signing_key(pc_sigv4_key_cache_t *c, const char *secret, const char 
     memcpy(c->slot[i].service, service, strlen(service) + 1);
     memcpy(c->slot[i].key, out, 32);
     c->slot[i].used = true;
+    return true;
 }
 
 /* HMAC(key, "AWS4-HMAC-SHA256\n<date>\n<scope>\n<hex(canonical hash)>") */
@@ -448,17 +467,26 @@ void pc__sigv4_chained(const uint8_t key[32], const char *algo, const char *amz_
 const char *pc_sigv4_result_code(pc_sigv4_result_t r, bool presigned)
 {
     switch (r) {
-    case PC_SIGV4_OK: return NULL;
-    case PC_SIGV4_NO_AUTH: return "AccessDenied";
+    case PC_SIGV4_OK:
+        return NULL;
+    case PC_SIGV4_NO_AUTH:
+        return "AccessDenied";
     case PC_SIGV4_MALFORMED:
         return presigned ? "AuthorizationQueryParametersError" : "AuthorizationHeaderMalformed";
-    case PC_SIGV4_MISMATCH: return "SignatureDoesNotMatch";
-    case PC_SIGV4_SKEWED: return "RequestTimeTooSkewed";
-    case PC_SIGV4_EXPIRED: return "AccessDenied";
-    case PC_SIGV4_MISSING_CONTENT_SHA256: return "InvalidRequest";
-    case PC_SIGV4_BAD_CONTENT_SHA256: return "InvalidArgument";
-    case PC_SIGV4_UNSUPPORTED: return "InvalidArgument";
-    case PC_SIGV4_UNSIGNED_HEADERS: return "AccessDenied";
+    case PC_SIGV4_MISMATCH:
+        return "SignatureDoesNotMatch";
+    case PC_SIGV4_SKEWED:
+        return "RequestTimeTooSkewed";
+    case PC_SIGV4_EXPIRED:
+        return "AccessDenied";
+    case PC_SIGV4_MISSING_CONTENT_SHA256:
+        return "InvalidRequest";
+    case PC_SIGV4_BAD_CONTENT_SHA256:
+        return "InvalidArgument";
+    case PC_SIGV4_UNSUPPORTED:
+        return "InvalidArgument";
+    case PC_SIGV4_UNSIGNED_HEADERS:
+        return "AccessDenied";
     }
     return "AccessDenied";
 }
@@ -466,22 +494,27 @@ const char *pc_sigv4_result_code(pc_sigv4_result_t r, bool presigned)
 const char *pc_sigv4_result_message(pc_sigv4_result_t r)
 {
     switch (r) {
-    case PC_SIGV4_OK: return "";
-    case PC_SIGV4_NO_AUTH: return "Access Denied";
-    case PC_SIGV4_MALFORMED: return "The authorization information provided is malformed.";
+    case PC_SIGV4_OK:
+        return "";
+    case PC_SIGV4_NO_AUTH:
+        return "Access Denied";
+    case PC_SIGV4_MALFORMED:
+        return "The authorization information provided is malformed.";
     case PC_SIGV4_MISMATCH:
         return "The request signature we calculated does not match the signature you provided. "
                "Check your key and signing method.";
     case PC_SIGV4_SKEWED:
         return "The difference between the request time and the current time is too large.";
-    case PC_SIGV4_EXPIRED: return "Request has expired";
+    case PC_SIGV4_EXPIRED:
+        return "Request has expired";
     case PC_SIGV4_MISSING_CONTENT_SHA256:
         return "Missing required header for this request: x-amz-content-sha256";
     case PC_SIGV4_BAD_CONTENT_SHA256:
         return "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, "
                "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER "
                "or a valid sha256 value.";
-    case PC_SIGV4_UNSUPPORTED: return "Unsupported Authorization Type";
+    case PC_SIGV4_UNSUPPORTED:
+        return "Unsupported Authorization Type";
     case PC_SIGV4_UNSIGNED_HEADERS:
         return "There were headers present in the request which were not signed";
     }
@@ -560,11 +593,13 @@ pc_sigv4_result_t pc_sigv4_parse_header(const char *v, size_t n, pc_sigv4_auth_t
     const char *p = v + sizeof(alg) - 1, *end = v + n;
     bool have_cred = false, have_sh = false, have_sig = false;
     while (p < end) {
-        while (p < end && (*p == ' ' || *p == ',')) p++;
+        while (p < end && (*p == ' ' || *p == ','))
+            p++;
         if (p == end) break;
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *e = comma ? comma : end;
-        while (e > p && e[-1] == ' ') e--;
+        while (e > p && e[-1] == ' ')
+            e--;
         const char *eq = memchr(p, '=', (size_t)(e - p));
         if (!eq) return PC_SIGV4_MALFORMED;
         const char *val = eq + 1;
@@ -615,9 +650,9 @@ pc_sigv4_result_t pc_sigv4_parse_query(const char *q, size_t n, pc_sigv4_auth_t 
     memset(out, 0, sizeof(*out));
     out->presigned = true;
     enum { ALG, CRED, DATE, EXP, SH, SIG, TOK, NKEYS };
-    static const char *const keys[NKEYS] = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date",
-                                            "X-Amz-Expires", "X-Amz-SignedHeaders",
-                                            "X-Amz-Signature", "X-Amz-Security-Token"};
+    static const char *const keys[NKEYS] = {
+        "X-Amz-Algorithm",     "X-Amz-Credential", "X-Amz-Date",          "X-Amz-Expires",
+        "X-Amz-SignedHeaders", "X-Amz-Signature",  "X-Amz-Security-Token"};
     bool seen[NKEYS] = {0};
     char val[PC_SIGV4_MAX_SIGNED_LIST + 1];
     pc_sigv4_result_t res = PC_SIGV4_OK;
@@ -649,10 +684,13 @@ pc_sigv4_result_t pc_sigv4_parse_query(const char *q, size_t n, pc_sigv4_auth_t 
             if (strcmp(val, PC_SIGV4_ALGORITHM) != 0 && res == PC_SIGV4_OK)
                 res = PC_SIGV4_UNSUPPORTED;
             break;
-        case CRED: ok = parse_credential(val, vl, out); break;
+        case CRED:
+            ok = parse_credential(val, vl, out);
+            break;
         case DATE: {
             int64_t t;
-            ok = parse_amz_date(val, vl, &t) && copy_field(out->amz_date, sizeof(out->amz_date), val, vl);
+            ok = parse_amz_date(val, vl, &t) &&
+                 copy_field(out->amz_date, sizeof(out->amz_date), val, vl);
             break;
         }
         case EXP: {
@@ -661,8 +699,12 @@ pc_sigv4_result_t pc_sigv4_parse_query(const char *q, size_t n, pc_sigv4_auth_t 
             out->expires_s = x;
             break;
         }
-        case SH: ok = parse_signed_headers(val, vl, out); break;
-        case SIG: ok = pc__sigv4_unhex(val, vl, out->signature, PC_SIGV4_SIG_LEN); break;
+        case SH:
+            ok = parse_signed_headers(val, vl, out);
+            break;
+        case SIG:
+            ok = pc__sigv4_unhex(val, vl, out->signature, PC_SIGV4_SIG_LEN);
+            break;
         }
         if (!ok) res = PC_SIGV4_MALFORMED;
     }
@@ -738,7 +780,8 @@ static bool signed_list_has(const char *list, const char *name, size_t nl)
         size_t l = semi ? (size_t)(semi - p) : strlen(p);
         if (l == nl) {
             size_t k = 0;
-            while (k < nl && lower(name[k]) == p[k]) k++;
+            while (k < nl && lower(name[k]) == p[k])
+                k++;
             if (k == nl) return true;
         }
         if (!semi) return false;
@@ -826,22 +869,33 @@ pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_re
     if (sn < 0 || (size_t)sn >= sizeof(v.scope)) return PC_SIGV4_MALFORMED;
 
     canon_t c = {
-        .method = req->method.p, .method_len = req->method.n,
-        .path = req->path.p, .path_len = req->path.n,
-        .query = req->query.p, .query_len = req->query.p ? req->query.n : 0,
+        .method = req->method.p,
+        .method_len = req->method.n,
+        .path = req->path.p,
+        .path_len = req->path.n,
+        .query = req->query.p,
+        .query_len = req->query.p ? req->query.n : 0,
         .drop_signature = auth->presigned,
-        .names = auth->signed_headers, .names_len = strlen(auth->signed_headers),
-        .headers = req->headers, .nheaders = req->nheaders,
-        .payload_hash = payload, .payload_hash_len = payload_len,
+        .names = auth->signed_headers,
+        .names_len = strlen(auth->signed_headers),
+        .headers = req->headers,
+        .nheaders = req->nheaders,
+        .payload_hash = payload,
+        .payload_hash_len = payload_len,
     };
     uint8_t canon[32];
     switch (canonical_hash(&c, canon)) {
-    case CANON_OK: break;
-    case CANON_MALFORMED: return PC_SIGV4_MALFORMED;
-    case CANON_MISSING_HEADER: return PC_SIGV4_MISMATCH;
-    case CANON_OOM: return PC_SIGV4_MISMATCH; /* fail closed */
+    case CANON_OK:
+        break;
+    case CANON_MALFORMED:
+        return PC_SIGV4_MALFORMED;
+    case CANON_MISSING_HEADER:
+        return PC_SIGV4_MISMATCH;
+    case CANON_OOM:
+        return PC_SIGV4_MISMATCH; /* fail closed */
     }
-    signing_key(cache, secret, auth->scope_date, auth->region, auth->service, v.signing_key);
+    if (!signing_key(cache, secret, auth->scope_date, auth->region, auth->service, v.signing_key))
+        return PC_SIGV4_MISMATCH; /* fail closed */
     request_signature(v.signing_key, v.amz_date, v.scope, canon, v.seed_signature);
     if (!pc_ct_equal(v.seed_signature, auth->signature, PC_SIGV4_SIG_LEN)) {
         OPENSSL_cleanse(&v, sizeof(v));
@@ -850,6 +904,42 @@ pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_re
     *out = v;
     OPENSSL_cleanse(&v, sizeof(v));
     return PC_SIGV4_OK;
+}
+
+/* ---------- body hash ---------- */
+
+bool pc_sigv4_body_hash_init(pc_sigv4_body_hash_t *h, const uint8_t want[32])
+{
+    memset(h, 0, sizeof(*h));
+    memcpy(h->pc__want, want, 32);
+    h->pc__md = EVP_MD_CTX_new();
+    if (h->pc__md && EVP_DigestInit_ex(h->pc__md, EVP_sha256(), NULL) == 1) return true;
+    pc_sigv4_body_hash_free(h);
+    return false;
+}
+
+void pc_sigv4_body_hash_update(pc_sigv4_body_hash_t *h, const void *data, size_t n)
+{
+    h->bytes += n;
+    /* A failed update leaves a wrong digest, which final() reports as a mismatch. */
+    if (h->pc__md && n) (void)EVP_DigestUpdate(h->pc__md, data, n);
+}
+
+bool pc_sigv4_body_hash_final(pc_sigv4_body_hash_t *h)
+{
+    uint8_t md[32];
+    unsigned int len = 0;
+    bool ok = h->pc__md && EVP_DigestFinal_ex(h->pc__md, md, &len) == 1 && len == 32 &&
+              pc_ct_equal(md, h->pc__want, 32);
+    pc_sigv4_body_hash_free(h);
+    return ok;
+}
+
+void pc_sigv4_body_hash_free(pc_sigv4_body_hash_t *h)
+{
+    if (!h) return;
+    EVP_MD_CTX_free(h->pc__md);
+    h->pc__md = NULL;
 }
 
 /* ---------- signing ---------- */
@@ -870,10 +960,12 @@ bool pc_sigv4_sign(const pc_sigv4_sign_in_t *in, pc_sigv4_key_cache_t *cache, ch
         pc_http1_span_t n = in->headers[i].name;
         if (n.n == 0 || used + n.n + 1 > sizeof(store)) return false;
         char *dst = store + used;
-        for (size_t k = 0; k < n.n; k++) dst[k] = lower(n.p[k]);
+        for (size_t k = 0; k < n.n; k++)
+            dst[k] = lower(n.p[k]);
         dst[n.n] = '\0';
         bool dup = false;
-        for (size_t j = 0; j < nn; j++) dup = dup || !strcmp(names[j], dst);
+        for (size_t j = 0; j < nn; j++)
+            dup = dup || !strcmp(names[j], dst);
         if (dup) continue;
         names[nn++] = dst;
         used += n.n + 1;
@@ -903,17 +995,23 @@ bool pc_sigv4_sign(const pc_sigv4_sign_in_t *in, pc_sigv4_key_cache_t *cache, ch
     if (sn < 0 || (size_t)sn >= sizeof(scope)) return false;
 
     canon_t c = {
-        .method = in->method, .method_len = strlen(in->method),
-        .path = in->path.p, .path_len = in->path.n,
-        .query = in->query.p, .query_len = in->query.p ? in->query.n : 0,
+        .method = in->method,
+        .method_len = strlen(in->method),
+        .path = in->path.p,
+        .path_len = in->path.n,
+        .query = in->query.p,
+        .query_len = in->query.p ? in->query.n : 0,
         .verbatim = in->verbatim,
-        .names = list, .names_len = ll,
-        .headers = in->headers, .nheaders = in->nheaders,
-        .payload_hash = in->payload_hash, .payload_hash_len = strlen(in->payload_hash),
+        .names = list,
+        .names_len = ll,
+        .headers = in->headers,
+        .nheaders = in->nheaders,
+        .payload_hash = in->payload_hash,
+        .payload_hash_len = strlen(in->payload_hash),
     };
     uint8_t canon[32], key[32], sig[32];
     if (canonical_hash(&c, canon) != CANON_OK) return false;
-    signing_key(cache, in->secret, date, in->region, in->service, key);
+    if (!signing_key(cache, in->secret, date, in->region, in->service, key)) return false;
     request_signature(key, in->amz_date, scope, canon, sig);
     OPENSSL_cleanse(key, sizeof(key));
     char hx[65];

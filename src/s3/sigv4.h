@@ -38,32 +38,35 @@
 #include "http/http1.h"
 
 #define PC_SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
-#define PC_SIGV4_MAX_SKEW_S 900          /* ±15 minutes */
-#define PC_SIGV4_MAX_EXPIRES_S 604800    /* presign: 7 days, as S3 */
+#define PC_SIGV4_MAX_SKEW_S 900       /* ±15 minutes */
+#define PC_SIGV4_MAX_EXPIRES_S 604800 /* presign: 7 days, as S3 */
 #define PC_SIGV4_MAX_ACCESS_KEY 128
 #define PC_SIGV4_MAX_REGION 63
 #define PC_SIGV4_MAX_SERVICE 15
-#define PC_SIGV4_MAX_SIGNED_LIST 2047    /* "host;x-amz-date;..." */
+#define PC_SIGV4_MAX_SIGNED_LIST 2047 /* "host;x-amz-date;..." */
 #define PC_SIGV4_MAX_SIGNED_HEADERS 64
-#define PC_SIGV4_AMZ_DATE_LEN 16         /* YYYYMMDDTHHMMSSZ */
-#define PC_SIGV4_SCOPE_MAX 127           /* YYYYMMDD/region/service/aws4_request */
-#define PC_SIGV4_SIG_LEN 32              /* raw HMAC-SHA256 */
+#define PC_SIGV4_AMZ_DATE_LEN 16 /* YYYYMMDDTHHMMSSZ */
+#define PC_SIGV4_SCOPE_MAX 127   /* YYYYMMDD/region/service/aws4_request */
+#define PC_SIGV4_SIG_LEN 32      /* raw HMAC-SHA256 */
 #define PC_SIGV4_SIG_HEX_LEN 64
 /* Enough for any Authorization value pc_sigv4_sign() writes with the limits above. */
-#define PC_SIGV4_AUTHZ_MAX (64 + PC_SIGV4_MAX_ACCESS_KEY + PC_SIGV4_SCOPE_MAX + \
-                            PC_SIGV4_MAX_SIGNED_LIST + PC_SIGV4_SIG_HEX_LEN)
+#define PC_SIGV4_AUTHZ_MAX                                                                         \
+    (64 + PC_SIGV4_MAX_ACCESS_KEY + PC_SIGV4_SCOPE_MAX + PC_SIGV4_MAX_SIGNED_LIST +                \
+     PC_SIGV4_SIG_HEX_LEN)
 
 typedef enum {
     PC_SIGV4_OK = 0,
-    PC_SIGV4_NO_AUTH,            /* neither Authorization nor X-Amz-Algorithm: anonymous */
-    PC_SIGV4_MALFORMED,          /* 400 AuthorizationHeaderMalformed / AuthorizationQueryParametersError */
-    PC_SIGV4_MISMATCH,           /* 403 SignatureDoesNotMatch */
-    PC_SIGV4_SKEWED,             /* 403 RequestTimeTooSkewed */
-    PC_SIGV4_EXPIRED,            /* 403 AccessDenied "Request has expired" */
-    PC_SIGV4_MISSING_CONTENT_SHA256, /* 400 InvalidRequest (header auth without x-amz-content-sha256) */
-    PC_SIGV4_BAD_CONTENT_SHA256, /* 400 InvalidArgument (x-amz-content-sha256 not a hash nor a known keyword) */
-    PC_SIGV4_UNSUPPORTED,        /* 400 InvalidArgument: e.g. AWS4-ECDSA-P256-SHA256 (SigV4a), SigV2 */
-    PC_SIGV4_UNSIGNED_HEADERS,   /* 403 AccessDenied: x-amz-* headers present but not signed */
+    PC_SIGV4_NO_AUTH,   /* neither Authorization nor X-Amz-Algorithm: anonymous */
+    PC_SIGV4_MALFORMED, /* 400 AuthorizationHeaderMalformed / AuthorizationQueryParametersError */
+    PC_SIGV4_MISMATCH,  /* 403 SignatureDoesNotMatch */
+    PC_SIGV4_SKEWED,    /* 403 RequestTimeTooSkewed */
+    PC_SIGV4_EXPIRED,   /* 403 AccessDenied "Request has expired" */
+    PC_SIGV4_MISSING_CONTENT_SHA256, /* 400 InvalidRequest (header auth without
+                                        x-amz-content-sha256) */
+    PC_SIGV4_BAD_CONTENT_SHA256, /* 400 InvalidArgument (x-amz-content-sha256 not a hash nor a known
+                                    keyword) */
+    PC_SIGV4_UNSUPPORTED, /* 400 InvalidArgument: e.g. AWS4-ECDSA-P256-SHA256 (SigV4a), SigV2 */
+    PC_SIGV4_UNSIGNED_HEADERS, /* 403 AccessDenied: x-amz-* headers present but not signed */
 } pc_sigv4_result_t;
 
 /** S3 error code for a result (presigned selects the query-parameter variant); NULL for OK. */
@@ -148,12 +151,12 @@ void pc_sigv4_key_cache_wipe(pc_sigv4_key_cache_t *c);
 /** What a successful verification established. Holds key material: do not log. */
 typedef struct pc_sigv4_verified {
     pc_sigv4_payload_t payload;
-    uint8_t payload_sha256[32];                /* PAYLOAD_HASH only */
-    int64_t request_time_s;                    /* Unix seconds of x-amz-date / X-Amz-Date */
+    uint8_t payload_sha256[32]; /* PAYLOAD_HASH only */
+    int64_t request_time_s;     /* Unix seconds of x-amz-date / X-Amz-Date */
     char amz_date[PC_SIGV4_AMZ_DATE_LEN + 1];
-    char scope[PC_SIGV4_SCOPE_MAX + 1];        /* date/region/s3/aws4_request */
+    char scope[PC_SIGV4_SCOPE_MAX + 1]; /* date/region/s3/aws4_request */
     uint8_t signing_key[32];
-    uint8_t seed_signature[PC_SIGV4_SIG_LEN];  /* the request's own signature: chains chunk 1 */
+    uint8_t seed_signature[PC_SIGV4_SIG_LEN]; /* the request's own signature: chains chunk 1 */
 } pc_sigv4_verified_t;
 
 /**
@@ -174,6 +177,27 @@ typedef struct pc_sigv4_verified {
 pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_request_t *req,
                                   const char *secret, int64_t now_s, pc_sigv4_key_cache_t *cache,
                                   pc_sigv4_verified_t *out) PC_WUR;
+
+/* ---------- a body with a signed hash (PAYLOAD_HASH) ---------- */
+
+/**
+ * Streaming check of a body against the SHA-256 its request signed. The body
+ * is forwarded as it arrives; a mismatch at the end means the caller must
+ * abort the upstream request and answer 400 XAmzContentSHA256Mismatch.
+ */
+typedef struct pc_sigv4_body_hash {
+    uint64_t bytes; /* fed so far */
+    void *pc__md;   /* EVP_MD_CTX */
+    uint8_t pc__want[32];
+} pc_sigv4_body_hash_t;
+
+/** Start; want is v->payload_sha256. False (nothing to free) if out of memory. */
+bool pc_sigv4_body_hash_init(pc_sigv4_body_hash_t *h, const uint8_t want[32]) PC_WUR;
+void pc_sigv4_body_hash_update(pc_sigv4_body_hash_t *h, const void *data, size_t n);
+/** True if the bytes fed hash to the signed value. Releases the context either way. */
+bool pc_sigv4_body_hash_final(pc_sigv4_body_hash_t *h) PC_WUR;
+/** Release without checking (request abandoned). NULL-safe, idempotent. */
+void pc_sigv4_body_hash_free(pc_sigv4_body_hash_t *h);
 
 /* ---------- aws-chunked bodies (STREAMING-* payloads) ---------- */
 
@@ -206,8 +230,8 @@ typedef enum {
  * The public fields are valid after END; the rest is private.
  */
 typedef struct pc_sigv4_chunked {
-    uint64_t decoded_bytes;                   /* data bytes yielded so far */
-    pc_sigv4_checksum_t checksum;             /* trailing checksum received (NONE if none) */
+    uint64_t decoded_bytes;       /* data bytes yielded so far */
+    pc_sigv4_checksum_t checksum; /* trailing checksum received (NONE if none) */
     char checksum_b64[PC_SIGV4_CHECKSUM_B64_MAX + 1]; /* its value as sent */
     /* private */
     pc_sigv4_payload_t pc__kind;
@@ -219,8 +243,8 @@ typedef struct pc_sigv4_chunked {
     pc_sigv4_checksum_t pc__announced; /* from x-amz-trailer */
     uint64_t pc__expect_len;
     uint64_t pc__remaining;
-    void *pc__sha;  /* EVP_MD_CTX for the chunk's SHA-256 */
-    void *pc__ck;   /* EVP_MD_CTX for sha1/sha256 checksums */
+    void *pc__sha; /* EVP_MD_CTX for the chunk's SHA-256 */
+    void *pc__ck;  /* EVP_MD_CTX for sha1/sha256 checksums */
     uint64_t pc__crc;
     uint8_t pc__state;
     uint8_t pc__sub;
@@ -240,9 +264,8 @@ typedef struct pc_sigv4_chunked {
 bool pc_sigv4_chunked_init(pc_sigv4_chunked_t *d, const pc_sigv4_verified_t *v,
                            uint64_t decoded_len, pc_http1_span_t trailer) PC_WUR;
 /** Feed raw body bytes (already de-framed from HTTP). Same contract as pc_http1_feed. */
-pc_sigv4_chunked_status_t pc_sigv4_chunked_feed(pc_sigv4_chunked_t *d, const char *buf,
-                                                size_t len, size_t *consumed,
-                                                pc_http1_span_t *data);
+pc_sigv4_chunked_status_t pc_sigv4_chunked_feed(pc_sigv4_chunked_t *d, const char *buf, size_t len,
+                                                size_t *consumed, pc_http1_span_t *data);
 /** Release hash contexts and wipe the key. NULL-safe, idempotent. */
 void pc_sigv4_chunked_free(pc_sigv4_chunked_t *d);
 /** Header name of a checksum kind ("x-amz-checksum-crc32", ...), NULL for NONE. */

@@ -146,10 +146,12 @@ static void test_incremental_head(void **state)
 static void test_bodies(void **state)
 {
     (void)state;
-    expect_body("PUT /b/k HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world", "hello world");
+    expect_body("PUT /b/k HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world",
+                "hello world");
     expect_body("PUT /b/k HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", "");
-    expect_body("PUT /b/k HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n12345",
-                "12345");
+    expect_body(
+        "PUT /b/k HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n12345",
+        "12345");
     expect_body("PUT /b/k HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                 "5\r\nhello\r\n1;ext=1;other=\"q\"\r\n \r\n"
                 "A \t;x\r\n0123456789\r\n0\r\n\r\n",
@@ -165,10 +167,11 @@ static void test_bodies(void **state)
 static void test_pipelining(void **state)
 {
     (void)state;
-    const char raw[] = "PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nxy"
-                       "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"
-                       "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n"
-                       "GET /d HTTP/1.0\r\n\r\n";
+    const char raw[] =
+        "PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nxy"
+        "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"
+        "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n"
+        "GET /d HTTP/1.0\r\n\r\n";
     const char *paths[] = {"/a", "/b", "/c", "/d"};
     pc_http1_t p;
     pc_http1_init(&p, false);
@@ -211,7 +214,8 @@ static void test_connection_semantics(void **state)
         {"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, Close\r\n\r\n", false, false},
         {"GET / HTTP/1.0\r\n\r\n", false, false},
         {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true, false},
-        {"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n", true, true},
+        {"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n", true,
+         true},
         {"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", false, false},
     };
     for (size_t i = 0; i < PC_ARRAY_LEN(cases); i++) {
@@ -234,7 +238,8 @@ static void test_refusals(void **state)
         int status;
     } cases[] = {
         /* smuggling */
-        {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+         400},
         {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400},
         {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 4\r\n\r\n", 400},
         {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\n", 400},
@@ -244,7 +249,8 @@ static void test_refusals(void **state)
         {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n", 400},
         {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
         {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400},
-        {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n",
          400},
         {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,chunked\r\n\r\n", 400},
         {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
@@ -253,7 +259,9 @@ static void test_refusals(void **state)
         {"POST / HTTP/1.1\r\nHost: h\r\nX: a\r\n  folded\r\n\r\n", 400},
         {"GET / HTTP/1.1\nHost: h\r\n\r\n", 400},
         {"GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n", 400},
-        {"GET / HTTP/1.1\r\nHost: h\r\nX: a\x01" "b\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: h\r\nX: a\x01"
+         "b\r\n\r\n",
+         400},
         {"GET / HTTP/1.1\r\n\r\n", 400},
         {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
         {"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505},
@@ -265,7 +273,8 @@ static void test_refusals(void **state)
         /* chunked framing */
         {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nx\r\n", 400},
         {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n;a\r\n", 400},
-        {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n", 400},
+        {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n",
+         400},
         {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n", 400},
         {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\nab\r\n", 400},
         {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1 x\r\na\r\n", 400},
@@ -299,7 +308,8 @@ static void test_limits(void **state)
     /* 128 headers are fine, 129 are not */
     for (int extra = 0; extra < 2; extra++) {
         size_t o = (size_t)snprintf(raw, big, "GET / HTTP/1.1\r\nHost: h\r\n");
-        for (int i = 0; i < 127 + extra; i++) o += (size_t)snprintf(raw + o, big - o, "X-%d: v\r\n", i);
+        for (int i = 0; i < 127 + extra; i++)
+            o += (size_t)snprintf(raw + o, big - o, "X-%d: v\r\n", i);
         snprintf(raw + o, big - o, "\r\n");
         assert_int_equal(error_of(raw, false), extra ? 431 : 0);
     }
@@ -338,8 +348,9 @@ static void test_responses(void **state)
 
     /* the answer to a HEAD has no body whatever it says; the flag survives a 100 */
     pc_http1_expect_head_response(&p);
-    const char head[] = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
-                        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz";
+    const char head[] =
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz";
     off = 0;
     n = sizeof(head) - 1;
     int heads = 0;
@@ -379,8 +390,8 @@ static void test_responses(void **state)
     assert_int_equal(p.error_status, 502);
     /* broken responses are 502 */
     assert_int_equal(error_of("HTTP/1.1 20 OK\r\n\r\n", true), 502);
-    assert_int_equal(error_of("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", true),
-                     502);
+    assert_int_equal(
+        error_of("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", true), 502);
     assert_int_equal(error_of("HTTP/1.1 200OK\r\n\r\n", true), 502);
     assert_int_equal(error_of("ICY 200 OK\r\n\r\n", true), 502);
 }
@@ -398,10 +409,12 @@ static void test_chunk_writer(void **state)
     assert_int_equal(n, 2 * sizeof(size_t) + 2);
     /* what the writer produces, the parser reads back */
     char wire[256];
-    size_t o = (size_t)snprintf(wire, sizeof(wire), "PUT / HTTP/1.1\r\nHost: h\r\n"
-                                                    "Transfer-Encoding: chunked\r\n\r\n");
+    size_t o = (size_t)snprintf(wire, sizeof(wire),
+                                "PUT / HTTP/1.1\r\nHost: h\r\n"
+                                "Transfer-Encoding: chunked\r\n\r\n");
     o += pc_http1_chunk_header(wire + o, 26);
-    memcpy(wire + o, "abcdefghijklmnopqrstuvwxyz" PC_HTTP1_CHUNK_END PC_HTTP1_CHUNK_LAST, 26 + 2 + 5);
+    memcpy(wire + o, "abcdefghijklmnopqrstuvwxyz" PC_HTTP1_CHUNK_END PC_HTTP1_CHUNK_LAST,
+           26 + 2 + 5);
     wire[o + 33] = '\0';
     expect_body(wire, "abcdefghijklmnopqrstuvwxyz");
     assert_string_equal(pc_http1_reason(404), "Not Found");
@@ -411,10 +424,14 @@ static void test_chunk_writer(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_simple_get),     cmocka_unit_test(test_incremental_head),
-        cmocka_unit_test(test_bodies),         cmocka_unit_test(test_pipelining),
-        cmocka_unit_test(test_connection_semantics), cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_limits),         cmocka_unit_test(test_responses),
+        cmocka_unit_test(test_simple_get),
+        cmocka_unit_test(test_incremental_head),
+        cmocka_unit_test(test_bodies),
+        cmocka_unit_test(test_pipelining),
+        cmocka_unit_test(test_connection_semantics),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_responses),
         cmocka_unit_test(test_chunk_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

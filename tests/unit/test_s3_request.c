@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static pc_http1_span_t sp(const char *s) { return (pc_http1_span_t){s, s ? strlen(s) : 0}; }
+static pc_http1_span_t sp(const char *s)
+{
+    return (pc_http1_span_t){s, s ? strlen(s) : 0};
+}
 
 static pc_s3_req_result_t parse(const char *method, const char *target, const char *host,
                                 const char *copy, const char *hostname, pc_s3_request_t *r)
@@ -26,7 +29,8 @@ static void expect_op(const char *method, const char *target, const char *copy, 
 {
     pc_s3_request_t r;
     assert_int_equal(parse(method, target, "localhost:9000", copy, NULL, &r), PC_S3_REQ_OK);
-    if (strcmp(r.op_name, op) != 0) fail_msg("%s %s: got %s, want %s", method, target, r.op_name, op);
+    if (strcmp(r.op_name, op) != 0)
+        fail_msg("%s %s: got %s, want %s", method, target, r.op_name, op);
 }
 
 static void test_operations(void **state)
@@ -84,9 +88,9 @@ static void test_path_style(void **state)
 {
     (void)state;
     pc_s3_request_t r;
-    assert_int_equal(parse("GET", "/my-bucket/dir/a%20b%2Bc+d.txt?x=1", "s3.local", NULL, "s3.local",
-                           &r),
-                     PC_S3_REQ_OK);
+    assert_int_equal(
+        parse("GET", "/my-bucket/dir/a%20b%2Bc+d.txt?x=1", "s3.local", NULL, "s3.local", &r),
+        PC_S3_REQ_OK);
     assert_false(r.virtual_hosted);
     assert_string_equal(r.bucket, "my-bucket");
     assert_string_equal(r.key, "dir/a b+c+d.txt"); /* '+' stays '+' in a path */
@@ -169,7 +173,8 @@ static void test_copy_source(void **state)
     assert_string_equal(r.copy_key, "x?y");
     assert_int_equal(parse("PUT", "/dst/k", NULL, "nobucketonly", NULL, &r),
                      PC_S3_REQ_INVALID_COPY_SOURCE);
-    assert_int_equal(parse("PUT", "/dst/k", NULL, "/src/", NULL, &r), PC_S3_REQ_INVALID_COPY_SOURCE);
+    assert_int_equal(parse("PUT", "/dst/k", NULL, "/src/", NULL, &r),
+                     PC_S3_REQ_INVALID_COPY_SOURCE);
     assert_int_equal(parse("PUT", "/dst/k", NULL, "/s/k", NULL, &r), PC_S3_REQ_INVALID_COPY_SOURCE);
     /* ignored where S3 ignores it */
     assert_int_equal(parse("GET", "/dst/k", NULL, "junk", NULL, &r), PC_S3_REQ_OK);

@@ -89,7 +89,8 @@ static void test_documented_header_examples(void **state)
         check("PUT /test%24file.text HTTP/1.1\r\n"
               "Host: examplebucket.s3.amazonaws.com\r\n"
               "Date: Fri, 24 May 2013 00:00:00 GMT\r\n"
-              "Authorization: AWS4-HMAC-SHA256 Credential=" AK "/20130524/us-east-1/s3/aws4_request,"
+              "Authorization: AWS4-HMAC-SHA256 Credential=" AK
+              "/20130524/us-east-1/s3/aws4_request,"
               "SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class,"
               "Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd\r\n"
               "x-amz-date: 20130524T000000Z\r\n"
@@ -103,11 +104,26 @@ static void test_documented_header_examples(void **state)
     pc_sha256("Welcome to Amazon S3.", 21, want);
     assert_memory_equal(v.payload_sha256, want, 32);
 
+    /* the body is checked against the signed hash while it streams */
+    pc_sigv4_body_hash_t bh;
+    assert_true(pc_sigv4_body_hash_init(&bh, v.payload_sha256));
+    pc_sigv4_body_hash_update(&bh, "Welcome to ", 11);
+    pc_sigv4_body_hash_update(&bh, "Amazon S3.", 10);
+    assert_int_equal(bh.bytes, 21);
+    assert_true(pc_sigv4_body_hash_final(&bh));
+    assert_true(pc_sigv4_body_hash_init(&bh, v.payload_sha256));
+    pc_sigv4_body_hash_update(&bh, "Welcome to Amazon S3!", 21);
+    assert_false(pc_sigv4_body_hash_final(&bh));
+    assert_true(pc_sigv4_body_hash_init(&bh, v.payload_sha256));
+    pc_sigv4_body_hash_free(&bh);
+    pc_sigv4_body_hash_free(&bh);
+
     /* GET ?lifecycle: a value-less query parameter */
     assert_int_equal(
         check("GET /?lifecycle HTTP/1.1\r\n"
               "Host: examplebucket.s3.amazonaws.com\r\n"
-              "Authorization: AWS4-HMAC-SHA256 Credential=" AK "/20130524/us-east-1/s3/aws4_request,"
+              "Authorization: AWS4-HMAC-SHA256 Credential=" AK
+              "/20130524/us-east-1/s3/aws4_request,"
               "SignedHeaders=host;x-amz-content-sha256;x-amz-date,"
               "Signature=fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543\r\n"
               "x-amz-date: 20130524T000000Z\r\n"
@@ -119,7 +135,8 @@ static void test_documented_header_examples(void **state)
     assert_int_equal(
         check("GET /?prefix=J&max-keys=2 HTTP/1.1\r\n"
               "Host: examplebucket.s3.amazonaws.com\r\n"
-              "Authorization: AWS4-HMAC-SHA256 Credential=" AK "/20130524/us-east-1/s3/aws4_request, "
+              "Authorization: AWS4-HMAC-SHA256 Credential=" AK
+              "/20130524/us-east-1/s3/aws4_request, "
               "SignedHeaders=host;x-amz-content-sha256;x-amz-date, "
               "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7\r\n"
               "x-amz-date: 20130524T000000Z\r\n"
@@ -255,19 +272,27 @@ static void test_sign_matches_documented(void **state)
     pc_sigv4_amz_date(T20130524, date);
     assert_string_equal(date, "20130524T000000Z");
     pc_sigv4_sign_in_t in = {
-        .method = "GET", .path = {"/test.txt", 9}, .query = {"", 0}, .headers = h, .nheaders = 4,
-        .payload_hash = EMPTY, .access_key = AK, .secret = SECRET, .region = "us-east-1",
-        .service = "s3", .amz_date = date,
+        .method = "GET",
+        .path = {"/test.txt", 9},
+        .query = {"", 0},
+        .headers = h,
+        .nheaders = 4,
+        .payload_hash = EMPTY,
+        .access_key = AK,
+        .secret = SECRET,
+        .region = "us-east-1",
+        .service = "s3",
+        .amz_date = date,
     };
     char authz[PC_SIGV4_AUTHZ_MAX];
     pc_sigv4_key_cache_t cache;
     pc_sigv4_key_cache_init(&cache);
     for (int round = 0; round < 2; round++) { /* the second comes from the key cache */
         assert_true(pc_sigv4_sign(&in, &cache, authz, sizeof(authz), NULL));
-        assert_string_equal(authz,
-                            "AWS4-HMAC-SHA256 Credential=" AK "/20130524/us-east-1/s3/aws4_request,"
-                            "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
-                            "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+        assert_string_equal(
+            authz, "AWS4-HMAC-SHA256 Credential=" AK "/20130524/us-east-1/s3/aws4_request,"
+                   "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
+                   "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
     }
     /* query parameters are canonicalised (sorted) when signing too */
     in.path = (pc_http1_span_t){"/", 1};
@@ -275,8 +300,8 @@ static void test_sign_matches_documented(void **state)
     in.headers = (pc_http1_header_t[]){h[0], h[2], h[3]};
     in.nheaders = 3;
     assert_true(pc_sigv4_sign(&in, &cache, authz, sizeof(authz), NULL));
-    assert_non_null(
-        strstr(authz, "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"));
+    assert_non_null(strstr(
+        authz, "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"));
     /* too small an output buffer is refused, not truncated */
     assert_false(pc_sigv4_sign(&in, &cache, authz, 40, NULL));
     assert_string_equal(authz, "");
@@ -298,9 +323,17 @@ static void test_sign_then_verify(void **state)
         {{"x-amz-meta-a", 12}, {"one  two", 8}},
     };
     pc_sigv4_sign_in_t in = {
-        .method = "PUT", .path = {path, strlen(path)}, .query = {query, strlen(query)},
-        .headers = h, .nheaders = 4, .payload_hash = "UNSIGNED-PAYLOAD", .access_key = "AKPORT",
-        .secret = "s3cr3t", .region = "eu-west-1", .service = "s3", .amz_date = date,
+        .method = "PUT",
+        .path = {path, strlen(path)},
+        .query = {query, strlen(query)},
+        .headers = h,
+        .nheaders = 4,
+        .payload_hash = "UNSIGNED-PAYLOAD",
+        .access_key = "AKPORT",
+        .secret = "s3cr3t",
+        .region = "eu-west-1",
+        .service = "s3",
+        .amz_date = date,
     };
     char authz[PC_SIGV4_AUTHZ_MAX];
     assert_true(pc_sigv4_sign(&in, NULL, authz, sizeof(authz), NULL));
@@ -322,6 +355,54 @@ static void test_sign_then_verify(void **state)
     done(r);
 }
 
+/* A Date header instead of x-amz-date, and a repeated header joined with ','. */
+static void test_date_header_and_repeats(void **state)
+{
+    (void)state;
+    pc_http1_header_t h[] = {
+        {{"Host", 4}, {"b.s3.local", 10}},
+        {{"Date", 4}, {"Fri, 24 May 2013 00:10:00 GMT", 29}},
+        {{"x-amz-content-sha256", 20}, {"UNSIGNED-PAYLOAD", 16}},
+        {{"x-amz-meta-tag", 14}, {"a", 1}},
+        {{"X-Amz-Meta-Tag", 14}, {"b  c", 4}},
+    };
+    pc_sigv4_sign_in_t in = {
+        .method = "GET",
+        .path = {"/k", 2},
+        .query = {"", 0},
+        .headers = h,
+        .nheaders = 5,
+        .payload_hash = "UNSIGNED-PAYLOAD",
+        .access_key = AK,
+        .secret = SECRET,
+        .region = "us-east-1",
+        .service = "s3",
+        .amz_date = "20130524T001000Z",
+    };
+    char authz[PC_SIGV4_AUTHZ_MAX];
+    assert_true(pc_sigv4_sign(&in, NULL, authz, sizeof(authz), NULL));
+    assert_non_null(strstr(authz, "SignedHeaders=date;host;x-amz-content-sha256;x-amz-meta-tag,"));
+    char raw[4096];
+    snprintf(raw, sizeof(raw),
+             "GET /k HTTP/1.1\r\nHost: b.s3.local\r\nDate: Fri, 24 May 2013 00:10:00 GMT\r\n"
+             "x-amz-content-sha256: UNSIGNED-PAYLOAD\r\nx-amz-meta-tag: a\r\n"
+             "X-Amz-Meta-Tag: b c\r\nAuthorization: %s\r\n\r\n",
+             authz);
+    pc_sigv4_verified_t v;
+    assert_int_equal(check(raw, T20130524 + 600, &v), PC_SIGV4_OK);
+    assert_int_equal(v.request_time_s, T20130524 + 600);
+    assert_string_equal(v.amz_date, "20130524T001000Z");
+    /* the repeated header's order is part of what was signed */
+    char *swapped = replace(raw, "x-amz-meta-tag: a\r\nX-Amz-Meta-Tag: b c",
+                            "x-amz-meta-tag: b c\r\nX-Amz-Meta-Tag: a");
+    assert_int_equal(check(swapped, T20130524 + 600, NULL), PC_SIGV4_MISMATCH);
+    free(swapped);
+    /* an unparsable Date is malformed, a stale one skewed */
+    expect_variant(raw, "Fri, 24 May 2013 00:10:00 GMT", "Fri, 24 May 2013 00:10:00 UTC", T20130524,
+                   PC_SIGV4_MALFORMED);
+    assert_int_equal(check(raw, T20130524 + 600 + 901, NULL), PC_SIGV4_SKEWED);
+}
+
 /* ---------- aws-chunked ---------- */
 
 static char *chunked_body(const char *const sigs[3], const char *trailer, size_t *len)
@@ -341,8 +422,8 @@ static char *chunked_body(const char *const sigs[3], const char *trailer, size_t
 }
 
 /* Decode body in pieces of `step`; returns the final status and the data count. */
-static pc_sigv4_chunked_status_t decode(pc_sigv4_chunked_t *d, const char *b, size_t n,
-                                        size_t step, uint64_t *out_bytes, bool *all_a)
+static pc_sigv4_chunked_status_t decode(pc_sigv4_chunked_t *d, const char *b, size_t n, size_t step,
+                                        uint64_t *out_bytes, bool *all_a)
 {
     size_t off = 0;
     uint64_t got = 0;
@@ -355,7 +436,8 @@ static pc_sigv4_chunked_status_t decode(pc_sigv4_chunked_t *d, const char *b, si
         off += used;
         if (st == PC_SIGV4_CHUNKED_DATA) {
             got += data.n;
-            for (size_t i = 0; i < data.n; i++) *all_a = *all_a && data.p[i] == 'a';
+            for (size_t i = 0; i < data.n; i++)
+                *all_a = *all_a && data.p[i] == 'a';
             continue;
         }
         if (st != PC_SIGV4_CHUNKED_NEED_MORE || off == n) {
@@ -412,11 +494,11 @@ static void test_streaming_documented(void **state)
         char c;
         pc_sigv4_chunked_status_t want;
     } flips[] = {
-        {200, 'b', PC_SIGV4_CHUNKED_ERR_SIGNATURE},   /* first chunk's data */
-        {n - 3, 'b', PC_SIGV4_CHUNKED_ERR_FRAMING},  /* final CRLF */
-        {30, '0', PC_SIGV4_CHUNKED_ERR_SIGNATURE},    /* first chunk's signature */
+        {200, 'b', PC_SIGV4_CHUNKED_ERR_SIGNATURE},    /* first chunk's data */
+        {n - 3, 'b', PC_SIGV4_CHUNKED_ERR_FRAMING},    /* final CRLF */
+        {30, '0', PC_SIGV4_CHUNKED_ERR_SIGNATURE},     /* first chunk's signature */
         {n - 10, '0', PC_SIGV4_CHUNKED_ERR_SIGNATURE}, /* last chunk's signature */
-        {0, '2', PC_SIGV4_CHUNKED_ERR_FRAMING},       /* size 20000 > decoded length */
+        {0, '2', PC_SIGV4_CHUNKED_ERR_FRAMING},        /* size 20000 > decoded length */
     };
     for (size_t f = 0; f < PC_ARRAY_LEN(flips); f++) {
         char *t = malloc(n);
@@ -556,6 +638,30 @@ static void test_unsigned_trailer(void **state)
             pc_sigv4_chunked_free(&d);
         }
     }
+    /* 1000 bytes in one chunk, fed whole: the sliced (8 bytes at a time) CRC paths */
+    struct {
+        const char *hdr, *value;
+    } big[] = {
+        {"x-amz-checksum-crc32", "BNqGUQ=="},
+        {"x-amz-checksum-crc32c", "o0U3eg=="},
+        {"x-amz-checksum-crc64nvme", "95nizBLCE4s="},
+    };
+    for (size_t i = 0; i < PC_ARRAY_LEN(big); i++) {
+        char body[1200];
+        size_t n = (size_t)snprintf(body, sizeof(body), "3e8\r\n");
+        for (int k = 0; k < 1000; k++)
+            body[n++] = (char)((k * 7) % 251);
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "\r\n0\r\n%s:%s\r\n\r\n", big[i].hdr,
+                              big[i].value);
+        pc_sigv4_chunked_t d;
+        assert_true(
+            pc_sigv4_chunked_init(&d, &v, 1000, (pc_http1_span_t){big[i].hdr, strlen(big[i].hdr)}));
+        uint64_t got;
+        bool all_a;
+        assert_int_equal(decode(&d, body, n, n, &got, &all_a), PC_SIGV4_CHUNKED_END);
+        pc_sigv4_chunked_free(&d);
+    }
+
     /* no trailer announced: plain framing; trailing bytes are not consumed */
     const char body[] = "3\r\nabc\r\n0\r\n\r\nNEXT";
     pc_sigv4_chunked_t d;
@@ -590,7 +696,8 @@ static void test_payload_kinds(void **state)
     uint8_t h[32];
     assert_int_equal(pc_sigv4_payload_kind(EMPTY, 64, h), PC_SIGV4_PAYLOAD_HASH);
     assert_int_equal(h[0], 0xe3);
-    assert_int_equal(pc_sigv4_payload_kind("UNSIGNED-PAYLOAD", 16, NULL), PC_SIGV4_PAYLOAD_UNSIGNED);
+    assert_int_equal(pc_sigv4_payload_kind("UNSIGNED-PAYLOAD", 16, NULL),
+                     PC_SIGV4_PAYLOAD_UNSIGNED);
     assert_int_equal(pc_sigv4_payload_kind("STREAMING-UNSIGNED-PAYLOAD-TRAILER", 34, NULL),
                      PC_SIGV4_PAYLOAD_STREAMING_UNSIGNED_TRAILER);
     assert_int_equal(pc_sigv4_payload_kind("STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD", 40, NULL),
@@ -609,6 +716,7 @@ int main(void)
         cmocka_unit_test(test_presigned),
         cmocka_unit_test(test_sign_matches_documented),
         cmocka_unit_test(test_sign_then_verify),
+        cmocka_unit_test(test_date_header_and_repeats),
         cmocka_unit_test(test_streaming_documented),
         cmocka_unit_test(test_streaming_trailer_documented),
         cmocka_unit_test(test_unsigned_trailer),

@@ -35,10 +35,11 @@ static void test_document(void **state)
     size_t n = pc_s3_error_xml(out, sizeof(out), "AccessDenied", "blocked: <policy> \"a\" & 'b'",
                                "/bkt/k&1", "req-1");
     assert_int_equal(n, strlen(out));
-    assert_string_equal(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                             "<Error><Code>AccessDenied</Code>"
-                             "<Message>blocked: &lt;policy&gt; &quot;a&quot; &amp; &apos;b&apos;</Message>"
-                             "<Resource>/bkt/k&amp;1</Resource><RequestId>req-1</RequestId></Error>");
+    assert_string_equal(
+        out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+             "<Error><Code>AccessDenied</Code>"
+             "<Message>blocked: &lt;policy&gt; &quot;a&quot; &amp; &apos;b&apos;</Message>"
+             "<Resource>/bkt/k&amp;1</Resource><RequestId>req-1</RequestId></Error>");
     n = pc_s3_error_xml(out, sizeof(out), "NoSuchKey", NULL, NULL, NULL);
     assert_string_equal(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                              "<Error><Code>NoSuchKey</Code>"
@@ -57,14 +58,19 @@ static void test_escaping(void **state)
     /* valid UTF-8 kept; invalid bytes, controls and non-characters replaced */
     assert_int_equal(pc_s3_xml_escape(out, sizeof(out), "\xE2\x82\xAC", 3), 3);
     assert_string_equal(out, "\xE2\x82\xAC");
-    assert_int_equal(pc_s3_xml_escape(out, sizeof(out), "a\xFF" "b", 3), 5);
-    assert_string_equal(out, "a\xEF\xBF\xBD" "b");
+    assert_int_equal(pc_s3_xml_escape(out, sizeof(out),
+                                      "a\xFF"
+                                      "b",
+                                      3),
+                     5);
+    assert_string_equal(out, "a\xEF\xBF\xBD"
+                             "b");
     assert_int_equal(pc_s3_xml_escape(out, sizeof(out), "\x01", 1), 3);
-    assert_int_equal(pc_s3_xml_escape(out, sizeof(out), "\xC0\x80", 2), 6);   /* overlong NUL */
+    assert_int_equal(pc_s3_xml_escape(out, sizeof(out), "\xC0\x80", 2), 6);     /* overlong NUL */
     assert_int_equal(pc_s3_xml_escape(out, sizeof(out), "\xED\xA0\x80", 3), 3); /* surrogate */
     assert_int_equal(pc_s3_xml_escape(out, sizeof(out), "\xEF\xBF\xBF", 3), 3); /* U+FFFF */
     assert_string_equal(out, "\xEF\xBF\xBD");
-    assert_int_equal(pc_s3_xml_escape(out, sizeof(out), "\xE2\x82", 2), 6);   /* truncated */
+    assert_int_equal(pc_s3_xml_escape(out, sizeof(out), "\xE2\x82", 2), 6); /* truncated */
     assert_int_equal(pc_s3_xml_escape(out, sizeof(out), "a\r\n\tb", 5), 9);
     assert_string_equal(out, "a&#13;\n\tb");
     assert_int_equal(pc_s3_xml_escape(out, 5, "&", 1), (size_t)-1);

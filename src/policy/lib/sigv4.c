@@ -40,7 +40,8 @@ bool pc_plib_sigv4_sign(const pc_plib_sigv4_in_t *in, pc_plib_sigv4_out_t *out)
     /* Headers to sign: OPA's own first, then the request's (which win over them). */
     pc_http1_header_t h[PC_SIGV4_MAX_SIGNED_HEADERS];
     size_t nh = 0;
-    const char *own_names[4] = {"host", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"};
+    const char *own_names[4] = {"host", "x-amz-date", "x-amz-content-sha256",
+                                "x-amz-security-token"};
     const char *own_vals[4] = {out->host, out->amz_date, out->content_sha256, out->security_token};
     for (int i = 0; i < 4; i++)
         if (own_vals[i])
@@ -53,16 +54,25 @@ bool pc_plib_sigv4_sign(const pc_plib_sigv4_in_t *in, pc_plib_sigv4_out_t *out)
             continue;
         const char *val = in->hdr_values[i] ? in->hdr_values[i] : "";
         size_t j = 0;
-        while (j < nh && !(h[j].name.n == name.n && !strncasecmp(h[j].name.p, name.p, name.n))) j++;
+        while (j < nh && !(h[j].name.n == name.n && !strncasecmp(h[j].name.p, name.p, name.n)))
+            j++;
         h[j] = (pc_http1_header_t){name, {val, strlen(val)}};
         if (j == nh) nh++;
     }
     const char *path = in->escaped_path ? in->escaped_path : "";
     const char *query = in->raw_query ? in->raw_query : "";
     pc_sigv4_sign_in_t si = {
-        .method = in->method, .path = {path, strlen(path)}, .query = {query, strlen(query)},
-        .headers = h, .nheaders = nh, .payload_hash = body_hash, .access_key = in->access_key,
-        .secret = in->secret_key, .region = in->region, .service = in->service, .amz_date = iso,
+        .method = in->method,
+        .path = {path, strlen(path)},
+        .query = {query, strlen(query)},
+        .headers = h,
+        .nheaders = nh,
+        .payload_hash = body_hash,
+        .access_key = in->access_key,
+        .secret = in->secret_key,
+        .region = in->region,
+        .service = in->service,
+        .amz_date = iso,
         .verbatim = true, /* OPA signs the URL's escaped path and raw query as they are */
     };
     char authz[PC_SIGV4_AUTHZ_MAX];
