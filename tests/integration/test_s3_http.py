@@ -192,3 +192,38 @@ def test_upstream_connections_reused(s3env, s3rver):
     opened = s3rver.connections - before
     print(f"30 sequential requests opened {opened} upstream connections")
     assert opened <= 3
+
+
+@pytest.mark.parametrize("wire", [
+    b"GARBAGE\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: nope\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n",
+    b"PUT /b/k HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+], ids=["garbage", "bad-length", "huge-header", "bad-chunk"])
+def test_bad_input_answered_not_fatal(s3env, s3rver, wire):
+    """Design §10: a protocol-native error to that client only, never a crash or a
+    hang of other clients (one of them holds half a request open meanwhile)."""
+    b = new_bucket("bad")
+    s3rver.ensure_bucket(b)
+    s3rver.client().put_object(Bucket=b, Key="k", Body=b"v")
+    env = s3env()
+    with socket.create_connection(("127.0.0.1", env.port), timeout=30) as idle:
+        idle.sendall(b"GET /half HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+        with socket.create_connection(("127.0.0.1", env.port), timeout=30) as s:
+            try:
+                s.sendall(wire)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused mid-way: the answer may already be there
+            got = b""
+            try:
+                while b"\r\n\r\n" not in got:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            except ConnectionResetError:
+                pass
+        assert got.startswith(b"HTTP/1.1 4"), got[:200]
+        r = env.raw(ALICE, "GET", f"/{b}/k")
+        assert (r.status, r.body) == (200, b"v")
+    assert env.connector.proc.poll() is None
