@@ -565,10 +565,16 @@ def start_s3env(connector, upstream, tmpdir, *, policies=None, files=None, hostn
 
 @pytest.fixture
 def s3env(connector, s3rver, tmp_path):
+    envs = []
+
     def factory(**kw):
-        return start_s3env(connector, s3rver, tmp_path, **kw)
+        envs.append(start_s3env(connector, s3rver, tmp_path, **kw))
+        return envs[-1]
     s3rver.sig_errors.clear()
     yield factory
+    for e in envs:  # design §6/§10: never a secret in a log line
+        logs = "\n".join(e.connector.raw_stderr)
+        assert ALICE.secret not in logs and BOB.secret not in logs
     errors, s3rver.sig_errors[:] = list(s3rver.sig_errors), []
     assert not errors, "upstream requests not signed with the resource's credentials:\n" + \
         "\n".join(errors[:5])
