@@ -17,7 +17,7 @@ from s3harness import ALICE, BOB, refused, s3rver, start_s3env  # noqa: F401
 from test_cluster_membership import ADDRS, pick_ports, ready_body
 from test_s3_policy import SEED_POLICY, SENSITIVE, new_bucket, seed_buckets
 
-PACE = 1.5
+PACE = 2.0
 
 
 @pytest.fixture
