@@ -33,6 +33,7 @@ An :class:`S3Env` has ``connector``, ``port``, ``endpoint`` and the client helpe
 clock or a tampered body), ``get_url(url)``. Users are :class:`Key` values.
 """
 
+import base64
 import datetime
 import hashlib
 import hmac
@@ -51,6 +52,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
+import zlib
 from collections import namedtuple
 from unittest import mock
 
@@ -426,22 +428,46 @@ def chunk_signed_body(key, when, seed_signature, data, chunk_size, tamper_chunk=
     return b"".join(out)
 
 
+def _sign_headers(url, method, key, headers, when):
+    """Headers (Host included) signed with the payload hash already in headers
+    (X-Amz-Content-SHA256), as the streaming variants need."""
+    req = AWSRequest(method=method, url=url, headers=headers)
+    auth = botocore.auth.SigV4Auth(Credentials(key.id, key.secret), "s3", REGION)
+    with mock.patch.object(botocore.auth, "datetime", _fixed_clock(when)):
+        auth.add_auth(req)
+    out = dict(req.headers.items())
+    out["Host"] = urllib.parse.urlsplit(url).netloc
+    return out
+
+
 def chunk_signed_request(url, key, data, chunk_size=64 * 1024, tamper_chunk=None):
     """(headers, body) of a PUT with chunk signatures, as older SDKs and tools send."""
     when = datetime.datetime.utcnow().replace(microsecond=0)
     encoded_len = len(chunk_signed_body(key, when, "0" * 64, data, chunk_size))
-    headers = {"X-Amz-Content-SHA256": STREAMING, "Content-Encoding": "aws-chunked",
-               "X-Amz-Decoded-Content-Length": str(len(data)),
-               "Content-Length": str(encoded_len)}
-    req = AWSRequest(method="PUT", url=url, headers=headers)
-    auth = botocore.auth.SigV4Auth(Credentials(key.id, key.secret), "s3", REGION)
-    with mock.patch.object(botocore.auth, "datetime", _fixed_clock(when)):
-        auth.add_auth(req)
-    seed = req.headers["Authorization"].rsplit("Signature=", 1)[1]
-    body = chunk_signed_body(key, when, seed, data, chunk_size, tamper_chunk)
-    out = dict(req.headers.items())
-    out["Host"] = urllib.parse.urlsplit(url).netloc
-    return out, body
+    out = _sign_headers(url, "PUT", key, {
+        "X-Amz-Content-SHA256": STREAMING, "Content-Encoding": "aws-chunked",
+        "X-Amz-Decoded-Content-Length": str(len(data)), "Content-Length": str(encoded_len)},
+        when)
+    seed = out["Authorization"].rsplit("Signature=", 1)[1]
+    return out, chunk_signed_body(key, when, seed, data, chunk_size, tamper_chunk)
+
+
+def unsigned_trailer_request(url, key, data, chunk_size=64 * 1024, crc32=None):
+    """(headers, body) of a PUT as current AWS SDKs stream one:
+    STREAMING-UNSIGNED-PAYLOAD-TRAILER, aws-chunked, CRC32 in the trailer
+    (crc32: the trailer's value, default the right one)."""
+    if crc32 is None:
+        crc32 = zlib.crc32(data)
+    chunks = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)]
+    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks)
+    body += b"0\r\nx-amz-checksum-crc32:%s\r\n\r\n" % base64.b64encode(
+        crc32.to_bytes(4, "big"))
+    when = datetime.datetime.utcnow().replace(microsecond=0)
+    return _sign_headers(url, "PUT", key, {
+        "X-Amz-Content-SHA256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "Content-Encoding": "aws-chunked", "X-Amz-Trailer": "x-amz-checksum-crc32",
+        "X-Amz-Decoded-Content-Length": str(len(data)), "Content-Length": str(len(body))},
+        when), body
 
 
 def aws_config_file(directory, addressing="path"):

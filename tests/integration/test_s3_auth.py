@@ -9,11 +9,12 @@ import json
 import os
 import time
 import uuid
+import zlib
 
 import pytest
 
 from s3harness import (ALICE, BOB, UPSTREAM_KEY, Key, chunk_signed_request, error_code,  # noqa: F401
-                       refused, s3env, s3rver, send, sign_request)
+                       refused, s3env, s3rver, send, sign_request, unsigned_trailer_request)
 
 MiB = 1 << 20
 
@@ -181,3 +182,20 @@ def test_refusals_audited_without_secrets(env):
     text = json.dumps(env.connector.spool_records())
     assert ALICE.secret not in text
     assert url.rsplit("X-Amz-Signature=", 1)[1][:64] not in text
+
+
+def test_unsigned_trailer_checksum(env, s3rver):
+    """STREAMING-UNSIGNED-PAYLOAD-TRAILER with a CRC32 trailer: decoded upstream;
+    a wrong checksum is refused (BadDigest) and nothing is stored."""
+    data = os.urandom(200 * 1024 + 3)
+    url = f"http://127.0.0.1:{env.port}/{env.bucket}/trailer.bin"
+    headers, body = unsigned_trailer_request(url, ALICE, data)
+    r = send(env.port, "PUT", f"/{env.bucket}/trailer.bin", headers, body)
+    assert r.status == 200, r
+    assert s3rver.client().get_object(Bucket=env.bucket, Key="trailer.bin")["Body"].read() == data
+
+    bad_url = url.replace("trailer.bin", "bad-trailer.bin")
+    headers, body = unsigned_trailer_request(bad_url, ALICE, data, crc32=zlib.crc32(data) ^ 1)
+    r = send(env.port, "PUT", f"/{env.bucket}/bad-trailer.bin", headers, body)
+    assert (r.status, r.code) == (400, "BadDigest"), r
+    assert not upstream_has(s3rver, env.bucket, "bad-trailer.bin")
