@@ -13,7 +13,8 @@
  *    `optional` tells TLS from plaintext by the first byte, `required`
  *    refuses plaintext, `disabled` never offers it.
  *  - Every request carries AWS SigV4 (header or presigned query) made with a
- *    key from users[].access_keys; the request is judged by the pre_request
+ *    key from users[].access_keys; the connection's user is judged by the
+ *    session stage at its first request, every request by the pre_request
  *    stage with input.bucket / object / request; then re-signed with the
  *    resource's credentials and region and sent path-style to its endpoint
  *    (http or https, verified against the system CAs) over a per-worker

@@ -58,6 +58,7 @@ typedef struct s3_worker {
     struct session *head;
     size_t count;
     pc__s3_upool_t *pool;
+    bool stopping; /* worker_stop ran: the last session frees this */
     pc_sigv4_key_cache_t keys; /* derived signing keys: verification and upstream signing */
 } s3_worker_t;
 
@@ -174,18 +175,23 @@ static uint64_t next_session_id(void)
     return b + atomic_fetch_add(&seq, 1) + 1;
 }
 
+/*
+ * Request ids only need to be unique and unguessable enough not to collide:
+ * splitmix64 over a per-thread state seeded once from the CSPRNG (RAND_bytes
+ * per request takes OpenSSL's locks on the hot path).
+ */
 static void new_request_id(char out[17])
 {
     static const char hex[] = "0123456789ABCDEF";
-    uint8_t r[8];
-    if (RAND_bytes(r, sizeof r) != 1) {
-        uint64_t t = pc_now_mono_ns();
-        memcpy(r, &t, sizeof r);
-    }
-    for (size_t i = 0; i < 8; i++) {
-        out[2 * i] = hex[r[i] >> 4];
-        out[2 * i + 1] = hex[r[i] & 15];
-    }
+    static _Thread_local uint64_t state;
+    if (!state && RAND_bytes((unsigned char *)&state, sizeof state) != 1)
+        state = pc_now_wall_ns() ^ (uint64_t)(uintptr_t)&state;
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    for (int i = 15; i >= 0; i--, z >>= 4)
+        out[i] = hex[z & 15];
     out[16] = 0;
 }
 
@@ -337,15 +343,17 @@ static void audit_base(session_t *s, pc_audit_rec_t *r, pc_audit_kind_t kind, co
     r->status = -1;
 }
 
-static void audit_session_start(session_t *s)
+/* A blocked session gets its start record but no session_end (as PostgreSQL). */
+static void audit_session_start(session_t *s, const pc_decision_t *d)
 {
-    if (s->started || !s->user) return;
-    s->started = true;
-    s->session_user = strdup(s->user->username);
+    bool blocked = d->action == PC_DECISION_BLOCK;
     pc_audit_rec_t r;
     audit_base(s, &r, PC_AUDIT_SESSION_START, s->user->username);
-    r.decision = "allow";
+    r.decision = blocked ? "block" : "allow";
+    r.policies = d->policies[0] ? d->policies : NULL;
+    r.reason = d->reason[0] ? d->reason : NULL;
     audit_emit(s, &r);
+    if (!blocked) s->started = true;
 }
 
 static void audit_request(session_t *s)
@@ -403,6 +411,7 @@ static void handle_gone(session_t *s)
     if (s->m_closed) pc_metric_add(s->m_closed, 1);
     pc_snapshot_unref(s->snap);
     free(s);
+    if (sw->stopping && !sw->head) free(sw);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -691,7 +700,45 @@ static bool authenticate(session_t *s, const pc_http1_msg_t *m)
         send_error(s, pc_sigv4_result_code(r, auth.presigned), pc_sigv4_result_message(r));
         return false;
     }
-    audit_session_start(s);
+    return true;
+}
+
+static void block_request(session_t *s);
+
+/*
+ * The session stage (design §4): judged for the connection's user at its
+ * first authenticated request, and again when a later request on the same
+ * connection comes from another user. False when the request was answered.
+ */
+static bool session_stage(session_t *s)
+{
+    if (s->session_user && strcmp(s->session_user, s->user->username) == 0) return true;
+    pc_decision_ctx_t c;
+    memset(&c, 0, sizeof c);
+    c.stage = PC_STAGE_SESSION;
+    c.snapshot = pc_worker_snapshot(s->w);
+    if (!c.snapshot) c.snapshot = s->snap;
+    c.user = s->user;
+    c.resource = s->resource;
+    c.listener = s->listener;
+    c.client_ip = s->client_ip;
+    c.tls = s->tls != NULL;
+    c.session_id = s->id;
+    c.instance = pc_worker_ctx(s->w)->instance_name;
+    pc_decision_eval(&c, &s->dec);
+    if (!s->started) audit_session_start(s, &s->dec);
+    if (s->dec.action == PC_DECISION_BLOCK) {
+        s->judged = true;
+        s->close_after = true;
+        block_request(s);
+        return false;
+    }
+    free(s->session_user);
+    s->session_user = strdup(s->user->username);
+    if (!s->session_user) {
+        session_close(s);
+        return false;
+    }
     return true;
 }
 
@@ -1075,6 +1122,28 @@ static void body_end(session_t *s)
     s->state = CS_RESPONSE;
 }
 
+/* A block decision (s->dec) for the current request: AccessDenied with the
+ * reason, or for block_silently the connection closes without an answer. */
+static void block_request(session_t *s)
+{
+    pc_log_info("s3 request blocked", PC_LUINT("session", s->id),
+                PC_LSTR("user", s->user->username), PC_LSTR("operation", s->rq.op_name),
+                PC_LSTR("bucket", s->rq.bucket), PC_LSTR("reason", s->dec.reason));
+    if (s->dec.block_type == PC_BLOCK_SILENTLY) {
+        s->status = 0;
+        s->error = strdup("blocked silently: connection closed");
+        audit_request(s);
+        s->req_active = false;
+        session_close(s);
+        return;
+    }
+    const char *msg = s->dec.block_type == PC_BLOCK_CUSTOM_MESSAGE && s->dec.message[0]
+                          ? s->dec.message
+                      : s->dec.reason[0] ? s->dec.reason
+                                         : "Access Denied";
+    send_error(s, "AccessDenied", msg);
+}
+
 /* ---------- request head ---------- */
 
 static void bind_resource(session_t *s)
@@ -1152,6 +1221,7 @@ static void handle_head(session_t *s, const pc_http1_msg_t *m)
         return;
     }
     if (!authenticate(s, m)) return;
+    if (!session_stage(s)) return;
     if (!body_setup(s, m)) return;
 
     pc_decision_ctx_t c;
@@ -1160,22 +1230,7 @@ static void handle_head(session_t *s, const pc_http1_msg_t *m)
     pc_decision_eval(&c, &s->dec);
     s->judged = true;
     if (s->dec.action == PC_DECISION_BLOCK) {
-        pc_log_info("s3 request blocked", PC_LUINT("session", s->id),
-                    PC_LSTR("user", s->user->username), PC_LSTR("operation", s->rq.op_name),
-                    PC_LSTR("bucket", s->rq.bucket), PC_LSTR("reason", s->dec.reason));
-        if (s->dec.block_type == PC_BLOCK_SILENTLY) {
-            s->status = 0;
-            s->error = strdup("blocked silently: connection closed");
-            audit_request(s);
-            s->req_active = false;
-            session_close(s);
-            return;
-        }
-        const char *msg = s->dec.block_type == PC_BLOCK_CUSTOM_MESSAGE && s->dec.message[0]
-                              ? s->dec.message
-                          : s->dec.reason[0] ? s->dec.reason
-                                             : "Access Denied";
-        send_error(s, "AccessDenied", msg);
+        block_request(s);
         return;
     }
     if (!s->resource || !s->ep_ok) {
@@ -1667,20 +1722,29 @@ static size_t active_sessions(pc_worker_t *w)
     return n;
 }
 
+/*
+ * The loop runs once more after this, for close callbacks: every session
+ * still listed (ended by terminate_all, or lingering after its last answer)
+ * has its handles closed now, and the last one to go frees sw.
+ */
 static void worker_stop(pc_worker_t *w)
 {
     void **slot = pc_worker_proto_slot(w, PC_TECH_S3);
     s3_worker_t *sw = *slot;
     if (!sw) return;
-    pc__s3_upool_close(sw->pool);
-    pc_sigv4_key_cache_wipe(&sw->keys);
-    /* Sessions still listed were ended by terminate_all; their handles close
-     * in the loop's last run, and handle_gone must still find sw: it is
-     * released with the thread (a few hundred bytes once per worker). */
-    if (!sw->head) {
-        free(sw);
-        *slot = NULL;
+    *slot = NULL;
+    sw->stopping = true;
+    for (session_t *s = sw->head; s; s = s->next) {
+        if (s->state != CS_CLOSING) {
+            s->client_gone = true;
+            session_close(s);
+        }
+        close_client_now(s);
     }
+    pc__s3_upool_close(sw->pool);
+    sw->pool = NULL;
+    pc_sigv4_key_cache_wipe(&sw->keys);
+    if (!sw->head) free(sw);
 }
 
 const pc_proto_t pc_s3_proto = {

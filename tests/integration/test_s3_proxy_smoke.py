@@ -64,7 +64,12 @@ pre_request := {"action": "block", "type": "block_with_custom_message",
 pre_request := {"action": "block", "type": "block_silently"} if {
   input.object.key == "hush"
 }
+session := {"action": "block", "type": "block_with_custom_message",
+            "reason": "user is suspended", "message": "suspended"} if {
+  input.user.username == "suspended"
+}
 """
+SUSPENDED_KEY, SUSPENDED_SECRET = "PCSUSPENDED000000001", "suspended-secret-0123456789"
 
 
 @pytest.fixture
@@ -78,7 +83,10 @@ def s3conn(connector, s3rver):
         "listeners": [{"name": "s3", "port": lport, "resource": "s3-main",
                        "tls": "disabled"}],
         "users": [{"username": "smoke", "email": "smoke@example.com", "type": "machine",
-                   "groups": [], "access_keys": [{"id": KEY_ID, "secret": SECRET}]}],
+                   "groups": [], "access_keys": [{"id": KEY_ID, "secret": SECRET}]},
+                  {"username": "suspended", "email": "s@example.com", "type": "human",
+                   "groups": [], "access_keys": [{"id": SUSPENDED_KEY,
+                                                  "secret": SUSPENDED_SECRET}]}],
     }
     c = connector(objects, files={"smoke.rego": BLOCK_POLICY}, workers=1, drain_timeout="20s")
     c.s3_port = lport
@@ -491,3 +499,21 @@ def test_tls_listeners_and_https_upstream(connector, tmp_path):
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_session_stage_blocks_user(s3conn):
+    global KEY_ID, SECRET
+    port = s3conn.s3_port
+    keep = KEY_ID, SECRET
+    KEY_ID, SECRET = SUSPENDED_KEY, SUSPENDED_SECRET
+    try:
+        st, h, b = do(port, "GET", "/")
+    finally:
+        KEY_ID, SECRET = keep
+    assert st == 403 and b"<Code>AccessDenied</Code>" in b and b"suspended" in b
+    assert h.get("connection") == "close"
+    assert do(port, "GET", "/")[0] == 200  # other users are not affected
+    recs = s3conn.wait_spool(lambda r: any(x.get("type") == "session_start" and
+                                           x.get("user") == "suspended" for x in r))
+    start = [x for x in recs if x.get("type") == "session_start" and x["user"] == "suspended"][0]
+    assert start["decision"] == "block" and start["reason"] == "user is suspended"
