@@ -381,9 +381,13 @@ static pc_http1_event_t feed_head(pc_http1_t *p, const char *buf, size_t len, si
                 return fail(p, 414, "request line too long");
             return fail(p, 431, "request head too large");
         }
-        if (!p->pc__response && len - start > PC_HTTP1_MAX_TARGET + 64 &&
-            !memchr(buf + start, '\n', len - start))
-            return fail(p, 414, "request line too long");
+        /* pc__line remembers that the request line ended: a head trickling in
+         * byte by byte must not be rescanned for it on every call. */
+        if (!p->pc__response && !p->pc__line && len - start > PC_HTTP1_MAX_TARGET + 64) {
+            if (!memchr(buf + start, '\n', len - start))
+                return fail(p, 414, "request line too long");
+            p->pc__line = 1;
+        }
         p->pc__scanned = len;
         return PC_HTTP1_NEED_MORE;
     }

@@ -166,6 +166,11 @@ static void scan_query(const char *q, size_t n, query_t *out)
         const char *v = eq ? eq + 1 : e;
         size_t vl = (size_t)(e - v);
         if (nl) out->any = true;
+        /* Signing parameters (X-Amz-*) and the like are never subresources. */
+        if (nl == 0 || (p[0] >= 'A' && p[0] <= 'Z')) {
+            p = amp ? amp + 1 : end;
+            continue;
+        }
         if (name_is(p, nl, "uploads"))
             out->uploads = true;
         else if (name_is(p, nl, "uploadId"))

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -180,20 +181,110 @@ static size_t reencode(const char *s, size_t n, bool plus_is_space, bool keep_sl
     return o;
 }
 
+/* ---------- hashing without OpenSSL 3's per-call fetch ---------- */
+
+/*
+ * One-shot HMAC() and SHA256() look the algorithm up on every call, which
+ * costs more than the hashing of a request's few hundred bytes. The digest is
+ * fetched once; each verification reuses one context and does HMAC by hand.
+ */
+static EVP_MD *sha256_fetched;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+static void fetch_md(void)
+{
+    sha256_fetched = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+}
+
+static const EVP_MD *sha256_md(void)
+{
+    pthread_once(&md_once, fetch_md);
+    return sha256_fetched ? sha256_fetched : EVP_sha256();
+}
+
+static bool digest2(EVP_MD_CTX *ctx, const void *a, size_t an, const void *b, size_t bn,
+                    uint8_t out[32])
+{
+    unsigned int len = 0;
+    return EVP_DigestInit_ex(ctx, sha256_md(), NULL) == 1 && EVP_DigestUpdate(ctx, a, an) == 1 &&
+           (bn == 0 || EVP_DigestUpdate(ctx, b, bn) == 1) &&
+           EVP_DigestFinal_ex(ctx, out, &len) == 1 && len == 32;
+}
+
+/* HMAC-SHA256 with a 32-byte key (RFC 2104). */
+static bool hmac32(EVP_MD_CTX *ctx, const uint8_t key[32], const void *msg, size_t n,
+                   uint8_t out[32])
+{
+    uint8_t pad[64], inner[32];
+    for (int i = 0; i < 64; i++)
+        pad[i] = (uint8_t)((i < 32 ? key[i] : 0) ^ 0x36);
+    bool ok = digest2(ctx, pad, 64, msg, n, inner);
+    for (int i = 0; i < 64; i++)
+        pad[i] ^= 0x36 ^ 0x5c;
+    ok = ok && digest2(ctx, pad, 64, inner, 32, out);
+    OPENSSL_cleanse(pad, sizeof(pad));
+    return ok;
+}
+
 /* ---------- canonical request ---------- */
 
+/* The canonical request is built in one buffer (on the stack when small) and hashed once. */
 typedef struct {
-    EVP_MD_CTX *md;
-    bool ok;
-} sink_t;
+    char *p;
+    size_t n, cap;
+    bool oom;
+    char local[2048];
+} cbuf_t;
 
-static void put(sink_t *s, const void *p, size_t n)
+static void cb_init(cbuf_t *b)
 {
-    if (s->ok && n) s->ok = EVP_DigestUpdate(s->md, p, n) == 1;
+    b->p = b->local;
+    b->n = 0;
+    b->cap = sizeof(b->local);
+    b->oom = false;
 }
-static void putc_(sink_t *s, char c)
+
+static void cb_free(cbuf_t *b)
 {
-    put(s, &c, 1);
+    if (b->p != b->local) free(b->p);
+}
+
+/* Room for `extra` more bytes at b->p + b->n, or NULL (and oom) if none. */
+static char *cb_reserve(cbuf_t *b, size_t extra)
+{
+    if (b->oom) return NULL;
+    if (b->cap - b->n >= extra) return b->p + b->n;
+    size_t cap = b->cap;
+    while (cap - b->n < extra) {
+        if (cap > SIZE_MAX / 2) {
+            b->oom = true;
+            return NULL;
+        }
+        cap *= 2;
+    }
+    char *np = malloc(cap);
+    if (!np) {
+        b->oom = true;
+        return NULL;
+    }
+    memcpy(np, b->p, b->n);
+    cb_free(b);
+    b->p = np;
+    b->cap = cap;
+    return b->p + b->n;
+}
+
+static void put(cbuf_t *b, const void *p, size_t n)
+{
+    char *d = cb_reserve(b, n);
+    if (!d) return;
+    memcpy(d, p, n);
+    b->n += n;
+}
+
+static void putc_(cbuf_t *b, char c)
+{
+    put(b, &c, 1);
 }
 
 typedef struct {
@@ -213,12 +304,19 @@ static int qparam_cmp(const void *a, const void *b)
     return 0;
 }
 
-/* Canonical query string into the sink; false on a malformed query. */
-static bool put_canonical_query(sink_t *s, const char *q, size_t n, bool drop_signature)
+/* Canonical query string into b; false on a malformed query. */
+static bool put_canonical_query(cbuf_t *b, const char *q, size_t n, bool drop_signature)
 {
     if (n == 0) return true;
-    char *scratch = malloc(3 * n);
-    qparam_t *params = malloc(MAX_QUERY_PARAMS * sizeof(*params));
+    char local_scratch[1536];
+    qparam_t local_params[32];
+    size_t count = 1;
+    for (size_t i = 0; i < n; i++)
+        count += q[i] == '&';
+    if (count > MAX_QUERY_PARAMS) return false;
+    char *scratch = 3 * n <= sizeof(local_scratch) ? local_scratch : malloc(3 * n);
+    qparam_t *params =
+        count <= PC_ARRAY_LEN(local_params) ? local_params : malloc(count * sizeof(*params));
     size_t np = 0, o = 0;
     bool ok = scratch && params;
     const char *p = q, *end = q + n;
@@ -228,10 +326,6 @@ static bool put_canonical_query(sink_t *s, const char *q, size_t n, bool drop_si
         if (e > p) {
             const char *eq = memchr(p, '=', (size_t)(e - p));
             const char *ne = eq ? eq : e;
-            if (np == MAX_QUERY_PARAMS) {
-                ok = false;
-                break;
-            }
             qparam_t *qp = &params[np];
             size_t nl = reencode(p, (size_t)(ne - p), true, false, scratch + o);
             if (nl == (size_t)-1) {
@@ -259,19 +353,19 @@ static bool put_canonical_query(sink_t *s, const char *q, size_t n, bool drop_si
     if (ok) {
         qsort(params, np, sizeof(*params), qparam_cmp);
         for (size_t i = 0; i < np; i++) {
-            if (i) putc_(s, '&');
-            put(s, params[i].name, params[i].name_len);
-            putc_(s, '=');
-            put(s, params[i].value, params[i].value_len);
+            if (i) putc_(b, '&');
+            put(b, params[i].name, params[i].name_len);
+            putc_(b, '=');
+            put(b, params[i].value, params[i].value_len);
         }
     }
-    free(scratch);
-    free(params);
+    if (scratch != local_scratch) free(scratch);
+    if (params != local_params) free(params);
     return ok;
 }
 
 /* Trimmed value with runs of spaces collapsed to one. */
-static void put_header_value(sink_t *s, const char *v, size_t n, bool verbatim)
+static void put_header_value(cbuf_t *s, const char *v, size_t n, bool verbatim)
 {
     if (verbatim) {
         put(s, v, n);
@@ -313,43 +407,39 @@ typedef struct {
 typedef enum { CANON_OK, CANON_MALFORMED, CANON_MISSING_HEADER, CANON_OOM } canon_res_t;
 
 /* SHA-256 of the canonical request. */
-static canon_res_t canonical_hash(const canon_t *c, uint8_t out[32])
+static canon_res_t canonical_hash(const canon_t *c, EVP_MD_CTX *ctx, uint8_t out[32])
 {
-    sink_t s = {EVP_MD_CTX_new(), true};
-    if (!s.md) return CANON_OOM;
+    cbuf_t b;
+    cb_init(&b);
     canon_res_t res = CANON_OK;
-    s.ok = EVP_DigestInit_ex(s.md, EVP_sha256(), NULL) == 1;
-    put(&s, c->method, c->method_len);
-    putc_(&s, '\n');
+    put(&b, c->method, c->method_len);
+    putc_(&b, '\n');
     if (c->verbatim) {
-        put(&s, c->path, c->path_len);
+        put(&b, c->path, c->path_len);
     } else if (c->path_len == 0) {
-        putc_(&s, '/');
+        putc_(&b, '/');
     } else {
-        char *enc = malloc(3 * c->path_len);
-        size_t n = enc ? reencode(c->path, c->path_len, false, true, enc) : (size_t)-1;
-        if (!enc)
-            res = CANON_OOM;
-        else if (n == (size_t)-1)
+        char *d = c->path_len <= SIZE_MAX / 3 ? cb_reserve(&b, 3 * c->path_len) : NULL;
+        size_t n = d ? reencode(c->path, c->path_len, false, true, d) : 0;
+        if (n == (size_t)-1)
             res = CANON_MALFORMED;
         else
-            put(&s, enc, n);
-        free(enc);
+            b.n += n;
     }
-    putc_(&s, '\n');
+    putc_(&b, '\n');
     if (c->verbatim)
-        put(&s, c->query, c->query_len);
-    else if (res == CANON_OK && !put_canonical_query(&s, c->query, c->query_len, c->drop_signature))
+        put(&b, c->query, c->query_len);
+    else if (res == CANON_OK && !put_canonical_query(&b, c->query, c->query_len, c->drop_signature))
         res = CANON_MALFORMED;
-    putc_(&s, '\n');
+    putc_(&b, '\n');
     /* canonical headers, in the order of the (sorted) signed list */
     const char *p = c->names, *end = c->names + c->names_len;
     while (res == CANON_OK && p < end) {
         const char *semi = memchr(p, ';', (size_t)(end - p));
         const char *e = semi ? semi : end;
         size_t nl = (size_t)(e - p);
-        put(&s, p, nl);
-        putc_(&s, ':');
+        put(&b, p, nl);
+        putc_(&b, ':');
         bool found = false;
         for (size_t i = 0; i < c->nheaders; i++) {
             const pc_http1_header_t *h = &c->headers[i];
@@ -358,22 +448,20 @@ static canon_res_t canonical_hash(const canon_t *c, uint8_t out[32])
             while (k < nl && lower(h->name.p[k]) == p[k])
                 k++;
             if (k != nl) continue;
-            if (found) putc_(&s, ',');
-            put_header_value(&s, h->value.p, h->value.n, c->verbatim);
+            if (found) putc_(&b, ',');
+            put_header_value(&b, h->value.p, h->value.n, c->verbatim);
             found = true;
         }
         if (!found) res = CANON_MISSING_HEADER;
-        putc_(&s, '\n');
+        putc_(&b, '\n');
         p = semi ? semi + 1 : end;
     }
-    putc_(&s, '\n');
-    put(&s, c->names, c->names_len);
-    putc_(&s, '\n');
-    put(&s, c->payload_hash, c->payload_hash_len);
-    unsigned int len = 0;
-    if (s.ok) s.ok = EVP_DigestFinal_ex(s.md, out, &len) == 1;
-    EVP_MD_CTX_free(s.md);
-    if (res == CANON_OK && !s.ok) res = CANON_OOM;
+    putc_(&b, '\n');
+    put(&b, c->names, c->names_len);
+    putc_(&b, '\n');
+    put(&b, c->payload_hash, c->payload_hash_len);
+    if (res == CANON_OK && (b.oom || !digest2(ctx, b.p, b.n, NULL, 0, out))) res = CANON_OOM;
+    cb_free(&b);
     return res;
 }
 
@@ -411,14 +499,14 @@ void pc_sigv4_key_cache_wipe(pc_sigv4_key_cache_t *c)
     if (c) OPENSSL_cleanse(c, sizeof(*c));
 }
 
-static bool signing_key(pc_sigv4_key_cache_t *c, const char *secret, const char *date,
-                        const char *region, const char *service, uint8_t out[32])
+static bool signing_key(pc_sigv4_key_cache_t *c, EVP_MD_CTX *ctx, const char *secret,
+                        const char *date, const char *region, const char *service, uint8_t out[32])
 {
     if (!c || strlen(region) > PC_SIGV4_MAX_REGION || strlen(service) > PC_SIGV4_MAX_SERVICE ||
         strlen(date) != 8)
         return derive_key(secret, date, region, service, out);
     uint8_t id[32];
-    pc_sha256(secret, strlen(secret), id);
+    if (!digest2(ctx, secret, strlen(secret), NULL, 0, id)) return false;
     for (unsigned i = 0; i < PC_SIGV4_KEY_CACHE_SLOTS; i++) {
         if (c->slot[i].used && pc_ct_equal(c->slot[i].secret_id, id, 32) &&
             !strcmp(c->slot[i].date, date) && !strcmp(c->slot[i].region, region) &&
@@ -439,15 +527,15 @@ static bool signing_key(pc_sigv4_key_cache_t *c, const char *secret, const char 
 }
 
 /* HMAC(key, "AWS4-HMAC-SHA256\n<date>\n<scope>\n<hex(canonical hash)>") */
-static void request_signature(const uint8_t key[32], const char *amz_date, const char *scope,
-                              const uint8_t canon[32], uint8_t out[32])
+static bool request_signature(EVP_MD_CTX *ctx, const uint8_t key[32], const char *amz_date,
+                              const char *scope, const uint8_t canon[32], uint8_t out[32])
 {
     char sts[32 + PC_SIGV4_AMZ_DATE_LEN + PC_SIGV4_SCOPE_MAX + 2 * 32 + 8];
     char hx[65];
     pc__sigv4_hex(canon, 32, hx);
     int n = snprintf(sts, sizeof(sts), "%s\n%s\n%s\n%s", PC_SIGV4_ALGORITHM, amz_date, scope, hx);
     PC_BUG_ON(n < 0 || (size_t)n >= sizeof(sts));
-    pc_hmac_sha256(key, 32, sts, (size_t)n, out);
+    return hmac32(ctx, key, sts, (size_t)n, out);
 }
 
 void pc__sigv4_chained(const uint8_t key[32], const char *algo, const char *amz_date,
@@ -884,22 +972,32 @@ pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_re
         .payload_hash_len = payload_len,
     };
     uint8_t canon[32];
-    switch (canonical_hash(&c, canon)) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx) return PC_SIGV4_MISMATCH; /* fail closed */
+    pc_sigv4_result_t res = PC_SIGV4_OK;
+    switch (canonical_hash(&c, ctx, canon)) {
     case CANON_OK:
         break;
     case CANON_MALFORMED:
-        return PC_SIGV4_MALFORMED;
+        res = PC_SIGV4_MALFORMED;
+        break;
     case CANON_MISSING_HEADER:
-        return PC_SIGV4_MISMATCH;
+        res = PC_SIGV4_MISMATCH;
+        break;
     case CANON_OOM:
-        return PC_SIGV4_MISMATCH; /* fail closed */
+        res = PC_SIGV4_MISMATCH;
+        break; /* fail closed */
     }
-    if (!signing_key(cache, secret, auth->scope_date, auth->region, auth->service, v.signing_key))
-        return PC_SIGV4_MISMATCH; /* fail closed */
-    request_signature(v.signing_key, v.amz_date, v.scope, canon, v.seed_signature);
-    if (!pc_ct_equal(v.seed_signature, auth->signature, PC_SIGV4_SIG_LEN)) {
+    if (res == PC_SIGV4_OK &&
+        (!signing_key(cache, ctx, secret, auth->scope_date, auth->region, auth->service,
+                      v.signing_key) ||
+         !request_signature(ctx, v.signing_key, v.amz_date, v.scope, canon, v.seed_signature) ||
+         !pc_ct_equal(v.seed_signature, auth->signature, PC_SIGV4_SIG_LEN)))
+        res = PC_SIGV4_MISMATCH;
+    EVP_MD_CTX_free(ctx);
+    if (res != PC_SIGV4_OK) {
         OPENSSL_cleanse(&v, sizeof(v));
-        return PC_SIGV4_MISMATCH;
+        return res;
     }
     *out = v;
     OPENSSL_cleanse(&v, sizeof(v));
@@ -1010,10 +1108,13 @@ bool pc_sigv4_sign(const pc_sigv4_sign_in_t *in, pc_sigv4_key_cache_t *cache, ch
         .payload_hash_len = strlen(in->payload_hash),
     };
     uint8_t canon[32], key[32], sig[32];
-    if (canonical_hash(&c, canon) != CANON_OK) return false;
-    if (!signing_key(cache, in->secret, date, in->region, in->service, key)) return false;
-    request_signature(key, in->amz_date, scope, canon, sig);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx && canonical_hash(&c, ctx, canon) == CANON_OK &&
+              signing_key(cache, ctx, in->secret, date, in->region, in->service, key) &&
+              request_signature(ctx, key, in->amz_date, scope, canon, sig);
+    EVP_MD_CTX_free(ctx);
     OPENSSL_cleanse(key, sizeof(key));
+    if (!ok) return false;
     char hx[65];
     pc__sigv4_hex(sig, 32, hx);
     int n = snprintf(authz, cap, "%s Credential=%s/%s,SignedHeaders=%s,Signature=%s",

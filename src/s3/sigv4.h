@@ -161,7 +161,8 @@ typedef struct pc_sigv4_verified {
 
 /**
  * Verify a parsed request against the user's secret at time now_s (Unix s).
- * Header auth: the time is x-amz-date (or an ISO-8601 basic Date header) and
+ * Header auth: the time is x-amz-date (else a Date header, IMF-fixdate
+ * "Fri, 24 May 2013 00:00:00 GMT" or YYYYMMDDTHHMMSSZ) and
  * must be within PC_SIGV4_MAX_SKEW_S of now (else SKEWED); the scope date must
  * be its date (else MALFORMED); x-amz-content-sha256 is required (MISSING_/
  * BAD_CONTENT_SHA256). Both kinds: "host" must be signed (else MALFORMED) and
@@ -173,6 +174,9 @@ typedef struct pc_sigv4_verified {
  * parameter if present, else UNSIGNED-PAYLOAD.
  * A signed header missing from the request → MISMATCH. Signatures are compared
  * in constant time. cache may be NULL. *out is filled only on OK.
+ * Cost: about 60k instructions for a presigned GET with the key cached
+ * (one canonical-request hash and one HMAC; the key derivation, four HMACs,
+ * only on a cache miss).
  */
 pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_request_t *req,
                                   const char *secret, int64_t now_s, pc_sigv4_key_cache_t *cache,
