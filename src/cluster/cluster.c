@@ -904,6 +904,21 @@ static int64_t probe_leader(void *arg)
     return !strcmp(s.role, "leader");
 }
 
+/* portcullis_cluster_role{role="..."}: 1 for this instance's current role, 0 for the others. */
+static const char *const role_names[] = {"leader", "follower", "learner", "starting", "degraded"};
+static struct role_probe {
+    pc_cluster_t *c;
+    const char *role;
+} role_probes[sizeof role_names / sizeof role_names[0]];
+
+static int64_t probe_role(void *arg)
+{
+    const struct role_probe *rp = arg;
+    pc_cluster_status_t s;
+    pc_cluster_get_status(rp->c, &s);
+    return !strcmp(s.role, rp->role);
+}
+
 static int64_t probe_sync_age(void *arg)
 {
     pc_cluster_status_t s;
@@ -942,6 +957,13 @@ pc_cluster_t *pc_cluster_start(const pc_config_t *cfg)
     pc_metric_probe("portcullis_cluster_last_sync_age_ms",
                     "Milliseconds since the last successful exchange with etcd (-1 never).", NULL,
                     probe_sync_age, c);
+    for (size_t i = 0; i < sizeof role_names / sizeof role_names[0]; i++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "role=\"%s\"", role_names[i]);
+        role_probes[i] = (struct role_probe){c, role_names[i]};
+        pc_metric_probe("portcullis_cluster_role", "1 for this instance's cluster role.", labels,
+                        probe_role, &role_probes[i]);
+    }
 
     c->disc = pc__discovery_new(cfg);
     pc__counts_enable(true);

@@ -152,10 +152,15 @@ static void health_view(void *arg, pc_health_view_t *out)
     if (c->cluster) {
         pc_cluster_status_t cs;
         pc_cluster_get_status(c->cluster, &cs);
+        /* The leader as etcd prints member IDs (hex); null while unknown. */
+        char leader[24] = "null", age[24] = "null";
+        if (cs.leader_id) snprintf(leader, sizeof leader, "\"%" PRIx64 "\"", cs.leader_id);
+        if (cs.last_sync_age_ms >= 0) snprintf(age, sizeof age, "%" PRId64, cs.last_sync_age_ms);
         snprintf(c->ready_body_extra, sizeof c->ready_body_extra,
-                 "%s%s\"cluster\":\"%s\",\"cluster_role\":\"%s\",\"cluster_members\":%u",
+                 "%s%s\"cluster\":\"%s\",\"cluster_role\":\"%s\",\"cluster_members\":%u,"
+                 "\"cluster_leader\":%s,\"cluster_last_sync_age_ms\":%s",
                  out->extra ? out->extra : "", out->extra ? "," : "",
-                 cs.degraded ? "degraded" : "ok", cs.role, cs.members);
+                 cs.degraded ? "degraded" : "ok", cs.role, cs.members, leader, age);
         out->extra = c->ready_body_extra;
     }
 }

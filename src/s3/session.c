@@ -103,6 +103,7 @@ typedef struct session {
     bool is_head;
     bool client_keep_alive;
     bool close_after;  /* answer with Connection: close and end the connection */
+    bool client_eof;   /* the client half-closed after its request: answer, then close */
     bool body_done;    /* the request body was read completely (or there is none) */
     bool resp_started; /* response head sent to the client */
     bool resp_done;
@@ -620,7 +621,8 @@ static void request_finish(session_t *s)
     s->up_ready = false;
     s->up_in_len = 0;
     request_clear(s);
-    if (s->close_after || !s->client_keep_alive || pc_worker_draining(s->w)) {
+    if (s->close_after || !s->client_keep_alive || pc_worker_draining(s->w) ||
+        (s->client_eof && !s->in_len)) {
         session_close(s);
         return;
     }
@@ -1499,6 +1501,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 static bool client_wants_read(const session_t *s)
 {
+    if (s->client_eof) return false;
     switch (s->state) {
     case CS_TLS:
         return true;
@@ -1506,8 +1509,22 @@ static bool client_wants_read(const session_t *s)
         /* Pipelined requests wait while a previous answer is still queued. */
         return client_queued(s) < WQ_HIGH && s->in_len < PC_HTTP1_MAX_HEAD + 1;
     case CS_BODY:
-        if (!s->up_ready || !s->up || s->in_len) return false;
-        return pc__s3_up_queued(s->up) < (s->reading ? WQ_HIGH : WQ_LOW);
+        if (!s->body_done) {
+            if (!s->up_ready || !s->up || s->in_len) return false;
+            return pc__s3_up_queued(s->up) < (s->reading ? WQ_HIGH : WQ_LOW);
+        }
+        /* The request is complete: only its answer is awaited. */
+        /* fall through */
+    case CS_UPSTREAM:
+    case CS_RESPONSE:
+        /*
+         * Keep the read side armed while the answer is awaited: whatever a
+         * client pipelines is buffered (up to one head) and parsed once the
+         * answer is done. Stopping and restarting the read watcher around
+         * every request cost two epoll_ctl calls per request on keep-alive
+         * connections.
+         */
+        return client_queued(s) < WQ_HIGH && s->in_len < PC_HTTP1_MAX_HEAD + 1;
     default:
         return false;
     }
@@ -1552,8 +1569,16 @@ static SSL_CTX *server_tls_ctx(const pc_config_t *cfg)
     return ctx;
 }
 
-static void on_peer_eof(session_t *s)
+static void on_peer_eof(session_t *s, ssize_t why)
 {
+    bool awaiting_answer = s->state == CS_UPSTREAM || s->state == CS_RESPONSE ||
+                           (s->state == CS_BODY && s->body_done);
+    if (why == UV_EOF && awaiting_answer) {
+        /* A half-close after a complete request still gets its answer. */
+        s->client_eof = true;
+        update_reading(s);
+        return;
+    }
     s->client_gone = true;
     if (s->req_active && !s->error) s->error = strdup("client closed the connection");
     session_close(s);
@@ -1564,7 +1589,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     session_t *s = stream->data;
     if (s->state == CS_CLOSING) return;
     if (nread < 0) {
-        on_peer_eof(s);
+        on_peer_eof(s, nread);
         return;
     }
     if (nread == 0) return;
@@ -1607,7 +1632,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             }
             tls_drain(s);
             if (st == PC_TLS_WANT) break;
-            on_peer_eof(s);
+            on_peer_eof(s, UV_EPROTO); /* no half-close over TLS */
             return;
         }
     }

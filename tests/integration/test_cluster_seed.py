@@ -56,8 +56,19 @@ def test_rate_limit_holds_whichever_instance_serves(trio):
     wait_until(lambda: all(ready_body(trio.nodes[i])[1].get("cluster_members") == 3
                            for i in range(3)) and trio.roles(range(3)).count("leader") == 1,
                60, 0.2, "3 members and one leader in every /ready body")
+    bodies = [ready_body(trio.nodes[i])[1] for i in range(3)]
+    for b in bodies:
+        assert b["cluster"] == "ok"
+        assert b["cluster_last_sync_age_ms"] is not None and b["cluster_last_sync_age_ms"] >= 0
+    # Every instance names the same leader, and exactly one of them says it leads.
+    assert len({b["cluster_leader"] for b in bodies}) == 1 and bodies[0]["cluster_leader"]
+    roles = []
     for i in range(3):
-        assert ready_body(trio.nodes[i])[1]["cluster"] == "ok"
+        status, text = trio.nodes[i].get("/metrics")
+        on = re.findall(r'^portcullis_cluster_role\{role="(\w+)"\} 1$', text, re.M)
+        assert len(on) == 1, on
+        roles.append(on[0])
+    assert sorted(roles) == ["follower", "follower", "leader"], roles
     wait_until(lambda: all(metrics(trio.nodes[i]).get("portcullis_cluster_members") == 3
                            for i in range(3)), 30, 0.2, "portcullis_cluster_members 3")
     m = [metrics(trio.nodes[i]) for i in range(3)]

@@ -136,6 +136,28 @@ def test_pipelined_requests_on_one_connection(s3env, s3rver):
             assert (r.status, r.body) == (200, f"value {i}".encode()), (i, r)
 
 
+def test_half_closed_client_still_gets_its_answers(s3env, s3rver):
+    """A client that sends its requests and then shuts down its sending side (as
+    `printf ... | nc -N` does) gets every answer, then the connection ends."""
+    b = new_bucket("halfclose")
+    s3rver.ensure_bucket(b)
+    for i in range(2):
+        s3rver.client().put_object(Bucket=b, Key=f"k{i}", Body=f"half {i}".encode())
+    env = s3env()
+    wire = b"".join(request_head("GET", f"/{b}/k{i}",
+                                 sign_request(f"http://127.0.0.1:{env.port}/{b}/k{i}", "GET",
+                                              ALICE))
+                    for i in range(2))
+    with socket.create_connection(("127.0.0.1", env.port), timeout=30) as s:
+        s.sendall(wire)
+        s.shutdown(socket.SHUT_WR)
+        rd = Reader(s)
+        for i in range(2):
+            r = rd.response()
+            assert (r.status, r.body) == (200, f"half {i}".encode()), (i, r)
+        assert s.recv(1) == b""  # closed once the answers are out
+
+
 def test_upstream_unreachable(connector, s3rver, tmp_path):
     port = free_port()
     dead = free_port()  # nothing listens there
