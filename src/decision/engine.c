@@ -358,10 +358,14 @@ static const pc_value *time_value(pc_arena *a, uint64_t ns)
     return pc_obuf_object(&to);
 }
 
-/* The whole input for one statement (stmt NULL: no query fields). */
+/* The whole input for one statement (stmt NULL: no query fields).
+ * only_table: the one table the judged query reads, when it is a single
+ * statement reading a single table; a result column the server says comes
+ * from a table (table OID set) then comes from that table. */
 static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
                                    const struct session_parts *sp, const pc_access_counts_t *counts,
-                                   uint64_t now_ns, const pc_sql_stmt_t *stmt)
+                                   uint64_t now_ns, const pc_sql_stmt_t *stmt,
+                                   const char *only_table)
 {
     const pc_value *qv = NULL, *tables = NULL;
     if (stmt) {
@@ -402,7 +406,8 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
             pc_obuf_init(&cb, a);
             pc_obuf_put(&cb, &K_DATA_TYPE, S(a, c->data_type));
             pc_obuf_put(&cb, &K_NAME, S(a, c->name));
-            pc_obuf_put(&cb, &K_TABLE, S(a, c->table));
+            const char *table = c->table ? c->table : c->table_oid ? only_table : NULL;
+            pc_obuf_put(&cb, &K_TABLE, S(a, table));
             pc_vbuf_push(&cols, pc_obuf_object(&cb));
         }
         pc_obuf_put(&o, &K_COLUMNS, pc_vbuf_array(&cols));
@@ -797,7 +802,10 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
                 st.offset = 0;
                 st.len = ctx->query_len;
             }
-            const pc_value *in = build_input(a, ctx, sp, &counts, now_ns, &st);
+            const char *only_table = cls->parsed && cls->n_stmts == 1 && st.n_tables == 1
+                                         ? st.tables[0]
+                                         : NULL;
+            const pc_value *in = build_input(a, ctx, sp, &counts, now_ns, &st, only_table);
             if (!in)
                 ok = false;
             else
@@ -806,7 +814,7 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
         }
         pc_sql_class_unref(cls);
     } else {
-        const pc_value *in = build_input(a, ctx, sp, &counts, now_ns, NULL);
+        const pc_value *in = build_input(a, ctx, sp, &counts, now_ns, NULL, NULL);
         if (!in)
             ok = false;
         else
