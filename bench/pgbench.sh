@@ -143,6 +143,13 @@ for sc in read readv recvfrom write writev sendto sendmsg epoll_wait epoll_pwait
 done
 COUNT_LOG="$WORK/counts.txt"
 
+thread_cpu() { # pid -> "tid comm cpu_ns" per thread
+    local t
+    for t in /proc/"$1"/task/*; do
+        printf "%s %s %s\n" "${t##*/}" "$(tr ' ' '_' <"$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")"
+    done 2>/dev/null
+}
+
 run() { # target port password mode clients -> tps
     local target="$1" port="$2" pw="$3" mode="$4" c="$5" j pid="" perf_pid="" len out
     j=$(( c < 2 ? 1 : 2 ))
@@ -155,6 +162,7 @@ run() { # target port password mode clients -> tps
         esac
     fi
     if [ -n "$pid" ]; then
+        thread_cpu "$pid" >"$WORK/threads.before"
         perf stat -x, -o "$WORK/perf.out" -e "$COUNT_EVENTS" -p "$pid" 2>/dev/null &
         perf_pid=$!
         sleep 0.3
@@ -164,6 +172,7 @@ run() { # target port password mode clients -> tps
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid"
         wait "$perf_pid" || true
+        thread_cpu "$pid" >"$WORK/threads.after"
         local txns
         txns=$(awk '/number of transactions actually processed/ {split($NF, a, "/"); print a[1]}' <<<"$out")
         awk -F, -v t="$target" -v m="$mode" -v c="$c" -v n="$txns" '
@@ -184,6 +193,16 @@ run() { # target port password mode clients -> tps
                 }
                 printf "\n"
             }' "$WORK/perf.out" >>"$COUNT_LOG"
+        # CPU time per transaction by thread name (workers summed; schedstat ns)
+        awk -v n="$txns" '
+            FNR == NR { before[$1] = $3; next }
+            { name = $2; sub(/-[0-9]+$/, "", name); cpu[name] += $3 - before[$1] }
+            END {
+                if (n == 0) exit
+                printf "%22s threads cpu_us/txn:", ""
+                for (k in cpu) printf " %s=%.1f", k, cpu[k] / 1000 / n
+                printf "\n"
+            }' "$WORK/threads.before" "$WORK/threads.after" >>"$COUNT_LOG"
     fi
     awk '/^tps = / {printf "%.0f", $3}' <<<"$out"
 }

@@ -595,6 +595,7 @@ static void *writer_main(void *arg)
 {
     pc_spool_t *sp = arg;
     uint64_t last_sync_ns = 0;
+    (void)pthread_setname_np(pthread_self(), "pc-spool");
     pthread_mutex_lock(&sp->mu);
     for (;;) {
         while (sp->head == sp->tail && !sp->stopping) {
@@ -734,6 +735,7 @@ static void verifier_pause(pc_spool_t *sp, uint64_t ns)
 static void *verifier_main(void *arg)
 {
     pc_spool_t *sp = arg;
+    (void)pthread_setname_np(pthread_self(), "pc-spool-check");
     uint64_t checked = 0, damaged = 0;
     for (;;) {
         pthread_mutex_lock(&sp->mu);

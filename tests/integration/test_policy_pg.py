@@ -357,7 +357,7 @@ ok if {
 }
 pre_request := {"action": "block", "reason": "input shape"} if not ok
 post_request := {"action": "mask", "type": "redact.full", "columns": ["name"]} if {
-  input.columns == [{"name": "name", "data_type": "text", "table": null}]
+  input.columns == [{"name": "name", "data_type": "text", "table": "public.items"}]
 }
 """})
     r = psql(c.pg_port, "select name from items where id = 1")

@@ -985,6 +985,7 @@ static void test_group_commit(void **state)
     struct readall ra;
     read_all(dir, 100, &ra);
     assert_int_equal(ra.count, 3001);
+    free(ra.ns);
 }
 
 int main(void)
