@@ -873,9 +873,8 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
                 st.offset = 0;
                 st.len = ctx->query_len;
             }
-            const char *only_table = cls->parsed && cls->n_stmts == 1 && st.n_tables == 1
-                                         ? st.tables[0]
-                                         : NULL;
+            const char *only_table =
+                cls->parsed && cls->n_stmts == 1 && st.n_tables == 1 ? st.tables[0] : NULL;
             const pc_value *in = build_input(a, ctx, sp, &counts, now_ns, &st, only_table);
             if (!in)
                 ok = false;

@@ -2055,8 +2055,7 @@ static void block_result(session_t *s)
 }
 
 /* Judge a result set; false when it is blocked (already answered). */
-static bool judge_and_enforce(session_t *s, const uint8_t *rd, uint32_t rd_len,
-                              const qstr_t *query)
+static bool judge_and_enforce(session_t *s, const uint8_t *rd, uint32_t rd_len, const qstr_t *query)
 {
     if (s->result_suppress) return false; /* the request already failed */
     judge_result(s, rd, rd_len, query);

@@ -66,7 +66,7 @@ struct pc_spool {
     bool writer_idle;
     bool writer_grouping; /* waiting out GROUP_COMMIT_NS with records queued */
     unsigned flushers;    /* threads in pc_spool_flush*: sync without waiting */
-    pc_spool_stats_t st; /* under mu */
+    pc_spool_stats_t st;  /* under mu */
 
     _Atomic uint64_t next_seq;
     _Atomic uint64_t drops_unlogged;
@@ -1019,8 +1019,8 @@ bool pc_spool_append_seq(pc_spool_t *sp, uint64_t seq, const char *rec, size_t l
     sp->head += flen;
     sp->appended++;
     sp->st.records_appended++;
-    bool wake = sp->writer_idle ||
-                (sp->writer_grouping && sp->head - sp->tail >= (sp->ring_mask + 1) / 4);
+    bool wake =
+        sp->writer_idle || (sp->writer_grouping && sp->head - sp->tail >= (sp->ring_mask + 1) / 4);
     if (wake) sp->writer_idle = sp->writer_grouping = false;
     pthread_mutex_unlock(&sp->mu);
     if (wake) pthread_cond_signal(&sp->work_cv);

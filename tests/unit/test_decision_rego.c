@@ -318,8 +318,8 @@ static void test_column_table(void **state)
     pc_decision_column_t cols[] = {{.name = "id", .table_oid = 16384},
                                    {.name = "email", .table_oid = 16384},
                                    {.name = "n", .table_oid = 0}};
-    eval_at(s, PC_STAGE_POST_REQUEST, "select id, email, 1 as n from people where id > 7", &d,
-            cols, 3);
+    eval_at(s, PC_STAGE_POST_REQUEST, "select id, email, 1 as n from people where id > 7", &d, cols,
+            3);
     assert_int_equal(d.action, PC_DECISION_MASK);
     assert_int_equal(d.n_masked, 2); /* not the expression column */
     assert_string_equal(d.masked_columns, "[\"id\",\"email\"]");
