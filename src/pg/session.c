@@ -2268,6 +2268,18 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
     default:
         break; /* S, N, A, G, H, W, d, c, V, v: pass through */
     }
+    if (s->result_suppress && m->type == 'G') {
+        /* A later statement of the failed request wants COPY data the client
+         * will never send (it saw the error): end the COPY for it. */
+        static const char why[] = "not executed: an earlier statement was blocked by policy";
+        pc_pg_buf_t b = {0};
+        size_t off = pc_pg_msg_begin(&b, 'f');
+        pc_pg_buf_put(&b, why, sizeof why);
+        pc_pg_msg_end(&b, off);
+        send_msg_buf(&s->up, &b);
+        pc_pg_buf_free(&b);
+        return;
+    }
     if (s->result_suppress && m->type != 'N' && m->type != 'A' && m->type != 'S') return;
     forward(&s->client, m);
     drain_synth(s);

@@ -191,6 +191,10 @@ def test_post_request_evaluation_error_reaches_client(start):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select 1; select 'post_marker' as m; select 3", prepare=False)
         assert conn.execute("select 4").fetchone() == (4,)
+        # a COPY FROM STDIN after the blocked statement: ended for the client
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select 'post_marker' as m; copy people(id) from stdin", prepare=False)
+        assert conn.execute("select count(*) from people").fetchone() == (3,)
     r = psql(c.pg_port, "select 'post_marker' as m")
     assert r.returncode != 0 and "policy evaluation failed" in r.stderr
     assert "post_marker" not in r.stdout
