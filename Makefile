@@ -41,7 +41,7 @@ conformance: release
 
 integration: debug
 	@echo "== integration tests (real PostgreSQL, real clients) =="
-	@[ -d node_modules/playwright-core ] || npm install --no-audit --no-fund >/dev/null
+	@for p in playwright-core s3rver @aws-sdk/client-s3; do [ -d node_modules/$$p ] || { npm install --no-audit --no-fund >/dev/null; break; }; done
 	@PORTCULLIS_BIN=$(CURDIR)/build/portcullis $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 check: deps

@@ -15,6 +15,8 @@ PACKAGES=(
   python3-prometheus-client
   python3 python3-pytest python3-yaml python3-psycopg python3-psycopg2
   openssl curl procps iproute2 chromium
+  # S3 connector: real clients (tests) and the benchmark's upstream, peer proxy and load generator
+  awscli python3-boto3 nginx-light haproxy wrk
 )
 
 missing=()

@@ -408,6 +408,10 @@ size_t pc_audit_format(char *buf, size_t cap, uint64_t seq, uint64_t ts_ns,
     ARRAY(&o, "masked_columns", rec->masked_columns, false);
     INT(&o, "rows", rec->rows);
     INT(&o, "bytes", rec->bytes);
+    if (rec->bytes >= 0) {
+        INT(&o, "bytes_in", rec->bytes_in);
+        INT(&o, "bytes_out", rec->bytes_out);
+    }
     INT(&o, "status", rec->status);
     if (rec->kind != PC_AUDIT_SESSION_START) {
         KEY(&o, "duration_us");

@@ -42,6 +42,10 @@ typedef struct pc_audit_rec {
     int64_t status;             /* s3 HTTP status, -1 = none */
     uint64_t duration_us;
     const char *error;
+    /* s3: the split of `bytes` (request body read from the client, response
+     * body sent to it); written only together with bytes (bytes >= 0). Last,
+     * so positional initialisers of the fields above stay valid. */
+    int64_t bytes_in, bytes_out;
 } pc_audit_rec_t;
 
 /*
@@ -51,7 +55,8 @@ typedef struct pc_audit_rec {
  *   technology, session_id (omitted when 0), client_ip, db_name, application,
  *   stage, query, query_truncated, operation, bucket, key, decision,
  *   policies (always present on requests), reason, masked_columns,
- *   rows/bytes/status (omitted when < 0), duration_us (not on session_start),
+ *   rows/bytes/bytes_in/bytes_out/status (omitted when < 0; bytes_in/out also
+ *   when bytes is), duration_us (not on session_start),
  *   error.
  * Strings are JSON-escaped; invalid UTF-8 becomes U+FFFD. Each string has a
  * cap (query PC_AUDIT_QUERY_MAX, error 4 KiB, others smaller) so that a record

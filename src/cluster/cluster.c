@@ -10,6 +10,7 @@
 #include "cluster/cluster.h"
 
 #include "cluster/cluster_int.h"
+#include "cluster/discovery.h"
 #include "cluster/etcd.h"
 #include "cluster/sync.h"
 #include "core/log.h"
@@ -71,6 +72,7 @@ struct pc_cluster {
     atomic_uint_fast64_t leader_id;
     atomic_int_fast64_t last_sync_ms;
     pc__sync_t *sync;
+    pc__discovery_t *disc; /* kubernetes / ecs; supervisor thread only */
 };
 
 static pc_cluster_t g_cluster; /* one per process; metrics probes point at it for good */
@@ -78,6 +80,12 @@ static pc_cluster_t g_cluster; /* one per process; metrics probes point at it fo
 static int64_t mono_ms(void)
 {
     return (int64_t)(pc_now_mono_ns() / 1000000u);
+}
+
+static void set_members(pc_cluster_t *c, unsigned n)
+{
+    atomic_store(&c->members, n);
+    pc_metrics_cluster_members(n);
 }
 
 void pc__cluster_touch(pc_cluster_t *c)
@@ -349,9 +357,10 @@ static bool reap(pc_cluster_t *c, bool block, int *code)
     if (c->log_thread) pthread_join(c->logt, NULL);
     c->log_thread = false;
     atomic_store(&c->running, false);
+    set_members(c, 0); /* unknown until etcd answers again */
     /* Exit 0 without our asking means "removed from the cluster": etcd refuses that dir for good.
      */
-    if (code == 0 || atomic_load(&c->removed_seen)) wipe_data_dir(c);
+    if (*code == 0 || atomic_load(&c->removed_seen)) wipe_data_dir(c);
     return true;
 }
 
@@ -381,32 +390,20 @@ static void stop_etcd(pc_cluster_t *c)
 
 /* ---- discovery --------------------------------------------------------------------- */
 
-typedef struct {
-    char addr[MAX_MEMBERS][64];
-    size_t n;
-} peers_t;
-
-static void add_peer(peers_t *p, const char *a)
-{
-    for (size_t i = 0; i < p->n; i++)
-        if (!strcmp(p->addr[i], a)) return;
-    if (p->n < MAX_MEMBERS) snprintf(p->addr[p->n++], sizeof p->addr[0], "%s", a);
-}
-
 static int cmp_addr(const void *a, const void *b)
 {
     return strcmp(a, b);
 }
 
 /* Addresses of every instance that should be in the cluster, self included, sorted. */
-static bool discover(pc_cluster_t *c, peers_t *out)
+static bool discover(pc_cluster_t *c, pc__peers_t *out)
 {
     const pc_config_t *cfg = c->cfg;
     out->n = 0;
-    add_peer(out, cfg->cluster.advertise_address);
+    (void)pc__peers_add(out, cfg->cluster.advertise_address);
     if (cfg->cluster.discovery_mode == PC_DISCOVERY_STATIC) {
         for (size_t i = 0; i < cfg->cluster.n_peers; i++)
-            add_peer(out, cfg->cluster.peers[i]);
+            (void)pc__peers_add(out, cfg->cluster.peers[i]);
     } else if (cfg->cluster.discovery_mode == PC_DISCOVERY_DNS) {
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
         int rc = getaddrinfo(cfg->cluster.dns_name, NULL, &hints, &res);
@@ -420,17 +417,17 @@ static bool discover(pc_cluster_t *c, peers_t *out)
             const void *src = ai->ai_family == AF_INET
                                   ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
                                   : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
-            if (inet_ntop(ai->ai_family, src, a, sizeof a)) add_peer(out, a);
+            if (inet_ntop(ai->ai_family, src, a, sizeof a)) (void)pc__peers_add(out, a);
         }
         freeaddrinfo(res);
-    } else {
-        return false; /* kubernetes and ecs are not implemented; start() refused them */
+    } else if (!pc__discovery_run(c->disc, out)) {
+        return false; /* never answered yet; it logged why */
     }
     qsort(out->addr, out->n, sizeof out->addr[0], cmp_addr);
     return true;
 }
 
-static bool in_discovery(const peers_t *p, const char *url)
+static bool in_discovery(const pc__peers_t *p, const char *url)
 {
     for (size_t i = 0; i < p->n; i++) {
         char u[160];
@@ -579,7 +576,7 @@ static bool join_via(pc_cluster_t *c, const char *base, json_t *members)
 /* One formation attempt; true when etcd runs. */
 static bool form(pc_cluster_t *c, int64_t forming_since)
 {
-    peers_t peers;
+    pc__peers_t peers;
     if (!discover(c, &peers)) return false;
     for (size_t i = 0; i < peers.n; i++) {
         if (!strcmp(peers.addr[i], c->cfg->cluster.advertise_address)) continue;
@@ -607,6 +604,7 @@ static bool form(pc_cluster_t *c, int64_t forming_since)
     while (rank < peers.n && strcmp(peers.addr[rank], c->cfg->cluster.advertise_address))
         rank++;
     int64_t waited = mono_ms() - forming_since;
+    if (waited < pc__discovery_settle_ms(c->disc)) return false;
     if (rank > 0 && waited < (int64_t)rank * (int64_t)c->cfg->cluster.dead_member_timeout_ms)
         return false;
     char ic[400];
@@ -640,7 +638,7 @@ static void refresh_status(pc_cluster_t *c)
     r = NULL;
     st = pc__etcd_post(c->client_url, "/v3/cluster/member/list", json_object(), &r, CALL_MS);
     json_t *members = json_object_get(r, "members");
-    if (st == 200) atomic_store(&c->members, (unsigned)json_array_size(members));
+    if (st == 200) set_members(c, (unsigned)json_array_size(members));
     if (st == 200 && learner && leader) {
         /* Still a learner (the join's promote loop gave up): ask the leader again. */
         size_t k;
@@ -662,7 +660,7 @@ static void refresh_status(pc_cluster_t *c)
     if (st != 200 || leader != self || !leader) goto out;
 
     /* The leader alone removes dead members, so removals are serialized. */
-    peers_t peers;
+    pc__peers_t peers;
     bool have_peers = c->cfg->cluster.discovery_mode != PC_DISCOVERY_STATIC && discover(c, &peers);
     size_t i;
     json_t *m;
@@ -892,13 +890,6 @@ void pc_cluster_get_status(pc_cluster_t *c, pc_cluster_status_t *out)
     out->last_sync_age_ms = t ? mono_ms() - t : -1;
 }
 
-static int64_t probe_members(void *arg)
-{
-    pc_cluster_status_t s;
-    pc_cluster_get_status(arg, &s);
-    return s.members;
-}
-
 static int64_t probe_degraded(void *arg)
 {
     pc_cluster_status_t s;
@@ -937,8 +928,12 @@ pc_cluster_t *pc_cluster_start(const pc_config_t *cfg)
     host_url(c->peer_url, sizeof c->peer_url, addr, cfg->cluster.peer_port);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
-    pc_metric_probe("portcullis_cluster_members", "Members in the etcd cluster (0 when unknown).",
-                    NULL, probe_members, c);
+    /*
+     * portcullis_cluster_members is one of the standard metrics (a gauge that
+     * telemetry registers first): set it, do not register a probe under the
+     * same name, which the registry would ignore.
+     */
+    set_members(c, 0);
     pc_metric_probe("portcullis_cluster_degraded",
                     "1 when clustering is on but etcd does not run (local state only).", NULL,
                     probe_degraded, c);
@@ -948,17 +943,7 @@ pc_cluster_t *pc_cluster_start(const pc_config_t *cfg)
                     "Milliseconds since the last successful exchange with etcd (-1 never).", NULL,
                     probe_sync_age, c);
 
-    if (cfg->cluster.discovery_mode == PC_DISCOVERY_KUBERNETES ||
-        cfg->cluster.discovery_mode == PC_DISCOVERY_ECS) {
-        pc_log_error("cluster discovery mode not available in this version; serving with local "
-                     "state only (cluster degraded)",
-                     PC_LSTR("component", "cluster"),
-                     PC_LSTR("mode", cfg->cluster.discovery_mode == PC_DISCOVERY_ECS
-                                         ? "ecs"
-                                         : "kubernetes"));
-        atomic_store(&c->fatal, true);
-        return c;
-    }
+    c->disc = pc__discovery_new(cfg);
     pc__counts_enable(true);
     c->sync = pc__sync_start(c, c->client_url, c->name, &c->running);
     if (pthread_create(&c->sup, NULL, sup_main, c) != 0) {
@@ -982,6 +967,8 @@ void pc_cluster_leave(pc_cluster_t *c)
     pthread_mutex_unlock(&c->mu);
     if (c->sup_started) pthread_join(c->sup, NULL);
     c->sup_started = false;
+    pc__discovery_free(c->disc);
+    c->disc = NULL;
     pc__sync_stop(c->sync); /* still there when the supervisor gave up early (degraded) */
     c->sync = NULL;
     c->cfg = NULL;

@@ -193,34 +193,48 @@ static int64_t now_sec(void)
 
 /* ---- local table ------------------------------------------------------------------- */
 
-static pthread_mutex_t local_mu = PTHREAD_MUTEX_INITIALIZER;
-static entry_t **local_heads;
+/* Striped like src/access: a worker noting an access locks only the stripe of
+ * its key, and the publisher holds one stripe at a time while it encodes, so a
+ * worker never waits for more than one stripe's worth of encoding. Head i is
+ * guarded by stripe i % NSTRIPES (NHEADS is a multiple of NSTRIPES). */
+#define NSTRIPES 64u
+static pthread_mutex_t local_mu[NSTRIPES];
+static pthread_once_t local_once = PTHREAD_ONCE_INIT;
+static entry_t *local_heads[NHEADS];
 static atomic_bool counts_on;
+
+static void local_init(void)
+{
+    for (unsigned i = 0; i < NSTRIPES; i++)
+        pthread_mutex_init(&local_mu[i], NULL);
+}
+
+static pthread_mutex_t *stripe_of(const char *key)
+{
+    return &local_mu[(pc__cluster_hash(key) % NHEADS) % NSTRIPES];
+}
 
 void pc__counts_enable(bool on)
 {
-    pthread_mutex_lock(&local_mu);
-    if (on && !local_heads) local_heads = pc_xcalloc(NHEADS, sizeof *local_heads);
-    pthread_mutex_unlock(&local_mu);
+    pthread_once(&local_once, local_init);
     atomic_store(&counts_on, on);
 }
 
 void pc_cluster_counts_note(const char *key, uint32_t n)
 {
-    if (!key || !atomic_load_explicit(&counts_on, memory_order_relaxed)) return;
+    if (!key || !atomic_load_explicit(&counts_on, memory_order_acquire)) return;
     int64_t t = now_sec();
-    pthread_mutex_lock(&local_mu);
-    if (local_heads) {
-        entry_t *e = find(local_heads, key, true);
-        pc__cluster_buckets_add(&e->b, t, n);
-        e->dirty = true;
-    }
-    pthread_mutex_unlock(&local_mu);
+    pthread_mutex_t *mu = stripe_of(key);
+    pthread_mutex_lock(mu);
+    entry_t *e = find(local_heads, key, true);
+    pc__cluster_buckets_add(&e->b, t, n);
+    e->dirty = true;
+    pthread_mutex_unlock(mu);
 }
 
 void pc__counts_take_dirty(int64_t now, pc__counts_dirty_fn fn, void *arg)
 {
-    /* Encode under the lock, publish outside it: workers never wait on etcd. */
+    /* Encode under the stripe locks, publish outside them: workers never wait on etcd. */
     typedef struct {
         char *key;
         char val[PC__CLUSTER_VALUE_MAX];
@@ -228,21 +242,24 @@ void pc__counts_take_dirty(int64_t now, pc__counts_dirty_fn fn, void *arg)
     } item_t;
     size_t n = 0, cap = 0;
     item_t *items = NULL;
-    pthread_mutex_lock(&local_mu);
-    for (unsigned i = 0; local_heads && i < NHEADS; i++)
-        for (entry_t *e = local_heads[i]; e; e = e->next) {
-            if (!e->dirty) continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                items = pc_xrealloc(items, cap * sizeof *items);
+    pthread_once(&local_once, local_init);
+    for (unsigned s = 0; s < NSTRIPES; s++) {
+        pthread_mutex_lock(&local_mu[s]);
+        for (unsigned i = s; i < NHEADS; i += NSTRIPES)
+            for (entry_t *e = local_heads[i]; e; e = e->next) {
+                if (!e->dirty) continue;
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 16;
+                    items = pc_xrealloc(items, cap * sizeof *items);
+                }
+                items[n].key = pc_xstrdup(e->key);
+                items[n].len =
+                    pc__cluster_buckets_encode(&e->b, now, items[n].val, sizeof items[n].val);
+                e->dirty = false;
+                n++;
             }
-            items[n].key = pc_xstrdup(e->key);
-            items[n].len =
-                pc__cluster_buckets_encode(&e->b, now, items[n].val, sizeof items[n].val);
-            e->dirty = false;
-            n++;
-        }
-    pthread_mutex_unlock(&local_mu);
+        pthread_mutex_unlock(&local_mu[s]);
+    }
     for (size_t i = 0; i < n; i++) {
         fn(arg, items[i].key, items[i].val, items[i].len);
         free(items[i].key);
@@ -252,22 +269,24 @@ void pc__counts_take_dirty(int64_t now, pc__counts_dirty_fn fn, void *arg)
 
 void pc__counts_mark_dirty(const char *key)
 {
-    pthread_mutex_lock(&local_mu);
-    if (local_heads) find(local_heads, key, true)->dirty = true;
-    pthread_mutex_unlock(&local_mu);
+    pthread_once(&local_once, local_init);
+    pthread_mutex_t *mu = stripe_of(key);
+    pthread_mutex_lock(mu);
+    find(local_heads, key, true)->dirty = true;
+    pthread_mutex_unlock(mu);
 }
 
 void pc__counts_restore_local(const char *key, const char *value, size_t vlen)
 {
     pc__cluster_buckets_t b;
     if (!pc__cluster_buckets_decode(value, vlen, &b)) return;
-    pthread_mutex_lock(&local_mu);
-    if (local_heads) {
-        entry_t *e = find(local_heads, key, true);
-        pc__cluster_buckets_merge(&e->b, &b);
-        e->dirty = true;
-    }
-    pthread_mutex_unlock(&local_mu);
+    pthread_once(&local_once, local_init);
+    pthread_mutex_t *mu = stripe_of(key);
+    pthread_mutex_lock(mu);
+    entry_t *e = find(local_heads, key, true);
+    pc__cluster_buckets_merge(&e->b, &b);
+    e->dirty = true;
+    pthread_mutex_unlock(mu);
 }
 
 /* ---- remote replica ------------------------------------------------------------- */

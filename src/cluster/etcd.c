@@ -9,15 +9,9 @@
 
 #define MAX_RESPONSE (8u << 20)
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    bool overflow;
-} membuf_t;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *arg)
+size_t pc__etcd_body_cb(char *p, size_t sz, size_t n, void *arg)
 {
-    membuf_t *m = arg;
+    pc__etcd_membuf_t *m = arg;
     size_t add = sz * n;
     if (m->len + add > MAX_RESPONSE) {
         m->overflow = true;
@@ -57,12 +51,12 @@ long pc__etcd_post(const char *base, const char *path, json_t *body, json_t **re
     json_decref(body);
     if (!text) return -1;
     struct curl_slist *hdrs = NULL;
-    membuf_t m = {0};
+    pc__etcd_membuf_t m = {0};
     long status = -1;
     CURL *h = new_handle(base, path, text, &hdrs);
     if (!h) goto out;
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, pc__etcd_body_cb);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &m);
     if (curl_easy_perform(h) == CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -121,7 +115,7 @@ uint64_t pc__etcd_u64(const json_t *obj, const char *key)
 }
 
 typedef struct {
-    membuf_t m;
+    pc__etcd_membuf_t m;
     pc__etcd_line_fn fn;
     void *arg;
     atomic_bool *stop;
@@ -132,7 +126,7 @@ static size_t on_stream(char *p, size_t sz, size_t n, void *arg)
 {
     stream_t *s = arg;
     size_t add = sz * n;
-    if (on_body(p, sz, n, &s->m) != add) return 0;
+    if (pc__etcd_body_cb(p, sz, n, &s->m) != add) return 0;
     /* Lines may span callbacks: consume only complete ones. */
     size_t start = 0;
     for (size_t i = 0; i < s->m.len; i++)

@@ -15,6 +15,14 @@
 long pc__etcd_post(const char *base, const char *path, json_t *body, json_t **resp,
                    long timeout_ms);
 
+/* A libcurl write callback collecting a body (NUL-terminated) up to 8 MiB; overflow aborts. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    bool overflow;
+} pc__etcd_membuf_t;
+size_t pc__etcd_body_cb(char *p, size_t sz, size_t n, void *arg);
+
 /* Base64 of bytes as a jansson string / decode a base64 JSON string (malloc'd, NUL-ended). */
 json_t *pc__etcd_b64(const char *s, size_t n);
 char *pc__etcd_unb64(const json_t *v, size_t *len);

@@ -27,28 +27,7 @@ int pc_cmd_connector(int argc, char **argv)
         usage(stdout);
         return PC_EXIT_OK;
     }
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "portcullis connector: %s needs a FILE\n\n", a);
-                usage(stderr);
-                return PC_EXIT_USAGE;
-            }
-            path = argv[++i];
-        } else if (strncmp(a, "--config=", 9) == 0) {
-            path = a + 9;
-        } else {
-            fprintf(stderr, "portcullis connector: unexpected argument '%s'\n\n", a);
-            usage(stderr);
-            return PC_EXIT_USAGE;
-        }
-    }
-    if (!path || !path[0]) {
-        fprintf(stderr, "portcullis connector: -c FILE is required\n\n");
-        usage(stderr);
-        return PC_EXIT_USAGE;
-    }
+    const char *path = pc_cmd_config_arg(argc, argv, "connector", usage);
+    if (!path) return PC_EXIT_USAGE;
     return pc_connector_run(path);
 }

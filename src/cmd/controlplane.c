@@ -32,24 +32,8 @@ int pc_cmd_controlplane(int argc, char **argv)
         usage(stdout);
         return PC_EXIT_OK;
     }
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
-            path = argv[++i];
-        } else if (!strncmp(a, "--config=", 9)) {
-            path = a + 9;
-        } else {
-            fprintf(stderr, "portcullis controlplane: unexpected argument '%s'\n\n", a);
-            usage(stderr);
-            return PC_EXIT_USAGE;
-        }
-    }
-    if (!path || !path[0]) {
-        fprintf(stderr, "portcullis controlplane: -c FILE is required\n\n");
-        usage(stderr);
-        return PC_EXIT_USAGE;
-    }
+    const char *path = pc_cmd_config_arg(argc, argv, "controlplane", usage);
+    if (!path) return PC_EXIT_USAGE;
     char err[1024];
     pc_cp_config_t cfg;
     if (!pc_cp_config_load(path, &cfg, err, sizeof err)) {

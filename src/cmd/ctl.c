@@ -230,7 +230,7 @@ static int cmd_apply(const ctl_t *c, int argc, char **argv)
             names[n++] = pc_xstrdup(e->d_name);
         }
         if (d) closedir(d);
-        qsort(names, n, sizeof *names, cmp_str);
+        if (n) qsort(names, n, sizeof *names, cmp_str);
         for (size_t i = 0; i < n; i++) {
             char file[4096];
             snprintf(file, sizeof file, "%s/%s", path, names[i]);

@@ -45,6 +45,35 @@ int pc_cmd_wants_help(int argc, char **argv)
     return 0;
 }
 
+const char *pc_cmd_config_arg(int argc, char **argv, const char *command,
+                              void (*print_usage)(FILE *out))
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "portcullis %s: %s needs a FILE\n\n", command, a);
+                print_usage(stderr);
+                return NULL;
+            }
+            path = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            path = a + 9;
+        } else {
+            fprintf(stderr, "portcullis %s: unexpected argument '%s'\n\n", command, a);
+            print_usage(stderr);
+            return NULL;
+        }
+    }
+    if (!path || !path[0]) {
+        fprintf(stderr, "portcullis %s: -c FILE is required\n\n", command);
+        print_usage(stderr);
+        return NULL;
+    }
+    return path;
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {

@@ -45,6 +45,8 @@
  */
 #pragma weak pc_pg_register
 void pc_pg_register(void);
+#pragma weak pc_s3_register
+void pc_s3_register(void);
 
 typedef enum { DRAIN_IDLE, DRAIN_WAITING, DRAIN_TERMINATING, DRAIN_DONE } drain_phase_t;
 
@@ -559,6 +561,7 @@ static bool start_cpclient(connector_t *c, char *err, size_t errlen)
     pc_cpclient_opts_t o = {
         .url = c->cfg.control_plane.url,
         .token = c->cfg.control_plane.token,
+        .ca_file = c->cfg.control_plane.ca_file,
         .instance = c->cfg.instance_name,
         .address = address,
         .spool_dir = c->cfg.log_spool.dir,
@@ -652,6 +655,7 @@ int pc_connector_run(const char *config_path)
     uv_signal_start(&c->sighup, on_sighup, SIGHUP);
 
     if (pc_pg_register) pc_pg_register();
+    if (pc_s3_register) pc_s3_register();
 
     if (c->cfg.control_plane.url) {
         if (!start_cpclient(c, err, sizeof err)) {

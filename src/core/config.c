@@ -234,6 +234,7 @@ static void set_defaults(pc_config_t *c)
     c->cluster.peer_port = 2380;
     c->cluster.data_dir = pc_xstrdup("./default.etcd");
     c->cluster.dead_member_timeout_ms = 60000;
+    c->cluster.discovery_interval_ms = 5000;
     c->telemetry.interval_ms = 10000;
     c->workers = 0;
     c->log_level = pc_xstrdup("info");
@@ -247,6 +248,7 @@ void pc_config_free(pc_config_t *c)
     free(c->control_plane.url);
     pc__free_secret(c->control_plane.token);
     free(c->control_plane.config_dir);
+    free(c->control_plane.ca_file);
     free(c->health.listen);
     free(c->log_spool.dir);
     free(c->cluster.advertise_address);
@@ -258,6 +260,11 @@ void pc_config_free(pc_config_t *c)
     free(c->cluster.k8s_service);
     free(c->cluster.ecs_cluster);
     free(c->cluster.ecs_service);
+    free(c->cluster.k8s_label_selector);
+    free(c->cluster.k8s_api_url);
+    free(c->cluster.k8s_sa_dir);
+    free(c->cluster.ecs_endpoint);
+    free(c->cluster.ecs_region);
     free(c->cluster.etcd_binary);
     free(c->cluster.data_dir);
     free(c->telemetry.otlp_endpoint);
@@ -330,7 +337,7 @@ static bool get_str(pc__yctx_t *c, const pc__ynode_t *map, const char *key, char
 static bool load_control_plane(pc__yctx_t *c, const pc__ynode_t *root, const char *base_dir,
                                bool check_files, pc_config_t *out)
 {
-    static const char *const keys[] = {"url", "token", "config_dir", NULL};
+    static const char *const keys[] = {"url", "token", "config_dir", "ca_file", NULL};
     const pc__ynode_t *m = pc__ymap_get(root, "control_plane");
     size_t prev = pc__ypath_push_key(&c->path, "control_plane");
     bool ok = false;
@@ -342,7 +349,8 @@ static bool load_control_plane(pc__yctx_t *c, const pc__ynode_t *root, const cha
     }
     if (!pc__ymap_check(c, m, keys) || !get_str(c, m, "url", &out->control_plane.url) ||
         !get_str(c, m, "token", &out->control_plane.token) ||
-        !get_str(c, m, "config_dir", &out->control_plane.config_dir))
+        !get_str(c, m, "config_dir", &out->control_plane.config_dir) ||
+        !get_str(c, m, "ca_file", &out->control_plane.ca_file))
         goto out;
     if (out->control_plane.url && out->control_plane.config_dir) {
         pc__yfail(c, pc__ymap_line(m, "config_dir"), "set either url or config_dir, not both");
@@ -371,8 +379,15 @@ static bool load_control_plane(pc__yctx_t *c, const pc__ynode_t *root, const cha
         pc__ypath_pop(&c->path, p2);
         goto out;
     }
+    if (out->control_plane.ca_file && !out->control_plane.url) {
+        size_t p2 = pc__ypath_push_key(&c->path, "ca_file");
+        pc__yfail(c, pc__ymap_line(m, "ca_file"), "only valid with control_plane.url");
+        pc__ypath_pop(&c->path, p2);
+        goto out;
+    }
     ok = resolve_path(c, m, "config_dir", base_dir, check_files, true,
-                      &out->control_plane.config_dir);
+                      &out->control_plane.config_dir) &&
+         resolve_path(c, m, "ca_file", base_dir, check_files, false, &out->control_plane.ca_file);
 out:
     pc__ypath_pop(&c->path, prev);
     return ok;
@@ -408,8 +423,13 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
     static const char *const keys[] = {
         "enabled",  "advertise_address",   "discovery",   "client_port", "peer_port",
         "data_dir", "dead_member_timeout", "etcd_binary", NULL};
-    static const char *const dkeys[] = {"mode",    "peers",       "dns_name",    "namespace",
-                                        "service", "ecs_cluster", "ecs_service", NULL};
+    static const char *const dkeys[] = {"mode",         "peers",
+                                        "dns_name",     "namespace",
+                                        "service",      "label_selector",
+                                        "api_url",      "service_account_dir",
+                                        "ecs_cluster",  "ecs_service",
+                                        "ecs_endpoint", "ecs_region",
+                                        "interval",     NULL};
     static const char *const modes[] = {"static", "dns", "kubernetes", "ecs", NULL};
     const pc__ynode_t *m, *d;
     size_t prev, dprev;
@@ -447,9 +467,19 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
         !get_str(c, d, "namespace", &out->cluster.k8s_namespace) ||
         !get_str(c, d, "service", &out->cluster.k8s_service) ||
         !get_str(c, d, "ecs_cluster", &out->cluster.ecs_cluster) ||
-        !get_str(c, d, "ecs_service", &out->cluster.ecs_service))
+        !get_str(c, d, "ecs_service", &out->cluster.ecs_service) ||
+        !get_str(c, d, "label_selector", &out->cluster.k8s_label_selector) ||
+        !get_str(c, d, "api_url", &out->cluster.k8s_api_url) ||
+        !get_str(c, d, "ecs_endpoint", &out->cluster.ecs_endpoint) ||
+        !get_str(c, d, "ecs_region", &out->cluster.ecs_region) ||
+        !pc__yget_duration(c, d, "interval", &out->cluster.discovery_interval_ms) ||
+        !get_str(c, d, "service_account_dir", &out->cluster.k8s_sa_dir) ||
+        !resolve_path(c, d, "service_account_dir", base_dir, false, true, &out->cluster.k8s_sa_dir))
         goto out_d;
     out->cluster.discovery_mode = (pc_discovery_mode_t)mode;
+    if (!check_str(c, d, "api_url", out->cluster.k8s_api_url, pc__valid_http_url, "URL") ||
+        !check_str(c, d, "ecs_endpoint", out->cluster.ecs_endpoint, pc__valid_http_url, "URL"))
+        goto out_d;
     for (size_t i = 0; i < out->cluster.n_peers; i++)
         if (!out->cluster.peers[i][0]) {
             size_t p2 = pc__ypath_push_key(&c->path, "peers");
@@ -458,16 +488,27 @@ static bool load_cluster(pc__yctx_t *c, const pc__ynode_t *root, const char *bas
             pc__ypath_pop(&c->path, p2);
             goto out_d;
         }
+    if (out->cluster.discovery_interval_ms < 1000) {
+        size_t p2 = pc__ypath_push_key(&c->path, "interval");
+        pc__yfail(c, pc__ymap_line(d, "interval"), "must be at least 1s");
+        pc__ypath_pop(&c->path, p2);
+        goto out_d;
+    }
     /* What each mode needs, checked only when the cluster is on. */
     const char *missing = NULL;
     if (out->cluster.enabled && mode == PC_DISCOVERY_DNS && !out->cluster.dns_name)
         missing = "dns_name";
-    else if (out->cluster.enabled && mode == PC_DISCOVERY_KUBERNETES && !out->cluster.k8s_service)
-        missing = "service";
-    else if (out->cluster.enabled && mode == PC_DISCOVERY_ECS && !out->cluster.ecs_cluster)
-        missing = "ecs_cluster";
-    else if (out->cluster.enabled && mode == PC_DISCOVERY_ECS && !out->cluster.ecs_service)
-        missing = "ecs_service";
+    if (out->cluster.enabled && mode == PC_DISCOVERY_KUBERNETES &&
+        !out->cluster.k8s_service == !out->cluster.k8s_label_selector) {
+        (void)pc__ypath_push_key(&c->path, "service");
+        pc__yfail(c,
+                  d   ? d->line
+                  : m ? m->line
+                      : 1,
+                  "exactly one of service and label_selector is required when discovery.mode "
+                  "is kubernetes");
+        goto out_d;
+    }
     if (missing) {
         (void)pc__ypath_push_key(&c->path, missing);
         pc__yfail(c,

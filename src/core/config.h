@@ -29,6 +29,7 @@ typedef struct pc_config {
         char *url;        /* remote control plane, or NULL */
         char *token;      /* secret */
         char *config_dir; /* embedded control plane, or NULL */
+        char *ca_file;    /* https control plane: CA bundle (PEM); NULL = system store */
     } control_plane;
     struct {
         char *listen; /* "host:port", default "0.0.0.0:8080" */
@@ -46,11 +47,17 @@ typedef struct pc_config {
         pc_discovery_mode_t discovery_mode;
         char **peers; /* static discovery */
         size_t n_peers;
-        char *dns_name;          /* dns discovery */
-        char *k8s_namespace;     /* kubernetes: namespace of the Endpoints (NULL = own) */
-        char *k8s_service;       /* kubernetes: Service/Endpoints name */
-        char *ecs_cluster;       /* ecs: cluster name or ARN */
-        char *ecs_service;       /* ecs: service name */
+        char *dns_name;           /* dns discovery */
+        char *k8s_namespace;      /* kubernetes: namespace of the Endpoints/pods (NULL = own) */
+        char *k8s_service;        /* kubernetes: Service/Endpoints name, or */
+        char *k8s_label_selector; /* kubernetes: pods matching this label selector */
+        char *k8s_api_url;        /* kubernetes: API server (NULL = from KUBERNETES_SERVICE_*) */
+        char *k8s_sa_dir;         /* kubernetes: token, ca.crt, namespace (service account) */
+        char *ecs_cluster;        /* ecs: cluster name or ARN (NULL = from task metadata) */
+        char *ecs_service;        /* ecs: service name (NULL = this task's service) */
+        char *ecs_endpoint;       /* ecs: API endpoint URL (NULL = https://ecs.<region>...) */
+        char *ecs_region;         /* ecs: region (NULL = AWS_REGION / AWS_DEFAULT_REGION) */
+        uint64_t discovery_interval_ms; /* kubernetes/ecs: API called at most this often */
         char *etcd_binary;
         int client_port; /* 2379 */
         int peer_port;   /* 2380 */

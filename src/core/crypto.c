@@ -7,6 +7,7 @@
 #include <openssl/sha.h>
 
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
 
 bool pc_random_bytes(void *buf, size_t n)
@@ -14,18 +15,57 @@ bool pc_random_bytes(void *buf, size_t n)
     return n <= INT_MAX && RAND_bytes(buf, (int)n) == 1;
 }
 
+/*
+ * OpenSSL 3 looks a digest up in its provider store (a lock and a hash lookup)
+ * every time EVP_sha256() is used by SHA256(), HMAC() or EVP_DigestInit; on
+ * the S3 path, where one request verifies and re-signs with about ten HMACs,
+ * that lookup was a tenth of the CPU. Fetch it once and hand the fetched
+ * object to every call instead.
+ */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256(void)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    PC_BUG_ON(!sha256_md);
+    return sha256_md;
+}
+
 void pc_sha256(const void *data, size_t len, uint8_t out[PC_SHA256_LEN])
 {
-    SHA256(data, len, out);
+    unsigned int n = 0;
+    PC_BUG_ON(EVP_Digest(data, len, out, &n, sha256(), NULL) != 1 || n != PC_SHA256_LEN);
 }
 
 void pc_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
                     uint8_t out[PC_SHA256_LEN])
 {
-    unsigned int out_len = PC_SHA256_LEN;
-    /* HMAC() only fails on allocation failure inside OpenSSL. */
-    PC_BUG_ON(key_len > INT_MAX ||
-              !HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &out_len));
+    /* RFC 2104 over the fetched digest: H((K ^ opad) || H((K ^ ipad) || data)). */
+    enum { BLOCK = 64 };
+    uint8_t k[BLOCK] = {0}, pad[BLOCK], inner[PC_SHA256_LEN];
+    if (key_len > BLOCK)
+        pc_sha256(key, key_len, k);
+    else if (key_len)
+        memcpy(k, key, key_len);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int n = 0;
+    for (unsigned i = 0; i < BLOCK; i++) pad[i] = k[i] ^ 0x36;
+    bool ok = ctx && EVP_DigestInit_ex(ctx, sha256(), NULL) && EVP_DigestUpdate(ctx, pad, BLOCK) &&
+              EVP_DigestUpdate(ctx, data, len) && EVP_DigestFinal_ex(ctx, inner, &n);
+    for (unsigned i = 0; i < BLOCK; i++) pad[i] = k[i] ^ 0x5c;
+    ok = ok && EVP_DigestInit_ex(ctx, sha256(), NULL) && EVP_DigestUpdate(ctx, pad, BLOCK) &&
+         EVP_DigestUpdate(ctx, inner, sizeof inner) && EVP_DigestFinal_ex(ctx, out, &n);
+    EVP_MD_CTX_free(ctx);
+    explicit_bzero(k, sizeof k);
+    explicit_bzero(pad, sizeof pad);
+    /* Only an allocation failure inside OpenSSL gets here. */
+    PC_BUG_ON(!ok);
 }
 
 /*
@@ -46,7 +86,7 @@ bool pc_pbkdf2_sha256(const void *password, size_t password_len, const uint8_t *
     else if (password_len)
         memcpy(key, password, password_len);
     EVP_MD_CTX *inner = EVP_MD_CTX_new(), *outer = EVP_MD_CTX_new(), *work = EVP_MD_CTX_new();
-    const EVP_MD *md = EVP_sha256();
+    const EVP_MD *md = sha256();
     bool ok = inner && outer && work;
     for (int i = 0; i < BLOCK; i++)
         pad[i] = key[i] ^ 0x36;

@@ -707,7 +707,7 @@ static bool same_ref(const name_ref_t *a, const name_ref_t *b)
  * entry it repeats. */
 static bool first_duplicate(name_ref_t *refs, size_t n, size_t *dup, size_t *first)
 {
-    qsort(refs, n, sizeof *refs, cmp_ref);
+    if (n) qsort(refs, n, sizeof *refs, cmp_ref);
     bool found = false;
     for (size_t k = 1, group = 0; k < n; k++) {
         if (!same_ref(&refs[k], &refs[group])) {
@@ -1095,7 +1095,7 @@ pc_snapshot_t *pc_snapshot_load_dir(const char *dir, uint64_t revision, char *er
         names[n_names++] = pc_xstrdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n_names, sizeof *names, cmp_names);
+    if (n_names) qsort(names, n_names, sizeof *names, cmp_names); /* qsort(NULL, 0) is UB */
 
     size_t cap_pol = 0;
     for (size_t i = 0; i < n_names; i++) {

@@ -34,7 +34,7 @@ struct pc_cpclient {
     uv_async_t async;
     pc_cpclient_snapshot_fn on_snapshot;
     void *arg;
-    char *url, *token, *instance, *address;
+    char *url, *token, *instance, *address, *ca_file;
     pthread_t thread;
     bool thread_started;
     pc__shipper_t *shipper;
@@ -270,7 +270,7 @@ static void start_watch(pc_cpclient_t *cp)
         stream_down(cp, "cannot build the watch request");
         return;
     }
-    pc__cp_easy_defaults(cp->watch, cp->watch_err);
+    pc__cp_easy_defaults(cp->watch, cp->watch_err, cp->ca_file);
     curl_easy_setopt(cp->watch, CURLOPT_URL, url);
     curl_easy_setopt(cp->watch, CURLOPT_HTTPHEADER, cp->watch_hdrs);
     curl_easy_setopt(cp->watch, CURLOPT_WRITEFUNCTION, on_watch_data);
@@ -333,7 +333,7 @@ static void start_heartbeat(pc_cpclient_t *cp)
     if (!cp->hb_body || !pc__cp_url(url, sizeof url, cp->url, "/v1/connector/heartbeat") ||
         !(cp->hb = curl_easy_init()))
         return;
-    pc__cp_easy_defaults(cp->hb, cp->hb_err);
+    pc__cp_easy_defaults(cp->hb, cp->hb_err, cp->ca_file);
     curl_easy_setopt(cp->hb, CURLOPT_URL, url);
     curl_easy_setopt(cp->hb, CURLOPT_HTTPHEADER, cp->hb_hdrs);
     curl_easy_setopt(cp->hb, CURLOPT_POSTFIELDS, cp->hb_body);
@@ -426,6 +426,7 @@ static void free_cp(pc_cpclient_t *cp)
     free(cp->hb_body);
     free(cp->pending_text);
     free(cp->url);
+    free(cp->ca_file);
     if (cp->token) memset(cp->token, 0, strlen(cp->token));
     free(cp->token);
     free(cp->instance);
@@ -485,6 +486,7 @@ pc_cpclient_t *pc_cpclient_start(uv_loop_t *loop, const pc_cpclient_opts_t *o,
     cp->arg = arg;
     cp->url = strdup(o->url);
     cp->token = strdup(o->token ? o->token : "");
+    cp->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
     cp->instance = strdup(o->instance ? o->instance : "");
     cp->address = strdup(o->address ? o->address : "");
     cp->state = PC_CPCLIENT_CONNECTING;
@@ -494,14 +496,14 @@ pc_cpclient_t *pc_cpclient_start(uv_loop_t *loop, const pc_cpclient_opts_t *o,
     cp->hb_hdrs = pc__cp_headers(cp->token, true);
     cp->multi = curl_multi_init();
     if (!cp->url || !cp->token || !cp->instance || !cp->address || !cp->watch_hdrs ||
-        !cp->hb_hdrs || !cp->multi) {
+        !cp->hb_hdrs || !cp->multi || (o->ca_file && !cp->ca_file)) {
         snprintf(err, errlen, "out of memory");
         free_cp(cp);
         return NULL;
     }
     register_metrics(cp);
     if (o->spool_dir) {
-        cp->shipper = pc__shipper_start(cp->url, cp->token, o->spool_dir, err, errlen);
+        cp->shipper = pc__shipper_start(cp->url, cp->token, cp->ca_file, o->spool_dir, err, errlen);
         if (!cp->shipper) {
             free_cp(cp);
             return NULL;

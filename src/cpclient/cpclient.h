@@ -34,6 +34,7 @@ typedef void (*pc_cpclient_snapshot_fn)(void *arg, const char *text, size_t len,
 typedef struct pc_cpclient_opts {
     const char *url;       /* base URL, http:// or https:// (TLS through libcurl) */
     const char *token;     /* connector token (secret: never logged) */
+    const char *ca_file;   /* https: CA bundle (PEM) to verify the control plane; NULL = system store */
     const char *instance;  /* heartbeat: instance name */
     const char *address;   /* heartbeat: advertised health address host:port */
     const char *spool_dir; /* audit spool to ship; NULL = no shipper */

@@ -110,7 +110,8 @@ bool pc__cp_url(char *out, size_t cap, const char *base, const char *path) PC_WU
 typedef struct pc__shipper pc__shipper_t;
 
 /** Start shipping dir's spool to url's /v1/connector/logs. NULL + err on failure. */
-pc__shipper_t *pc__shipper_start(const char *url, const char *token, const char *dir, char *err,
+pc__shipper_t *pc__shipper_start(const char *url, const char *token, const char *ca_file,
+                                 const char *dir, char *err,
                                  size_t errlen) PC_WUR;
 /** The control plane answers again: end a backoff wait now (any thread). */
 void pc__shipper_kick(pc__shipper_t *sh);
@@ -124,7 +125,7 @@ uint64_t pc__shipper_stop(pc__shipper_t *sh, uint64_t timeout_ms);
 /** "Authorization: Bearer ..." (+ JSON content type when json); NULL on OOM. */
 struct curl_slist *pc__cp_headers(const char *token, bool json);
 /** Options every request gets: no signals, TCP keep-alive, error buffer, TLS defaults. */
-void pc__cp_easy_defaults(void *easy, char *errbuf);
+void pc__cp_easy_defaults(void *easy, char *errbuf, const char *ca_file);
 /** CURLOPT_WRITEFUNCTION for answers whose body does not matter. */
 size_t pc__cp_discard(char *data, size_t size, size_t nmemb, void *arg);
 /** Monotonic milliseconds. */

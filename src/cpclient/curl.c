@@ -33,7 +33,7 @@ fail:
     return NULL;
 }
 
-void pc__cp_easy_defaults(void *easy, char *errbuf)
+void pc__cp_easy_defaults(void *easy, char *errbuf, const char *ca_file)
 {
     CURL *e = easy;
     errbuf[0] = '\0';
@@ -46,6 +46,9 @@ void pc__cp_easy_defaults(void *easy, char *errbuf)
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    /* A private CA replaces the system store rather than adding to it: only the
+     * operator's CA can vouch for the control plane then. */
+    if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "portcullis-connector/" PC_VERSION);
 }
 

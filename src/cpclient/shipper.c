@@ -28,7 +28,7 @@
 #define BACKOFF_CAP_MS 30000
 
 struct pc__shipper {
-    char *url, *token, *dir;
+    char *url, *token, *dir, *ca_file;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -231,7 +231,7 @@ static send_res_t post_batch(pc__shipper_t *sh, long *status, char *why, size_t 
     }
     CURL *e = sh->easy;
     curl_easy_reset(e);
-    pc__cp_easy_defaults(e, sh->curl_err);
+    pc__cp_easy_defaults(e, sh->curl_err, sh->ca_file);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, sh->hdrs);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
@@ -348,6 +348,7 @@ static void free_shipper(pc__shipper_t *sh)
     curl_slist_free_all(sh->hdrs);
     if (sh->easy) curl_easy_cleanup(sh->easy);
     free(sh->url);
+    free(sh->ca_file);
     if (sh->token) memset(sh->token, 0, strlen(sh->token));
     free(sh->token);
     free(sh->dir);
@@ -356,7 +357,8 @@ static void free_shipper(pc__shipper_t *sh)
     free(sh);
 }
 
-pc__shipper_t *pc__shipper_start(const char *url, const char *token, const char *dir, char *err,
+pc__shipper_t *pc__shipper_start(const char *url, const char *token, const char *ca_file,
+                                 const char *dir, char *err,
                                  size_t errlen)
 {
     pc__shipper_t *sh = calloc(1, sizeof *sh);
@@ -372,13 +374,14 @@ pc__shipper_t *pc__shipper_start(const char *url, const char *token, const char 
     pthread_mutex_init(&sh->lock, NULL);
     sh->url = strdup(url);
     sh->token = strdup(token);
+    sh->ca_file = ca_file ? strdup(ca_file) : NULL;
     sh->dir = strdup(dir);
     sh->hdrs = pc__cp_headers(token, true);
     sh->easy = curl_easy_init();
     pc__batch_init(&sh->batch, BATCH_RECORDS, BATCH_BYTES);
     sh->batch_limit = BATCH_RECORDS;
     pc__backoff_init(&sh->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
-    if (!sh->url || !sh->token || !sh->dir || !sh->hdrs || !sh->easy) {
+    if (!sh->url || !sh->token || !sh->dir || !sh->hdrs || !sh->easy || (ca_file && !sh->ca_file)) {
         snprintf(err, errlen, "out of memory");
         free_shipper(sh);
         return NULL;

@@ -378,8 +378,8 @@ static const pc_value *time_value(pc_arena *a, uint64_t ns)
  * from a table (table OID set) then comes from that table. */
 static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
                                    const struct session_parts *sp, const pc_access_counts_t *counts,
-                                   uint64_t now_ns, const pc_sql_stmt_t *stmt,
-                                   const char *only_table)
+                                   const pc_access_counts_t *bucket_counts, uint64_t now_ns,
+                                   const pc_sql_stmt_t *stmt, const char *only_table)
 {
     const pc_value *qv = NULL, *tables = NULL;
     if (stmt) {
@@ -406,7 +406,7 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
     if (ctx->bucket) {
         pc_obuf bo;
         pc_obuf_init(&bo, a);
-        pc_obuf_put(&bo, &K_ACCESS_COUNT, counts_v);
+        pc_obuf_put(&bo, &K_ACCESS_COUNT, counts_value(a, bucket_counts));
         pc_obuf_put(&bo, &K_NAME, pc_value_cstring(a, ctx->bucket));
         pc_obuf_put(&o, &K_BUCKET, pc_obuf_object(&bo));
     }
@@ -842,7 +842,16 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
     const compiled_t *c = ctx->snapshot ? ctx->snapshot->policy_set : NULL;
     uint64_t now_ns = pc_now_wall_ns();
     int64_t now_sec = (int64_t)(now_ns / 1000000000u);
-    if (counted) pc_access_hit(user, res, now_sec, &counts);
+    /* S3: input.bucket.access_count counts this user's requests to this bucket
+     * of the resource; the key's resource part is "<resource>\x1e<bucket>" so it
+     * never collides with the resource-wide count of input.user.access_count. */
+    char bucket_res[512] = "";
+    pc_access_counts_t bucket_counts = {0, 0};
+    if (ctx->bucket) snprintf(bucket_res, sizeof bucket_res, "%s\x1e%s", res, ctx->bucket);
+    if (counted) {
+        pc_access_hit(user, res, now_sec, &counts);
+        if (ctx->bucket) pc_access_hit(user, bucket_res, now_sec, &bucket_counts);
+    }
     if (!c || !c->n) return true;
     int rule = ctx->stage == PC_STAGE_SESSION       ? RULE_SESSION
                : ctx->stage == PC_STAGE_PRE_REQUEST ? RULE_PRE
@@ -851,7 +860,10 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
     for (size_t i = 0; i < c->n && !any; i++)
         any = c->p[i].rule[rule] != NULL;
     if (!any) return true;
-    if (!counted) pc_access_peek(user, res, now_sec, &counts);
+    if (!counted) {
+        pc_access_peek(user, res, now_sec, &counts);
+        if (ctx->bucket) pc_access_peek(user, bucket_res, now_sec, &bucket_counts);
+    }
     tstate_t *t = tstate_get(c);
     if (!t) return false;
     pc_arena *a = t->input;
@@ -875,7 +887,8 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
             }
             const char *only_table =
                 cls->parsed && cls->n_stmts == 1 && st.n_tables == 1 ? st.tables[0] : NULL;
-            const pc_value *in = build_input(a, ctx, sp, &counts, now_ns, &st, only_table);
+            const pc_value *in =
+                build_input(a, ctx, sp, &counts, &bucket_counts, now_ns, &st, only_table);
             if (!in)
                 ok = false;
             else
@@ -884,7 +897,7 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
         }
         pc_sql_class_unref(cls);
     } else {
-        const pc_value *in = build_input(a, ctx, sp, &counts, now_ns, NULL, NULL);
+        const pc_value *in = build_input(a, ctx, sp, &counts, &bucket_counts, now_ns, NULL, NULL);
         if (!in)
             ok = false;
         else

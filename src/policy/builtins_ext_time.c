@@ -122,7 +122,8 @@ static bool t_format(EXT_ARGS)
     return pc__ext_ret_str(ctx, out, o, ol);
 }
 
-static bool t_date(EXT_ARGS)
+/* [a, b, c] of a time's civil fields (time.date, time.clock). */
+static bool civil_triple(EXT_ARGS, bool date)
 {
     (void)n;
     int64_t ns;
@@ -130,22 +131,21 @@ static bool t_date(EXT_ARGS)
     if (!tz_time(ctx, a[0], &ns, &tz, NULL, NULL)) return false;
     pc_plib_civil_t c;
     pc_plib_time_civil(ns, tz, &c);
-    const pc_value *items[3] = {pc_value_int(A, c.year), pc_value_int(A, c.month), pc_value_int(A, c.day)};
+    const pc_value *items[3] = {pc_value_int(A, date ? c.year : c.hour),
+                                pc_value_int(A, date ? c.month : c.min),
+                                pc_value_int(A, date ? c.day : c.sec)};
     if (!items[0] || !items[1] || !items[2]) return pc_builtin_oom(ctx);
     return pc__ext_ret(ctx, out, pc_value_array(A, items, 3));
 }
 
+static bool t_date(EXT_ARGS)
+{
+    return civil_triple(ctx, a, n, out, true);
+}
+
 static bool t_clock(EXT_ARGS)
 {
-    (void)n;
-    int64_t ns;
-    const pc_plib_tz_t *tz;
-    if (!tz_time(ctx, a[0], &ns, &tz, NULL, NULL)) return false;
-    pc_plib_civil_t c;
-    pc_plib_time_civil(ns, tz, &c);
-    const pc_value *items[3] = {pc_value_int(A, c.hour), pc_value_int(A, c.min), pc_value_int(A, c.sec)};
-    if (!items[0] || !items[1] || !items[2]) return pc_builtin_oom(ctx);
-    return pc__ext_ret(ctx, out, pc_value_array(A, items, 3));
+    return civil_triple(ctx, a, n, out, false);
 }
 
 static bool t_weekday(EXT_ARGS)

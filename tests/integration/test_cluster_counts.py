@@ -62,14 +62,28 @@ class Probe:
                 self.proc.wait(10)
 
 
-def test_counts_propagate_to_other_instances(tmp_path):
+def start_probes(tmp, n, interval_ms=300, cache=False):
+    """A 3-member cluster of probes on fresh ports: node 0 publishes (or puts
+    cache entries) n times once told to go, nodes 1 and 2 observe; all up and
+    voting members when this returns."""
     ports = pick_ports()
-    probes = [Probe(tmp_path, 0, ports, ["publish", str(N), "300"]),
-              Probe(tmp_path, 1, ports, ["observe", str(N)]),
-              Probe(tmp_path, 2, ports, ["observe", str(N)])]
+    put, get = ("cache-put", "cache-get") if cache else ("publish", "observe")
+    probes = [Probe(tmp, 0, ports, [put, str(n), str(interval_ms)]),
+              Probe(tmp, 1, ports, [get, str(n)]),
+              Probe(tmp, 2, ports, [get, str(n)])]
     try:
         wait_until(lambda: all(p.has("event") for p in probes), 120, 0.2, "all probes up")
         assert all(p.has("event")[0]["role"] in ("leader", "follower") for p in probes)
+    except BaseException:
+        for p in probes:
+            p.close()
+        raise
+    return probes
+
+
+def test_counts_propagate_to_other_instances(tmp_path):
+    probes = start_probes(tmp_path, N)
+    try:
         open(probes[0].cfg_path + ".go", "w").close()
         for p in probes:
             assert p.proc.wait(120) == 0
@@ -107,12 +121,8 @@ def test_stopped_instance_catches_up_after_partition(tmp_path):
     import signal
     import time
     n = 30
-    ports = pick_ports()
-    probes = [Probe(tmp_path, 0, ports, ["publish", str(n), "300"]),
-              Probe(tmp_path, 1, ports, ["observe", str(n)]),
-              Probe(tmp_path, 2, ports, ["observe", str(n)])]
+    probes = start_probes(tmp_path, n)
     try:
-        wait_until(lambda: all(p.has("event") for p in probes), 120, 0.2, "all probes up")
         victim = probes[2]
         etcd_pids = children(victim.proc.pid)
         assert etcd_pids

@@ -74,7 +74,8 @@ class Trio:
     def data_dir(self, i):
         return str(self.tmp / f"etcd{i}")
 
-    def start(self, i, data_dir=None, wait_ready=True):
+    def start(self, i, data_dir=None, wait_ready=True, **kw):
+        """kw goes to the connector factory (objects, files, workers, ...)."""
         cfg = {"cluster": {
             "enabled": True,
             "advertise_address": ADDRS[i],
@@ -84,9 +85,17 @@ class Trio:
             "data_dir": data_dir or self.data_dir(i),
             "dead_member_timeout": self.dead_timeout,
         }}
-        c = self.connector(config=cfg, wait_ready=wait_ready, ready_timeout=30)
+        c = self.connector(config=cfg, wait_ready=wait_ready, ready_timeout=30, **kw)
         self.nodes[i] = c
         return c
+
+    def start_all(self):
+        """All three at the same moment; returns once they are 3 voting members."""
+        for i in range(3):
+            self.start(i, wait_ready=False)
+        for i in range(3):
+            self.nodes[i].wait_ready(30)
+        self.wait_voters([0, 1, 2], 3)
 
     def members(self, i):
         """Member list as etcd at ADDRS[i] sees it, or None."""
@@ -138,11 +147,7 @@ def leader_count(trio, alive):
 
 def test_three_form_one_cluster_leave_and_rejoin(trio):
     t0 = time.monotonic()
-    for i in range(3):
-        trio.start(i, wait_ready=False)
-    for i in range(3):
-        trio.nodes[i].wait_ready(30)
-    trio.wait_voters([0, 1, 2], 3)
+    trio.start_all()
     formed = time.monotonic() - t0
     print(f"formation of 3 members took {formed:.2f}s")
     # One cluster: every member sees the same cluster id.
@@ -175,11 +180,7 @@ def test_three_form_one_cluster_leave_and_rejoin(trio):
 
 def test_crashed_member_removed_then_rejoins(connector, tmp_path):
     trio = Trio(connector, tmp_path, dead_timeout="3s")
-    for i in range(3):
-        trio.start(i, wait_ready=False)
-    for i in range(3):
-        trio.nodes[i].wait_ready(30)
-    trio.wait_voters([0, 1, 2], 3)
+    trio.start_all()
 
     victim = 2
     trio.nodes[victim].kill()  # etcd dies with it (parent-death signal)
@@ -234,11 +235,7 @@ def test_etcd_cannot_start_is_degraded(connector, tmp_path):
 
 
 def test_kill9_then_restart_on_same_data_dir_rejoins_as_same_member(trio):
-    for i in range(3):
-        trio.start(i, wait_ready=False)
-    for i in range(3):
-        trio.nodes[i].wait_ready(30)
-    trio.wait_voters([0, 1, 2], 3)
+    trio.start_all()
     before = sorted(m["ID"] for m in trio.members(0))
     trio.nodes[1].kill()
     wait_until(lambda: trio.members(1) is None, 30, 0.2, "node 1's etcd gone")
@@ -266,11 +263,7 @@ def test_dns_discovery_bootstraps(connector, tmp_path):
 
 
 def test_rolling_restart_keeps_three_members(trio):
-    for i in range(3):
-        trio.start(i, wait_ready=False)
-    for i in range(3):
-        trio.nodes[i].wait_ready(30)
-    trio.wait_voters([0, 1, 2], 3)
+    trio.start_all()
     for i in range(3):
         rest = [k for k in range(3) if k != i]
         assert trio.nodes[i].stop(60) == 0

@@ -272,7 +272,7 @@ static void test_everything_oversized(void **state)
     /* (jansson stops at INT64_MAX; the formatter itself prints any uint64) */
     pc_audit_rec_t r = {
         PC_AUDIT_REQUEST, s,         s,   s,         INT64_MAX, s, s, s, s, s, s, s, s, s, s, s, s,
-        INT64_MAX,        INT64_MAX, 599, INT64_MAX, s};
+        INT64_MAX,        INT64_MAX, 599, INT64_MAX, s,           INT64_MAX, INT64_MAX};
     size_t n = pc_audit_format(buf, sizeof buf, UINT64_MAX, UINT64_MAX, &r);
     assert_non_null(strstr(buf, "\"id\":\"conn-1-18446744073709551615\""));
     assert_true(n > 0 && n < sizeof buf);

@@ -205,13 +205,20 @@ static void test_errors_name_key_and_line(void **state)
     expect_error("control_plane: {config_dir: /x}\n"
                  "cluster:\n  enabled: true\n  advertise_address: 10.0.0.1\n"
                  "  discovery: {mode: kubernetes}\n",
-                 "portcullis.yaml:5: cluster.discovery.service: required when discovery.mode "
-                 "is kubernetes");
+                 "portcullis.yaml:5: cluster.discovery.service: exactly one of service and "
+                 "label_selector is required when discovery.mode is kubernetes");
     expect_error("control_plane: {config_dir: /x}\n"
                  "cluster:\n  enabled: true\n  advertise_address: 10.0.0.1\n"
-                 "  discovery: {mode: ecs, ecs_cluster: c}\n",
-                 "portcullis.yaml:5: cluster.discovery.ecs_service: required when discovery.mode "
-                 "is ecs");
+                 "  discovery: {mode: kubernetes, service: a, label_selector: app=a}\n",
+                 "portcullis.yaml:5: cluster.discovery.service: exactly one of service and "
+                 "label_selector is required when discovery.mode is kubernetes");
+    expect_error("control_plane: {config_dir: /x}\n"
+                 "cluster:\n  discovery: {mode: ecs, interval: 10ms}\n",
+                 "portcullis.yaml:3: cluster.discovery.interval: must be at least 1s");
+    expect_error("control_plane: {config_dir: /x}\n"
+                 "cluster:\n  discovery: {mode: ecs, ecs_endpoint: 'ecs.amazonaws.com'}\n",
+                 "portcullis.yaml:3: cluster.discovery.ecs_endpoint: invalid URL "
+                 "\"ecs.amazonaws.com\"");
     expect_error("control_plane: {config_dir: /x}\ncluster:\n  discovery: {peers: a}\n",
                  "portcullis.yaml:3: cluster.discovery.peers: expected a list, got a scalar");
     expect_error("control_plane: {config_dir: /x}\ninstance_name: 'a b'\n",
@@ -257,6 +264,29 @@ static void test_cluster_discovery(void **state)
     assert_int_equal(cfg.cluster.discovery_mode, PC_DISCOVERY_ECS);
     assert_string_equal(cfg.cluster.ecs_cluster, "prod");
     assert_string_equal(cfg.cluster.ecs_service, "pc");
+    assert_null(cfg.cluster.ecs_endpoint);
+    assert_int_equal(cfg.cluster.discovery_interval_ms, 5000);
+    pc_config_free(&cfg);
+    /* ecs: cluster and service may come from the task metadata; overrides for tests. */
+    assert_true(load("control_plane: {config_dir: /x}\n"
+                     "cluster:\n  enabled: true\n  advertise_address: 10.0.0.1\n"
+                     "  discovery: {mode: ecs, ecs_endpoint: 'http://127.0.0.1:9', "
+                     "ecs_region: eu-west-1, interval: 2s}\n",
+                     &cfg, err, sizeof err));
+    assert_null(cfg.cluster.ecs_cluster);
+    assert_string_equal(cfg.cluster.ecs_endpoint, "http://127.0.0.1:9");
+    assert_string_equal(cfg.cluster.ecs_region, "eu-west-1");
+    assert_int_equal(cfg.cluster.discovery_interval_ms, 2000);
+    pc_config_free(&cfg);
+    assert_true(load("control_plane: {config_dir: /x}\n"
+                     "cluster:\n  enabled: true\n  advertise_address: 10.0.0.1\n"
+                     "  discovery: {mode: kubernetes, label_selector: 'app=pc,tier in (a)', "
+                     "api_url: 'https://127.0.0.1:6443', service_account_dir: /sa}\n",
+                     &cfg, err, sizeof err));
+    assert_null(cfg.cluster.k8s_service);
+    assert_string_equal(cfg.cluster.k8s_label_selector, "app=pc,tier in (a)");
+    assert_string_equal(cfg.cluster.k8s_api_url, "https://127.0.0.1:6443");
+    assert_string_equal(cfg.cluster.k8s_sa_dir, "/sa");
     pc_config_free(&cfg);
     /* A disabled cluster may carry an incomplete discovery block. */
     assert_true(load("control_plane: {config_dir: /x}\ncluster: {discovery: {mode: dns}}\n", &cfg,
@@ -281,6 +311,8 @@ static void test_control_plane_rules(void **state)
                  "portcullis.yaml:1: control_plane.url: invalid URL \"cp:8443\"");
     expect_error("control_plane: {config_dir: /x, token: t}\n",
                  "portcullis.yaml:1: control_plane.token: only valid with control_plane.url");
+    expect_error("control_plane: {config_dir: /x, ca_file: /ca.pem}\n",
+                 "portcullis.yaml:1: control_plane.ca_file: only valid with control_plane.url");
 }
 
 static void test_env_expansion(void **state)

@@ -204,7 +204,7 @@ static void test_retries_then_ships_everything_once(void **state)
     char url[64], err[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", s.port);
     pc_spool_pos_t cur;
-    pc__shipper_t *sh = pc__shipper_start(url, "test-token", dir, err, sizeof err);
+    pc__shipper_t *sh = pc__shipper_start(url, "test-token", NULL, dir, err, sizeof err);
     assert_non_null(sh);
     /* The server counts a batch before answering: wait for the shipper's side. */
     for (int i = 0; i < 600 && pc__shipper_shipped(sh) < 1234; i++)
@@ -223,7 +223,7 @@ static void test_retries_then_ships_everything_once(void **state)
     assert_true(pc_spool_cursor_load(dir, &cur));
 
     /* A restarted shipper resumes at the cursor: nothing is sent again. */
-    sh = pc__shipper_start(url, "test-token", dir, err, sizeof err);
+    sh = pc__shipper_start(url, "test-token", NULL, dir, err, sizeof err);
     assert_non_null(sh);
     assert_int_equal(pc__shipper_stop(sh, 2000), 0);
     assert_int_equal(s.requests, 6);
@@ -239,7 +239,7 @@ static void test_cursor_stays_without_acknowledgement(void **state)
     char *dir = make_spool(10, false);
     char url[64], err[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", s.port);
-    pc__shipper_t *sh = pc__shipper_start(url, "test-token", dir, err, sizeof err);
+    pc__shipper_t *sh = pc__shipper_start(url, "test-token", NULL, dir, err, sizeof err);
     assert_non_null(sh);
     for (int i = 0; i < 600; i++) {
         pthread_mutex_lock(&s.lock);
@@ -265,7 +265,7 @@ static void test_refused_record_is_isolated(void **state)
     char *dir = make_spool(40, true);
     char url[64], err[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", s.port);
-    pc__shipper_t *sh = pc__shipper_start(url, "test-token", dir, err, sizeof err);
+    pc__shipper_t *sh = pc__shipper_start(url, "test-token", NULL, dir, err, sizeof err);
     assert_non_null(sh);
     wait_ids(&s, 40);
     (void)pc__shipper_stop(sh, 1000);
@@ -279,7 +279,7 @@ static void test_refused_record_is_isolated(void **state)
         assert_int_equal(seen, 1);
     }
     assert_true(s.refused >= 1);
-    sh = pc__shipper_start(url, "test-token", dir, err, sizeof err);
+    sh = pc__shipper_start(url, "test-token", NULL, dir, err, sizeof err);
     assert_non_null(sh);
     unsigned before = s.requests;
     assert_int_equal(pc__shipper_stop(sh, 2000), 0);

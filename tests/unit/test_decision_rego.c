@@ -340,6 +340,69 @@ static void test_column_table(void **state)
     pc_snapshot_unref(s);
 }
 
+/* The seed policy of design §4 verbatim: input.bucket.access_count counts this
+ * user's requests to this bucket only, while input.user.access_count counts
+ * every request to the resource. */
+static void s3_request(pc_snapshot_t *s, const char *user, const char *bucket, pc_decision_t *d)
+{
+    pc_user_t u = {.username = (char *)user, .type = "human"};
+    pc_resource_t r = {.name = "s3-main", .technology = PC_TECH_S3};
+    pc_decision_ctx_t c = {.stage = PC_STAGE_PRE_REQUEST,
+                           .snapshot = s,
+                           .user = &u,
+                           .resource = &r,
+                           .bucket = bucket,
+                           .object_key = "k",
+                           .method = "GET",
+                           .operation = "GetObject",
+                           .path = "/k"};
+    pc_decision_eval(&c, d);
+}
+
+static void test_bucket_access_count(void **state)
+{
+    (void)state;
+    pc_access_reset();
+    char err[512];
+    pc_snapshot_t *s = load("policies:\n  - name: seed\n    module: |\n"
+                            "      package formal.v2\n"
+                            "      import future.keywords.if\n"
+                            "      pre_request := { \"action\": \"block\", \"type\": "
+                            "\"block_with_formal_message\" } if {\n"
+                            "        input.bucket.name == \"sensitive-bucket\"\n"
+                            "        input.bucket.access_count.last_minute > 5\n"
+                            "      }\n"
+                            "  - name: resource-wide\n    module: |\n"
+                            "      package wide\n      import rego.v1\n"
+                            "      pre_request := {\"action\": \"block\", \"reason\": \"wide\"} if "
+                            "input.user.access_count.last_minute > 20\n",
+                            err, sizeof err);
+    assert_non_null(s);
+    pc_decision_t d;
+    /* Accesses to another bucket do not count towards sensitive-bucket. */
+    for (int i = 0; i < 8; i++) {
+        s3_request(s, "alice", "public-bucket", &d);
+        assert_int_equal(d.action, PC_DECISION_ALLOW);
+    }
+    for (int i = 1; i <= 5; i++) {
+        s3_request(s, "alice", "sensitive-bucket", &d);
+        assert_int_equal(d.action, PC_DECISION_ALLOW);
+    }
+    s3_request(s, "alice", "sensitive-bucket", &d); /* the 6th */
+    assert_int_equal(d.action, PC_DECISION_BLOCK);
+    assert_string_equal(d.policies, "[\"seed\"]");
+    s3_request(s, "bob", "sensitive-bucket", &d); /* another user */
+    assert_int_equal(d.action, PC_DECISION_ALLOW);
+    /* The resource-wide count saw all 14 of alice's requests: 7 more pass it. */
+    for (int i = 0; i < 6; i++) s3_request(s, "alice", "public-bucket", &d);
+    assert_int_equal(d.action, PC_DECISION_ALLOW);
+    s3_request(s, "alice", "public-bucket", &d); /* the 21st to the resource */
+    assert_int_equal(d.action, PC_DECISION_BLOCK);
+    assert_string_equal(d.reason, "wide");
+    pc_snapshot_unref(s);
+    pc_access_reset();
+}
+
 int main(void)
 {
     pc_decision_rego_install();
@@ -352,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_mask_values),
         cmocka_unit_test(test_literal_key),
         cmocka_unit_test(test_shared_classification_keeps_tables),
+        cmocka_unit_test(test_bucket_access_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,6 +104,24 @@ static bool has(const char *l, size_t n, size_t i, const char *lit)
     return n >= i + k && memcmp(l + i, lit, k) == 0;
 }
 
+typedef struct {
+    const char *lit;
+    int std;
+} std_lit_t;
+
+/* The first of t's layout literals found at l[i]: it becomes c's std chunk. */
+static bool match_lit(chunk_t *c, const char *l, size_t n, size_t i, const std_lit_t *t,
+                      size_t nt)
+{
+    for (size_t k = 0; k < nt; k++)
+        if (has(l, n, i, t[k].lit)) {
+            c->std = t[k].std;
+            c->std_len = strlen(t[k].lit);
+            return true;
+        }
+    return false;
+}
+
 /* Go's nextStdChunk */
 static void next_chunk(const char *l, size_t n, chunk_t *c)
 {
@@ -221,37 +239,21 @@ static void next_chunk(const char *l, size_t n, chunk_t *c)
             }
             break;
         case '-': {
-            static const struct {
-                const char *lit;
-                int std;
-            } t[] = {{"-070000", STD_NUM_SECONDS_TZ},
-                     {"-07:00:00", STD_NUM_COLON_SECONDS_TZ},
-                     {"-0700", STD_NUM_TZ},
-                     {"-07:00", STD_NUM_COLON_TZ},
-                     {"-07", STD_NUM_SHORT_TZ}};
-            for (size_t k = 0; k < 5; k++)
-                if (has(l, n, i, t[k].lit)) {
-                    c->std = t[k].std;
-                    c->std_len = strlen(t[k].lit);
-                    return;
-                }
+            static const std_lit_t t[] = {{"-070000", STD_NUM_SECONDS_TZ},
+                                          {"-07:00:00", STD_NUM_COLON_SECONDS_TZ},
+                                          {"-0700", STD_NUM_TZ},
+                                          {"-07:00", STD_NUM_COLON_TZ},
+                                          {"-07", STD_NUM_SHORT_TZ}};
+            if (match_lit(c, l, n, i, t, 5)) return;
             break;
         }
         case 'Z': {
-            static const struct {
-                const char *lit;
-                int std;
-            } t[] = {{"Z070000", STD_ISO8601_SECONDS_TZ},
-                     {"Z07:00:00", STD_ISO8601_COLON_SECONDS_TZ},
-                     {"Z0700", STD_ISO8601_TZ},
-                     {"Z07:00", STD_ISO8601_COLON_TZ},
-                     {"Z07", STD_ISO8601_SHORT_TZ}};
-            for (size_t k = 0; k < 5; k++)
-                if (has(l, n, i, t[k].lit)) {
-                    c->std = t[k].std;
-                    c->std_len = strlen(t[k].lit);
-                    return;
-                }
+            static const std_lit_t t[] = {{"Z070000", STD_ISO8601_SECONDS_TZ},
+                                          {"Z07:00:00", STD_ISO8601_COLON_SECONDS_TZ},
+                                          {"Z0700", STD_ISO8601_TZ},
+                                          {"Z07:00", STD_ISO8601_COLON_TZ},
+                                          {"Z07", STD_ISO8601_SHORT_TZ}};
+            if (match_lit(c, l, n, i, t, 5)) return;
             break;
         }
         case '.':

@@ -402,38 +402,10 @@ static bool skip(parser_t *p, tkind_t k)
 
 /* ---- JSON output ------------------------------------------------------------ */
 
-static void jstr(pc__sbuf_t *b, const char *s, size_t n)
-{
-    static const char hx[] = "0123456789abcdef";
-    pc__sbuf_addc(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            pc__sbuf_addc(b, '\\');
-            pc__sbuf_addc(b, (char)c);
-        } else if (c < 0x20) {
-            char e[7] = {'\\', 'u', '0', '0', hx[c >> 4], hx[c & 15], 0};
-            pc__sbuf_adds(b, e);
-        } else {
-            pc__sbuf_addc(b, (char)c);
-        }
-    }
-    pc__sbuf_addc(b, '"');
-}
-
-/* object writer: members are comma-separated; *first tracks the state */
-static void key(pc__sbuf_t *b, bool *first, const char *k)
-{
-    if (!*first) pc__sbuf_addc(b, ',');
-    *first = false;
-    jstr(b, k, strlen(k));
-    pc__sbuf_addc(b, ':');
-}
-
 static void kv_str(pc__sbuf_t *b, bool *first, const char *k, const char *v, size_t n)
 {
-    key(b, first, k);
-    jstr(b, v ? v : "", v ? n : 0);
+    pc__sbuf_json_key(b, first, k);
+    pc__sbuf_json_str(b, v ? v : "", v ? n : 0);
 }
 
 /* Parses a name and writes it as member k (or just consumes it when k is NULL). */
@@ -456,7 +428,7 @@ typedef struct {
 static void list_item(list_t *l)
 {
     if (l->count == 0) {
-        key(l->b, l->first, l->k);
+        pc__sbuf_json_key(l->b, l->first, l->k);
         pc__sbuf_addc(l->b, '[');
     } else {
         pc__sbuf_addc(l->b, ',');
@@ -482,14 +454,14 @@ static void parse_type(parser_t *p, pc__sbuf_t *b)
     bool first = true;
     pc__sbuf_addc(b, '{');
     if (skip(p, T_BRACKET_L)) {
-        key(b, &first, "Elem");
+        pc__sbuf_json_key(b, &first, "Elem");
         parse_type(p, b);
         expect(p, T_BRACKET_R);
         kv_str(b, &first, "NamedType", "", 0);
     } else {
         name_member(p, b, &first, "NamedType");
     }
-    key(b, &first, "NonNull");
+    pc__sbuf_json_key(b, &first, "NonNull");
     pc__sbuf_adds(b, skip(p, T_BANG) ? "true" : "false");
     pc__sbuf_addc(b, '}');
     p->depth--;
@@ -502,7 +474,7 @@ static void value_obj(pc__sbuf_t *b, int kind, const char *raw, size_t rl)
     pc__sbuf_adds(b, ",\"ExpectedTypeHasDefault\":false,\"Kind\":");
     pc__sbuf_adds(b, k);
     pc__sbuf_adds(b, ",\"Raw\":");
-    jstr(b, raw, rl);
+    pc__sbuf_json_str(b, raw, rl);
     pc__sbuf_addc(b, '}');
 }
 
@@ -534,7 +506,7 @@ static void parse_value(parser_t *p, pc__sbuf_t *b, bool is_const)
                 name_member(p, b, &f2, "Name");
                 expect(p, T_COLON);
             }
-            key(b, &f2, "Value");
+            pc__sbuf_json_key(b, &f2, "Value");
             parse_value(p, b, is_const);
             pc__sbuf_addc(b, '}');
             if (p->cur.kind == T_EOF) break;
@@ -565,7 +537,7 @@ static void parse_value(parser_t *p, pc__sbuf_t *b, bool is_const)
         }
         pc__sbuf_addc(b, '{');
         pc__sbuf_adds(b, "\"ExpectedTypeHasDefault\":false,\"Kind\":0,\"Raw\":");
-        jstr(b, p->cur.value, p->cur.len);
+        pc__sbuf_json_str(b, p->cur.value, p->cur.len);
         pc__sbuf_addc(b, '}');
         next(p);
         p->depth--;
@@ -588,7 +560,7 @@ static void parse_value(parser_t *p, pc__sbuf_t *b, bool is_const)
     snprintf(k, sizeof(k), "%d", kind);
     pc__sbuf_adds(b, k);
     pc__sbuf_adds(b, ",\"Raw\":");
-    jstr(b, t->value ? t->value : "", t->value ? t->len : 0);
+    pc__sbuf_json_str(b, t->value ? t->value : "", t->value ? t->len : 0);
     pc__sbuf_addc(b, '}');
     next(p);
     p->depth--;
@@ -604,7 +576,7 @@ static void parse_arguments(parser_t *p, pc__sbuf_t *b, bool *first, bool is_con
         pc__sbuf_addc(b, '{');
         name_member(p, b, &f, "Name");
         expect(p, T_COLON);
-        key(b, &f, "Value");
+        pc__sbuf_json_key(b, &f, "Value");
         parse_value(p, b, is_const);
         pc__sbuf_addc(b, '}');
         if (p->cur.kind == T_EOF) {
@@ -648,14 +620,14 @@ static void parse_variable_definitions(parser_t *p, pc__sbuf_t *b, bool *first, 
         expect(p, T_DOLLAR);
         name_member(p, b, &f, "Variable");
         expect(p, T_COLON);
-        key(b, &f, "Type");
+        pc__sbuf_json_key(b, &f, "Type");
         parse_type(p, b);
         if (skip(p, T_EQUALS)) {
-            key(b, &f, "DefaultValue");
+            pc__sbuf_json_key(b, &f, "DefaultValue");
             parse_value(p, b, true);
         }
         parse_directives(p, b, &f, false);
-        key(b, &f, "Used");
+        pc__sbuf_json_key(b, &f, "Used");
         pc__sbuf_adds(b, "false");
         pc__sbuf_addc(b, '}');
         if (p->cur.kind == T_EOF) {
@@ -695,7 +667,7 @@ static void parse_selection(parser_t *p, pc__sbuf_t *b)
             if (p->positions) {
                 char pos[64];
                 snprintf(pos, sizeof(pos), "{\"Line\":%d,\"Column\":%d}", p->cur.line, p->cur.col);
-                key(b, &f, "Position");
+                pc__sbuf_json_key(b, &f, "Position");
                 pc__sbuf_adds(b, pos);
             }
             next(p);
@@ -813,7 +785,7 @@ static char *finish(parser_t *p, pc__sbuf_t *ops, pc__sbuf_t *frags, const char 
         }
         for (size_t i = 0; i < np; i++) {
             if (!parts[i] || parts[i]->len == 0) continue;
-            key(&out, &first, keys[i]);
+            pc__sbuf_json_key(&out, &first, keys[i]);
             pc__sbuf_addc(&out, '[');
             pc__sbuf_add(&out, parts[i]->data, parts[i]->len);
             pc__sbuf_addc(&out, ']');
@@ -872,10 +844,10 @@ static void input_value_def(parser_t *p, pc__sbuf_t *b)
     description(p, b, &f);
     name_member(p, b, &f, "Name");
     expect(p, T_COLON);
-    key(b, &f, "Type");
+    pc__sbuf_json_key(b, &f, "Type");
     parse_type(p, b);
     if (skip(p, T_EQUALS)) {
-        key(b, &f, "DefaultValue");
+        pc__sbuf_json_key(b, &f, "DefaultValue");
         parse_value(p, b, true);
     }
     parse_directives(p, b, &f, true);
@@ -926,7 +898,7 @@ static int fields_def(parser_t *p, pc__sbuf_t *b, bool *first, const char *k, in
             name_member(p, b, &f, "Name");
             argument_defs(p, b, &f);
             expect(p, T_COLON);
-            key(b, &f, "Type");
+            pc__sbuf_json_key(b, &f, "Type");
             parse_type(p, b);
             parse_directives(p, b, &f, true);
             pc__sbuf_addc(b, '}');
@@ -949,7 +921,7 @@ static int name_list(parser_t *p, pc__sbuf_t *b, bool *first, const char *k, tki
             break;
         }
         list_item(&l);
-        jstr(b, p->cur.value, p->cur.len);
+        pc__sbuf_json_str(b, p->cur.value, p->cur.len);
         next(p);
     } while (skip(p, sep));
     list_end(&l);
@@ -1003,7 +975,7 @@ static bool type_def(parser_t *p, pc__sbuf_t *b, bool extension)
     } else {
         items += directives_count(p, b, &f);
     }
-    key(b, &f, "BuiltIn");
+    pc__sbuf_json_key(b, &f, "BuiltIn");
     pc__sbuf_adds(b, "false");
     return !extension || items > 0;
 }
@@ -1083,7 +1055,7 @@ char *pc_plib_graphql_parse_schema(const char *s, size_t n, char *err, size_t er
                 rep = true;
                 next(&p);
             }
-            key(&d, &g, "IsRepeatable");
+            pc__sbuf_json_key(&d, &g, "IsRepeatable");
             pc__sbuf_adds(&d, rep ? "true" : "false");
             expect_keyword(&p, "on");
             static const char *locs[] = {"QUERY", "MUTATION", "SUBSCRIPTION", "FIELD", "FRAGMENT_DEFINITION",
@@ -1104,7 +1076,7 @@ char *pc_plib_graphql_parse_schema(const char *s, size_t n, char *err, size_t er
                     break;
                 }
                 list_item(&l);
-                jstr(&d, p.cur.value, p.cur.len);
+                pc__sbuf_json_str(&d, p.cur.value, p.cur.len);
                 next(&p);
             } while (skip(&p, T_PIPE));
             list_end(&l);

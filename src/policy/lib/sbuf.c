@@ -141,3 +141,30 @@ uint32_t pc__utf8_decode(const char *s, size_t n, size_t *width)
     *width = need;
     return r;
 }
+
+void pc__sbuf_json_str(pc__sbuf_t *b, const char *s, size_t n)
+{
+    static const char hx[] = "0123456789abcdef";
+    pc__sbuf_addc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            pc__sbuf_addc(b, '\\');
+            pc__sbuf_addc(b, (char)c);
+        } else if (c < 0x20) {
+            char e[7] = {'\\', 'u', '0', '0', hx[c >> 4], hx[c & 15], 0};
+            pc__sbuf_adds(b, e);
+        } else {
+            pc__sbuf_addc(b, (char)c);
+        }
+    }
+    pc__sbuf_addc(b, '"');
+}
+
+void pc__sbuf_json_key(pc__sbuf_t *b, bool *first, const char *k)
+{
+    if (!*first) pc__sbuf_addc(b, ',');
+    *first = false;
+    pc__sbuf_json_str(b, k, strlen(k));
+    pc__sbuf_addc(b, ':');
+}

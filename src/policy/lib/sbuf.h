@@ -34,6 +34,12 @@ void pc__sbuf_addrune(pc__sbuf_t *b, uint32_t r);
 char *pc__sbuf_take(pc__sbuf_t *b, size_t *len);
 void pc__sbuf_free(pc__sbuf_t *b);
 
+/** Append s[0..n) as a JSON string literal (quotes, \" \\ and \u00XX for control bytes;
+ *  other bytes as they are). */
+void pc__sbuf_json_str(pc__sbuf_t *b, const char *s, size_t n);
+/** Object member key: a ',' before all but the first (*first tracks it), the key, ':'. */
+void pc__sbuf_json_key(pc__sbuf_t *b, bool *first, const char *k);
+
 /** Decode one UTF-8 sequence like Go does: invalid bytes yield U+FFFD with width 1. */
 uint32_t pc__utf8_decode(const char *s, size_t n, size_t *width);
 

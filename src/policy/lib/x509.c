@@ -26,33 +26,6 @@ static void set_err(char *err, size_t errlen, const char *msg)
 
 /* ---- JSON writing ---------------------------------------------------------- */
 
-static void j_str(pc__sbuf_t *b, const char *s, size_t n)
-{
-    static const char hx[] = "0123456789abcdef";
-    pc__sbuf_addc(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            pc__sbuf_addc(b, '\\');
-            pc__sbuf_addc(b, (char)c);
-        } else if (c < 0x20) {
-            char e[7] = {'\\', 'u', '0', '0', hx[c >> 4], hx[c & 15], 0};
-            pc__sbuf_adds(b, e);
-        } else {
-            pc__sbuf_addc(b, (char)c);
-        }
-    }
-    pc__sbuf_addc(b, '"');
-}
-
-static void j_key(pc__sbuf_t *b, bool *first, const char *k)
-{
-    if (!*first) pc__sbuf_addc(b, ',');
-    *first = false;
-    j_str(b, k, strlen(k));
-    pc__sbuf_addc(b, ':');
-}
-
 static void j_b64(pc__sbuf_t *b, const unsigned char *d, size_t n)
 {
     size_t l;
@@ -61,7 +34,7 @@ static void j_b64(pc__sbuf_t *b, const unsigned char *d, size_t n)
         b->oom = true;
         return;
     }
-    j_str(b, e, l);
+    pc__sbuf_json_str(b, e, l);
     free(e);
 }
 
@@ -104,7 +77,7 @@ static void sl_json(pc__sbuf_t *b, const strlist_t *l)
     pc__sbuf_addc(b, '[');
     for (size_t i = 0; i < l->n; i++) {
         if (i) pc__sbuf_addc(b, ',');
-        j_str(b, l->v[i], strlen(l->v[i]));
+        pc__sbuf_json_str(b, l->v[i], strlen(l->v[i]));
     }
     pc__sbuf_addc(b, ']');
 }
@@ -158,7 +131,7 @@ static void j_name(pc__sbuf_t *b, const X509_NAME *name)
         pc__sbuf_adds(&names, "{\"Type\":[");
         for (char *p = oid; *p; p++) pc__sbuf_addc(&names, *p == '.' ? ',' : *p);
         pc__sbuf_adds(&names, "],\"Value\":");
-        j_str(&names, (char *)utf8, (size_t)ul);
+        pc__sbuf_json_str(&names, (char *)utf8, (size_t)ul);
         pc__sbuf_addc(&names, '}');
         OPENSSL_free(utf8);
     }
@@ -166,20 +139,20 @@ static void j_name(pc__sbuf_t *b, const X509_NAME *name)
     bool first = true;
     pc__sbuf_addc(b, '{');
     for (size_t f = 0; f < 7; f++) {
-        j_key(b, &first, fields[f].field);
+        pc__sbuf_json_key(b, &first, fields[f].field);
         sl_json(b, &lists[f]);
         sl_free(&lists[f]);
     }
-    j_key(b, &first, "SerialNumber");
-    j_str(b, serial ? serial : "", serial ? strlen(serial) : 0);
-    j_key(b, &first, "CommonName");
-    j_str(b, cn ? cn : "", cn ? strlen(cn) : 0);
-    j_key(b, &first, "Names");
+    pc__sbuf_json_key(b, &first, "SerialNumber");
+    pc__sbuf_json_str(b, serial ? serial : "", serial ? strlen(serial) : 0);
+    pc__sbuf_json_key(b, &first, "CommonName");
+    pc__sbuf_json_str(b, cn ? cn : "", cn ? strlen(cn) : 0);
+    pc__sbuf_json_key(b, &first, "Names");
     if (count)
         pc__sbuf_add(b, names.data, names.len);
     else
         pc__sbuf_adds(b, "[]");
-    j_key(b, &first, "ExtraNames");
+    pc__sbuf_json_key(b, &first, "ExtraNames");
     pc__sbuf_adds(b, "null");
     pc__sbuf_addc(b, '}');
     pc__sbuf_free(&names);
@@ -297,35 +270,35 @@ static void j_cert(pc__sbuf_t *b, X509 *x)
     unsigned char *der = NULL;
     int dl = i2d_X509(x, &der);
     pc__sbuf_addc(b, '{');
-    j_key(b, &first, "Raw");
+    pc__sbuf_json_key(b, &first, "Raw");
     if (dl > 0) j_b64(b, der, (size_t)dl);
     else pc__sbuf_adds(b, "null");
     OPENSSL_free(der);
-    j_key(b, &first, "SignatureAlgorithm");
+    pc__sbuf_json_key(b, &first, "SignatureAlgorithm");
     char num[32];
     snprintf(num, sizeof(num), "%d", go_sig_alg(X509_get_signature_nid(x)));
     pc__sbuf_adds(b, num);
     EVP_PKEY *pk = X509_get0_pubkey(x);
-    j_key(b, &first, "PublicKeyAlgorithm");
+    pc__sbuf_json_key(b, &first, "PublicKeyAlgorithm");
     snprintf(num, sizeof(num), "%d", go_pk_alg(pk));
     pc__sbuf_adds(b, num);
-    j_key(b, &first, "PublicKey");
+    pc__sbuf_json_key(b, &first, "PublicKey");
     j_pubkey(b, pk);
-    j_key(b, &first, "Version");
+    pc__sbuf_json_key(b, &first, "Version");
     snprintf(num, sizeof(num), "%ld", X509_get_version(x) + 1);
     pc__sbuf_adds(b, num);
-    j_key(b, &first, "SerialNumber");
+    pc__sbuf_json_key(b, &first, "SerialNumber");
     BIGNUM *sn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     if (sn) j_bn(b, sn);
     else pc__sbuf_adds(b, "null");
     BN_free(sn);
-    j_key(b, &first, "Issuer");
+    pc__sbuf_json_key(b, &first, "Issuer");
     j_name(b, X509_get_issuer_name(x));
-    j_key(b, &first, "Subject");
+    pc__sbuf_json_key(b, &first, "Subject");
     j_name(b, X509_get_subject_name(x));
-    j_key(b, &first, "NotBefore");
+    pc__sbuf_json_key(b, &first, "NotBefore");
     j_time(b, X509_get0_notBefore(x));
-    j_key(b, &first, "NotAfter");
+    pc__sbuf_json_key(b, &first, "NotAfter");
     j_time(b, X509_get0_notAfter(x));
     /* Go's KeyUsage bits are the X.509 bit string read LSB-first */
     uint32_t ku = X509_get_key_usage(x), gku = 0;
@@ -336,11 +309,11 @@ static void j_cert(pc__sbuf_t *b, X509 *x)
         for (int i = 0; i < 9; i++)
             if (ku & map[i]) gku |= 1u << i;
     }
-    j_key(b, &first, "KeyUsage");
+    pc__sbuf_json_key(b, &first, "KeyUsage");
     snprintf(num, sizeof(num), "%u", gku);
     pc__sbuf_adds(b, num);
     uint32_t xku = X509_get_extended_key_usage(x);
-    j_key(b, &first, "ExtKeyUsage");
+    pc__sbuf_json_key(b, &first, "ExtKeyUsage");
     if (xku == UINT32_MAX || !(X509_get_extension_flags(x) & EXFLAG_XKUSAGE)) {
         pc__sbuf_adds(b, "null");
     } else {
@@ -361,35 +334,35 @@ static void j_cert(pc__sbuf_t *b, X509 *x)
     }
     uint32_t fl = X509_get_extension_flags(x);
     bool bc = (fl & EXFLAG_BCONS) != 0;
-    j_key(b, &first, "BasicConstraintsValid");
+    pc__sbuf_json_key(b, &first, "BasicConstraintsValid");
     pc__sbuf_adds(b, bc ? "true" : "false");
-    j_key(b, &first, "IsCA");
+    pc__sbuf_json_key(b, &first, "IsCA");
     pc__sbuf_adds(b, (fl & EXFLAG_CA) && bc ? "true" : "false");
     long plen = X509_get_pathlen(x);
-    j_key(b, &first, "MaxPathLen");
+    pc__sbuf_json_key(b, &first, "MaxPathLen");
     snprintf(num, sizeof(num), "%ld", bc ? (plen >= 0 ? plen : -1) : 0);
     pc__sbuf_adds(b, num);
-    j_key(b, &first, "MaxPathLenZero");
+    pc__sbuf_json_key(b, &first, "MaxPathLenZero");
     pc__sbuf_adds(b, bc && plen == 0 ? "true" : "false");
     const ASN1_OCTET_STRING *skid = X509_get0_subject_key_id(x);
-    j_key(b, &first, "SubjectKeyId");
+    pc__sbuf_json_key(b, &first, "SubjectKeyId");
     if (skid) j_b64(b, ASN1_STRING_get0_data(skid), (size_t)ASN1_STRING_length(skid));
     else pc__sbuf_adds(b, "null");
     const ASN1_OCTET_STRING *akid = X509_get0_authority_key_id(x);
-    j_key(b, &first, "AuthorityKeyId");
+    pc__sbuf_json_key(b, &first, "AuthorityKeyId");
     if (akid) j_b64(b, ASN1_STRING_get0_data(akid), (size_t)ASN1_STRING_length(akid));
     else pc__sbuf_adds(b, "null");
     strlist_t dns = {0}, email = {0}, ips = {0}, uris = {0};
     GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     alt_names(gens, &dns, &email, &ips, &uris);
     GENERAL_NAMES_free(gens);
-    j_key(b, &first, "DNSNames");
+    pc__sbuf_json_key(b, &first, "DNSNames");
     sl_json(b, &dns);
-    j_key(b, &first, "EmailAddresses");
+    pc__sbuf_json_key(b, &first, "EmailAddresses");
     sl_json(b, &email);
-    j_key(b, &first, "IPAddresses");
+    pc__sbuf_json_key(b, &first, "IPAddresses");
     sl_json(b, &ips);
-    j_key(b, &first, "URIStrings");
+    pc__sbuf_json_key(b, &first, "URIStrings");
     sl_json(b, &uris);
     sl_free(&dns);
     sl_free(&email);
@@ -619,19 +592,19 @@ char *pc_plib_x509_parse_csr(const char *s, size_t n, char *err, size_t errlen)
     bool first = true;
     char num[32];
     pc__sbuf_addc(&b, '{');
-    j_key(&b, &first, "Version");
+    pc__sbuf_json_key(&b, &first, "Version");
     snprintf(num, sizeof(num), "%ld", X509_REQ_get_version(req));
     pc__sbuf_adds(&b, num);
-    j_key(&b, &first, "SignatureAlgorithm");
+    pc__sbuf_json_key(&b, &first, "SignatureAlgorithm");
     snprintf(num, sizeof(num), "%d", go_sig_alg(X509_REQ_get_signature_nid(req)));
     pc__sbuf_adds(&b, num);
     EVP_PKEY *pk = X509_REQ_get0_pubkey(req);
-    j_key(&b, &first, "PublicKeyAlgorithm");
+    pc__sbuf_json_key(&b, &first, "PublicKeyAlgorithm");
     snprintf(num, sizeof(num), "%d", go_pk_alg(pk));
     pc__sbuf_adds(&b, num);
-    j_key(&b, &first, "PublicKey");
+    pc__sbuf_json_key(&b, &first, "PublicKey");
     j_pubkey(&b, pk);
-    j_key(&b, &first, "Subject");
+    pc__sbuf_json_key(&b, &first, "Subject");
     j_name(&b, X509_REQ_get_subject_name(req));
     strlist_t dns = {0}, email = {0}, ips = {0}, uris = {0};
     STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
@@ -643,13 +616,13 @@ char *pc_plib_x509_parse_csr(const char *s, size_t n, char *err, size_t errlen)
         GENERAL_NAMES_free(g);
     }
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    j_key(&b, &first, "DNSNames");
+    pc__sbuf_json_key(&b, &first, "DNSNames");
     sl_json(&b, &dns);
-    j_key(&b, &first, "EmailAddresses");
+    pc__sbuf_json_key(&b, &first, "EmailAddresses");
     sl_json(&b, &email);
-    j_key(&b, &first, "IPAddresses");
+    pc__sbuf_json_key(&b, &first, "IPAddresses");
     sl_json(&b, &ips);
-    j_key(&b, &first, "URIStrings");
+    pc__sbuf_json_key(&b, &first, "URIStrings");
     sl_json(&b, &uris);
     sl_free(&dns);
     sl_free(&email);
@@ -673,8 +646,8 @@ static void jwk_bn(pc__sbuf_t *b, bool *first, const char *k, const EVP_PKEY *pk
         size_t el;
         char *e = pc_plib_base64_encode(PC_PLIB_B64_RAW_URL, buf, (size_t)len, &el);
         if (e) {
-            j_key(b, first, k);
-            j_str(b, e, el);
+            pc__sbuf_json_key(b, first, k);
+            pc__sbuf_json_str(b, e, el);
             free(e);
         }
         free(buf);
@@ -687,7 +660,7 @@ static void key_jwk(pc__sbuf_t *b, const EVP_PKEY *pk)
     bool first = true;
     pc__sbuf_addc(b, '{');
     if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA) {
-        j_key(b, &first, "kty");
+        pc__sbuf_json_key(b, &first, "kty");
         pc__sbuf_adds(b, "\"RSA\"");
         jwk_bn(b, &first, "n", pk, OSSL_PKEY_PARAM_RSA_N);
         jwk_bn(b, &first, "e", pk, OSSL_PKEY_PARAM_RSA_E);
@@ -703,16 +676,16 @@ static void key_jwk(pc__sbuf_t *b, const EVP_PKEY *pk)
         EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &gl);
         const char *crv = !strcmp(group, "prime256v1") ? "P-256" : !strcmp(group, "secp384r1") ? "P-384"
                           : !strcmp(group, "secp521r1") ? "P-521" : group;
-        j_key(b, &first, "kty");
+        pc__sbuf_json_key(b, &first, "kty");
         pc__sbuf_adds(b, "\"EC\"");
-        j_key(b, &first, "crv");
-        j_str(b, crv, strlen(crv));
+        pc__sbuf_json_key(b, &first, "crv");
+        pc__sbuf_json_str(b, crv, strlen(crv));
         jwk_bn(b, &first, "x", pk, OSSL_PKEY_PARAM_EC_PUB_X);
         jwk_bn(b, &first, "y", pk, OSSL_PKEY_PARAM_EC_PUB_Y);
         jwk_bn(b, &first, "d", pk, OSSL_PKEY_PARAM_PRIV_KEY);
     } else {
-        j_key(b, &first, "kty");
-        j_str(b, OBJ_nid2sn(EVP_PKEY_get_base_id(pk)), strlen(OBJ_nid2sn(EVP_PKEY_get_base_id(pk))));
+        pc__sbuf_json_key(b, &first, "kty");
+        pc__sbuf_json_str(b, OBJ_nid2sn(EVP_PKEY_get_base_id(pk)), strlen(OBJ_nid2sn(EVP_PKEY_get_base_id(pk))));
     }
     pc__sbuf_addc(b, '}');
 }
