@@ -8,6 +8,12 @@
 #   CLIENTS="1 16" MODES=simple bench/pgbench.sh
 #   POLICIES=1 bench/pgbench.sh      # then Portcullis again with five active policies
 #                                    # (one masks the selected column) and the cost
+#   COUNTS=1 TXNS=2000 bench/pgbench.sh
+#                                    # load-independent figures: a fixed number of
+#                                    # transactions per client (-t) and, for each proxy
+#                                    # process, CPU time, syscalls, instructions (user/
+#                                    # kernel, where the CPU exposes counters) and context
+#                                    # switches per transaction (perf stat -p)
 #
 # Everything runs on 127.0.0.1 free ports under a temp dir that is removed at exit.
 set -euo pipefail
@@ -19,6 +25,8 @@ CLIENTS="${CLIENTS:-1 16 64}"
 MODES="${MODES:-simple prepared}"
 SCALE="${SCALE:-10}"
 WORKERS="${WORKERS:-0}"
+COUNTS="${COUNTS:-0}"
+TXNS="${TXNS:-}"
 PG_BIN="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}"
 
 [ -x "$BIN" ] || { echo "build the release binary first: make release" >&2; exit 2; }
@@ -127,12 +135,76 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 
+# Syscalls counted per proxy process in COUNTS mode (raw_syscalls: all of them).
+COUNT_EVENTS="task-clock,instructions:u,instructions:k,context-switches,raw_syscalls:sys_enter"
+for sc in read readv recvfrom write writev sendto sendmsg epoll_wait epoll_pwait futex \
+    pwritev fdatasync; do
+    COUNT_EVENTS="$COUNT_EVENTS,syscalls:sys_enter_$sc"
+done
+COUNT_LOG="$WORK/counts.txt"
+
+thread_cpu() { # pid -> "tid comm cpu_ns" per thread
+    local t
+    for t in /proc/"$1"/task/*; do
+        printf "%s %s %s\n" "${t##*/}" "$(tr ' ' '_' <"$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")"
+    done 2>/dev/null
+}
+
 run() { # target port password mode clients -> tps
-    local port="$2" pw="$3" mode="$4" c="$5" j
+    local target="$1" port="$2" pw="$3" mode="$4" c="$5" j pid="" perf_pid="" len out
     j=$(( c < 2 ? 1 : 2 ))
-    PGPASSWORD="$pw" pgbench -n -S -M "$mode" -c "$c" -j "$j" -T "$DURATION" \
-        -h 127.0.0.1 -p "$port" -U app app 2>"$WORK/pgbench.err" |
-        awk '/^tps = / {printf "%.0f", $3}'
+    len=(-T "$DURATION")
+    [ -n "$TXNS" ] && len=(-t "$TXNS")
+    if [ "$COUNTS" = 1 ]; then
+        case $target in
+        pgbouncer) pid=$(cat "$WORK/pgbouncer.pid") ;;
+        portcullis*) pid=$PC_PID ;;
+        esac
+    fi
+    if [ -n "$pid" ]; then
+        thread_cpu "$pid" >"$WORK/threads.before"
+        perf stat -x, -o "$WORK/perf.out" -e "$COUNT_EVENTS" -p "$pid" 2>/dev/null &
+        perf_pid=$!
+        sleep 0.3
+    fi
+    out=$(PGPASSWORD="$pw" pgbench -n -S -M "$mode" -c "$c" -j "$j" "${len[@]}" \
+        -h 127.0.0.1 -p "$port" -U app app 2>"$WORK/pgbench.err")
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        thread_cpu "$pid" >"$WORK/threads.after"
+        local txns
+        txns=$(awk '/number of transactions actually processed/ {split($NF, a, "/"); print a[1]}' <<<"$out")
+        awk -F, -v t="$target" -v m="$mode" -v c="$c" -v n="$txns" '
+            /^[0-9]/ { v[$3] = $1 }
+            END {
+                if (n == 0) exit
+                printf "%-22s %-8s c=%-3s txns=%-7d", t, m, c, n
+                printf " cpu_us/txn=%.1f", v["task-clock"] * 1000 / n
+                if ("instructions:u" in v)
+                    printf " instr/txn u=%.0f k=%.0f", v["instructions:u"] / n, v["instructions:k"] / n
+                else
+                    printf " instr/txn n/a"
+                printf " ctxsw/txn=%.2f syscalls/txn=%.2f", v["context-switches"] / n, v["raw_syscalls:sys_enter"] / n
+                split("read readv recvfrom write writev sendto sendmsg epoll_wait epoll_pwait futex pwritev fdatasync", s, " ")
+                for (i = 1; i in s; i++) {
+                    k = "syscalls:sys_enter_" s[i]
+                    if (v[k] > 0) printf " %s=%.2f", s[i], v[k] / n
+                }
+                printf "\n"
+            }' "$WORK/perf.out" >>"$COUNT_LOG"
+        # CPU time per transaction by thread name (workers summed; schedstat ns)
+        awk -v n="$txns" '
+            FNR == NR { before[$1] = $3; next }
+            { name = $2; sub(/-[0-9]+$/, "", name); cpu[name] += $3 - before[$1] }
+            END {
+                if (n == 0) exit
+                printf "%22s threads cpu_us/txn:", ""
+                for (k in cpu) printf " %s=%.1f", k, cpu[k] / 1000 / n
+                printf "\n"
+            }' "$WORK/threads.before" "$WORK/threads.after" >>"$COUNT_LOG"
+    fi
+    awk '/^tps = / {printf "%.0f", $3}' <<<"$out"
 }
 
 declare -A TPS
@@ -169,7 +241,7 @@ if [ "${POLICIES:-0}" = 1 ]; then
     printf "\n%-9s %-8s %14s %14s %8s %16s\n" mode clients "no policies" "5 policies" cost "added us/query"
     for mode in $MODES; do
         for c in $CLIENTS; do
-            q=$(run portcullis "$PC_PORT" "$USER_PW" "$mode" "$c")
+            q=$(run portcullis+policies "$PC_PORT" "$USER_PW" "$mode" "$c")
             p=${TPS[$mode.$c]}
             [ -n "$q" ] || { echo "pgbench failed:"; cat "$WORK/pgbench.err"; exit 1; }
             printf "%-9s %-8s %14s %14s %7.1f%% %16.1f\n" "$mode" "$c" "$p" "$q" \
@@ -178,6 +250,11 @@ if [ "${POLICIES:-0}" = 1 ]; then
     done
     PGPASSWORD="$USER_PW" psql -X -A -t -h 127.0.0.1 -p "$PC_PORT" -U app -c "select abalance from pgbench_accounts limit 1" app |
         grep -qx '' && echo "(mask verified: abalance comes back NULL)"
+fi
+if [ "$COUNTS" = 1 ] && [ -s "$COUNT_LOG" ]; then
+    echo
+    echo "per transaction, whole proxy process (perf stat -p; instructions split user/kernel):"
+    cat "$COUNT_LOG"
 fi
 RECORDS=$("$BIN" logs --spool "$WORK/pc/spool" | wc -l)
 echo

@@ -140,6 +140,10 @@ fail:
 
 struct session_parts;
 
+/* Classifications by exact query text (see classify). */
+#define MEMO_SLOTS 64
+#define MEMO_MAX_TEXT 1024
+
 typedef struct tstate {
     uint64_t generation;
     pc_eval **evals;
@@ -151,6 +155,12 @@ typedef struct tstate {
         uint64_t session_id; /* 0 = empty */
         const void *parts;
     } slots[SESSION_SLOTS];
+    struct class_memo {
+        uint64_t hash;
+        size_t len;
+        char *text;
+        pc_sql_class_t *cls; /* NULL = empty */
+    } memo[MEMO_SLOTS];
 } tstate_t;
 
 static pthread_key_t tkey;
@@ -171,6 +181,10 @@ static void tstate_free(void *v)
     tstate_t *t = v;
     if (!t) return;
     drop_evals(t);
+    for (size_t i = 0; i < MEMO_SLOTS; i++) {
+        free(t->memo[i].text);
+        pc_sql_class_unref(t->memo[i].cls);
+    }
     pc_arena_free(t->input);
     pc_arena_free(t->sessions);
     pc_sql_cache_free(t->sql);
@@ -358,11 +372,14 @@ static const pc_value *time_value(pc_arena *a, uint64_t ns)
     return pc_obuf_object(&to);
 }
 
-/* The whole input for one statement (stmt NULL: no query fields). */
+/* The whole input for one statement (stmt NULL: no query fields).
+ * only_table: the one table the judged query reads, when it is a single
+ * statement reading a single table; a result column the server says comes
+ * from a table (table OID set) then comes from that table. */
 static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
                                    const struct session_parts *sp, const pc_access_counts_t *counts,
                                    const pc_access_counts_t *bucket_counts, uint64_t now_ns,
-                                   const pc_sql_stmt_t *stmt)
+                                   const pc_sql_stmt_t *stmt, const char *only_table)
 {
     const pc_value *qv = NULL, *tables = NULL;
     if (stmt) {
@@ -403,7 +420,8 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
             pc_obuf_init(&cb, a);
             pc_obuf_put(&cb, &K_DATA_TYPE, S(a, c->data_type));
             pc_obuf_put(&cb, &K_NAME, S(a, c->name));
-            pc_obuf_put(&cb, &K_TABLE, S(a, c->table));
+            const char *table = c->table ? c->table : c->table_oid ? only_table : NULL;
+            pc_obuf_put(&cb, &K_TABLE, S(a, table));
             pc_vbuf_push(&cols, pc_obuf_object(&cb));
         }
         pc_obuf_put(&o, &K_COLUMNS, pc_vbuf_array(&cols));
@@ -555,6 +573,17 @@ static const char *action_name(pc_decision_action_t a)
 }
 
 /* Every policy on one input, folded into acc. */
+/* An ALLOW decision with every field that readers look at set (the masked
+ * entries beyond n_masked are never read). */
+static void decision_clear(pc_decision_t *d)
+{
+    d->action = PC_DECISION_ALLOW;
+    d->block_type = PC_BLOCK_FORMAL_MESSAGE;
+    d->reason[0] = d->message[0] = d->policies[0] = d->masked_columns[0] = '\0';
+    d->n_masked = 0;
+    d->limit = -1;
+}
+
 static void judge(const compiled_t *c, tstate_t *t, int rule, const pc_decision_ctx_t *ctx,
                   const pc_value *input, pc_decision_t *acc)
 {
@@ -563,12 +592,14 @@ static void judge(const compiled_t *c, tstate_t *t, int rule, const pc_decision_
         if (!p->rule[rule]) continue;
         pc_eval *ev = t->evals[i];
         const pc_value *v = NULL;
+        /* Both are a few KB and judged per policy per statement: clear only
+         * what is read (the engine fills the error when it fails). */
         pc_policy_error err;
-        memset(&err, 0, sizeof err);
+        err.code[0] = err.message[0] = err.file[0] = '\0';
+        err.row = err.col = 0;
         int rc = pc_eval_rule(ev, p->rule[rule], input, &v, &err);
         pc_decision_t one;
-        memset(&one, 0, sizeof one);
-        one.limit = -1;
+        decision_clear(&one);
         bool failed = rc < 0;
         if (rc == 1 && !read_decisions(v, ctx, &one)) {
             failed = true;
@@ -718,7 +749,7 @@ static size_t literal_key(const char *q, size_t n, char *out, size_t cap)
 /* Classification through the per-thread cache, sharing entries between
  * texts that differ only in numeric literals (single statements only: the
  * offsets of a multi-statement class belong to its own text). */
-static pc_sql_class_t *classify(tstate_t *t, const char *q, size_t n)
+static pc_sql_class_t *classify_text(tstate_t *t, const char *q, size_t n)
 {
     char key[2048];
     size_t kn = literal_key(q, n, key, sizeof key);
@@ -728,6 +759,50 @@ static pc_sql_class_t *classify(tstate_t *t, const char *q, size_t n)
         pc_sql_class_unref(cls);
     }
     return pc_sql_cache_classify(t->sql, q, n);
+}
+
+/* 64-bit hash of a query text, eight bytes at a time. */
+static uint64_t text_hash(const char *q, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, q + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    memcpy(&w, q + i, n - i);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 32);
+}
+
+/* Every statement is judged at least twice (pre_request, then post_request
+ * on its result; a prepared one at each Execute): a small direct-mapped memo
+ * by exact text skips the literal scan and the cache lookup on repeats. The
+ * classification of a text never changes, so a hit returns exactly what
+ * classify_text would. */
+static pc_sql_class_t *classify(tstate_t *t, const char *q, size_t n)
+{
+    if (n > MEMO_MAX_TEXT) return classify_text(t, q, n);
+    uint64_t h = text_hash(q, n);
+    struct class_memo *m = &t->memo[h % MEMO_SLOTS];
+    if (m->cls && m->hash == h && m->len == n && memcmp(m->text, q, n) == 0)
+        return pc_sql_class_ref(m->cls);
+    pc_sql_class_t *cls = classify_text(t, q, n);
+    if (!cls) return NULL;
+    char *copy = malloc(n ? n : 1);
+    if (copy) {
+        memcpy(copy, q, n);
+        free(m->text);
+        pc_sql_class_unref(m->cls);
+        m->text = copy;
+        m->len = n;
+        m->hash = h;
+        m->cls = pc_sql_class_ref(cls);
+    }
+    return cls;
 }
 
 size_t pc__decision_literal_key(const char *q, size_t n, char *out, size_t cap);
@@ -810,7 +885,10 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
                 st.offset = 0;
                 st.len = ctx->query_len;
             }
-            const pc_value *in = build_input(a, ctx, sp, &counts, &bucket_counts, now_ns, &st);
+            const char *only_table =
+                cls->parsed && cls->n_stmts == 1 && st.n_tables == 1 ? st.tables[0] : NULL;
+            const pc_value *in =
+                build_input(a, ctx, sp, &counts, &bucket_counts, now_ns, &st, only_table);
             if (!in)
                 ok = false;
             else
@@ -819,7 +897,7 @@ static bool engine(const pc_decision_ctx_t *ctx, pc_decision_t *out)
         }
         pc_sql_class_unref(cls);
     } else {
-        const pc_value *in = build_input(a, ctx, sp, &counts, &bucket_counts, now_ns, NULL);
+        const pc_value *in = build_input(a, ctx, sp, &counts, &bucket_counts, now_ns, NULL, NULL);
         if (!in)
             ok = false;
         else

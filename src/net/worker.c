@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 
+#include <pthread.h>
 #include <string.h>
 
 /* ---------- protocol registry ---------- */
@@ -163,6 +164,10 @@ static void on_wakeup(uv_async_t *a)
 static void worker_main(void *arg)
 {
     pc_worker_t *w = arg;
+    /* Named for top -H, perf and /proc/PID/task/TID/comm. */
+    char name[16];
+    snprintf(name, sizeof name, "pc-worker-%u", w->index % 1000u);
+    (void)pthread_setname_np(pthread_self(), name);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* Let the close callbacks queued by the EXIT command run. */
     uv_run(&w->loop, UV_RUN_NOWAIT);

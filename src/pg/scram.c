@@ -16,6 +16,76 @@
 #define MAX_CLIENT_ITERATIONS 10000000u /* an upstream cannot make us spin for minutes */
 #endif
 
+/*
+ * Upstream logins: the server sends the same salt and iteration count every
+ * time, so the SaltedPassword (PBKDF2, 4096+ rounds of HMAC: ~10 ms of CPU)
+ * is derived once per (password, salt, iterations) and kept here, as
+ * PgBouncer does. Keyed by the password's SHA-256 (the password itself is not
+ * copied); wiped when an entry is replaced. Process-wide, under a mutex: the
+ * workers share it.
+ */
+#define SALTED_CACHE_SLOTS 16
+
+static struct salted_entry {
+    bool used;
+    uint8_t password_hash[PC_SHA256_LEN];
+    uint8_t salt[128];
+    size_t salt_len;
+    uint32_t iterations;
+    uint8_t salted[32];
+} salted_cache[SALTED_CACHE_SLOTS];
+static unsigned salted_next;
+static uint64_t salted_hits;
+static pthread_mutex_t salted_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool salted_password(const char *password, size_t plen, const uint8_t *salt, size_t salt_len,
+                            uint32_t iterations, uint8_t out[32])
+{
+    uint8_t ph[PC_SHA256_LEN];
+    pc_sha256(password, plen, ph);
+    bool cacheable = salt_len <= sizeof salted_cache[0].salt;
+    pthread_mutex_lock(&salted_mu);
+    for (size_t i = 0; cacheable && i < SALTED_CACHE_SLOTS; i++) {
+        const struct salted_entry *e = &salted_cache[i];
+        if (e->used && e->iterations == iterations && e->salt_len == salt_len &&
+            memcmp(e->salt, salt, salt_len) == 0 && pc_ct_equal(e->password_hash, ph, sizeof ph)) {
+            memcpy(out, e->salted, 32);
+            salted_hits++;
+            pthread_mutex_unlock(&salted_mu);
+            OPENSSL_cleanse(ph, sizeof ph);
+            return true;
+        }
+    }
+    pthread_mutex_unlock(&salted_mu);
+    /* Derived outside the lock: other logins need not wait for it. */
+    if (!pc_pbkdf2_sha256(password, plen, salt, salt_len, iterations, out, 32)) {
+        OPENSSL_cleanse(ph, sizeof ph);
+        return false;
+    }
+    if (cacheable) {
+        pthread_mutex_lock(&salted_mu);
+        struct salted_entry *e = &salted_cache[salted_next++ % SALTED_CACHE_SLOTS];
+        OPENSSL_cleanse(e, sizeof *e);
+        e->used = true;
+        memcpy(e->password_hash, ph, sizeof ph);
+        memcpy(e->salt, salt, salt_len);
+        e->salt_len = salt_len;
+        e->iterations = iterations;
+        memcpy(e->salted, out, 32);
+        pthread_mutex_unlock(&salted_mu);
+    }
+    OPENSSL_cleanse(ph, sizeof ph);
+    return true;
+}
+
+uint64_t pc__scram_salted_cache_hits(void)
+{
+    pthread_mutex_lock(&salted_mu);
+    uint64_t n = salted_hits;
+    pthread_mutex_unlock(&salted_mu);
+    return n;
+}
+
 enum { S_INIT, S_SENT_FIRST, S_DONE };
 enum { C_INIT, C_SENT_FIRST, C_SENT_FINAL, C_DONE };
 
@@ -668,8 +738,8 @@ pc_scram_result_t pc_scram_client_final(pc_scram_client_t *c, const char *msg, s
         FAIL(PC_SCRAM_MALFORMED, "SCRAM iteration count out of range");
 
     uint8_t salted[32], client_key[32], stored[32], server_key[32], client_sig[32], proof[32];
-    if (!pc_pbkdf2_sha256(c->password, c->password_len, salt, salt_len, (uint32_t)iterations,
-                          salted, 32))
+    if (!salted_password(c->password, c->password_len, salt, salt_len, (uint32_t)iterations,
+                         salted))
         FAIL(PC_SCRAM_MALFORMED, "SCRAM key derivation failed");
     keys_from_salted(salted, client_key, stored, server_key);
 

@@ -169,6 +169,9 @@ pc_scram_result_t pc_scram_client_verify(pc_scram_client_t *c, const char *msg, 
                                          const char **problem) PC_WUR;
 void pc_scram_client_clear(pc_scram_client_t *c);
 
+/** Client exchanges whose SaltedPassword came from the process-wide cache (tests). */
+uint64_t pc__scram_salted_cache_hits(void);
+
 /* ---------- MD5 ---------- */
 
 /**

@@ -170,6 +170,10 @@ struct session {
     uint8_t result_salt[32]; /* hash.with_salt key of this resource */
     bool result_decided; /* post_request has judged the current result set */
     bool result_active;  /* ... and rows need looking at (mask / filter) */
+    /* post_request blocked a result set and the client got an ErrorResponse in
+     * its place: the server's answers up to the ReadyForQuery that ends this
+     * request are dropped, as a client skips them after a server error. */
+    bool result_suppress;
     int64_t result_rows_seen;
     int64_t result_rows_sent;
 
@@ -360,6 +364,21 @@ static void on_write(uv_write_t *req, int status)
 static void write_raw(side_t *sd, uint8_t *data, size_t len, size_t cap)
 {
     session_t *s = sd->s;
+    /* Write at once when nothing is queued: a uv_write that completes
+     * synchronously still defers its callback to another loop iteration and
+     * re-arms the socket in epoll (one epoll_ctl per write). Only a remainder
+     * the kernel would not take goes through uv_write (errors included: it
+     * reports them through on_write, as before). */
+    size_t done = 0;
+    if (uv_stream_get_write_queue_size((const uv_stream_t *)sd->tcp) == 0) {
+        uv_buf_t tb = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)sd->tcp, &tb, 1);
+        if (n > 0) done = (size_t)n;
+    }
+    if (done == len) {
+        chunk_put(data, cap);
+        return;
+    }
     wreq_t *r = wreq_get();
     if (!r) {
         chunk_put(data, cap);
@@ -369,7 +388,7 @@ static void write_raw(side_t *sd, uint8_t *data, size_t len, size_t cap)
     r->side = sd;
     r->data = data;
     r->cap = cap;
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    uv_buf_t b = uv_buf_init((char *)data + done, (unsigned)(len - done));
     int rc = uv_write(&r->req, (uv_stream_t *)sd->tcp, &b, 1, on_write);
     if (rc < 0) {
         chunk_put(data, cap);
@@ -587,7 +606,8 @@ static void drain_synth(session_t *s)
     while (s->q_head && s->q_head->kind == IT_SYNTH) {
         /* In a batch the upstream already failed, the server skips to Sync:
          * so would the client, so our response is not due. */
-        if (!s->ext_error) out_put(&s->client, s->q_head->synth, s->q_head->synth_len);
+        if (!s->ext_error && !s->result_suppress)
+            out_put(&s->client, s->q_head->synth, s->q_head->synth_len);
         item_pop(s, false);
     }
 }
@@ -1674,6 +1694,13 @@ static void forward(side_t *to, const pc_pg_msg_t *m)
     out_put(to, m->body - 5, m->total_len);
 }
 
+/* The ErrorResponse text of a block decision. */
+static const char *block_message(const pc_decision_t *d)
+{
+    if (d->block_type == PC_BLOCK_CUSTOM_MESSAGE && d->message[0]) return d->message;
+    return d->reason[0] ? d->reason : "access denied by policy";
+}
+
 /* A blocked request: the error goes to the client in its place in the
  * response order. Simple queries also get their ReadyForQuery. */
 static void block_request(session_t *s, const pc_decision_t *d, const char *query,
@@ -1687,11 +1714,7 @@ static void block_request(session_t *s, const pc_decision_t *d, const char *quer
         return;
     }
     pc_pg_buf_t b = {0};
-    pc_pg_build_error(&b, "ERROR", "42501",
-                      d->block_type == PC_BLOCK_CUSTOM_MESSAGE && d->message[0] ? d->message
-                      : d->reason[0]                                            ? d->reason
-                                     : "access denied by policy",
-                      NULL);
+    pc_pg_build_error(&b, "ERROR", "42501", block_message(d), NULL);
     if (simple) pc_pg_build_ready(&b, s->tx_status ? s->tx_status : 'I');
     if (b.oom) {
         pc_pg_buf_free(&b);
@@ -1917,6 +1940,17 @@ static const char *type_name(uint32_t oid)
     }
 }
 
+/* The request a result set belongs to: the Query or Execute at the head, or
+ * the Execute right after a Describe of its portal (judged at the Describe). */
+static item_t *result_item(session_t *s)
+{
+    for (item_t *it = s->q_head; it; it = it->next) {
+        if (it->kind == IT_SIMPLE || it->kind == IT_EXECUTE) return it;
+        if (it->kind != IT_DESCRIBE) return NULL;
+    }
+    return NULL;
+}
+
 /* post_request: judge the result set about to stream, from its
  * RowDescription body (NULL when the client did not ask for one and none is
  * cached: the engine then sees no columns but still judges). */
@@ -1936,6 +1970,8 @@ static void judge_result(session_t *s, const uint8_t *rd, uint32_t rd_len, const
                 memset(&s->result_decision, 0, sizeof s->result_decision);
                 s->result_decision.action = PC_DECISION_BLOCK;
                 s->result_decision.limit = -1;
+                snprintf(s->result_decision.reason, sizeof s->result_decision.reason,
+                         "policy evaluation failed");
                 s->result_decided = s->result_active = true;
                 s->result_rows_seen = s->result_rows_sent = 0;
                 return;
@@ -1983,9 +2019,7 @@ static void judge_result(session_t *s, const uint8_t *rd, uint32_t rd_len, const
             break;
         }
     }
-    item_t *head = s->q_head;
-    if (head && (head->kind == IT_SIMPLE || head->kind == IT_EXECUTE))
-        item_note_decision(head, &s->result_decision);
+    item_note_decision(result_item(s), &s->result_decision);
     s->result_decided = true;
     s->result_active = s->result_decision.action == PC_DECISION_MASK ||
                        s->result_decision.action == PC_DECISION_FILTER ||
@@ -1997,6 +2031,37 @@ static void result_done(session_t *s)
 {
     s->result_decided = false;
     s->result_active = false;
+}
+
+/* post_request blocked the result set about to stream (a block decision or
+ * an evaluation that failed closed): the client gets an ErrorResponse in its
+ * place, never a silently empty result, and the session stays usable. */
+static void block_result(session_t *s)
+{
+    const pc_decision_t *d = &s->result_decision;
+    pc_log_info("pg result blocked", PC_LUINT("session", s->id), PC_LSTR("stage", "post_request"),
+                PC_LSTR("reason", d->reason));
+    if (d->block_type == PC_BLOCK_SILENTLY) {
+        session_close(s);
+        return;
+    }
+    item_t *it = result_item(s);
+    if (it && !it->error) it->error = strdup(block_message(d));
+    pc_pg_buf_t b = {0};
+    pc_pg_build_error(&b, "ERROR", "42501", block_message(d), NULL);
+    send_msg_buf(&s->client, &b);
+    pc_pg_buf_free(&b);
+    s->result_suppress = true;
+}
+
+/* Judge a result set; false when it is blocked (already answered). */
+static bool judge_and_enforce(session_t *s, const uint8_t *rd, uint32_t rd_len, const qstr_t *query)
+{
+    if (s->result_suppress) return false; /* the request already failed */
+    judge_result(s, rd, rd_len, query);
+    if (s->result_decision.action != PC_DECISION_BLOCK) return true;
+    block_result(s);
+    return false;
 }
 
 static void on_row_description(session_t *s, const pc_pg_msg_t *m)
@@ -2015,7 +2080,7 @@ static void on_row_description(session_t *s, const pc_pg_msg_t *m)
         /* A statement's description is not a result set yet. */
         if (head->describe_kind == 'S') return;
     }
-    judge_result(s, m->body, m->body_len, head ? head->query : NULL);
+    (void)judge_and_enforce(s, m->body, m->body_len, head ? head->query : NULL);
 }
 
 /* Rewrite a DataRow under a mask decision. Text types are the same bytes in
@@ -2115,9 +2180,11 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
         if (head && head->kind == IT_DESCRIBE) item_pop(s, false);
         break;
     case 'D':
-        if (!s->result_decided && head)
-            judge_result(s, head->query ? head->query->rowdesc : NULL,
-                         head->query ? head->query->rowdesc_len : 0, head->query);
+        if (s->result_suppress) return;
+        if (!s->result_decided && head &&
+            !judge_and_enforce(s, head->query ? head->query->rowdesc : NULL,
+                               head->query ? head->query->rowdesc_len : 0, head->query))
+            return;
         if (!row_allowed(s)) return;
         if (s->result_active && s->result_decision.action == PC_DECISION_MASK) {
             forward_masked_row(s, m);
@@ -2131,7 +2198,7 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
             upstream_fail(s, "protocol violation: bad CommandComplete");
             return;
         }
-        forward_command_complete(s, m, tag, &rows);
+        if (!s->result_suppress) forward_command_complete(s, m, tag, &rows);
         result_done(s);
         if (head && (head->kind == IT_SIMPLE || head->kind == IT_EXECUTE)) {
             if (rows >= 0) head->rows = (head->rows < 0 ? 0 : head->rows) + rows;
@@ -2191,6 +2258,7 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
             if (last) break;
         }
         s->ext_error = false;
+        s->result_suppress = false;
         forward(&s->client, m);
         drain_synth(s);
         return;
@@ -2200,6 +2268,19 @@ static void handle_up_ready(session_t *s, const pc_pg_msg_t *m)
     default:
         break; /* S, N, A, G, H, W, d, c, V, v: pass through */
     }
+    if (s->result_suppress && m->type == 'G') {
+        /* A later statement of the failed request wants COPY data the client
+         * will never send (it saw the error): end the COPY for it. */
+        static const char why[] = "not executed: an earlier statement was blocked by policy";
+        pc_pg_buf_t b = {0};
+        size_t off = pc_pg_msg_begin(&b, 'f');
+        pc_pg_buf_put(&b, why, sizeof why);
+        pc_pg_msg_end(&b, off);
+        send_msg_buf(&s->up, &b);
+        pc_pg_buf_free(&b);
+        return;
+    }
+    if (s->result_suppress && m->type != 'N' && m->type != 'A' && m->type != 'S') return;
     forward(&s->client, m);
     drain_synth(s);
 }

@@ -164,6 +164,69 @@ pre_request := {"action": "allow", "n": 2} if input.user.username == "alice"
     c.wait_log("policy evaluation failed", policy="broken")
 
 
+POST_BROKEN = """package formal.v2
+import rego.v1
+# a conflict error at evaluation time, only for results of queries naming post_marker
+post_request := {"action": "allow"} if contains(input.query.query, "post_marker")
+post_request := {"action": "allow", "n": 2} if contains(input.query.query, "post_marker")
+"""
+
+
+def test_post_request_evaluation_error_reaches_client(start):
+    c = start({"postbroken": POST_BROKEN})
+    with psycopg.connect(dsn(c.pg_port), autocommit=True) as conn:
+        # simple protocol: an error in place of the rows, then the session goes on
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as e:
+            conn.execute("select 'post_marker' as m, id from people", prepare=False)
+        assert "policy evaluation failed" in str(e.value)
+        assert conn.execute("select count(*) from people").fetchone() == (3,)
+        # extended protocol (prepared, binary), twice: Describe then cached shape
+        for _ in range(2):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as e:
+                conn.cursor(binary=True).execute(
+                    "select 'post_marker' as m, id from people where id > %s", (0,), prepare=True)
+            assert "policy evaluation failed" in str(e.value)
+            assert conn.execute("select id from people where id = %s", (2,)).fetchone() == (2,)
+        # a multi-statement query: the error ends it; nothing after it reaches the client
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select 1; select 'post_marker' as m; select 3", prepare=False)
+        assert conn.execute("select 4").fetchone() == (4,)
+        # a COPY FROM STDIN after the blocked statement: ended for the client
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select 'post_marker' as m; copy people(id) from stdin", prepare=False)
+        assert conn.execute("select count(*) from people").fetchone() == (3,)
+    r = psql(c.pg_port, "select 'post_marker' as m")
+    assert r.returncode != 0 and "policy evaluation failed" in r.stderr
+    assert "post_marker" not in r.stdout
+    c.wait_log("pg result blocked", stage="post_request")
+    recs = c.wait_spool(lambda rs: sum("post_marker" in (x.get("query") or "") for x in rs) >= 5)
+    blocked = [x for x in recs if x.get("type") == "request" and "post_marker" in (x.get("query") or "")
+               and x.get("decision") == "block"]
+    assert len(blocked) >= 4 and all(x["policies"] == ["postbroken"] for x in blocked)
+
+
+def test_columns_table_from_single_table_query(start):
+    # input.columns[].table: "public.people" for table columns of a query that
+    # reads only people; null for expressions and for queries over several tables
+    c = start({"bytable": """package formal.v2
+import rego.v1
+post_request := {"action": "mask", "type": "nullify", "columns": cols} if {
+  cols := [col.name | some col in input.columns; col.table == "public.people"; col.name == "email"]
+  count(cols) > 0
+}
+"""})
+    with psycopg.connect(dsn(c.pg_port), autocommit=True) as conn:
+        assert conn.execute("select id, email from people where id = 1").fetchone() == (1, None)
+        assert conn.execute("select id, email from people where id = %s", (1,),
+                            prepare=True).fetchone() == (1, None)
+        assert conn.execute("select 'x' as email").fetchone() == ("x",)
+        # a self-join still reads one table
+        assert conn.execute("select p.email from people p join people q on q.id = p.id "
+                            "where p.id = 1").fetchone() == (None,)
+        assert conn.execute("select p.email from people p, items i "
+                            "where p.id = 1 limit 1").fetchone() == ("ann@example.com",)
+
+
 def test_extended_protocol_judged_at_parse(start):
     c = start({"ext": """package formal.v2
 import rego.v1
@@ -298,7 +361,7 @@ ok if {
 }
 pre_request := {"action": "block", "reason": "input shape"} if not ok
 post_request := {"action": "mask", "type": "redact.full", "columns": ["name"]} if {
-  input.columns == [{"name": "name", "data_type": "text", "table": null}]
+  input.columns == [{"name": "name", "data_type": "text", "table": "public.items"}]
 }
 """})
     r = psql(c.pg_port, "select name from items where id = 1")

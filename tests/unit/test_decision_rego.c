@@ -299,6 +299,47 @@ static void test_literal_key(void **state)
     key_is("select $x$ 5", NULL);
 }
 
+/* input.columns[].table: known when the judged query is one statement reading
+ * one table and the server says the column comes from a table (OID set). */
+static void test_column_table(void **state)
+{
+    (void)state;
+    char err[512];
+    pc_snapshot_t *s =
+        load("policies:\n  - name: bytable\n    module: |\n"
+             "      package bytable\n      import rego.v1\n"
+             "      post_request := {\"action\": \"mask\", \"type\": \"nullify\", "
+             "\"columns\": cols} if {\n"
+             "        cols := [c.name | some c in input.columns; c.table == \"public.people\"]\n"
+             "        count(cols) > 0\n      }\n",
+             err, sizeof err);
+    assert_non_null(s);
+    pc_decision_t d;
+    pc_decision_column_t cols[] = {{.name = "id", .table_oid = 16384},
+                                   {.name = "email", .table_oid = 16384},
+                                   {.name = "n", .table_oid = 0}};
+    eval_at(s, PC_STAGE_POST_REQUEST, "select id, email, 1 as n from people where id > 7", &d, cols,
+            3);
+    assert_int_equal(d.action, PC_DECISION_MASK);
+    assert_int_equal(d.n_masked, 2); /* not the expression column */
+    assert_string_equal(d.masked_columns, "[\"id\",\"email\"]");
+
+    const char *unknown[] = {
+        "select p.id, p.email, 1 as n from people p join orders o on o.pid = p.id", /* 2 tables */
+        "select 1; select id, email, 1 as n from people", /* which statement's result? */
+        "select id, email, 1 as n from other.people",     /* another table */
+    };
+    for (size_t i = 0; i < PC_ARRAY_LEN(unknown); i++) {
+        eval_at(s, PC_STAGE_POST_REQUEST, unknown[i], &d, cols, 3);
+        assert_int_equal(d.action, PC_DECISION_ALLOW);
+    }
+    /* a table the caller knows wins */
+    pc_decision_column_t named[] = {{.name = "id", .table = "public.people", .table_oid = 1}};
+    eval_at(s, PC_STAGE_POST_REQUEST, "select 1; select 2", &d, named, 1);
+    assert_int_equal(d.action, PC_DECISION_MASK);
+    pc_snapshot_unref(s);
+}
+
 /* The seed policy of design §4 verbatim: input.bucket.access_count counts this
  * user's requests to this bucket only, while input.user.access_count counts
  * every request to the resource. */
@@ -367,6 +408,7 @@ int main(void)
     pc_decision_rego_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_combining),
+        cmocka_unit_test(test_column_table),
         cmocka_unit_test(test_refused_and_fail_closed),
         cmocka_unit_test(test_unknown_sql_still_judged),
         cmocka_unit_test(test_mask_order),

@@ -87,6 +87,21 @@ static void client_up_to_final(pc_scram_client_t *c)
     assert_string_equal(out, RFC_CLIENT_FINAL);
 }
 
+/* The client-final-message for the RFC's exchange with this password. */
+static void rfc_client_final(const char *password, char *out, size_t cap)
+{
+    pc_scram_client_t c;
+    size_t n;
+    const char *problem;
+    assert_true(
+        pc_scram_client_init_user(&c, password, strlen(password), "user", RFC_CLIENT_NONCE));
+    assert_true(pc_scram_client_first(&c, out, cap) > 0);
+    assert_int_equal(pc_scram_client_final(&c, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), out, cap,
+                                           &n, &problem),
+                     PC_SCRAM_OK);
+    pc_scram_client_clear(&c);
+}
+
 static void test_rfc7677_client(void **state)
 {
     pc_scram_client_t c;
@@ -105,6 +120,17 @@ static void test_rfc7677_client(void **state)
         pc_scram_client_verify(&c, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), &problem),
         PC_SCRAM_OK);
     pc_scram_client_clear(&c);
+
+    /* The same exchange again: the SaltedPassword comes from the cache and
+     * the proof is still the RFC's; another password with the same salt is
+     * not served from it. */
+    uint64_t hits = pc__scram_salted_cache_hits();
+    rfc_client_final("pencil", out, sizeof out);
+    assert_string_equal(out, RFC_CLIENT_FINAL);
+    assert_true(pc__scram_salted_cache_hits() == hits + 1);
+    rfc_client_final("pencil2", out, sizeof out);
+    assert_string_not_equal(out, RFC_CLIENT_FINAL);
+    assert_true(pc__scram_salted_cache_hits() == hits + 1);
 
     /* A server that does not know the password cannot produce the signature. */
     client_up_to_final(&c);

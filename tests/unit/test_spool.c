@@ -950,6 +950,44 @@ static void test_kill9_keeps_durable_records(void **state)
     free(ra.ns);
 }
 
+/* Records that arrive faster than syncs share them: consecutive syncs start at
+ * least 4 ms apart, with no flush to push the writer. (Syncs are skipped here
+ * so that, without grouping, the writer would loop once per handful of
+ * records.) A record that finds the writer idle is written at once. */
+static void wait_written(pc_spool_t *sp, uint64_t want, pc_spool_stats_t *st)
+{
+    for (int i = 0; i < 20000; i++) {
+        pc_spool_get_stats(sp, st);
+        if (st->records_written >= want) return;
+        usleep(500);
+    }
+    fail_msg("records not written: %" PRIu64 " of %" PRIu64, st->records_written, want);
+}
+
+static void test_group_commit(void **state)
+{
+    const char *dir = *state;
+    pc__spool_set_nosync(true);
+    pc_spool_t *sp = open_ok(dir, 64 * MIB);
+    pc_spool_stats_t st;
+    append_range(sp, 0, 1, 100);
+    wait_written(sp, 1, &st);
+    uint64_t b0 = st.batches;
+    uint64_t t0 = pc_now_mono_ns();
+    append_range(sp, 1, 3001, 100);
+    wait_written(sp, 3001, &st);
+    uint64_t elapsed_ms = (pc_now_mono_ns() - t0) / 1000000u;
+    uint64_t batches = st.batches - b0;
+    assert_true(batches >= 1);
+    assert_true(batches <= 2 + elapsed_ms / 4);
+    pc_spool_close(sp);
+    pc__spool_set_nosync(false);
+    struct readall ra;
+    read_all(dir, 100, &ra);
+    assert_int_equal(ra.count, 3001);
+    free(ra.ns);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -974,6 +1012,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_on_dead_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_seqs_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
