@@ -249,6 +249,11 @@ static void on_client_write(uv_write_t *req, int status)
 
 static void client_write_raw(session_t *s, uint8_t *data, size_t len)
 {
+    size_t done = pc__s3_write_now((uv_stream_t *)s->tcp, data, len);
+    if (done == len) {
+        free(data);
+        return;
+    }
     wreq_t *r = malloc(sizeof *r);
     if (!r) {
         free(data);
@@ -257,7 +262,7 @@ static void client_write_raw(session_t *s, uint8_t *data, size_t len)
     }
     r->s = s;
     r->data = data;
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    uv_buf_t b = uv_buf_init((char *)data + done, (unsigned)(len - done));
     if (uv_write(&r->req, (uv_stream_t *)s->tcp, &b, 1, on_client_write) < 0) {
         free(data);
         free(r);

@@ -183,6 +183,13 @@ static void up_on_write(uv_write_t *req, int status)
 
 static bool raw_write(pc__s3_up_t *u, uint8_t *data, size_t n)
 {
+    /* Nothing queued: write at once (see pc__s3_write_now); the callback that
+     * resumes a paused body only matters for bytes that had to queue. */
+    size_t done = pc__s3_write_now((uv_stream_t *)&u->tcp, data, n);
+    if (done == n) {
+        free(data);
+        return true;
+    }
     up_wreq_t *r = malloc(sizeof *r);
     if (!r) {
         free(data);
@@ -190,7 +197,7 @@ static bool raw_write(pc__s3_up_t *u, uint8_t *data, size_t n)
     }
     r->u = u;
     r->data = data;
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
+    uv_buf_t b = uv_buf_init((char *)data + done, (unsigned)(n - done));
     if (uv_write(&r->req, (uv_stream_t *)&u->tcp, &b, 1, up_on_write) < 0) {
         free(data);
         free(r);
@@ -233,6 +240,14 @@ bool pc__s3_up_write(pc__s3_up_t *u, const void *p, size_t n)
     }
     if (!ok) up_close(u); /* the owner learns it from the false return */
     return ok;
+}
+
+size_t pc__s3_write_now(uv_stream_t *stream, const uint8_t *data, size_t n)
+{
+    if (uv_stream_get_write_queue_size(stream) != 0) return 0;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
+    int w = uv_try_write(stream, &b, 1);
+    return w > 0 ? (size_t)w : 0;
 }
 
 size_t pc__s3_up_queued(const pc__s3_up_t *u)
