@@ -203,6 +203,9 @@ static bool on_watch_line(void *arg, const char *line, size_t len)
     bool keep = res != NULL;
     if (!res || json_is_true(json_object_get(res, "canceled"))) {
         keep = false; /* error or compacted: read the state again */
+        const char *crev = json_string_value(json_object_get(res, "compact_revision"));
+        pc_log_warn("cluster watch cancelled; reading the state again",
+                    PC_LSTR("component", "cluster"), PC_LSTR("compact_revision", crev ? crev : ""));
     } else {
         if (json_is_true(json_object_get(res, "created"))) w->created = true;
         size_t i;
@@ -219,6 +222,30 @@ static bool on_watch_line(void *arg, const char *line, size_t len)
     json_decref(j);
     return keep && !atomic_load(&w->s->stop);
 }
+
+#ifndef NDEBUG
+/*
+ * Debug-build test hook (compiled out with NDEBUG): while the file named by
+ * PORTCULLIS_TEST_SYNC_HOLD exists, hold between the read and the watch, so
+ * that a test can compact etcd past the revision read and prove the
+ * compacted-watch path (cancel, read again) end to end.
+ */
+static void test_hold(pc__sync_t *s, uint64_t rev)
+{
+    const char *path = getenv("PORTCULLIS_TEST_SYNC_HOLD");
+    if (!path || access(path, F_OK) != 0) return;
+    pc_log_info("test hook: holding the watch", PC_LSTR("component", "cluster"),
+                PC_LUINT("revision", rev));
+    while (!atomic_load(&s->stop) && access(path, F_OK) == 0)
+        usleep(50 * 1000);
+}
+#else
+static void test_hold(pc__sync_t *s, uint64_t rev)
+{
+    (void)s;
+    (void)rev;
+}
+#endif
 
 static void *watch_main(void *arg)
 {
@@ -250,6 +277,9 @@ static void *watch_main(void *arg)
         pc__counts_remote_commit();
         s->restored = true;
         pc__cluster_touch(s->cl);
+        pc_log_info("cluster state read", PC_LSTR("component", "cluster"),
+                    PC_LUINT("revision", rev));
+        test_hold(s, rev);
         char start[32];
         snprintf(start, sizeof start, "%" PRIu64, rev + 1);
         json_t *req = json_pack("{s:{s:o,s:o,s:s,s:b}}", "create_request", "key",
