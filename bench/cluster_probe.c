@@ -78,7 +78,7 @@ int main(int argc, char **argv)
         usleep(500 * 1000); /* let the last batch go out */
     } else if (cache) {
         unsigned seen = 0;
-        for (long spins = 0; seen < n && spins < 120000; spins++) {
+        for (long spins = 0; seen < n && spins < 600000; spins++) {
             char key[32], want[32];
             snprintf(key, sizeof key, "job-%u", seen + 1);
             snprintf(want, sizeof want, "value-%u", seen + 1);
@@ -93,7 +93,7 @@ int main(int argc, char **argv)
         rc = seen >= n ? 0 : 1;
     } else {
         uint32_t seen = 0;
-        for (long spins = 0; seen < n && spins < 120000; spins++) {
+        for (long spins = 0; seen < n && spins < 600000; spins++) {
             uint32_t now = pc_cluster_remote_count("probe", PC_CLUSTER_LAST_MINUTE);
             for (uint32_t k = seen + 1; k <= now; k++)
                 emit("seen", k);

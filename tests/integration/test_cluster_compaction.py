@@ -10,7 +10,8 @@ between its read and its watch while a file exists. The test kills node 2's
 etcd child (the supervisor restarts it, the watch breaks and the state is read
 again, then held), has the other instances serve accesses, compacts etcd past
 the held revision, lets the watch start and checks the log lines and that the
-rate-limit policy on node 2 counts the accesses served elsewhere.
+rate-limit policy on node 2 counts the accesses served elsewhere. The second
+test does the same for cache entries with bench/cluster_probe instances.
 """
 
 import os
@@ -19,11 +20,12 @@ import urllib.error
 
 from clusterharness import COUNTS_PREFIX, PgTrio, Statements, _b64, wait_visible
 from harness import wait_until
-from test_cluster_counts import children
+from test_cluster_counts import children, start_probes
 from test_cluster_membership import ADDRS, etcd_call
 from test_cluster_seed import RATE
 
 USERS = {"hank": "hank-pw-123"}
+CACHE_PREFIX = "/portcullis/k/"
 
 
 def _revision(trio, via):
@@ -34,9 +36,13 @@ def _revision(trio, via):
 
 
 def _compacted_at(trio, via, rev):
+    return _compacted_at_port(trio.client_port, via, rev)
+
+
+def _compacted_at_port(client_port, via, rev):
     """True once ADDRS[via]'s etcd refuses a read at rev as compacted."""
     try:
-        etcd_call(ADDRS[via], trio.client_port, "/v3/kv/range",
+        etcd_call(ADDRS[via], client_port, "/v3/kv/range",
                   {"key": _b64(COUNTS_PREFIX), "revision": str(rev), "serializable": True})
     except urllib.error.HTTPError as e:
         return "compacted" in e.read().decode("utf-8", "replace")
@@ -93,3 +99,59 @@ def test_watch_on_compacted_revision_reads_again(connector, tmp_path, pg_server,
     # Node 2's replica now holds the 5 accesses served by nodes 0 and 1: the 6th is blocked.
     assert hank.run(2) == "blocked"
     assert hank.run(2) == "blocked"
+
+
+def test_cache_entries_put_while_watch_held_arrive_after_compaction(tmp_path):
+    n = 5
+    hold = tmp_path / "hold-sync"
+    probes = start_probes(tmp_path, n, cache=True,
+                          envs={2: {"PORTCULLIS_TEST_SYNC_HOLD": str(hold)}})
+    victim = probes[2]
+    held_log = "test hook: holding the watch"
+    cancel_log = "cluster watch cancelled; reading the state again"
+    try:
+        client_port = probes[0].ports[0]
+        hold.touch()
+        try:
+            etcd = children(victim.proc.pid)
+            assert len(etcd) == 1
+            os.kill(etcd[0], signal.SIGKILL)
+            held = wait_until(lambda: victim.logs(held_log), 120, 0.1, "victim holds")[0]
+            held_rev = held["revision"]
+            # Node 0 puts the n entries; node 1 (watching all along) gets them all.
+            open(probes[0].cfg_path + ".go", "w").close()
+            wait_until(lambda: len(probes[1].has("seen")) == n, 120, 0.1, "node 1 sees all")
+            assert not victim.has("seen")
+
+            def victim_etcd_has_all():
+                try:
+                    r = etcd_call(ADDRS[2], client_port, "/v3/kv/range",
+                                  {"key": _b64(CACHE_PREFIX),
+                                   "range_end": _b64(CACHE_PREFIX[:-1] + "l"),
+                                   "serializable": True, "count_only": True})
+                except (OSError, ValueError):
+                    return False
+                return int(r.get("count", 0)) >= n
+            wait_until(victim_etcd_has_all, 120, 0.2, "the victim's etcd has the entries")
+            r = etcd_call(ADDRS[2], client_port, "/v3/kv/range",
+                          {"key": _b64(CACHE_PREFIX), "count_only": True,
+                           "serializable": True})
+            rev = int(r["header"]["revision"])
+            assert rev > held_rev + 1
+            etcd_call(ADDRS[2], client_port, "/v3/kv/compaction",
+                      {"revision": str(rev), "physical": True}, timeout=30)
+            wait_until(lambda: _compacted_at_port(client_port, 2, held_rev + 1), 60, 0.2,
+                       "the victim's etcd compacted past the held revision")
+            assert not victim.logs(cancel_log)
+            assert not victim.has("seen")
+        finally:
+            hold.unlink(missing_ok=True)
+        assert victim.proc.wait(180) == 0
+        assert probes[0].proc.wait(120) == 0 and probes[1].proc.wait(120) == 0
+        assert [l["seen"] for l in victim.has("seen")] == list(range(1, n + 1))
+        cancelled = victim.logs(cancel_log)
+        assert cancelled and int(cancelled[0]["compact_revision"]) >= rev
+        assert [l for l in victim.logs("cluster state read") if l["revision"] >= rev]
+    finally:
+        for p in probes:
+            p.close()

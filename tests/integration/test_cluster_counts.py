@@ -25,10 +25,11 @@ def probe_bin():
 
 
 class Probe:
-    def __init__(self, tmp, i, ports, args):
+    def __init__(self, tmp, i, ports, args, env=None):
         d = tmp / f"p{i}"
         (d / "conf").mkdir(parents=True)
         self.cfg_path = str(d / "c.yaml")
+        self.ports = ports
         with open(self.cfg_path, "w") as f:
             yaml.safe_dump({
                 "control_plane": {"config_dir": str(d / "conf")},
@@ -37,8 +38,11 @@ class Probe:
                             "client_port": ports[0], "peer_port": ports[1],
                             "data_dir": str(d / "etcd")}}, f)
         self.lines = []
-        self.proc = subprocess.Popen([probe_bin(), self.cfg_path, *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
+        self.log_path = str(d / "log.jsonl")
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen([probe_bin(), self.cfg_path, *args],
+                                         stdout=subprocess.PIPE, stderr=log, text=True,
+                                         env={**os.environ, **(env or {})})
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -52,6 +56,19 @@ class Probe:
     def has(self, key):
         return [l for l in self.lines if key in l]
 
+    def logs(self, msg):
+        """The instance's own (stderr) log lines with this msg."""
+        out = []
+        with open(self.log_path) as f:
+            for line in f:
+                try:
+                    l = json.loads(line)
+                except ValueError:
+                    continue
+                if l.get("msg") == msg:
+                    out.append(l)
+        return out
+
     def close(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -62,15 +79,16 @@ class Probe:
                 self.proc.wait(10)
 
 
-def start_probes(tmp, n, interval_ms=300, cache=False):
+def start_probes(tmp, n, interval_ms=300, cache=False, envs=None):
     """A 3-member cluster of probes on fresh ports: node 0 publishes (or puts
     cache entries) n times once told to go, nodes 1 and 2 observe; all up and
-    voting members when this returns."""
+    voting members when this returns. envs: node -> extra environment."""
     ports = pick_ports()
     put, get = ("cache-put", "cache-get") if cache else ("publish", "observe")
-    probes = [Probe(tmp, 0, ports, [put, str(n), str(interval_ms)]),
-              Probe(tmp, 1, ports, [get, str(n)]),
-              Probe(tmp, 2, ports, [get, str(n)])]
+    envs = envs or {}
+    probes = [Probe(tmp, 0, ports, [put, str(n), str(interval_ms)], envs.get(0)),
+              Probe(tmp, 1, ports, [get, str(n)], envs.get(1)),
+              Probe(tmp, 2, ports, [get, str(n)], envs.get(2))]
     try:
         wait_until(lambda: all(p.has("event") for p in probes), 120, 0.2, "all probes up")
         assert all(p.has("event")[0]["role"] in ("leader", "follower") for p in probes)
