@@ -193,6 +193,7 @@ out:
 typedef struct {
     pc__sync_t *s;
     bool created;
+    bool compacted; /* cancelled because its start revision is compacted away */
 } watch_ctx_t;
 
 static bool on_watch_line(void *arg, const char *line, size_t len)
@@ -204,6 +205,7 @@ static bool on_watch_line(void *arg, const char *line, size_t len)
     if (!res || json_is_true(json_object_get(res, "canceled"))) {
         keep = false; /* error or compacted: read the state again */
         const char *crev = json_string_value(json_object_get(res, "compact_revision"));
+        w->compacted = crev != NULL;
         pc_log_warn("cluster watch cancelled; reading the state again",
                     PC_LSTR("component", "cluster"), PC_LSTR("compact_revision", crev ? crev : ""));
     } else {
@@ -250,6 +252,7 @@ static void test_hold(pc__sync_t *s, uint64_t rev)
 static void *watch_main(void *arg)
 {
     pc__sync_t *s = arg;
+    bool after_compaction = false;
     while (!atomic_load(&s->stop)) {
         if (!atomic_load(s->running)) {
             usleep(200 * 1000);
@@ -277,8 +280,10 @@ static void *watch_main(void *arg)
         pc__counts_remote_commit();
         s->restored = true;
         pc__cluster_touch(s->cl);
-        pc_log_info("cluster state read", PC_LSTR("component", "cluster"),
-                    PC_LUINT("revision", rev));
+        if (after_compaction)
+            pc_log_info("cluster state read again after compaction",
+                        PC_LSTR("component", "cluster"), PC_LUINT("revision", rev));
+        after_compaction = false;
         test_hold(s, rev);
         char start[32];
         snprintf(start, sizeof start, "%" PRIu64, rev + 1);
@@ -288,6 +293,7 @@ static void *watch_main(void *arg)
                                 "start_revision", start, "progress_notify", 1);
         watch_ctx_t w = {.s = s};
         (void)pc__etcd_stream(s->base, "/v3/watch", req, on_watch_line, &w, &s->stop);
+        after_compaction = w.compacted;
         if (!atomic_load(&s->stop)) usleep(300 * 1000);
     }
     return NULL;
