@@ -1355,15 +1355,23 @@ static void client_input(session_t *s, const uint8_t *p, size_t n)
 static void send_response_head(session_t *s, const pc_http1_msg_t *m)
 {
     char line[128];
+    size_t n;
     bool has_body = m->body != PC_HTTP1_BODY_NONE;
     if (m->body == PC_HTTP1_BODY_CHUNKED ||
         (m->body == PC_HTTP1_BODY_UNTIL_CLOSE && s->client_keep_alive))
         s->resp_chunked_out = true;
     if (m->body == PC_HTTP1_BODY_UNTIL_CLOSE && !s->resp_chunked_out) s->close_after = true;
     if (!s->body_done || pc_worker_draining(s->w)) s->close_after = true;
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %.*s\r\n", m->status,
-                     (int)(m->reason.n < 64 ? m->reason.n : 64), m->reason.p);
-    client_put(s, line, (size_t)n);
+    /* The status line and our headers by hand: no printf per response. */
+    memcpy(line, "HTTP/1.1 ", 9);
+    n = 9 + pc__s3_u64_dec((uint64_t)(m->status < 0 ? 0 : m->status), line + 9);
+    line[n++] = ' ';
+    size_t rl = m->reason.n < 64 ? m->reason.n : 64;
+    memcpy(line + n, m->reason.p, rl);
+    n += rl;
+    line[n++] = '\r';
+    line[n++] = '\n';
+    client_put(s, line, n);
     bool has_rid = false;
     for (size_t i = 0; i < m->nheaders; i++) {
         const pc_http1_header_t *h = &m->headers[i];
@@ -1376,8 +1384,9 @@ static void send_response_head(session_t *s, const pc_http1_msg_t *m)
         client_put(s, "\r\n", 2);
     }
     if (!has_rid) {
-        n = snprintf(line, sizeof line, "x-amz-request-id: %s\r\n", s->request_id);
-        client_put(s, line, (size_t)n);
+        client_put(s, "x-amz-request-id: ", 18);
+        client_put(s, s->request_id, strlen(s->request_id));
+        client_put(s, "\r\n", 2);
     }
     if (s->resp_chunked_out && has_body) client_put(s, "Transfer-Encoding: chunked\r\n", 28);
     if (s->close_after || !s->client_keep_alive) client_put(s, "Connection: close\r\n", 19);

@@ -153,10 +153,24 @@ void pc_sigv4_amz_date(int64_t unix_s, char out[PC_SIGV4_AMZ_DATE_LEN + 1])
 
 /* ---------- percent-encoding (SigV4's UriEncode) ---------- */
 
-static bool unreserved(unsigned char c)
+/* A table: every byte of every path and query goes through here twice per request. */
+static const uint8_t unreserved_tab[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
+static inline bool unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.' || c == '~';
+    return unreserved_tab[c] != 0;
 }
 
 /*
@@ -540,6 +554,22 @@ static bool signing_key(pc_sigv4_key_cache_t *c, const char *secret, const char 
     c->slot[i].pc__ipad = hk->ipad;
     c->slot[i].pc__opad = hk->opad;
     c->slot[i].used = true;
+    return true;
+}
+
+/* "<date>/<region>/<service>/aws4_request" into out; false when it does not fit. */
+static bool make_scope(char *out, size_t cap, const char *date, const char *region,
+                       const char *service)
+{
+    const char *parts[] = {date, "/", region, "/", service, "/aws4_request"};
+    size_t n = 0;
+    for (size_t i = 0; i < PC_ARRAY_LEN(parts); i++) {
+        size_t l = strlen(parts[i]);
+        if (n + l >= cap) return false;
+        memcpy(out + n, parts[i], l);
+        n += l;
+    }
+    out[n] = '\0';
     return true;
 }
 
@@ -978,9 +1008,8 @@ pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_re
         }
     }
     if (!amz_headers_signed(auth, req)) return PC_SIGV4_UNSIGNED_HEADERS;
-    int sn = snprintf(v.scope, sizeof(v.scope), "%s/%s/%s/aws4_request", auth->scope_date,
-                      auth->region, auth->service);
-    if (sn < 0 || (size_t)sn >= sizeof(v.scope)) return PC_SIGV4_MALFORMED;
+    if (!make_scope(v.scope, sizeof(v.scope), auth->scope_date, auth->region, auth->service))
+        return PC_SIGV4_MALFORMED;
 
     canon_t c = {
         .method = req->method.p,
@@ -1116,8 +1145,7 @@ bool pc_sigv4_sign(const pc_sigv4_sign_in_t *in, pc_sigv4_key_cache_t *cache, ch
     char date[9], scope[PC_SIGV4_SCOPE_MAX + 1];
     memcpy(date, in->amz_date, 8);
     date[8] = '\0';
-    int sn = snprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", date, in->region, in->service);
-    if (sn < 0 || (size_t)sn >= sizeof(scope)) return false;
+    if (!make_scope(scope, sizeof(scope), date, in->region, in->service)) return false;
 
     canon_t c = {
         .method = in->method,
@@ -1142,14 +1170,22 @@ bool pc_sigv4_sign(const pc_sigv4_sign_in_t *in, pc_sigv4_key_cache_t *cache, ch
     OPENSSL_cleanse(key, sizeof(key));
     OPENSSL_cleanse(&hk, sizeof(hk));
     if (!ok) return false;
-    char hx[65];
-    pc__sigv4_hex(sig, 32, hx);
-    int n = snprintf(authz, cap, "%s Credential=%s/%s,SignedHeaders=%s,Signature=%s",
-                     PC_SIGV4_ALGORITHM, in->access_key, scope, list, hx);
-    if (n < 0 || (size_t)n >= cap) {
+    /* "<algorithm> Credential=<key>/<scope>,SignedHeaders=<list>,Signature=<hex>" */
+    const char *parts[] = {PC_SIGV4_ALGORITHM " Credential=", in->access_key, "/", scope,
+                           ",SignedHeaders=", list, ",Signature="};
+    size_t n = 0;
+    bool fits = true;
+    for (size_t i = 0; fits && i < PC_ARRAY_LEN(parts); i++) {
+        size_t l = strlen(parts[i]);
+        fits = n + l < cap;
+        if (fits) memcpy(authz + n, parts[i], l);
+        n += l;
+    }
+    if (!fits || n + 64 >= cap) {
         if (cap) authz[0] = '\0';
         return false;
     }
+    pc__sigv4_hex(sig, 32, authz + n);
     if (sig_out) memcpy(sig_out, sig, 32);
     return true;
 }
