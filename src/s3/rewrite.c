@@ -359,7 +359,7 @@ uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len, cons
     ok = true;
 
 out:
-    OPENSSL_cleanse(authz, sizeof authz);
+    OPENSSL_cleanse(authz, strlen(authz)); /* the part written; authz[0] is set up front */
     free(sign);
     free(all);
     free(ce);

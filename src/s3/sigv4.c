@@ -148,7 +148,25 @@ void pc_sigv4_amz_date(int64_t unix_s, char out[PC_SIGV4_AMZ_DATE_LEN + 1])
     time_t t = (time_t)unix_s;
     struct tm tm;
     if (!gmtime_r(&t, &tm)) memset(&tm, 0, sizeof(tm));
-    strftime(out, PC_SIGV4_AMZ_DATE_LEN + 1, "%Y%m%dT%H%M%SZ", &tm);
+    int year = tm.tm_year + 1900;
+    if (year < 0 || year > 9999) {
+        strftime(out, PC_SIGV4_AMZ_DATE_LEN + 1, "%Y%m%dT%H%M%SZ", &tm);
+        return;
+    }
+    /* By hand: strftime's locale machinery is a few hundred instructions per request. */
+    const int f[] = {year / 100, year % 100, tm.tm_mon + 1, tm.tm_mday, -1,
+                     tm.tm_hour, tm.tm_min,  tm.tm_sec};
+    size_t o = 0;
+    for (size_t i = 0; i < PC_ARRAY_LEN(f); i++) {
+        if (f[i] < 0) {
+            out[o++] = 'T';
+            continue;
+        }
+        out[o++] = (char)('0' + f[i] / 10);
+        out[o++] = (char)('0' + f[i] % 10);
+    }
+    out[o++] = 'Z';
+    out[o] = '\0';
 }
 
 /* ---------- percent-encoding (SigV4's UriEncode) ---------- */
