@@ -251,16 +251,19 @@ uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len, cons
     *err_code = "InternalError";
     *len = 0;
     size_t tcap = m->path.n + (in->bucket ? strlen(in->bucket) : 0) + 2;
-    char *path = malloc(tcap);
-    char *query = malloc(m->query.n + 1);
+    /* One allocation for all the scratch: both header lists, the path and the query. */
+    struct scratch {
+        hdr_list_t all, sign;
+        char text[];
+    } *sc = malloc(sizeof *sc + tcap + m->query.n + 1);
     char *ce = NULL;
     uint8_t *out = NULL;
-    hdr_list_t *all = malloc(sizeof *all);
-    hdr_list_t *sign = malloc(sizeof *sign);
     bool ok = false;
     char authz[PC_SIGV4_AUTHZ_MAX + 1];
     authz[0] = 0;
-    if (!path || !query || !all || !sign || !in->access_key || !in->secret) goto out;
+    if (!sc || !in->access_key || !in->secret) goto out;
+    char *path = sc->text, *query = sc->text + tcap;
+    hdr_list_t *all = &sc->all, *sign = &sc->sign;
     all->n = sign->n = 0;
 
     /* Path style on the endpoint: a virtual-hosted request's path is the key. */
@@ -360,11 +363,8 @@ uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len, cons
 
 out:
     OPENSSL_cleanse(authz, strlen(authz)); /* the part written; authz[0] is set up front */
-    free(sign);
-    free(all);
     free(ce);
-    free(query);
-    free(path);
+    free(sc);
     if (ok) return out;
     free(out);
     return NULL;

@@ -812,9 +812,14 @@ pc_sigv4_result_t pc_sigv4_parse_query(const char *q, size_t n, pc_sigv4_auth_t 
     memset(out, 0, sizeof(*out));
     out->presigned = true;
     enum { ALG, CRED, DATE, EXP, SH, SIG, TOK, NKEYS };
-    static const char *const keys[NKEYS] = {
-        "X-Amz-Algorithm",     "X-Amz-Credential", "X-Amz-Date",          "X-Amz-Expires",
-        "X-Amz-SignedHeaders", "X-Amz-Signature",  "X-Amz-Security-Token"};
+#define KEY(x) {x, sizeof(x) - 1}
+    static const struct {
+        const char *s;
+        size_t n;
+    } keys[NKEYS] = {KEY("X-Amz-Algorithm"),     KEY("X-Amz-Credential"), KEY("X-Amz-Date"),
+                     KEY("X-Amz-Expires"),       KEY("X-Amz-SignedHeaders"),
+                     KEY("X-Amz-Signature"),     KEY("X-Amz-Security-Token")};
+#undef KEY
     bool seen[NKEYS] = {0};
     char val[PC_SIGV4_MAX_SIGNED_LIST + 1];
     pc_sigv4_result_t res = PC_SIGV4_OK;
@@ -825,8 +830,9 @@ pc_sigv4_result_t pc_sigv4_parse_query(const char *q, size_t n, pc_sigv4_auth_t 
         const char *eq = memchr(p, '=', (size_t)(e - p));
         const char *ne = eq ? eq : e;
         int k = -1;
-        for (int i = 0; i < NKEYS; i++)
-            if (span_eq(p, (size_t)(ne - p), keys[i])) k = i;
+        size_t kl = (size_t)(ne - p);
+        for (int i = 0; i < NKEYS && k < 0; i++)
+            if (keys[i].n == kl && memcmp(p, keys[i].s, kl) == 0) k = i;
         p = amp ? amp + 1 : end;
         if (k < 0) continue;
         if (seen[k]) {
