@@ -313,17 +313,21 @@ static char *cb_reserve(cbuf_t *b, size_t extra)
     return b->p + b->n;
 }
 
-static void put(cbuf_t *b, const void *p, size_t n)
+/* put/putc_ run ~50 times per request: the common case (room left) stays inline. */
+static inline void put(cbuf_t *b, const void *p, size_t n)
 {
-    char *d = cb_reserve(b, n);
+    char *d = b->cap - b->n >= n && !b->oom ? b->p + b->n : cb_reserve(b, n);
     if (!d) return;
     memcpy(d, p, n);
     b->n += n;
 }
 
-static void putc_(cbuf_t *b, char c)
+static inline void putc_(cbuf_t *b, char c)
 {
-    put(b, &c, 1);
+    if (b->n < b->cap && !b->oom)
+        b->p[b->n++] = c;
+    else
+        put(b, &c, 1);
 }
 
 typedef struct {
