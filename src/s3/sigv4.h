@@ -177,8 +177,9 @@ typedef struct pc_sigv4_verified {
  * parameter if present, else UNSIGNED-PAYLOAD.
  * A signed header missing from the request → MISMATCH. Signatures are compared
  * in constant time. cache may be NULL. *out is filled only on OK.
- * Cost: about 60k instructions for a presigned GET with the key cached
- * (one canonical-request hash and one HMAC; the key derivation, four HMACs,
+ * Cost: about 32k instructions (callgrind) for a presigned GET with the key cached
+ * (one canonical-request hash, one HMAC from the cached pad states and the
+ * secret's SHA-256 for the cache lookup; the key derivation, four HMACs,
  * only on a cache miss).
  */
 pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_request_t *req,
