@@ -23,7 +23,10 @@ typedef struct {
     const char *s;
     size_t n;
 } lit_t;
-#define LIT(x) {x, sizeof(x) - 1}
+#define LIT(x)                                                                                     \
+    {                                                                                              \
+        x, sizeof(x) - 1                                                                           \
+    }
 
 static bool in_list(const char *name, size_t len, const lit_t *list)
 {
@@ -34,10 +37,16 @@ static bool in_list(const char *name, size_t len, const lit_t *list)
 
 /* Hop-by-hop (RFC 9110 §7.6.1) plus the pre-standard Proxy-Connection. */
 static const lit_t hop_by_hop[] = {
-    LIT("connection"),         LIT("keep-alive"), LIT("proxy-connection"),
-    LIT("te"),                 LIT("trailer"),    LIT("transfer-encoding"),
-    LIT("upgrade"),            LIT("proxy-authenticate"),
-    LIT("proxy-authorization"), {NULL, 0},
+    LIT("connection"),
+    LIT("keep-alive"),
+    LIT("proxy-connection"),
+    LIT("te"),
+    LIT("trailer"),
+    LIT("transfer-encoding"),
+    LIT("upgrade"),
+    LIT("proxy-authenticate"),
+    LIT("proxy-authorization"),
+    {NULL, 0},
 };
 
 bool pc__s3_drop_request_header(const char *name, size_t len)
@@ -90,8 +99,9 @@ size_t pc__s3_strip_aws_chunked(const char *value, size_t len, char *out, size_t
 static bool presign_param(const char *name, size_t n)
 {
     static const lit_t names[] = {
-        LIT("X-Amz-Algorithm"),     LIT("X-Amz-Credential"), LIT("X-Amz-Date"),
-        LIT("X-Amz-Expires"),       LIT("X-Amz-SignedHeaders"), LIT("X-Amz-Signature"),
+        LIT("X-Amz-Algorithm"),      LIT("X-Amz-Credential"),
+        LIT("X-Amz-Date"),           LIT("X-Amz-Expires"),
+        LIT("X-Amz-SignedHeaders"),  LIT("X-Amz-Signature"),
         LIT("X-Amz-Security-Token"), {NULL, 0},
     };
     /* Exact case, as S3 itself only treats these spellings as authentication. */
@@ -283,8 +293,7 @@ uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len, cons
     query[ql] = 0;
 
     char clen[24] = "";
-    if (in->framing == PC__S3_FRAME_LENGTH)
-        pc__s3_u64_dec(in->content_length, clen);
+    if (in->framing == PC__S3_FRAME_LENGTH) pc__s3_u64_dec(in->content_length, clen);
     hdr_add(all, "Host", 4, in->ep->host_header, strlen(in->ep->host_header));
     hdr_add(all, "x-amz-date", 10, in->amz_date, strlen(in->amz_date));
     hdr_add(all, "x-amz-content-sha256", 20, in->payload_hash, strlen(in->payload_hash));

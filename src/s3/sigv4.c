@@ -154,8 +154,8 @@ void pc_sigv4_amz_date(int64_t unix_s, char out[PC_SIGV4_AMZ_DATE_LEN + 1])
         return;
     }
     /* By hand: strftime's locale machinery is a few hundred instructions per request. */
-    const int f[] = {year / 100, year % 100, tm.tm_mon + 1, tm.tm_mday, -1,
-                     tm.tm_hour, tm.tm_min,  tm.tm_sec};
+    const int f[] = {year / 100, year % 100, tm.tm_mon + 1, tm.tm_mday,
+                     -1,         tm.tm_hour, tm.tm_min,     tm.tm_sec};
     size_t o = 0;
     for (size_t i = 0; i < PC_ARRAY_LEN(f); i++) {
         if (f[i] < 0) {
@@ -172,6 +172,7 @@ void pc_sigv4_amz_date(int64_t unix_s, char out[PC_SIGV4_AMZ_DATE_LEN + 1])
 /* ---------- percent-encoding (SigV4's UriEncode) ---------- */
 
 /* A table: every byte of every path and query goes through here twice per request. */
+/* clang-format off */
 static const uint8_t unreserved_tab[256] = {
     ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
     ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
@@ -185,6 +186,7 @@ static const uint8_t unreserved_tab[256] = {
     ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
     ['y'] = 1, ['z'] = 1,
 };
+/* clang-format on */
 
 static inline bool unreserved(unsigned char c)
 {
@@ -816,13 +818,16 @@ pc_sigv4_result_t pc_sigv4_parse_query(const char *q, size_t n, pc_sigv4_auth_t 
     memset(out, 0, sizeof(*out));
     out->presigned = true;
     enum { ALG, CRED, DATE, EXP, SH, SIG, TOK, NKEYS };
-#define KEY(x) {x, sizeof(x) - 1}
+#define KEY(x)                                                                                     \
+    {                                                                                              \
+        x, sizeof(x) - 1                                                                           \
+    }
     static const struct {
         const char *s;
         size_t n;
-    } keys[NKEYS] = {KEY("X-Amz-Algorithm"),     KEY("X-Amz-Credential"), KEY("X-Amz-Date"),
-                     KEY("X-Amz-Expires"),       KEY("X-Amz-SignedHeaders"),
-                     KEY("X-Amz-Signature"),     KEY("X-Amz-Security-Token")};
+    } keys[NKEYS] = {KEY("X-Amz-Algorithm"),     KEY("X-Amz-Credential"),    KEY("X-Amz-Date"),
+                     KEY("X-Amz-Expires"),       KEY("X-Amz-SignedHeaders"), KEY("X-Amz-Signature"),
+                     KEY("X-Amz-Security-Token")};
 #undef KEY
     bool seen[NKEYS] = {0};
     char val[PC_SIGV4_MAX_SIGNED_LIST + 1];
@@ -1199,8 +1204,13 @@ bool pc_sigv4_sign(const pc_sigv4_sign_in_t *in, pc_sigv4_key_cache_t *cache, ch
     OPENSSL_cleanse(&hk, sizeof(hk));
     if (!ok) return false;
     /* "<algorithm> Credential=<key>/<scope>,SignedHeaders=<list>,Signature=<hex>" */
-    const char *parts[] = {PC_SIGV4_ALGORITHM " Credential=", in->access_key, "/", scope,
-                           ",SignedHeaders=", list, ",Signature="};
+    const char *parts[] = {PC_SIGV4_ALGORITHM " Credential=",
+                           in->access_key,
+                           "/",
+                           scope,
+                           ",SignedHeaders=",
+                           list,
+                           ",Signature="};
     size_t n = 0;
     bool fits = true;
     for (size_t i = 0; fits && i < PC_ARRAY_LEN(parts); i++) {
