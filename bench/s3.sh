@@ -11,6 +11,9 @@
 #   bench/s3.sh                         # 15 s per run, 2 threads, 64 connections
 #   DURATION=5 bench/s3.sh              # quicker
 #   THREADS=2 CONNECTIONS="16 64" ROUNDS=2 OBJECT_BYTES=1024 bench/s3.sh
+#   COUNTS=callgrind bench/s3.sh        # load-independent counts for Portcullis (1 worker,
+#   COUNTS=strace bench/s3.sh           # REQUESTS keep-alive GETs): instructions or syscalls
+#                                       # per request
 #
 # Everything runs on 127.0.0.1 free ports under a temp dir that is removed at exit.
 set -euo pipefail
@@ -23,6 +26,8 @@ CONNECTIONS="${CONNECTIONS:-64}"
 ROUNDS="${ROUNDS:-1}"
 OBJECT_BYTES="${OBJECT_BYTES:-1024}"
 WORKERS="${WORKERS:-0}"
+COUNTS="${COUNTS:-0}"
+REQUESTS="${REQUESTS:-2000}"
 NGINX="${NGINX:-/usr/sbin/nginx}"
 HAPROXY="${HAPROXY:-/usr/sbin/haproxy}"
 PY=/usr/bin/python3
@@ -125,12 +130,18 @@ log_spool: {dir: $WORK/pc/spool, max_bytes: 4GiB}
 log_level: warn
 workers: $WORKERS
 Y
-"$BIN" connector -c "$WORK/pc/connector.yaml" 2>"$WORK/pc/stderr.log" &
+[ "$COUNTS" = 0 ] || sed -i "s/^workers: .*/workers: 1/" "$WORK/pc/connector.yaml"
+if [ "$COUNTS" = callgrind ]; then
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
+        "$BIN" connector -c "$WORK/pc/connector.yaml" 2>"$WORK/pc/stderr.log" &
+else
+    "$BIN" connector -c "$WORK/pc/connector.yaml" 2>"$WORK/pc/stderr.log" &
+fi
 PC_PID=$!
 PIDS+=($PC_PID)
 
 ready=0
-for _ in $(seq 150); do
+for _ in $(seq 600); do
     if curl -fs -o /dev/null "http://127.0.0.1:$HEALTH_PORT/ready" &&
        curl -fs -o /dev/null "http://127.0.0.1:$HAPROXY_PORT/$BUCKET/$KEY"; then
         ready=1
@@ -167,6 +178,48 @@ for u in "$PC_URL" "$HA_URL"; do
         exit 1
     fi
 done
+
+if [ "$COUNTS" != 0 ]; then
+    # A fixed number of keep-alive GETs on one connection; counts do not depend
+    # on the machine's load, unlike requests/s.
+    drive() {
+        $PY - "$PC_PORT" "$QUERY" "$1" <<'EOF'
+import http.client, sys
+port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+for _ in range(n):
+    c.request("GET", path)
+    r = c.getresponse()
+    r.read()
+    assert r.status == 200, r.status
+EOF
+    }
+    drive 200 # warm: upstream connection, caches
+    echo
+    if [ "$COUNTS" = callgrind ]; then
+        command -v callgrind_control >/dev/null || { echo "needs valgrind" >&2; exit 2; }
+        callgrind_control -z "$PC_PID" >/dev/null 2>&1
+        drive "$REQUESTS"
+        callgrind_control -d "$PC_PID" >/dev/null 2>&1
+        sleep 1
+        total=$(cat "$WORK"/callgrind.out* | awk '/^summary:/ {s += $2} END {print s}')
+        printf "callgrind: %s instructions over %s requests = %.0f instructions/request\n" \
+            "$total" "$REQUESTS" "$(echo "$total / $REQUESTS" | bc -l)"
+        [ -z "${KEEP_CALLGRIND:-}" ] || cp "$WORK"/callgrind.out* "$KEEP_CALLGRIND"/
+    else
+        command -v strace >/dev/null || { echo "needs strace" >&2; exit 2; }
+        strace -c -f -o "$WORK/strace.txt" -p "$PC_PID" 2>/dev/null &
+        ST=$!
+        sleep 1
+        drive "$REQUESTS"
+        kill -INT "$ST"
+        wait "$ST" 2>/dev/null || true
+        echo "strace -c -f over $REQUESTS requests (calls per request):"
+        awk -v n="$REQUESTS" '$1 ~ /^[0-9.]+$/ && NF >= 5 {
+            printf "  %-16s %6.2f\n", $NF, $4 / n }' "$WORK/strace.txt"
+    fi
+    exit 0
+fi
 
 cpu_ticks() { # utime + stime of a process, in clock ticks
     awk '{print $14 + $15}' "/proc/$1/stat"

@@ -103,6 +103,9 @@ bool pc_http1_idle(const pc_http1_t *p)
 
 bool pc_http1_span_ieq(pc_http1_span_t s, const char *lit)
 {
+    /* Most names differ in the first byte: settle those before strlen. */
+    if (s.n == 0) return lit[0] == '\0';
+    if ((s.p[0] | 0x20) != (lit[0] | 0x20)) return false;
     size_t n = strlen(lit);
     if (s.n != n) return false;
     for (size_t i = 0; i < n; i++) {

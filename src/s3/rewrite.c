@@ -18,31 +18,49 @@ static bool ieq(const char *a, size_t n, const char *lit)
     return strlen(lit) == n && strncasecmp(a, lit, n) == 0;
 }
 
-static bool in_list(const char *name, size_t len, const char *const *list)
+/* Names with their lengths: every header of every request is looked up here. */
+typedef struct {
+    const char *s;
+    size_t n;
+} lit_t;
+#define LIT(x)                                                                                     \
+    {                                                                                              \
+        x, sizeof(x) - 1                                                                           \
+    }
+
+static bool in_list(const char *name, size_t len, const lit_t *list)
 {
-    for (size_t i = 0; list[i]; i++)
-        if (ieq(name, len, list[i])) return true;
+    for (size_t i = 0; list[i].s; i++)
+        if (list[i].n == len && strncasecmp(name, list[i].s, len) == 0) return true;
     return false;
 }
 
 /* Hop-by-hop (RFC 9110 §7.6.1) plus the pre-standard Proxy-Connection. */
-static const char *const hop_by_hop[] = {
-    "connection", "keep-alive",         "proxy-connection",    "te", "trailer", "transfer-encoding",
-    "upgrade",    "proxy-authenticate", "proxy-authorization", NULL,
+static const lit_t hop_by_hop[] = {
+    LIT("connection"),
+    LIT("keep-alive"),
+    LIT("proxy-connection"),
+    LIT("te"),
+    LIT("trailer"),
+    LIT("transfer-encoding"),
+    LIT("upgrade"),
+    LIT("proxy-authenticate"),
+    LIT("proxy-authorization"),
+    {NULL, 0},
 };
 
 bool pc__s3_drop_request_header(const char *name, size_t len)
 {
-    static const char *const ours[] = {
-        "host",
-        "authorization",
-        "x-amz-date",
-        "x-amz-security-token",
-        "x-amz-content-sha256",
-        "content-length",
-        "expect",
-        "date",
-        NULL,
+    static const lit_t ours[] = {
+        LIT("host"),
+        LIT("authorization"),
+        LIT("x-amz-date"),
+        LIT("x-amz-security-token"),
+        LIT("x-amz-content-sha256"),
+        LIT("content-length"),
+        LIT("expect"),
+        LIT("date"),
+        {NULL, 0},
     };
     return in_list(name, len, hop_by_hop) || in_list(name, len, ours);
 }
@@ -80,13 +98,16 @@ size_t pc__s3_strip_aws_chunked(const char *value, size_t len, char *out, size_t
 
 static bool presign_param(const char *name, size_t n)
 {
-    static const char *const names[] = {
-        "X-Amz-Algorithm",     "X-Amz-Credential", "X-Amz-Date",           "X-Amz-Expires",
-        "X-Amz-SignedHeaders", "X-Amz-Signature",  "X-Amz-Security-Token", NULL,
+    static const lit_t names[] = {
+        LIT("X-Amz-Algorithm"),      LIT("X-Amz-Credential"),
+        LIT("X-Amz-Date"),           LIT("X-Amz-Expires"),
+        LIT("X-Amz-SignedHeaders"),  LIT("X-Amz-Signature"),
+        LIT("X-Amz-Security-Token"), {NULL, 0},
     };
     /* Exact case, as S3 itself only treats these spellings as authentication. */
-    for (size_t i = 0; names[i]; i++)
-        if (strlen(names[i]) == n && memcmp(names[i], name, n) == 0) return true;
+    if (n < 10 || memcmp(name, "X-Amz-", 6) != 0) return false;
+    for (size_t i = 0; names[i].s; i++)
+        if (names[i].n == n && memcmp(names[i].s, name, n) == 0) return true;
     return false;
 }
 
@@ -96,12 +117,11 @@ size_t pc__s3_strip_presign_params(const char *query, size_t len, char *out, siz
     size_t i = 0;
     if (!cap) return 0;
     while (i < len) {
-        size_t j = i;
-        while (j < len && query[j] != '&')
-            j++;
-        size_t eq = i;
-        while (eq < j && query[eq] != '=')
-            eq++;
+        /* memchr, not a byte loop: a presigned query is ~500 bytes of which we keep few. */
+        const char *amp = memchr(query + i, '&', len - i);
+        size_t j = amp ? (size_t)(amp - query) : len;
+        const char *eqp = memchr(query + i, '=', j - i);
+        size_t eq = eqp ? (size_t)(eqp - query) : j;
         if (j > i && !presign_param(query + i, eq - i)) {
             size_t need = (o ? 1 : 0) + (j - i);
             if (o + need >= cap) break;
@@ -202,6 +222,26 @@ static bool signs_header(pc_http1_span_t n)
            pc_http1_span_ieq(n, "content-md5") || (n.n >= 6 && strncasecmp(n.p, "x-amz-", 6) == 0);
 }
 
+static void put_bytes(uint8_t *out, size_t *o, const char *p, size_t n)
+{
+    memcpy(out + *o, p, n);
+    *o += n;
+}
+
+size_t pc__s3_u64_dec(uint64_t v, char out[21])
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = 0;
+    return n;
+}
+
 static void put_line(uint8_t *out, size_t *o, pc_http1_span_t name, pc_http1_span_t value)
 {
     memcpy(out + *o, name.p, name.n);
@@ -220,29 +260,39 @@ uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len, cons
     *err_code = "InternalError";
     *len = 0;
     size_t tcap = m->path.n + (in->bucket ? strlen(in->bucket) : 0) + 2;
-    char *path = malloc(tcap);
-    char *query = malloc(m->query.n + 1);
+    /* One allocation for all the scratch: both header lists, the path and the query. */
+    struct scratch {
+        hdr_list_t all, sign;
+        char text[];
+    } *sc = malloc(sizeof *sc + tcap + m->query.n + 1);
     char *ce = NULL;
     uint8_t *out = NULL;
-    hdr_list_t *all = malloc(sizeof *all);
-    hdr_list_t *sign = malloc(sizeof *sign);
     bool ok = false;
     char authz[PC_SIGV4_AUTHZ_MAX + 1];
     authz[0] = 0;
-    if (!path || !query || !all || !sign || !in->access_key || !in->secret) goto out;
+    if (!sc || !in->access_key || !in->secret) goto out;
+    char *path = sc->text, *query = sc->text + tcap;
+    hdr_list_t *all = &sc->all, *sign = &sc->sign;
     all->n = sign->n = 0;
 
     /* Path style on the endpoint: a virtual-hosted request's path is the key. */
-    size_t pl = (size_t)snprintf(path, tcap, "%s%s%.*s", in->bucket ? "/" : "",
-                                 in->bucket ? in->bucket : "", (int)m->path.n, m->path.p);
+    size_t pl = 0;
+    if (in->bucket) {
+        size_t bl = strlen(in->bucket);
+        path[pl++] = '/';
+        memcpy(path + pl, in->bucket, bl);
+        pl += bl;
+    }
+    memcpy(path + pl, m->path.p, m->path.n);
+    pl += m->path.n;
+    path[pl] = 0;
     size_t ql = m->has_query
                     ? pc__s3_strip_presign_params(m->query.p, m->query.n, query, m->query.n + 1)
                     : 0;
     query[ql] = 0;
 
     char clen[24] = "";
-    if (in->framing == PC__S3_FRAME_LENGTH)
-        snprintf(clen, sizeof clen, "%llu", (unsigned long long)in->content_length);
+    if (in->framing == PC__S3_FRAME_LENGTH) pc__s3_u64_dec(in->content_length, clen);
     hdr_add(all, "Host", 4, in->ep->host_header, strlen(in->ep->host_header));
     hdr_add(all, "x-amz-date", 10, in->amz_date, strlen(in->amz_date));
     hdr_add(all, "x-amz-content-sha256", 20, in->payload_hash, strlen(in->payload_hash));
@@ -268,7 +318,9 @@ uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len, cons
         if (signs_header(all->h[i].name)) sign->h[sign->n++] = all->h[i];
 
     char method[32];
-    snprintf(method, sizeof method, "%.*s", (int)m->method_name.n, m->method_name.p);
+    size_t ml = m->method_name.n < sizeof method - 1 ? m->method_name.n : sizeof method - 1;
+    memcpy(method, m->method_name.p, ml);
+    method[ml] = 0;
     pc_sigv4_sign_in_t si = {
         .method = method,
         .path = {path, pl},
@@ -285,7 +337,8 @@ uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len, cons
     if (!pc_sigv4_sign(&si, in->cache, authz, sizeof authz, NULL)) goto out;
 
     /* Exactly what is needed: the request line and fixed lines take < 128 + the rest. */
-    size_t cap = strlen(method) + pl + ql + strlen(authz) + 160;
+    size_t al = strlen(authz), cl = strlen(clen);
+    size_t cap = ml + pl + ql + al + cl + 160;
     for (size_t i = 0; i < all->n; i++)
         cap += all->h[i].name.n + all->h[i].value.n + 4;
     *err_code = "RequestHeaderSectionTooLarge";
@@ -293,27 +346,33 @@ uint8_t *pc__s3_upstream_head(const pc__s3_upstream_req_t *in, size_t *len, cons
     *err_code = "InternalError";
     out = malloc(cap);
     if (!out) goto out;
-    int n =
-        snprintf((char *)out, cap, "%s %s%s%s HTTP/1.1\r\n", method, path, ql ? "?" : "", query);
-    if (n < 0 || (size_t)n >= cap) goto out;
-    size_t o = (size_t)n;
+    /* cap covers every byte below: the fixed texts are < 160 together. */
+    size_t o = 0;
+    put_bytes(out, &o, method, ml);
+    put_bytes(out, &o, " ", 1);
+    put_bytes(out, &o, path, pl);
+    if (ql) {
+        put_bytes(out, &o, "?", 1);
+        put_bytes(out, &o, query, ql);
+    }
+    put_bytes(out, &o, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; i < all->n; i++)
         put_line(out, &o, all->h[i].name, all->h[i].value);
-    n = snprintf((char *)out + o, cap - o, "Authorization: %s\r\n%s%s%s%s\r\n", authz,
-                 clen[0] ? "Content-Length: " : "", clen, clen[0] ? "\r\n" : "",
-                 in->framing == PC__S3_FRAME_CHUNKED ? "Transfer-Encoding: chunked\r\n" : "");
-    if (n < 0 || (size_t)n >= cap - o) goto out;
-    *len = o + (size_t)n;
+    put_line(out, &o, (pc_http1_span_t){"Authorization", 13}, (pc_http1_span_t){authz, al});
+    if (cl) put_line(out, &o, (pc_http1_span_t){"Content-Length", 14}, (pc_http1_span_t){clen, cl});
+    if (in->framing == PC__S3_FRAME_CHUNKED)
+        put_line(out, &o, (pc_http1_span_t){"Transfer-Encoding", 17},
+                 (pc_http1_span_t){"chunked", 7});
+    put_bytes(out, &o, "\r\n", 2);
+    PC_BUG_ON(o > cap);
+    *len = o;
     *err_code = NULL;
     ok = true;
 
 out:
-    OPENSSL_cleanse(authz, sizeof authz);
-    free(sign);
-    free(all);
+    OPENSSL_cleanse(authz, strlen(authz)); /* the part written; authz[0] is set up front */
     free(ce);
-    free(query);
-    free(path);
+    free(sc);
     if (ok) return out;
     free(out);
     return NULL;

@@ -49,6 +49,9 @@ size_t pc__s3_strip_aws_chunked(const char *value, size_t len, char *out, size_t
  */
 size_t pc__s3_strip_presign_params(const char *query, size_t len, char *out, size_t cap);
 
+/** v in decimal into out, NUL-terminated; returns the digit count (no printf on hot paths). */
+size_t pc__s3_u64_dec(uint64_t v, char out[21]);
+
 typedef enum { PC__S3_FRAME_NONE, PC__S3_FRAME_LENGTH, PC__S3_FRAME_CHUNKED } pc__s3_framing_t;
 
 /** What the re-signed upstream request is made of. Everything is borrowed. */

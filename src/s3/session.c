@@ -196,18 +196,24 @@ static void new_request_id(char out[17])
     out[16] = 0;
 }
 
+/* Room for n more bytes after *len (the buffer doubles from 4 KiB). */
+static bool buf_reserve(uint8_t **b, size_t *len, size_t *cap, size_t n)
+{
+    if (*cap - *len >= n) return true;
+    size_t c = *cap ? *cap : 4096;
+    while (c - *len < n)
+        c *= 2;
+    uint8_t *q = realloc(*b, c);
+    if (!q) return false;
+    *b = q;
+    *cap = c;
+    return true;
+}
+
 static bool buf_append(uint8_t **b, size_t *len, size_t *cap, const void *p, size_t n)
 {
     if (!n) return true;
-    if (*cap - *len < n) {
-        size_t c = *cap ? *cap : 4096;
-        while (c - *len < n)
-            c *= 2;
-        uint8_t *q = realloc(*b, c);
-        if (!q) return false;
-        *b = q;
-        *cap = c;
-    }
+    if (!buf_reserve(b, len, cap, n)) return false;
     memcpy(*b + *len, p, n);
     *len += n;
     return true;
@@ -1352,38 +1358,66 @@ static void client_input(session_t *s, const uint8_t *p, size_t n)
 
 /* ---------- response from the upstream ---------- */
 
+static void put_mem(uint8_t *out, size_t *o, const void *p, size_t n)
+{
+    memcpy(out + *o, p, n);
+    *o += n;
+}
+
 static void send_response_head(session_t *s, const pc_http1_msg_t *m)
 {
-    char line[128];
     bool has_body = m->body != PC_HTTP1_BODY_NONE;
     if (m->body == PC_HTTP1_BODY_CHUNKED ||
         (m->body == PC_HTTP1_BODY_UNTIL_CLOSE && s->client_keep_alive))
         s->resp_chunked_out = true;
     if (m->body == PC_HTTP1_BODY_UNTIL_CLOSE && !s->resp_chunked_out) s->close_after = true;
     if (!s->body_done || pc_worker_draining(s->w)) s->close_after = true;
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %.*s\r\n", m->status,
-                     (int)(m->reason.n < 64 ? m->reason.n : 64), m->reason.p);
-    client_put(s, line, (size_t)n);
+    bool chunked_out = s->resp_chunked_out; /* as decided before a body-less answer resets it */
+    if (!has_body) s->resp_chunked_out = false;
+    s->resp_started = true;
+    if (s->client_gone) return;
+    /*
+     * The whole head straight into the output buffer, sized once for the worst
+     * case: the status line (< 96 bytes), every header, and ours (< 128).
+     */
+    size_t cap = 96 + 128 + sizeof(s->request_id);
+    for (size_t i = 0; i < m->nheaders; i++)
+        cap += m->headers[i].name.n + m->headers[i].value.n + 4;
+    if (!buf_reserve(&s->out, &s->out_len, &s->out_cap, cap)) {
+        session_close(s);
+        return;
+    }
+    uint8_t *out = s->out + s->out_len;
+    size_t o = 0;
+    char status[21];
+    size_t rl = m->reason.n < 64 ? m->reason.n : 64;
+    put_mem(out, &o, "HTTP/1.1 ", 9);
+    put_mem(out, &o, status, pc__s3_u64_dec((uint64_t)(m->status < 0 ? 0 : m->status), status));
+    put_mem(out, &o, " ", 1);
+    put_mem(out, &o, m->reason.p, rl);
+    put_mem(out, &o, "\r\n", 2);
     bool has_rid = false;
     for (size_t i = 0; i < m->nheaders; i++) {
         const pc_http1_header_t *h = &m->headers[i];
         if (pc__s3_drop_response_header(h->name.p, h->name.n)) continue;
-        if (pc_http1_span_ieq(h->name, "content-length") && s->resp_chunked_out) continue;
+        if (chunked_out && pc_http1_span_ieq(h->name, "content-length")) continue;
         if (pc_http1_span_ieq(h->name, "x-amz-request-id")) has_rid = true;
-        client_put(s, h->name.p, h->name.n);
-        client_put(s, ": ", 2);
-        client_put(s, h->value.p, h->value.n);
-        client_put(s, "\r\n", 2);
+        put_mem(out, &o, h->name.p, h->name.n);
+        put_mem(out, &o, ": ", 2);
+        put_mem(out, &o, h->value.p, h->value.n);
+        put_mem(out, &o, "\r\n", 2);
     }
     if (!has_rid) {
-        n = snprintf(line, sizeof line, "x-amz-request-id: %s\r\n", s->request_id);
-        client_put(s, line, (size_t)n);
+        put_mem(out, &o, "x-amz-request-id: ", 18);
+        put_mem(out, &o, s->request_id, strlen(s->request_id));
+        put_mem(out, &o, "\r\n", 2);
     }
-    if (s->resp_chunked_out && has_body) client_put(s, "Transfer-Encoding: chunked\r\n", 28);
-    if (s->close_after || !s->client_keep_alive) client_put(s, "Connection: close\r\n", 19);
-    client_put(s, "\r\n", 2);
-    if (!has_body) s->resp_chunked_out = false;
-    s->resp_started = true;
+    if (chunked_out && has_body) put_mem(out, &o, "Transfer-Encoding: chunked\r\n", 28);
+    if (s->close_after || !s->client_keep_alive) put_mem(out, &o, "Connection: close\r\n", 19);
+    put_mem(out, &o, "\r\n", 2);
+    PC_BUG_ON(o > cap);
+    s->out_len += o;
+    if (s->out_len >= OUT_FLUSH_AT) client_flush(s);
 }
 
 static void response_end(session_t *s)

@@ -1,4 +1,13 @@
 /* SigV4: credentials parsing, canonical requests, verification and signing. */
+
+/*
+ * The hashing below uses OpenSSL's low-level SHA-256 (deprecated in 3.0, still
+ * shipped, and the very code the EVP layer ends up in): its context is a plain
+ * struct, so an HMAC key's two padded blocks are hashed once per cached
+ * signing key and the state copied per use, with no allocation, provider
+ * dispatch or key schedule per request.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "s3/sigv4.h"
 
 #include "core/crypto.h"
@@ -6,8 +15,8 @@
 
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -139,15 +148,49 @@ void pc_sigv4_amz_date(int64_t unix_s, char out[PC_SIGV4_AMZ_DATE_LEN + 1])
     time_t t = (time_t)unix_s;
     struct tm tm;
     if (!gmtime_r(&t, &tm)) memset(&tm, 0, sizeof(tm));
-    strftime(out, PC_SIGV4_AMZ_DATE_LEN + 1, "%Y%m%dT%H%M%SZ", &tm);
+    int year = tm.tm_year + 1900;
+    if (year < 0 || year > 9999) {
+        strftime(out, PC_SIGV4_AMZ_DATE_LEN + 1, "%Y%m%dT%H%M%SZ", &tm);
+        return;
+    }
+    /* By hand: strftime's locale machinery is a few hundred instructions per request. */
+    const int f[] = {year / 100, year % 100, tm.tm_mon + 1, tm.tm_mday,
+                     -1,         tm.tm_hour, tm.tm_min,     tm.tm_sec};
+    size_t o = 0;
+    for (size_t i = 0; i < PC_ARRAY_LEN(f); i++) {
+        if (f[i] < 0) {
+            out[o++] = 'T';
+            continue;
+        }
+        out[o++] = (char)('0' + f[i] / 10);
+        out[o++] = (char)('0' + f[i] % 10);
+    }
+    out[o++] = 'Z';
+    out[o] = '\0';
 }
 
 /* ---------- percent-encoding (SigV4's UriEncode) ---------- */
 
-static bool unreserved(unsigned char c)
+/* A table: every byte of every path and query goes through here twice per request. */
+/* clang-format off */
+static const uint8_t unreserved_tab[256] = {
+    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+/* clang-format on */
+
+static inline bool unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.' || c == '~';
+    return unreserved_tab[c] != 0;
 }
 
 /*
@@ -181,49 +224,47 @@ static size_t reencode(const char *s, size_t n, bool plus_is_space, bool keep_sl
     return o;
 }
 
-/* ---------- hashing without OpenSSL 3's per-call fetch ---------- */
+/* ---------- hashing ---------- */
 
-/*
- * One-shot HMAC() and SHA256() look the algorithm up on every call, which
- * costs more than the hashing of a request's few hundred bytes. The digest is
- * fetched once; each verification reuses one context and does HMAC by hand.
- */
-static EVP_MD *sha256_fetched;
-static pthread_once_t md_once = PTHREAD_ONCE_INIT;
-
-static void fetch_md(void)
+static void sha256_2(const void *a, size_t an, const void *b, size_t bn, uint8_t out[32])
 {
-    sha256_fetched = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, a, an);
+    if (bn) SHA256_Update(&c, b, bn);
+    SHA256_Final(out, &c);
 }
 
-static const EVP_MD *sha256_md(void)
-{
-    pthread_once(&md_once, fetch_md);
-    return sha256_fetched ? sha256_fetched : EVP_sha256();
-}
+/* An HMAC-SHA256 key (32 bytes) as the states after its inner and outer pad blocks. */
+typedef struct {
+    SHA256_CTX ipad, opad;
+} hmac_key_t;
 
-static bool digest2(EVP_MD_CTX *ctx, const void *a, size_t an, const void *b, size_t bn,
-                    uint8_t out[32])
+static void hmac_key_init(hmac_key_t *k, const uint8_t key[32])
 {
-    unsigned int len = 0;
-    return EVP_DigestInit_ex(ctx, sha256_md(), NULL) == 1 && EVP_DigestUpdate(ctx, a, an) == 1 &&
-           (bn == 0 || EVP_DigestUpdate(ctx, b, bn) == 1) &&
-           EVP_DigestFinal_ex(ctx, out, &len) == 1 && len == 32;
-}
-
-/* HMAC-SHA256 with a 32-byte key (RFC 2104). */
-static bool hmac32(EVP_MD_CTX *ctx, const uint8_t key[32], const void *msg, size_t n,
-                   uint8_t out[32])
-{
-    uint8_t pad[64], inner[32];
+    uint8_t pad[64];
     for (int i = 0; i < 64; i++)
         pad[i] = (uint8_t)((i < 32 ? key[i] : 0) ^ 0x36);
-    bool ok = digest2(ctx, pad, 64, msg, n, inner);
+    SHA256_Init(&k->ipad);
+    SHA256_Update(&k->ipad, pad, 64);
     for (int i = 0; i < 64; i++)
         pad[i] ^= 0x36 ^ 0x5c;
-    ok = ok && digest2(ctx, pad, 64, inner, 32, out);
+    SHA256_Init(&k->opad);
+    SHA256_Update(&k->opad, pad, 64);
     OPENSSL_cleanse(pad, sizeof(pad));
-    return ok;
+}
+
+/* RFC 2104 from the prepared pad states. */
+static void hmac_run(const hmac_key_t *k, const void *msg, size_t n, uint8_t out[32])
+{
+    uint8_t inner[32];
+    SHA256_CTX c = k->ipad;
+    SHA256_Update(&c, msg, n);
+    SHA256_Final(inner, &c);
+    c = k->opad;
+    SHA256_Update(&c, inner, sizeof(inner));
+    SHA256_Final(out, &c);
+    /* Final leaves the digest, not the keyed mid-state, in c. */
 }
 
 /* ---------- canonical request ---------- */
@@ -274,17 +315,21 @@ static char *cb_reserve(cbuf_t *b, size_t extra)
     return b->p + b->n;
 }
 
-static void put(cbuf_t *b, const void *p, size_t n)
+/* put/putc_ run ~50 times per request: the common case (room left) stays inline. */
+static inline void put(cbuf_t *b, const void *p, size_t n)
 {
-    char *d = cb_reserve(b, n);
+    char *d = b->cap - b->n >= n && !b->oom ? b->p + b->n : cb_reserve(b, n);
     if (!d) return;
     memcpy(d, p, n);
     b->n += n;
 }
 
-static void putc_(cbuf_t *b, char c)
+static inline void putc_(cbuf_t *b, char c)
 {
-    put(b, &c, 1);
+    if (b->n < b->cap && !b->oom)
+        b->p[b->n++] = c;
+    else
+        put(b, &c, 1);
 }
 
 typedef struct {
@@ -407,7 +452,7 @@ typedef struct {
 typedef enum { CANON_OK, CANON_MALFORMED, CANON_MISSING_HEADER, CANON_OOM } canon_res_t;
 
 /* SHA-256 of the canonical request. */
-static canon_res_t canonical_hash(const canon_t *c, EVP_MD_CTX *ctx, uint8_t out[32])
+static canon_res_t canonical_hash(const canon_t *c, uint8_t out[32])
 {
     cbuf_t b;
     cb_init(&b);
@@ -460,7 +505,8 @@ static canon_res_t canonical_hash(const canon_t *c, EVP_MD_CTX *ctx, uint8_t out
     put(&b, c->names, c->names_len);
     putc_(&b, '\n');
     put(&b, c->payload_hash, c->payload_hash_len);
-    if (res == CANON_OK && (b.oom || !digest2(ctx, b.p, b.n, NULL, 0, out))) res = CANON_OOM;
+    if (res == CANON_OK && b.oom) res = CANON_OOM;
+    if (res == CANON_OK) sha256_2(b.p, b.n, NULL, 0, out);
     cb_free(&b);
     return res;
 }
@@ -499,43 +545,77 @@ void pc_sigv4_key_cache_wipe(pc_sigv4_key_cache_t *c)
     if (c) OPENSSL_cleanse(c, sizeof(*c));
 }
 
-static bool signing_key(pc_sigv4_key_cache_t *c, EVP_MD_CTX *ctx, const char *secret,
-                        const char *date, const char *region, const char *service, uint8_t out[32])
+/* The signing key into out and its HMAC pad states into hk, from the cache when there. */
+static bool signing_key(pc_sigv4_key_cache_t *c, const char *secret, const char *date,
+                        const char *region, const char *service, uint8_t out[32], hmac_key_t *hk)
 {
     if (!c || strlen(region) > PC_SIGV4_MAX_REGION || strlen(service) > PC_SIGV4_MAX_SERVICE ||
-        strlen(date) != 8)
-        return derive_key(secret, date, region, service, out);
+        strlen(date) != 8) {
+        if (!derive_key(secret, date, region, service, out)) return false;
+        hmac_key_init(hk, out);
+        return true;
+    }
     uint8_t id[32];
-    if (!digest2(ctx, secret, strlen(secret), NULL, 0, id)) return false;
+    sha256_2(secret, strlen(secret), NULL, 0, id);
     for (unsigned i = 0; i < PC_SIGV4_KEY_CACHE_SLOTS; i++) {
         if (c->slot[i].used && pc_ct_equal(c->slot[i].secret_id, id, 32) &&
             !strcmp(c->slot[i].date, date) && !strcmp(c->slot[i].region, region) &&
             !strcmp(c->slot[i].service, service)) {
             memcpy(out, c->slot[i].key, 32);
+            hk->ipad = c->slot[i].pc__ipad;
+            hk->opad = c->slot[i].pc__opad;
             return true;
         }
     }
     if (!derive_key(secret, date, region, service, out)) return false;
+    hmac_key_init(hk, out);
     unsigned i = c->next++ % PC_SIGV4_KEY_CACHE_SLOTS;
     memcpy(c->slot[i].secret_id, id, 32);
     memcpy(c->slot[i].date, date, 9);
     memcpy(c->slot[i].region, region, strlen(region) + 1);
     memcpy(c->slot[i].service, service, strlen(service) + 1);
     memcpy(c->slot[i].key, out, 32);
+    c->slot[i].pc__ipad = hk->ipad;
+    c->slot[i].pc__opad = hk->opad;
     c->slot[i].used = true;
     return true;
 }
 
+/* "<date>/<region>/<service>/aws4_request" into out; false when it does not fit. */
+static bool make_scope(char *out, size_t cap, const char *date, const char *region,
+                       const char *service)
+{
+    const char *parts[] = {date, "/", region, "/", service, "/aws4_request"};
+    size_t n = 0;
+    for (size_t i = 0; i < PC_ARRAY_LEN(parts); i++) {
+        size_t l = strlen(parts[i]);
+        if (n + l >= cap) return false;
+        memcpy(out + n, parts[i], l);
+        n += l;
+    }
+    out[n] = '\0';
+    return true;
+}
+
 /* HMAC(key, "AWS4-HMAC-SHA256\n<date>\n<scope>\n<hex(canonical hash)>") */
-static bool request_signature(EVP_MD_CTX *ctx, const uint8_t key[32], const char *amz_date,
-                              const char *scope, const uint8_t canon[32], uint8_t out[32])
+static void request_signature(const hmac_key_t *key, const char *amz_date, const char *scope,
+                              const uint8_t canon[32], uint8_t out[32])
 {
     char sts[32 + PC_SIGV4_AMZ_DATE_LEN + PC_SIGV4_SCOPE_MAX + 2 * 32 + 8];
-    char hx[65];
-    pc__sigv4_hex(canon, 32, hx);
-    int n = snprintf(sts, sizeof(sts), "%s\n%s\n%s\n%s", PC_SIGV4_ALGORITHM, amz_date, scope, hx);
-    PC_BUG_ON(n < 0 || (size_t)n >= sizeof(sts));
-    return hmac32(ctx, key, sts, (size_t)n, out);
+    size_t al = sizeof(PC_SIGV4_ALGORITHM) - 1, dl = strlen(amz_date), sl = strlen(scope), o = 0;
+    PC_BUG_ON(al + dl + sl + 3 + 65 > sizeof(sts));
+    memcpy(sts, PC_SIGV4_ALGORITHM, al);
+    o += al;
+    sts[o++] = '\n';
+    memcpy(sts + o, amz_date, dl);
+    o += dl;
+    sts[o++] = '\n';
+    memcpy(sts + o, scope, sl);
+    o += sl;
+    sts[o++] = '\n';
+    pc__sigv4_hex(canon, 32, sts + o); /* writes 64 digits and a NUL */
+    o += 64;
+    hmac_run(key, sts, o, out);
 }
 
 void pc__sigv4_chained(const uint8_t key[32], const char *algo, const char *amz_date,
@@ -738,9 +818,17 @@ pc_sigv4_result_t pc_sigv4_parse_query(const char *q, size_t n, pc_sigv4_auth_t 
     memset(out, 0, sizeof(*out));
     out->presigned = true;
     enum { ALG, CRED, DATE, EXP, SH, SIG, TOK, NKEYS };
-    static const char *const keys[NKEYS] = {
-        "X-Amz-Algorithm",     "X-Amz-Credential", "X-Amz-Date",          "X-Amz-Expires",
-        "X-Amz-SignedHeaders", "X-Amz-Signature",  "X-Amz-Security-Token"};
+#define KEY(x)                                                                                     \
+    {                                                                                              \
+        x, sizeof(x) - 1                                                                           \
+    }
+    static const struct {
+        const char *s;
+        size_t n;
+    } keys[NKEYS] = {KEY("X-Amz-Algorithm"),     KEY("X-Amz-Credential"),    KEY("X-Amz-Date"),
+                     KEY("X-Amz-Expires"),       KEY("X-Amz-SignedHeaders"), KEY("X-Amz-Signature"),
+                     KEY("X-Amz-Security-Token")};
+#undef KEY
     bool seen[NKEYS] = {0};
     char val[PC_SIGV4_MAX_SIGNED_LIST + 1];
     pc_sigv4_result_t res = PC_SIGV4_OK;
@@ -751,8 +839,9 @@ pc_sigv4_result_t pc_sigv4_parse_query(const char *q, size_t n, pc_sigv4_auth_t 
         const char *eq = memchr(p, '=', (size_t)(e - p));
         const char *ne = eq ? eq : e;
         int k = -1;
-        for (int i = 0; i < NKEYS; i++)
-            if (span_eq(p, (size_t)(ne - p), keys[i])) k = i;
+        size_t kl = (size_t)(ne - p);
+        for (int i = 0; i < NKEYS && k < 0; i++)
+            if (keys[i].n == kl && memcmp(p, keys[i].s, kl) == 0) k = i;
         p = amp ? amp + 1 : end;
         if (k < 0) continue;
         if (seen[k]) {
@@ -952,9 +1041,8 @@ pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_re
         }
     }
     if (!amz_headers_signed(auth, req)) return PC_SIGV4_UNSIGNED_HEADERS;
-    int sn = snprintf(v.scope, sizeof(v.scope), "%s/%s/%s/aws4_request", auth->scope_date,
-                      auth->region, auth->service);
-    if (sn < 0 || (size_t)sn >= sizeof(v.scope)) return PC_SIGV4_MALFORMED;
+    if (!make_scope(v.scope, sizeof(v.scope), auth->scope_date, auth->region, auth->service))
+        return PC_SIGV4_MALFORMED;
 
     canon_t c = {
         .method = req->method.p,
@@ -972,10 +1060,9 @@ pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_re
         .payload_hash_len = payload_len,
     };
     uint8_t canon[32];
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx) return PC_SIGV4_MISMATCH; /* fail closed */
+    hmac_key_t hk;
     pc_sigv4_result_t res = PC_SIGV4_OK;
-    switch (canonical_hash(&c, ctx, canon)) {
+    switch (canonical_hash(&c, canon)) {
     case CANON_OK:
         break;
     case CANON_MALFORMED:
@@ -988,13 +1075,15 @@ pc_sigv4_result_t pc_sigv4_verify(const pc_sigv4_auth_t *auth, const pc_sigv4_re
         res = PC_SIGV4_MISMATCH;
         break; /* fail closed */
     }
-    if (res == PC_SIGV4_OK &&
-        (!signing_key(cache, ctx, secret, auth->scope_date, auth->region, auth->service,
-                      v.signing_key) ||
-         !request_signature(ctx, v.signing_key, v.amz_date, v.scope, canon, v.seed_signature) ||
-         !pc_ct_equal(v.seed_signature, auth->signature, PC_SIGV4_SIG_LEN)))
-        res = PC_SIGV4_MISMATCH;
-    EVP_MD_CTX_free(ctx);
+    if (res == PC_SIGV4_OK && !signing_key(cache, secret, auth->scope_date, auth->region,
+                                           auth->service, v.signing_key, &hk))
+        res = PC_SIGV4_MISMATCH; /* fail closed */
+    if (res == PC_SIGV4_OK) {
+        request_signature(&hk, v.amz_date, v.scope, canon, v.seed_signature);
+        if (!pc_ct_equal(v.seed_signature, auth->signature, PC_SIGV4_SIG_LEN))
+            res = PC_SIGV4_MISMATCH;
+    }
+    OPENSSL_cleanse(&hk, sizeof(hk));
     if (res != PC_SIGV4_OK) {
         OPENSSL_cleanse(&v, sizeof(v));
         return res;
@@ -1089,8 +1178,7 @@ bool pc_sigv4_sign(const pc_sigv4_sign_in_t *in, pc_sigv4_key_cache_t *cache, ch
     char date[9], scope[PC_SIGV4_SCOPE_MAX + 1];
     memcpy(date, in->amz_date, 8);
     date[8] = '\0';
-    int sn = snprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", date, in->region, in->service);
-    if (sn < 0 || (size_t)sn >= sizeof(scope)) return false;
+    if (!make_scope(scope, sizeof(scope), date, in->region, in->service)) return false;
 
     canon_t c = {
         .method = in->method,
@@ -1108,21 +1196,34 @@ bool pc_sigv4_sign(const pc_sigv4_sign_in_t *in, pc_sigv4_key_cache_t *cache, ch
         .payload_hash_len = strlen(in->payload_hash),
     };
     uint8_t canon[32], key[32], sig[32];
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = ctx && canonical_hash(&c, ctx, canon) == CANON_OK &&
-              signing_key(cache, ctx, in->secret, date, in->region, in->service, key) &&
-              request_signature(ctx, key, in->amz_date, scope, canon, sig);
-    EVP_MD_CTX_free(ctx);
+    hmac_key_t hk;
+    bool ok = canonical_hash(&c, canon) == CANON_OK &&
+              signing_key(cache, in->secret, date, in->region, in->service, key, &hk);
+    if (ok) request_signature(&hk, in->amz_date, scope, canon, sig);
     OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(&hk, sizeof(hk));
     if (!ok) return false;
-    char hx[65];
-    pc__sigv4_hex(sig, 32, hx);
-    int n = snprintf(authz, cap, "%s Credential=%s/%s,SignedHeaders=%s,Signature=%s",
-                     PC_SIGV4_ALGORITHM, in->access_key, scope, list, hx);
-    if (n < 0 || (size_t)n >= cap) {
+    /* "<algorithm> Credential=<key>/<scope>,SignedHeaders=<list>,Signature=<hex>" */
+    const char *parts[] = {PC_SIGV4_ALGORITHM " Credential=",
+                           in->access_key,
+                           "/",
+                           scope,
+                           ",SignedHeaders=",
+                           list,
+                           ",Signature="};
+    size_t n = 0;
+    bool fits = true;
+    for (size_t i = 0; fits && i < PC_ARRAY_LEN(parts); i++) {
+        size_t l = strlen(parts[i]);
+        fits = n + l < cap;
+        if (fits) memcpy(authz + n, parts[i], l);
+        n += l;
+    }
+    if (!fits || n + 64 >= cap) {
         if (cap) authz[0] = '\0';
         return false;
     }
+    pc__sigv4_hex(sig, 32, authz + n);
     if (sig_out) memcpy(sig_out, sig, 32);
     return true;
 }

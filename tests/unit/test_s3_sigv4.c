@@ -271,6 +271,11 @@ static void test_sign_matches_documented(void **state)
     char date[PC_SIGV4_AMZ_DATE_LEN + 1];
     pc_sigv4_amz_date(T20130524, date);
     assert_string_equal(date, "20130524T000000Z");
+    char other[PC_SIGV4_AMZ_DATE_LEN + 1]; /* every field non-zero, then single digits */
+    pc_sigv4_amz_date(1700000000, other);
+    assert_string_equal(other, "20231114T221320Z");
+    pc_sigv4_amz_date(T20130524 + 9 * 3600 + 5 * 60 + 7, other);
+    assert_string_equal(other, "20130524T090507Z");
     pc_sigv4_sign_in_t in = {
         .method = "GET",
         .path = {"/test.txt", 9},
