@@ -22,6 +22,8 @@ typedef struct compiled_policy {
     bool dry_run;
     pc_policy_set *ps;
     char *rule[N_RULES]; /* "data.<pkg>.<rule>" or NULL: no say at that stage */
+    /* rule[] resolved at compile time: evaluating needs no path walk per statement */
+    const pc_policy_rule *ref[N_RULES];
 } compiled_policy_t;
 
 typedef struct compiled {
@@ -121,6 +123,11 @@ static bool compile_hook(pc_snapshot_t *s, char *err, size_t errlen)
         cp->rule[RULE_PRE] = rule_path(ps, pkg, "pre_request", "request");
         cp->rule[RULE_POST] = rule_path(ps, pkg, "post_request", "response");
         if (!cp->name) goto oom;
+        for (int r = 0; r < N_RULES; r++) {
+            /* rule_path found a rule there, so this finds the same one */
+            cp->ref[r] = cp->rule[r] ? pc_policy_rule_find(ps, cp->rule[r]) : NULL;
+            if (cp->rule[r] && !cp->ref[r]) goto oom;
+        }
     }
     if (s->policy_free) s->policy_free(s->policy_set);
     s->policy_set = c;
@@ -589,7 +596,7 @@ static void judge(const compiled_t *c, tstate_t *t, int rule, const pc_decision_
 {
     for (size_t i = 0; i < c->n; i++) {
         const compiled_policy_t *p = &c->p[i];
-        if (!p->rule[rule]) continue;
+        if (!p->ref[rule]) continue;
         pc_eval *ev = t->evals[i];
         const pc_value *v = NULL;
         /* Both are a few KB and judged per policy per statement: clear only
@@ -597,7 +604,7 @@ static void judge(const compiled_t *c, tstate_t *t, int rule, const pc_decision_
         pc_policy_error err;
         err.code[0] = err.message[0] = err.file[0] = '\0';
         err.row = err.col = 0;
-        int rc = pc_eval_rule(ev, p->rule[rule], input, &v, &err);
+        int rc = pc_eval_rule_ref(ev, p->ref[rule], input, &v, &err);
         pc_decision_t one;
         decision_clear(&one);
         bool failed = rc < 0;
