@@ -238,8 +238,8 @@ static tstate_t *tstate_get(const compiled_t *c)
 
 /* ---------- input ---------- */
 
-/* Object keys as static values, inserted in sorted order so building an
- * object needs no sort (pc_value_object's fast path). */
+/* Object keys as static values, put in sorted order so building an
+ * object needs no sort nor copy (pc_obuf_object_sorted). */
 #define KEY(id, text)                                                                              \
     static const pc_value id = {.kind = PC_STRING, .len = sizeof text - 1, .u.s = text}
 KEY(K_ACCESS_COUNT, "access_count");
@@ -324,14 +324,14 @@ static bool build_session_parts(pc_arena *a, const pc_decision_ctx_t *ctx, struc
     pc_obuf_put(&ro, &K_NAME, S(a, r ? r->name : NULL));
     pc_obuf_put(&ro, &K_PORT, r ? pc_value_int(a, r->port) : pc_value_null());
     pc_obuf_put(&ro, &K_TECHNOLOGY, S(a, r ? tech_name(r->technology) : NULL));
-    sp->resource = pc_obuf_object(&ro);
+    sp->resource = pc_obuf_object_sorted(&ro);
 
     pc_obuf co;
     pc_obuf_init(&co, a);
     pc_obuf_put(&co, &K_INSTANCE, S(a, ctx->instance));
     pc_obuf_put(&co, &K_NAME, S(a, ctx->listener ? ctx->listener->name : NULL));
     pc_obuf_put(&co, &K_VERSION, S(a, PC_VERSION));
-    sp->connector = pc_obuf_object(&co);
+    sp->connector = pc_obuf_object_sorted(&co);
 
     sp->application = S(a, ctx->application);
     sp->client_ip = S(a, ctx->client_ip);
@@ -346,7 +346,7 @@ static const pc_value *counts_value(pc_arena *a, const pc_access_counts_t *n)
     pc_obuf_init(&o, a);
     pc_obuf_put(&o, &K_LAST_HOUR, pc_value_int(a, (int64_t)n->last_hour));
     pc_obuf_put(&o, &K_LAST_MINUTE, pc_value_int(a, (int64_t)n->last_minute));
-    return pc_obuf_object(&o);
+    return pc_obuf_object_sorted(&o);
 }
 
 /* RFC 3339 with nanoseconds; the seconds part is formatted once per second. */
@@ -376,7 +376,7 @@ static const pc_value *time_value(pc_arena *a, uint64_t ns)
     pc_obuf_init(&to, a);
     pc_obuf_put(&to, &K_RFC3339, pc_value_string(a, buf, n + 10));
     pc_obuf_put(&to, &K_UNIX_NS, pc_value_int(a, (int64_t)ns));
-    return pc_obuf_object(&to);
+    return pc_obuf_object_sorted(&to);
 }
 
 /* The whole input for one statement (stmt NULL: no query fields).
@@ -403,7 +403,7 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
         pc_obuf_put(&q, &K_QUERY, pc_value_string(a, ctx->query + off, len));
         pc_obuf_put(&q, &K_STATEMENT_TYPE, S(a, stmt->statement_type));
         pc_obuf_put(&q, &K_TABLES, tables);
-        qv = pc_obuf_object(&q);
+        qv = pc_obuf_object_sorted(&q);
     }
     const pc_value *counts_v = counts_value(a, counts);
 
@@ -415,7 +415,7 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
         pc_obuf_init(&bo, a);
         pc_obuf_put(&bo, &K_ACCESS_COUNT, counts_value(a, bucket_counts));
         pc_obuf_put(&bo, &K_NAME, pc_value_cstring(a, ctx->bucket));
-        pc_obuf_put(&o, &K_BUCKET, pc_obuf_object(&bo));
+        pc_obuf_put(&o, &K_BUCKET, pc_obuf_object_sorted(&bo));
     }
     pc_obuf_put(&o, &K_CLIENT_IP, sp->client_ip);
     if (ctx->stage == PC_STAGE_POST_REQUEST) {
@@ -429,7 +429,7 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
             pc_obuf_put(&cb, &K_NAME, S(a, c->name));
             const char *table = c->table ? c->table : c->table_oid ? only_table : NULL;
             pc_obuf_put(&cb, &K_TABLE, S(a, table));
-            pc_vbuf_push(&cols, pc_obuf_object(&cb));
+            pc_vbuf_push(&cols, pc_obuf_object_sorted(&cb));
         }
         pc_obuf_put(&o, &K_COLUMNS, pc_vbuf_array(&cols));
     }
@@ -439,7 +439,7 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
         pc_obuf ob;
         pc_obuf_init(&ob, a);
         pc_obuf_put(&ob, &K_KEY, S(a, ctx->object_key));
-        pc_obuf_put(&o, &K_OBJECT, pc_obuf_object(&ob));
+        pc_obuf_put(&o, &K_OBJECT, pc_obuf_object_sorted(&ob));
     }
     if (qv) pc_obuf_put(&o, &K_QUERY, qv);
     if (ctx->bucket) {
@@ -448,7 +448,7 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
         pc_obuf_put(&rq, &K_METHOD, S(a, ctx->method));
         pc_obuf_put(&rq, &K_OPERATION, S(a, ctx->operation));
         pc_obuf_put(&rq, &K_PATH, S(a, ctx->path));
-        pc_obuf_put(&o, &K_REQUEST, pc_obuf_object(&rq));
+        pc_obuf_put(&o, &K_REQUEST, pc_obuf_object_sorted(&rq));
     }
     pc_obuf_put(&o, &K_RESOURCE, sp->resource);
     if (qv) {
@@ -465,8 +465,8 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
     pc_obuf_put(&uo, &K_GROUPS, sp->groups);
     pc_obuf_put(&uo, &K_TYPE, sp->type);
     pc_obuf_put(&uo, &K_USERNAME, sp->username);
-    pc_obuf_put(&o, &K_USER, pc_obuf_object(&uo));
-    return pc_obuf_object(&o);
+    pc_obuf_put(&o, &K_USER, pc_obuf_object_sorted(&uo));
+    return pc_obuf_object_sorted(&o);
 }
 
 /* ---------- decisions ---------- */

@@ -411,6 +411,21 @@ const pc_value *pc_obuf_object(pc_obuf *b)
     return pc_value_object(b->arena, b->kvs, b->len);
 }
 
+const pc_value *pc_obuf_object_sorted(pc_obuf *b)
+{
+    if (b->oom) return NULL;
+    if (b->len == 0) return &k_eobj;
+#ifndef NDEBUG
+    for (size_t i = 1; i < b->len; i++)
+        if (pc_value_compare(b->kvs[i - 1].key, b->kvs[i].key) >= 0) return NULL;
+#endif
+    pc_value *v = vnew(b->arena, PC_OBJECT);
+    if (!v) return NULL;
+    v->u.kvs = b->kvs;
+    v->len = (uint32_t)b->len;
+    return v;
+}
+
 const pc_value *pc_value_merge(pc_arena *a, const pc_value *x, const pc_value *y)
 {
     if (!x || !y) return y;

@@ -133,6 +133,10 @@ void pc_obuf_put(pc_obuf *b, const pc_value *key, const pc_value *val);
 /** Convenience: key given as a C string. */
 void pc_obuf_put_str(pc_obuf *b, const char *key, const pc_value *val);
 const pc_value *pc_obuf_object(pc_obuf *b);
+/** pc_obuf_object for keys put in strictly ascending order (pc_value_compare):
+ *  takes the buffer's entries as they are, no sorting and no copy. Debug
+ *  builds check the order and return NULL when it is wrong. */
+const pc_value *pc_obuf_object_sorted(pc_obuf *b);
 
 /* ---- access ----------------------------------------------------------- */
 
