@@ -283,6 +283,10 @@ KEY(K_USERNAME, "username");
 KEY(K_VERSION, "version");
 
 #define S(a, str) ((str) ? pc_value_cstring((a), (str)) : pc_value_null())
+/* Strings that outlive the input (the statement's classification, the
+ * caller's context: both held until the input arena is reset) are borrowed,
+ * not copied. */
+#define B(a, str) ((str) ? pc_value_cstring_borrow((a), (str)) : pc_value_null())
 
 static const char *tech_name(pc_technology_t t)
 {
@@ -397,11 +401,11 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
         pc_vbuf t;
         pc_vbuf_init(&t, a);
         for (size_t i = 0; i < stmt->n_tables; i++)
-            pc_vbuf_push(&t, S(a, stmt->tables[i]));
+            pc_vbuf_push(&t, B(a, stmt->tables[i]));
         tables = pc_vbuf_array(&t);
-        pc_obuf_put(&q, &K_COMMAND_TYPE, S(a, stmt->command_type));
+        pc_obuf_put(&q, &K_COMMAND_TYPE, B(a, stmt->command_type));
         pc_obuf_put(&q, &K_QUERY, pc_value_string(a, ctx->query + off, len));
-        pc_obuf_put(&q, &K_STATEMENT_TYPE, S(a, stmt->statement_type));
+        pc_obuf_put(&q, &K_STATEMENT_TYPE, B(a, stmt->statement_type));
         pc_obuf_put(&q, &K_TABLES, tables);
         qv = pc_obuf_object_sorted(&q);
     }
@@ -425,10 +429,10 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
             const pc_decision_column_t *c = &ctx->columns[i];
             pc_obuf cb;
             pc_obuf_init(&cb, a);
-            pc_obuf_put(&cb, &K_DATA_TYPE, S(a, c->data_type));
-            pc_obuf_put(&cb, &K_NAME, S(a, c->name));
+            pc_obuf_put(&cb, &K_DATA_TYPE, B(a, c->data_type));
+            pc_obuf_put(&cb, &K_NAME, B(a, c->name));
             const char *table = c->table ? c->table : c->table_oid ? only_table : NULL;
-            pc_obuf_put(&cb, &K_TABLE, S(a, table));
+            pc_obuf_put(&cb, &K_TABLE, B(a, table));
             pc_vbuf_push(&cols, pc_obuf_object_sorted(&cb));
         }
         pc_obuf_put(&o, &K_COLUMNS, pc_vbuf_array(&cols));

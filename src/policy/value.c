@@ -211,6 +211,17 @@ const pc_value *pc_value_string(pc_arena *a, const char *s, size_t n)
 
 const pc_value *pc_value_cstring(pc_arena *a, const char *s) { return pc_value_string(a, s, strlen(s)); }
 
+const pc_value *pc_value_cstring_borrow(pc_arena *a, const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0) return &k_estr;
+    pc_value *v = vnew(a, PC_STRING);
+    if (!v) return NULL;
+    v->u.s = s;
+    v->len = (uint32_t)n;
+    return v;
+}
+
 const pc_value *pc_value_array(pc_arena *a, const pc_value *const *items, size_t n)
 {
     if (n == 0) return &k_earr;

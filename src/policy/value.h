@@ -100,6 +100,10 @@ const pc_value *pc_value_float(pc_arena *a, double d);
 const pc_value *pc_value_number_text(pc_arena *a, const char *s, size_t n);
 const pc_value *pc_value_string(pc_arena *a, const char *s, size_t n);
 const pc_value *pc_value_cstring(pc_arena *a, const char *s);
+/** Like pc_value_cstring but borrows s instead of copying it: only the value
+ *  lives in a; s must stay unchanged (and NUL-terminated) for as long as the
+ *  value or anything built from it is used. */
+const pc_value *pc_value_cstring_borrow(pc_arena *a, const char *s);
 /** Array of n values, copied pointer list. */
 const pc_value *pc_value_array(pc_arena *a, const pc_value *const *items, size_t n);
 /** Set of n values (sorted and deduplicated here). */
