@@ -323,18 +323,18 @@ static bool build_session_parts(pc_arena *a, const pc_decision_ctx_t *ctx, struc
 
     const pc_resource_t *r = ctx->resource;
     pc_obuf ro;
-    pc_obuf_init(&ro, a);
-    pc_obuf_put(&ro, &K_HOSTNAME, S(a, r ? r->hostname : NULL));
-    pc_obuf_put(&ro, &K_NAME, S(a, r ? r->name : NULL));
-    pc_obuf_put(&ro, &K_PORT, r ? pc_value_int(a, r->port) : pc_value_null());
-    pc_obuf_put(&ro, &K_TECHNOLOGY, S(a, r ? tech_name(r->technology) : NULL));
+    pc_obuf_init_cap(&ro, a, 4);
+    pc_obuf_put_reserved(&ro, &K_HOSTNAME, S(a, r ? r->hostname : NULL));
+    pc_obuf_put_reserved(&ro, &K_NAME, S(a, r ? r->name : NULL));
+    pc_obuf_put_reserved(&ro, &K_PORT, r ? pc_value_int(a, r->port) : pc_value_null());
+    pc_obuf_put_reserved(&ro, &K_TECHNOLOGY, S(a, r ? tech_name(r->technology) : NULL));
     sp->resource = pc_obuf_object_sorted(&ro);
 
     pc_obuf co;
-    pc_obuf_init(&co, a);
-    pc_obuf_put(&co, &K_INSTANCE, S(a, ctx->instance));
-    pc_obuf_put(&co, &K_NAME, S(a, ctx->listener ? ctx->listener->name : NULL));
-    pc_obuf_put(&co, &K_VERSION, S(a, PC_VERSION));
+    pc_obuf_init_cap(&co, a, 3);
+    pc_obuf_put_reserved(&co, &K_INSTANCE, S(a, ctx->instance));
+    pc_obuf_put_reserved(&co, &K_NAME, S(a, ctx->listener ? ctx->listener->name : NULL));
+    pc_obuf_put_reserved(&co, &K_VERSION, S(a, PC_VERSION));
     sp->connector = pc_obuf_object_sorted(&co);
 
     sp->application = S(a, ctx->application);
@@ -347,9 +347,9 @@ static bool build_session_parts(pc_arena *a, const pc_decision_ctx_t *ctx, struc
 static const pc_value *counts_value(pc_arena *a, const pc_access_counts_t *n)
 {
     pc_obuf o;
-    pc_obuf_init(&o, a);
-    pc_obuf_put(&o, &K_LAST_HOUR, pc_value_int(a, (int64_t)n->last_hour));
-    pc_obuf_put(&o, &K_LAST_MINUTE, pc_value_int(a, (int64_t)n->last_minute));
+    pc_obuf_init_cap(&o, a, 2);
+    pc_obuf_put_reserved(&o, &K_LAST_HOUR, pc_value_int(a, (int64_t)n->last_hour));
+    pc_obuf_put_reserved(&o, &K_LAST_MINUTE, pc_value_int(a, (int64_t)n->last_minute));
     return pc_obuf_object_sorted(&o);
 }
 
@@ -377,9 +377,9 @@ static const pc_value *time_value(pc_arena *a, uint64_t ns)
     }
     buf[n + 9] = 'Z';
     pc_obuf to;
-    pc_obuf_init(&to, a);
-    pc_obuf_put(&to, &K_RFC3339, pc_value_string(a, buf, n + 10));
-    pc_obuf_put(&to, &K_UNIX_NS, pc_value_int(a, (int64_t)ns));
+    pc_obuf_init_cap(&to, a, 2);
+    pc_obuf_put_reserved(&to, &K_RFC3339, pc_value_string(a, buf, n + 10));
+    pc_obuf_put_reserved(&to, &K_UNIX_NS, pc_value_int(a, (int64_t)ns));
     return pc_obuf_object_sorted(&to);
 }
 
@@ -395,7 +395,7 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
     const pc_value *qv = NULL, *tables = NULL;
     if (stmt) {
         pc_obuf q;
-        pc_obuf_init(&q, a);
+        pc_obuf_init_cap(&q, a, 4);
         size_t off = stmt->offset <= ctx->query_len ? stmt->offset : 0;
         size_t len = off + stmt->len <= ctx->query_len ? stmt->len : ctx->query_len - off;
         pc_vbuf t;
@@ -403,73 +403,73 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
         for (size_t i = 0; i < stmt->n_tables; i++)
             pc_vbuf_push(&t, B(a, stmt->tables[i]));
         tables = pc_vbuf_array(&t);
-        pc_obuf_put(&q, &K_COMMAND_TYPE, B(a, stmt->command_type));
-        pc_obuf_put(&q, &K_QUERY, pc_value_string(a, ctx->query + off, len));
-        pc_obuf_put(&q, &K_STATEMENT_TYPE, B(a, stmt->statement_type));
-        pc_obuf_put(&q, &K_TABLES, tables);
+        pc_obuf_put_reserved(&q, &K_COMMAND_TYPE, B(a, stmt->command_type));
+        pc_obuf_put_reserved(&q, &K_QUERY, pc_value_string(a, ctx->query + off, len));
+        pc_obuf_put_reserved(&q, &K_STATEMENT_TYPE, B(a, stmt->statement_type));
+        pc_obuf_put_reserved(&q, &K_TABLES, tables);
         qv = pc_obuf_object_sorted(&q);
     }
     const pc_value *counts_v = counts_value(a, counts);
 
     pc_obuf o;
-    pc_obuf_init(&o, a);
-    pc_obuf_put(&o, &K_APPLICATION, sp->application);
+    pc_obuf_init_cap(&o, a, 15);
+    pc_obuf_put_reserved(&o, &K_APPLICATION, sp->application);
     if (ctx->bucket) {
         pc_obuf bo;
-        pc_obuf_init(&bo, a);
-        pc_obuf_put(&bo, &K_ACCESS_COUNT, counts_value(a, bucket_counts));
-        pc_obuf_put(&bo, &K_NAME, pc_value_cstring(a, ctx->bucket));
-        pc_obuf_put(&o, &K_BUCKET, pc_obuf_object_sorted(&bo));
+        pc_obuf_init_cap(&bo, a, 2);
+        pc_obuf_put_reserved(&bo, &K_ACCESS_COUNT, counts_value(a, bucket_counts));
+        pc_obuf_put_reserved(&bo, &K_NAME, pc_value_cstring(a, ctx->bucket));
+        pc_obuf_put_reserved(&o, &K_BUCKET, pc_obuf_object_sorted(&bo));
     }
-    pc_obuf_put(&o, &K_CLIENT_IP, sp->client_ip);
+    pc_obuf_put_reserved(&o, &K_CLIENT_IP, sp->client_ip);
     if (ctx->stage == PC_STAGE_POST_REQUEST) {
         pc_vbuf cols;
         pc_vbuf_init(&cols, a);
         for (size_t i = 0; i < ctx->n_columns; i++) {
             const pc_decision_column_t *c = &ctx->columns[i];
             pc_obuf cb;
-            pc_obuf_init(&cb, a);
-            pc_obuf_put(&cb, &K_DATA_TYPE, B(a, c->data_type));
-            pc_obuf_put(&cb, &K_NAME, B(a, c->name));
+            pc_obuf_init_cap(&cb, a, 3);
+            pc_obuf_put_reserved(&cb, &K_DATA_TYPE, B(a, c->data_type));
+            pc_obuf_put_reserved(&cb, &K_NAME, B(a, c->name));
             const char *table = c->table ? c->table : c->table_oid ? only_table : NULL;
-            pc_obuf_put(&cb, &K_TABLE, B(a, table));
+            pc_obuf_put_reserved(&cb, &K_TABLE, B(a, table));
             pc_vbuf_push(&cols, pc_obuf_object_sorted(&cb));
         }
-        pc_obuf_put(&o, &K_COLUMNS, pc_vbuf_array(&cols));
+        pc_obuf_put_reserved(&o, &K_COLUMNS, pc_vbuf_array(&cols));
     }
-    pc_obuf_put(&o, &K_CONNECTOR, sp->connector);
-    pc_obuf_put(&o, &K_DB_NAME, sp->db_name);
+    pc_obuf_put_reserved(&o, &K_CONNECTOR, sp->connector);
+    pc_obuf_put_reserved(&o, &K_DB_NAME, sp->db_name);
     if (ctx->bucket) {
         pc_obuf ob;
-        pc_obuf_init(&ob, a);
-        pc_obuf_put(&ob, &K_KEY, S(a, ctx->object_key));
-        pc_obuf_put(&o, &K_OBJECT, pc_obuf_object_sorted(&ob));
+        pc_obuf_init_cap(&ob, a, 1);
+        pc_obuf_put_reserved(&ob, &K_KEY, S(a, ctx->object_key));
+        pc_obuf_put_reserved(&o, &K_OBJECT, pc_obuf_object_sorted(&ob));
     }
-    if (qv) pc_obuf_put(&o, &K_QUERY, qv);
+    if (qv) pc_obuf_put_reserved(&o, &K_QUERY, qv);
     if (ctx->bucket) {
         pc_obuf rq;
-        pc_obuf_init(&rq, a);
-        pc_obuf_put(&rq, &K_METHOD, S(a, ctx->method));
-        pc_obuf_put(&rq, &K_OPERATION, S(a, ctx->operation));
-        pc_obuf_put(&rq, &K_PATH, S(a, ctx->path));
-        pc_obuf_put(&o, &K_REQUEST, pc_obuf_object_sorted(&rq));
+        pc_obuf_init_cap(&rq, a, 3);
+        pc_obuf_put_reserved(&rq, &K_METHOD, S(a, ctx->method));
+        pc_obuf_put_reserved(&rq, &K_OPERATION, S(a, ctx->operation));
+        pc_obuf_put_reserved(&rq, &K_PATH, S(a, ctx->path));
+        pc_obuf_put_reserved(&o, &K_REQUEST, pc_obuf_object_sorted(&rq));
     }
-    pc_obuf_put(&o, &K_RESOURCE, sp->resource);
+    pc_obuf_put_reserved(&o, &K_RESOURCE, sp->resource);
     if (qv) {
-        pc_obuf_put(&o, &K_SQL_QUERY, qv);
-        pc_obuf_put(&o, &K_TABLE_PATHS, tables);
+        pc_obuf_put_reserved(&o, &K_SQL_QUERY, qv);
+        pc_obuf_put_reserved(&o, &K_TABLE_PATHS, tables);
     }
-    pc_obuf_put(&o, &K_TIME, time_value(a, now_ns));
-    pc_obuf_put(&o, &K_TLS, pc_value_bool(ctx->tls));
+    pc_obuf_put_reserved(&o, &K_TIME, time_value(a, now_ns));
+    pc_obuf_put_reserved(&o, &K_TLS, pc_value_bool(ctx->tls));
 
     pc_obuf uo;
-    pc_obuf_init(&uo, a);
-    pc_obuf_put(&uo, &K_ACCESS_COUNT, counts_v);
-    pc_obuf_put(&uo, &K_EMAIL, sp->email);
-    pc_obuf_put(&uo, &K_GROUPS, sp->groups);
-    pc_obuf_put(&uo, &K_TYPE, sp->type);
-    pc_obuf_put(&uo, &K_USERNAME, sp->username);
-    pc_obuf_put(&o, &K_USER, pc_obuf_object_sorted(&uo));
+    pc_obuf_init_cap(&uo, a, 5);
+    pc_obuf_put_reserved(&uo, &K_ACCESS_COUNT, counts_v);
+    pc_obuf_put_reserved(&uo, &K_EMAIL, sp->email);
+    pc_obuf_put_reserved(&uo, &K_GROUPS, sp->groups);
+    pc_obuf_put_reserved(&uo, &K_TYPE, sp->type);
+    pc_obuf_put_reserved(&uo, &K_USERNAME, sp->username);
+    pc_obuf_put_reserved(&o, &K_USER, pc_obuf_object_sorted(&uo));
     return pc_obuf_object_sorted(&o);
 }
 

@@ -389,6 +389,17 @@ void pc_obuf_init(pc_obuf *b, pc_arena *a)
     b->oom = false;
 }
 
+void pc_obuf_init_cap(pc_obuf *b, pc_arena *a, size_t n)
+{
+    pc_obuf_init(b, a);
+    if (n == 0) return;
+    b->kvs = pc_arena_alloc(a, n * sizeof(*b->kvs));
+    if (b->kvs)
+        b->cap = n;
+    else
+        b->oom = true;
+}
+
 void pc_obuf_put(pc_obuf *b, const pc_value *key, const pc_value *val)
 {
     if (!key || !val) {

@@ -137,6 +137,21 @@ void pc_obuf_put(pc_obuf *b, const pc_value *key, const pc_value *val);
 /** Convenience: key given as a C string. */
 void pc_obuf_put_str(pc_obuf *b, const char *key, const pc_value *val);
 const pc_value *pc_obuf_object(pc_obuf *b);
+/** pc_obuf_init with room for n entries allocated at once (oom set when that
+ *  fails), for pc_obuf_put_reserved. */
+void pc_obuf_init_cap(pc_obuf *b, pc_arena *a, size_t n);
+/** pc_obuf_put into a buffer from pc_obuf_init_cap, inline and without
+ *  growing: one entry more than reserved (or a NULL value) sets oom. */
+static inline void pc_obuf_put_reserved(pc_obuf *b, const pc_value *key, const pc_value *val)
+{
+    if (!key || !val || b->len >= b->cap) {
+        b->oom = true;
+        return;
+    }
+    b->kvs[b->len].key = key;
+    b->kvs[b->len].val = val;
+    b->len++;
+}
 /** pc_obuf_object for keys put in strictly ascending order (pc_value_compare):
  *  takes the buffer's entries as they are, no sorting and no copy. Debug
  *  builds check the order and return NULL when it is wrong. */

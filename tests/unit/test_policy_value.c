@@ -112,6 +112,19 @@ static void test_sets_and_objects(void **st)
     pc_obuf_put_str(&bad, "a", pc_value_int(A, 1));
     assert_null(pc_obuf_object_sorted(&bad));
 #endif
+    /* reserved room: filled exactly it builds, one entry more is refused */
+    pc_obuf rb;
+    pc_obuf_init_cap(&rb, A, 2);
+    pc_obuf_put_reserved(&rb, pc_value_cstring(A, "a"), pc_value_int(A, 1));
+    pc_obuf_put_reserved(&rb, pc_value_cstring(A, "b"), pc_value_int(A, 3));
+    assert_true(pc_value_equal(pc_obuf_object_sorted(&rb), o));
+    pc_obuf_init_cap(&rb, A, 1);
+    pc_obuf_put_reserved(&rb, pc_value_cstring(A, "a"), pc_value_int(A, 1));
+    pc_obuf_put_reserved(&rb, pc_value_cstring(A, "b"), pc_value_int(A, 3));
+    assert_null(pc_obuf_object_sorted(&rb));
+    pc_obuf_init_cap(&rb, A, 1);
+    pc_obuf_put_reserved(&rb, pc_value_cstring(A, "a"), NULL);
+    assert_null(pc_obuf_object_sorted(&rb));
     /* borrowed strings: not copied, same value as a copied one */
     static const char text[] = "borrowed";
     const pc_value *bs = pc_value_cstring_borrow(A, text);
