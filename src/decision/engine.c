@@ -491,6 +491,17 @@ static bool is_str(const pc_value *v, const char *s)
            memcmp(v->u.s, s, v->len) == 0;
 }
 
+/* An ALLOW decision with every field that readers look at set (the masked
+ * entries beyond n_masked are never read). */
+static void decision_clear(pc_decision_t *d)
+{
+    d->action = PC_DECISION_ALLOW;
+    d->block_type = PC_BLOCK_FORMAL_MESSAGE;
+    d->reason[0] = d->message[0] = d->policies[0] = d->masked_columns[0] = '\0';
+    d->n_masked = 0;
+    d->limit = -1;
+}
+
 /* One decision object into *d (pre-set to allow). False: not a decision. */
 static bool read_decision(const pc_value *v, const pc_decision_ctx_t *ctx, pc_decision_t *d)
 {
@@ -533,8 +544,7 @@ static bool read_decision(const pc_value *v, const pc_decision_ctx_t *ctx, pc_de
             for (size_t c = 0; c < ctx->n_columns; c++) {
                 if (!ctx->columns[c].name || strcmp(ctx->columns[c].name, cn->u.s) != 0) continue;
                 pc_decision_t one;
-                memset(&one, 0, sizeof one);
-                one.limit = -1;
+                decision_clear(&one);
                 one.action = PC_DECISION_MASK;
                 one.n_masked = 1;
                 one.masked[0].column = (uint16_t)c;
@@ -554,16 +564,14 @@ static bool read_decisions(const pc_value *v, const pc_decision_ctx_t *ctx, pc_d
     if (pc_value_kind(v) == PC_ARRAY || pc_value_kind(v) == PC_SET) {
         for (uint32_t i = 0; i < v->len; i++) {
             pc_decision_t one;
-            memset(&one, 0, sizeof one);
-            one.limit = -1;
+            decision_clear(&one);
             if (!read_decision(v->u.items[i], ctx, &one)) return false;
             pc_decision_combine(d, &one);
         }
         return true;
     }
     pc_decision_t one;
-    memset(&one, 0, sizeof one);
-    one.limit = -1;
+    decision_clear(&one);
     if (!read_decision(v, ctx, &one)) return false;
     pc_decision_combine(d, &one);
     return true;
@@ -584,17 +592,6 @@ static const char *action_name(pc_decision_action_t a)
 }
 
 /* Every policy on one input, folded into acc. */
-/* An ALLOW decision with every field that readers look at set (the masked
- * entries beyond n_masked are never read). */
-static void decision_clear(pc_decision_t *d)
-{
-    d->action = PC_DECISION_ALLOW;
-    d->block_type = PC_BLOCK_FORMAL_MESSAGE;
-    d->reason[0] = d->message[0] = d->policies[0] = d->masked_columns[0] = '\0';
-    d->n_masked = 0;
-    d->limit = -1;
-}
-
 static void judge(const compiled_t *c, tstate_t *t, int rule, const pc_decision_ctx_t *ctx,
                   const pc_value *input, pc_decision_t *acc)
 {
