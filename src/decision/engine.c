@@ -656,6 +656,13 @@ static bool ident_char(unsigned char c)
     return isalnum(c) || c == '_' || c == '$' || c >= 0x80;
 }
 
+/* The bytes literal_key looks at: anything else is copied as it is. */
+static const bool k_lex_special[256] = {
+    ['\0'] = true, ['-'] = true, ['/'] = true, ['\''] = true, ['"'] = true, ['$'] = true,
+    ['0'] = true,  ['1'] = true, ['2'] = true, ['3'] = true,  ['4'] = true, ['5'] = true,
+    ['6'] = true,  ['7'] = true, ['8'] = true, ['9'] = true,
+};
+
 static size_t literal_key(const char *q, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
@@ -667,6 +674,17 @@ static size_t literal_key(const char *q, size_t n, char *out, size_t cap)
     } while (0)
     size_t i = 0;
     while (i < n) {
+        size_t run = i;
+        while (run < n && !k_lex_special[(unsigned char)q[run]])
+            run++;
+        if (run > i) {
+            /* every branch below would only PUT these: copy the run at once */
+            if (run - i > cap - o) return 0;
+            memcpy(out + o, q + i, run - i);
+            o += run - i;
+            i = run;
+            continue;
+        }
         unsigned char c = (unsigned char)q[i];
         unsigned char prev = i ? (unsigned char)q[i - 1] : ' ';
         if (c == '\0') return 0;
