@@ -22,6 +22,8 @@ typedef struct compiled_policy {
     bool dry_run;
     pc_policy_set *ps;
     char *rule[N_RULES]; /* "data.<pkg>.<rule>" or NULL: no say at that stage */
+    /* rule[] resolved at compile time: evaluating needs no path walk per statement */
+    const pc_policy_rule *ref[N_RULES];
 } compiled_policy_t;
 
 typedef struct compiled {
@@ -121,6 +123,11 @@ static bool compile_hook(pc_snapshot_t *s, char *err, size_t errlen)
         cp->rule[RULE_PRE] = rule_path(ps, pkg, "pre_request", "request");
         cp->rule[RULE_POST] = rule_path(ps, pkg, "post_request", "response");
         if (!cp->name) goto oom;
+        for (int r = 0; r < N_RULES; r++) {
+            /* rule_path found a rule there, so this finds the same one */
+            cp->ref[r] = cp->rule[r] ? pc_policy_rule_find(ps, cp->rule[r]) : NULL;
+            if (cp->rule[r] && !cp->ref[r]) goto oom;
+        }
     }
     if (s->policy_free) s->policy_free(s->policy_set);
     s->policy_set = c;
@@ -231,8 +238,8 @@ static tstate_t *tstate_get(const compiled_t *c)
 
 /* ---------- input ---------- */
 
-/* Object keys as static values, inserted in sorted order so building an
- * object needs no sort (pc_value_object's fast path). */
+/* Object keys as static values, put in sorted order so building an
+ * object needs no sort nor copy (pc_obuf_object_sorted). */
 #define KEY(id, text)                                                                              \
     static const pc_value id = {.kind = PC_STRING, .len = sizeof text - 1, .u.s = text}
 KEY(K_ACCESS_COUNT, "access_count");
@@ -276,6 +283,10 @@ KEY(K_USERNAME, "username");
 KEY(K_VERSION, "version");
 
 #define S(a, str) ((str) ? pc_value_cstring((a), (str)) : pc_value_null())
+/* Strings that outlive the input (the statement's classification, the
+ * caller's context: both held until the input arena is reset) are borrowed,
+ * not copied. */
+#define B(a, str) ((str) ? pc_value_cstring_borrow((a), (str)) : pc_value_null())
 
 static const char *tech_name(pc_technology_t t)
 {
@@ -312,19 +323,19 @@ static bool build_session_parts(pc_arena *a, const pc_decision_ctx_t *ctx, struc
 
     const pc_resource_t *r = ctx->resource;
     pc_obuf ro;
-    pc_obuf_init(&ro, a);
-    pc_obuf_put(&ro, &K_HOSTNAME, S(a, r ? r->hostname : NULL));
-    pc_obuf_put(&ro, &K_NAME, S(a, r ? r->name : NULL));
-    pc_obuf_put(&ro, &K_PORT, r ? pc_value_int(a, r->port) : pc_value_null());
-    pc_obuf_put(&ro, &K_TECHNOLOGY, S(a, r ? tech_name(r->technology) : NULL));
-    sp->resource = pc_obuf_object(&ro);
+    pc_obuf_init_cap(&ro, a, 4);
+    pc_obuf_put_reserved(&ro, &K_HOSTNAME, S(a, r ? r->hostname : NULL));
+    pc_obuf_put_reserved(&ro, &K_NAME, S(a, r ? r->name : NULL));
+    pc_obuf_put_reserved(&ro, &K_PORT, r ? pc_value_int(a, r->port) : pc_value_null());
+    pc_obuf_put_reserved(&ro, &K_TECHNOLOGY, S(a, r ? tech_name(r->technology) : NULL));
+    sp->resource = pc_obuf_object_sorted(&ro);
 
     pc_obuf co;
-    pc_obuf_init(&co, a);
-    pc_obuf_put(&co, &K_INSTANCE, S(a, ctx->instance));
-    pc_obuf_put(&co, &K_NAME, S(a, ctx->listener ? ctx->listener->name : NULL));
-    pc_obuf_put(&co, &K_VERSION, S(a, PC_VERSION));
-    sp->connector = pc_obuf_object(&co);
+    pc_obuf_init_cap(&co, a, 3);
+    pc_obuf_put_reserved(&co, &K_INSTANCE, S(a, ctx->instance));
+    pc_obuf_put_reserved(&co, &K_NAME, S(a, ctx->listener ? ctx->listener->name : NULL));
+    pc_obuf_put_reserved(&co, &K_VERSION, S(a, PC_VERSION));
+    sp->connector = pc_obuf_object_sorted(&co);
 
     sp->application = S(a, ctx->application);
     sp->client_ip = S(a, ctx->client_ip);
@@ -336,10 +347,10 @@ static bool build_session_parts(pc_arena *a, const pc_decision_ctx_t *ctx, struc
 static const pc_value *counts_value(pc_arena *a, const pc_access_counts_t *n)
 {
     pc_obuf o;
-    pc_obuf_init(&o, a);
-    pc_obuf_put(&o, &K_LAST_HOUR, pc_value_int(a, (int64_t)n->last_hour));
-    pc_obuf_put(&o, &K_LAST_MINUTE, pc_value_int(a, (int64_t)n->last_minute));
-    return pc_obuf_object(&o);
+    pc_obuf_init_cap(&o, a, 2);
+    pc_obuf_put_reserved(&o, &K_LAST_HOUR, pc_value_int(a, (int64_t)n->last_hour));
+    pc_obuf_put_reserved(&o, &K_LAST_MINUTE, pc_value_int(a, (int64_t)n->last_minute));
+    return pc_obuf_object_sorted(&o);
 }
 
 /* RFC 3339 with nanoseconds; the seconds part is formatted once per second. */
@@ -366,10 +377,10 @@ static const pc_value *time_value(pc_arena *a, uint64_t ns)
     }
     buf[n + 9] = 'Z';
     pc_obuf to;
-    pc_obuf_init(&to, a);
-    pc_obuf_put(&to, &K_RFC3339, pc_value_string(a, buf, n + 10));
-    pc_obuf_put(&to, &K_UNIX_NS, pc_value_int(a, (int64_t)ns));
-    return pc_obuf_object(&to);
+    pc_obuf_init_cap(&to, a, 2);
+    pc_obuf_put_reserved(&to, &K_RFC3339, pc_value_string(a, buf, n + 10));
+    pc_obuf_put_reserved(&to, &K_UNIX_NS, pc_value_int(a, (int64_t)ns));
+    return pc_obuf_object_sorted(&to);
 }
 
 /* The whole input for one statement (stmt NULL: no query fields).
@@ -384,82 +395,82 @@ static const pc_value *build_input(pc_arena *a, const pc_decision_ctx_t *ctx,
     const pc_value *qv = NULL, *tables = NULL;
     if (stmt) {
         pc_obuf q;
-        pc_obuf_init(&q, a);
+        pc_obuf_init_cap(&q, a, 4);
         size_t off = stmt->offset <= ctx->query_len ? stmt->offset : 0;
         size_t len = off + stmt->len <= ctx->query_len ? stmt->len : ctx->query_len - off;
         pc_vbuf t;
         pc_vbuf_init(&t, a);
         for (size_t i = 0; i < stmt->n_tables; i++)
-            pc_vbuf_push(&t, S(a, stmt->tables[i]));
+            pc_vbuf_push(&t, B(a, stmt->tables[i]));
         tables = pc_vbuf_array(&t);
-        pc_obuf_put(&q, &K_COMMAND_TYPE, S(a, stmt->command_type));
-        pc_obuf_put(&q, &K_QUERY, pc_value_string(a, ctx->query + off, len));
-        pc_obuf_put(&q, &K_STATEMENT_TYPE, S(a, stmt->statement_type));
-        pc_obuf_put(&q, &K_TABLES, tables);
-        qv = pc_obuf_object(&q);
+        pc_obuf_put_reserved(&q, &K_COMMAND_TYPE, B(a, stmt->command_type));
+        pc_obuf_put_reserved(&q, &K_QUERY, pc_value_string(a, ctx->query + off, len));
+        pc_obuf_put_reserved(&q, &K_STATEMENT_TYPE, B(a, stmt->statement_type));
+        pc_obuf_put_reserved(&q, &K_TABLES, tables);
+        qv = pc_obuf_object_sorted(&q);
     }
     const pc_value *counts_v = counts_value(a, counts);
 
     pc_obuf o;
-    pc_obuf_init(&o, a);
-    pc_obuf_put(&o, &K_APPLICATION, sp->application);
+    pc_obuf_init_cap(&o, a, 15);
+    pc_obuf_put_reserved(&o, &K_APPLICATION, sp->application);
     if (ctx->bucket) {
         pc_obuf bo;
-        pc_obuf_init(&bo, a);
-        pc_obuf_put(&bo, &K_ACCESS_COUNT, counts_value(a, bucket_counts));
-        pc_obuf_put(&bo, &K_NAME, pc_value_cstring(a, ctx->bucket));
-        pc_obuf_put(&o, &K_BUCKET, pc_obuf_object(&bo));
+        pc_obuf_init_cap(&bo, a, 2);
+        pc_obuf_put_reserved(&bo, &K_ACCESS_COUNT, counts_value(a, bucket_counts));
+        pc_obuf_put_reserved(&bo, &K_NAME, pc_value_cstring(a, ctx->bucket));
+        pc_obuf_put_reserved(&o, &K_BUCKET, pc_obuf_object_sorted(&bo));
     }
-    pc_obuf_put(&o, &K_CLIENT_IP, sp->client_ip);
+    pc_obuf_put_reserved(&o, &K_CLIENT_IP, sp->client_ip);
     if (ctx->stage == PC_STAGE_POST_REQUEST) {
         pc_vbuf cols;
         pc_vbuf_init(&cols, a);
         for (size_t i = 0; i < ctx->n_columns; i++) {
             const pc_decision_column_t *c = &ctx->columns[i];
             pc_obuf cb;
-            pc_obuf_init(&cb, a);
-            pc_obuf_put(&cb, &K_DATA_TYPE, S(a, c->data_type));
-            pc_obuf_put(&cb, &K_NAME, S(a, c->name));
+            pc_obuf_init_cap(&cb, a, 3);
+            pc_obuf_put_reserved(&cb, &K_DATA_TYPE, B(a, c->data_type));
+            pc_obuf_put_reserved(&cb, &K_NAME, B(a, c->name));
             const char *table = c->table ? c->table : c->table_oid ? only_table : NULL;
-            pc_obuf_put(&cb, &K_TABLE, S(a, table));
-            pc_vbuf_push(&cols, pc_obuf_object(&cb));
+            pc_obuf_put_reserved(&cb, &K_TABLE, B(a, table));
+            pc_vbuf_push(&cols, pc_obuf_object_sorted(&cb));
         }
-        pc_obuf_put(&o, &K_COLUMNS, pc_vbuf_array(&cols));
+        pc_obuf_put_reserved(&o, &K_COLUMNS, pc_vbuf_array(&cols));
     }
-    pc_obuf_put(&o, &K_CONNECTOR, sp->connector);
-    pc_obuf_put(&o, &K_DB_NAME, sp->db_name);
+    pc_obuf_put_reserved(&o, &K_CONNECTOR, sp->connector);
+    pc_obuf_put_reserved(&o, &K_DB_NAME, sp->db_name);
     if (ctx->bucket) {
         pc_obuf ob;
-        pc_obuf_init(&ob, a);
-        pc_obuf_put(&ob, &K_KEY, S(a, ctx->object_key));
-        pc_obuf_put(&o, &K_OBJECT, pc_obuf_object(&ob));
+        pc_obuf_init_cap(&ob, a, 1);
+        pc_obuf_put_reserved(&ob, &K_KEY, S(a, ctx->object_key));
+        pc_obuf_put_reserved(&o, &K_OBJECT, pc_obuf_object_sorted(&ob));
     }
-    if (qv) pc_obuf_put(&o, &K_QUERY, qv);
+    if (qv) pc_obuf_put_reserved(&o, &K_QUERY, qv);
     if (ctx->bucket) {
         pc_obuf rq;
-        pc_obuf_init(&rq, a);
-        pc_obuf_put(&rq, &K_METHOD, S(a, ctx->method));
-        pc_obuf_put(&rq, &K_OPERATION, S(a, ctx->operation));
-        pc_obuf_put(&rq, &K_PATH, S(a, ctx->path));
-        pc_obuf_put(&o, &K_REQUEST, pc_obuf_object(&rq));
+        pc_obuf_init_cap(&rq, a, 3);
+        pc_obuf_put_reserved(&rq, &K_METHOD, S(a, ctx->method));
+        pc_obuf_put_reserved(&rq, &K_OPERATION, S(a, ctx->operation));
+        pc_obuf_put_reserved(&rq, &K_PATH, S(a, ctx->path));
+        pc_obuf_put_reserved(&o, &K_REQUEST, pc_obuf_object_sorted(&rq));
     }
-    pc_obuf_put(&o, &K_RESOURCE, sp->resource);
+    pc_obuf_put_reserved(&o, &K_RESOURCE, sp->resource);
     if (qv) {
-        pc_obuf_put(&o, &K_SQL_QUERY, qv);
-        pc_obuf_put(&o, &K_TABLE_PATHS, tables);
+        pc_obuf_put_reserved(&o, &K_SQL_QUERY, qv);
+        pc_obuf_put_reserved(&o, &K_TABLE_PATHS, tables);
     }
-    pc_obuf_put(&o, &K_TIME, time_value(a, now_ns));
-    pc_obuf_put(&o, &K_TLS, pc_value_bool(ctx->tls));
+    pc_obuf_put_reserved(&o, &K_TIME, time_value(a, now_ns));
+    pc_obuf_put_reserved(&o, &K_TLS, pc_value_bool(ctx->tls));
 
     pc_obuf uo;
-    pc_obuf_init(&uo, a);
-    pc_obuf_put(&uo, &K_ACCESS_COUNT, counts_v);
-    pc_obuf_put(&uo, &K_EMAIL, sp->email);
-    pc_obuf_put(&uo, &K_GROUPS, sp->groups);
-    pc_obuf_put(&uo, &K_TYPE, sp->type);
-    pc_obuf_put(&uo, &K_USERNAME, sp->username);
-    pc_obuf_put(&o, &K_USER, pc_obuf_object(&uo));
-    return pc_obuf_object(&o);
+    pc_obuf_init_cap(&uo, a, 5);
+    pc_obuf_put_reserved(&uo, &K_ACCESS_COUNT, counts_v);
+    pc_obuf_put_reserved(&uo, &K_EMAIL, sp->email);
+    pc_obuf_put_reserved(&uo, &K_GROUPS, sp->groups);
+    pc_obuf_put_reserved(&uo, &K_TYPE, sp->type);
+    pc_obuf_put_reserved(&uo, &K_USERNAME, sp->username);
+    pc_obuf_put_reserved(&o, &K_USER, pc_obuf_object_sorted(&uo));
+    return pc_obuf_object_sorted(&o);
 }
 
 /* ---------- decisions ---------- */
@@ -478,6 +489,17 @@ static bool is_str(const pc_value *v, const char *s)
 {
     return v && pc_value_kind(v) == PC_STRING && v->len == strlen(s) &&
            memcmp(v->u.s, s, v->len) == 0;
+}
+
+/* An ALLOW decision with every field that readers look at set (the masked
+ * entries beyond n_masked are never read). */
+static void decision_clear(pc_decision_t *d)
+{
+    d->action = PC_DECISION_ALLOW;
+    d->block_type = PC_BLOCK_FORMAL_MESSAGE;
+    d->reason[0] = d->message[0] = d->policies[0] = d->masked_columns[0] = '\0';
+    d->n_masked = 0;
+    d->limit = -1;
 }
 
 /* One decision object into *d (pre-set to allow). False: not a decision. */
@@ -522,8 +544,7 @@ static bool read_decision(const pc_value *v, const pc_decision_ctx_t *ctx, pc_de
             for (size_t c = 0; c < ctx->n_columns; c++) {
                 if (!ctx->columns[c].name || strcmp(ctx->columns[c].name, cn->u.s) != 0) continue;
                 pc_decision_t one;
-                memset(&one, 0, sizeof one);
-                one.limit = -1;
+                decision_clear(&one);
                 one.action = PC_DECISION_MASK;
                 one.n_masked = 1;
                 one.masked[0].column = (uint16_t)c;
@@ -543,16 +564,14 @@ static bool read_decisions(const pc_value *v, const pc_decision_ctx_t *ctx, pc_d
     if (pc_value_kind(v) == PC_ARRAY || pc_value_kind(v) == PC_SET) {
         for (uint32_t i = 0; i < v->len; i++) {
             pc_decision_t one;
-            memset(&one, 0, sizeof one);
-            one.limit = -1;
+            decision_clear(&one);
             if (!read_decision(v->u.items[i], ctx, &one)) return false;
             pc_decision_combine(d, &one);
         }
         return true;
     }
     pc_decision_t one;
-    memset(&one, 0, sizeof one);
-    one.limit = -1;
+    decision_clear(&one);
     if (!read_decision(v, ctx, &one)) return false;
     pc_decision_combine(d, &one);
     return true;
@@ -573,23 +592,12 @@ static const char *action_name(pc_decision_action_t a)
 }
 
 /* Every policy on one input, folded into acc. */
-/* An ALLOW decision with every field that readers look at set (the masked
- * entries beyond n_masked are never read). */
-static void decision_clear(pc_decision_t *d)
-{
-    d->action = PC_DECISION_ALLOW;
-    d->block_type = PC_BLOCK_FORMAL_MESSAGE;
-    d->reason[0] = d->message[0] = d->policies[0] = d->masked_columns[0] = '\0';
-    d->n_masked = 0;
-    d->limit = -1;
-}
-
 static void judge(const compiled_t *c, tstate_t *t, int rule, const pc_decision_ctx_t *ctx,
                   const pc_value *input, pc_decision_t *acc)
 {
     for (size_t i = 0; i < c->n; i++) {
         const compiled_policy_t *p = &c->p[i];
-        if (!p->rule[rule]) continue;
+        if (!p->ref[rule]) continue;
         pc_eval *ev = t->evals[i];
         const pc_value *v = NULL;
         /* Both are a few KB and judged per policy per statement: clear only
@@ -597,7 +605,7 @@ static void judge(const compiled_t *c, tstate_t *t, int rule, const pc_decision_
         pc_policy_error err;
         err.code[0] = err.message[0] = err.file[0] = '\0';
         err.row = err.col = 0;
-        int rc = pc_eval_rule(ev, p->rule[rule], input, &v, &err);
+        int rc = pc_eval_rule_ref(ev, p->ref[rule], input, &v, &err);
         pc_decision_t one;
         decision_clear(&one);
         bool failed = rc < 0;
@@ -648,6 +656,13 @@ static bool ident_char(unsigned char c)
     return isalnum(c) || c == '_' || c == '$' || c >= 0x80;
 }
 
+/* The bytes literal_key looks at: anything else is copied as it is. */
+static const bool k_lex_special[256] = {
+    ['\0'] = true, ['-'] = true, ['/'] = true, ['\''] = true, ['"'] = true, ['$'] = true,
+    ['0'] = true,  ['1'] = true, ['2'] = true, ['3'] = true,  ['4'] = true, ['5'] = true,
+    ['6'] = true,  ['7'] = true, ['8'] = true, ['9'] = true,
+};
+
 static size_t literal_key(const char *q, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
@@ -659,6 +674,17 @@ static size_t literal_key(const char *q, size_t n, char *out, size_t cap)
     } while (0)
     size_t i = 0;
     while (i < n) {
+        size_t run = i;
+        while (run < n && !k_lex_special[(unsigned char)q[run]])
+            run++;
+        if (run > i) {
+            /* every branch below would only PUT these: copy the run at once */
+            if (run - i > cap - o) return 0;
+            memcpy(out + o, q + i, run - i);
+            o += run - i;
+            i = run;
+            continue;
+        }
         unsigned char c = (unsigned char)q[i];
         unsigned char prev = i ? (unsigned char)q[i - 1] : ' ';
         if (c == '\0') return 0;

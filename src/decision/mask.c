@@ -190,6 +190,14 @@ static void merge_lists(char *dst, size_t cap, const char *src)
     /* src is a list built by json_list_add: walk its quoted names */
     const char *p = src;
     if (!*p) return;
+    /* Into an empty list: src already is one (valid, no duplicates), as is. */
+    if (!*dst) {
+        size_t n = strlen(src);
+        if (n < cap) {
+            memcpy(dst, src, n + 1);
+            return;
+        }
+    }
     while ((p = strchr(p, '"'))) {
         const char *q = p + 1;
         char name[200];

@@ -1000,21 +1000,26 @@ void pc_policy_set_unref(pc_policy_set *ps)
     free(ps);
 }
 
-bool pc_policy_has_rule(const pc_policy_set *ps, const char *path)
+const pc_policy_rule *pc_policy_rule_find(const pc_policy_set *ps, const char *path)
 {
-    if (strncmp(path, "data.", 5) != 0) return false;
+    if (strncmp(path, "data.", 5) != 0) return NULL;
     const pc_node *n = ps->root;
     const char *p = path + 5;
     while (n && *p) {
         const char *dot = strchr(p, '.');
         size_t l = dot ? (size_t)(dot - p) : strlen(p);
         char tmp[256];
-        if (l >= sizeof(tmp)) return false;
+        if (l >= sizeof(tmp)) return NULL;
         memcpy(tmp, p, l);
         tmp[l] = 0;
         pc_value k = {.kind = PC_STRING, .len = (uint32_t)l, .u.s = tmp};
         n = pc__node_child(n, &k);
         p = dot ? dot + 1 : p + l;
     }
-    return n && n->kind >= 0;
+    return n && n->kind >= 0 ? n : NULL;
+}
+
+bool pc_policy_has_rule(const pc_policy_set *ps, const char *path)
+{
+    return pc_policy_rule_find(ps, path) != NULL;
 }

@@ -1825,6 +1825,16 @@ static bool eval_begin(pc_eval *ev, const pc_value *input, pc_policy_error *err)
 
 
 
+/* The full value of node n, evaluation already begun. */
+static int eval_node(E *e, pc_node *n, const pc_value **out)
+{
+    bool ferr = false;
+    const pc_value *v = node_full(e, n, &ferr);
+    if (ferr || e->failed) return -1;
+    *out = v;
+    return v ? 1 : 0;
+}
+
 int pc_eval_rule(pc_eval *ev, const char *path, const pc_value *input, const pc_value **out,
                  pc_policy_error *err)
 {
@@ -1865,11 +1875,16 @@ int pc_eval_rule(pc_eval *ev, const char *path, const pc_value *input, const pc_
         n = c;
         p = dot ? dot + 1 : p + l;
     }
-    bool ferr = false;
-    const pc_value *v = node_full(e, n, &ferr);
-    if (ferr || e->failed) return -1;
-    *out = v;
-    return v ? 1 : 0;
+    return eval_node(e, n, out);
+}
+
+int pc_eval_rule_ref(pc_eval *ev, const pc_policy_rule *rule, const pc_value *input,
+                     const pc_value **out, pc_policy_error *err)
+{
+    *out = NULL;
+    if (!eval_begin(ev, input, err)) return -1;
+    /* Evaluation caches by node; the node itself is never written. */
+    return eval_node(&ev->c, (pc_node *)rule, out);
 }
 
 typedef struct {

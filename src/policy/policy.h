@@ -61,6 +61,13 @@ void pc_policy_set_unref(pc_policy_set *ps);
 /** True if the set defines any rule at dotted path (e.g. "data.formal.v2.session"). */
 bool pc_policy_has_rule(const pc_policy_set *ps, const char *path);
 
+/** A rule of a compiled set, resolved once so evaluating it skips the path
+ *  walk; valid as long as the set is. */
+typedef struct pc_node pc_policy_rule;
+/** The rule at dotted path ("data.pkg.rule"), NULL when the set defines none
+ *  there (same test as pc_policy_has_rule). */
+const pc_policy_rule *pc_policy_rule_find(const pc_policy_set *ps, const char *path);
+
 typedef struct pc_eval_limits {
     uint64_t max_steps; /* 0: default (10 million) */
     size_t max_bytes;   /* 0: default (64 MiB) */
@@ -78,6 +85,11 @@ void pc_eval_reset(pc_eval *ev);
 /** Evaluates the document at a dotted ref ("data.pkg.rule"). input may be NULL. */
 int pc_eval_rule(pc_eval *ev, const char *path, const pc_value *input, const pc_value **out,
                  pc_policy_error *err);
+
+/** pc_eval_rule for a rule found in the set ev evaluates (pc_policy_rule_find
+ *  on that same set); same result, no path lookup. */
+int pc_eval_rule_ref(pc_eval *ev, const pc_policy_rule *rule, const pc_value *input,
+                     const pc_value **out, pc_policy_error *err);
 
 /** One result of a query: the value of each expression and each named binding. */
 typedef struct pc_query_result {

@@ -211,6 +211,17 @@ const pc_value *pc_value_string(pc_arena *a, const char *s, size_t n)
 
 const pc_value *pc_value_cstring(pc_arena *a, const char *s) { return pc_value_string(a, s, strlen(s)); }
 
+const pc_value *pc_value_cstring_borrow(pc_arena *a, const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0) return &k_estr;
+    pc_value *v = vnew(a, PC_STRING);
+    if (!v) return NULL;
+    v->u.s = s;
+    v->len = (uint32_t)n;
+    return v;
+}
+
 const pc_value *pc_value_array(pc_arena *a, const pc_value *const *items, size_t n)
 {
     if (n == 0) return &k_earr;
@@ -378,6 +389,17 @@ void pc_obuf_init(pc_obuf *b, pc_arena *a)
     b->oom = false;
 }
 
+void pc_obuf_init_cap(pc_obuf *b, pc_arena *a, size_t n)
+{
+    pc_obuf_init(b, a);
+    if (n == 0) return;
+    b->kvs = pc_arena_alloc(a, n * sizeof(*b->kvs));
+    if (b->kvs)
+        b->cap = n;
+    else
+        b->oom = true;
+}
+
 void pc_obuf_put(pc_obuf *b, const pc_value *key, const pc_value *val)
 {
     if (!key || !val) {
@@ -409,6 +431,21 @@ const pc_value *pc_obuf_object(pc_obuf *b)
 {
     if (b->oom) return NULL;
     return pc_value_object(b->arena, b->kvs, b->len);
+}
+
+const pc_value *pc_obuf_object_sorted(pc_obuf *b)
+{
+    if (b->oom) return NULL;
+    if (b->len == 0) return &k_eobj;
+#ifndef NDEBUG
+    for (size_t i = 1; i < b->len; i++)
+        if (pc_value_compare(b->kvs[i - 1].key, b->kvs[i].key) >= 0) return NULL;
+#endif
+    pc_value *v = vnew(b->arena, PC_OBJECT);
+    if (!v) return NULL;
+    v->u.kvs = b->kvs;
+    v->len = (uint32_t)b->len;
+    return v;
 }
 
 const pc_value *pc_value_merge(pc_arena *a, const pc_value *x, const pc_value *y)

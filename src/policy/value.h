@@ -100,6 +100,10 @@ const pc_value *pc_value_float(pc_arena *a, double d);
 const pc_value *pc_value_number_text(pc_arena *a, const char *s, size_t n);
 const pc_value *pc_value_string(pc_arena *a, const char *s, size_t n);
 const pc_value *pc_value_cstring(pc_arena *a, const char *s);
+/** Like pc_value_cstring but borrows s instead of copying it: only the value
+ *  lives in a; s must stay unchanged (and NUL-terminated) for as long as the
+ *  value or anything built from it is used. */
+const pc_value *pc_value_cstring_borrow(pc_arena *a, const char *s);
 /** Array of n values, copied pointer list. */
 const pc_value *pc_value_array(pc_arena *a, const pc_value *const *items, size_t n);
 /** Set of n values (sorted and deduplicated here). */
@@ -133,6 +137,25 @@ void pc_obuf_put(pc_obuf *b, const pc_value *key, const pc_value *val);
 /** Convenience: key given as a C string. */
 void pc_obuf_put_str(pc_obuf *b, const char *key, const pc_value *val);
 const pc_value *pc_obuf_object(pc_obuf *b);
+/** pc_obuf_init with room for n entries allocated at once (oom set when that
+ *  fails), for pc_obuf_put_reserved. */
+void pc_obuf_init_cap(pc_obuf *b, pc_arena *a, size_t n);
+/** pc_obuf_put into a buffer from pc_obuf_init_cap, inline and without
+ *  growing: one entry more than reserved (or a NULL value) sets oom. */
+static inline void pc_obuf_put_reserved(pc_obuf *b, const pc_value *key, const pc_value *val)
+{
+    if (!key || !val || b->len >= b->cap) {
+        b->oom = true;
+        return;
+    }
+    b->kvs[b->len].key = key;
+    b->kvs[b->len].val = val;
+    b->len++;
+}
+/** pc_obuf_object for keys put in strictly ascending order (pc_value_compare):
+ *  takes the buffer's entries as they are, no sorting and no copy. Debug
+ *  builds check the order and return NULL when it is wrong. */
+const pc_value *pc_obuf_object_sorted(pc_obuf *b);
 
 /* ---- access ----------------------------------------------------------- */
 

@@ -216,6 +216,24 @@ static void test_mask_order(void **state)
     pc_decision_combine(&acc, &one);
     assert_int_equal(acc.action, PC_DECISION_BLOCK);
     assert_string_equal(acc.reason, "stop");
+
+    /* name lists: taken whole into an empty list, merged without duplicates after */
+    pc_decision_t a2, o2;
+    memset(&a2, 0, sizeof a2);
+    a2.limit = -1;
+    memset(&o2, 0, sizeof o2);
+    o2.limit = -1;
+    o2.action = PC_DECISION_FILTER;
+    o2.limit = 1;
+    snprintf(o2.policies, sizeof o2.policies, "[\"p\\\"q\",\"b\"]");
+    snprintf(o2.masked_columns, sizeof o2.masked_columns, "[\"c1\"]");
+    pc_decision_combine(&a2, &o2);
+    assert_string_equal(a2.policies, "[\"p\\\"q\",\"b\"]");
+    assert_string_equal(a2.masked_columns, "[\"c1\"]");
+    snprintf(o2.policies, sizeof o2.policies, "[\"b\",\"c\"]");
+    pc_decision_combine(&a2, &o2);
+    assert_string_equal(a2.policies, "[\"p\\\"q\",\"b\",\"c\"]");
+    assert_string_equal(a2.masked_columns, "[\"c1\"]");
 }
 
 static int32_t mask(pc_mask_type_t t, uint32_t oid, const char *v, char *out)

@@ -71,6 +71,46 @@ static void test_rule_with_native_input(void **st)
     pc_eval_free(ev);
 }
 
+/* A rule resolved once evaluates exactly as its path does. */
+static void test_rule_handle(void **st)
+{
+    (void)st;
+    pc_policy_set *ps = compile1(k_seed, "{\"formal\": {\"limits\": {\"x\": 1}}}");
+    const pc_policy_rule *pre = pc_policy_rule_find(ps, "data.formal.v2.pre_request");
+    assert_non_null(pre);
+    assert_null(pc_policy_rule_find(ps, "data.formal.v2.session"));
+    assert_null(pc_policy_rule_find(ps, "data.formal.v2"));          /* a package, no rule */
+    assert_null(pc_policy_rule_find(ps, "data.formal.limits.x"));    /* base data, no rule */
+    assert_null(pc_policy_rule_find(ps, "formal.v2.pre_request"));
+    pc_eval *ev = pc_eval_new(ps, NULL);
+    pc_policy_error err;
+    for (int64_t n = 4; n <= 7; n++) {
+        const pc_value *by_path, *by_ref;
+        pc_arena *a = pc_eval_input_arena(ev);
+        const pc_value *in = seed_input(a, n);
+        int rp = pc_eval_rule(ev, "data.formal.v2.pre_request", in, &by_path, &err);
+        int rr = pc_eval_rule_ref(ev, pre, in, &by_ref, &err);
+        assert_int_equal(rp, n > 5 ? 1 : 0);
+        assert_int_equal(rr, rp);
+        if (rp == 1) assert_true(pc_value_equal(by_path, by_ref));
+        else assert_null(by_ref);
+        pc_eval_reset(ev);
+    }
+    /* the budget still applies */
+    pc_policy_set *loop = compile1("package p\n"
+                                   "r := count([x | some x in numbers.range(1, 100000)])\n",
+                                   NULL);
+    pc_eval_limits lim = {.max_steps = 1000};
+    pc_eval *lev = pc_eval_new(loop, &lim);
+    const pc_value *out;
+    assert_int_equal(pc_eval_rule_ref(lev, pc_policy_rule_find(loop, "data.p.r"), NULL, &out, &err), -1);
+    assert_true(err.code[0] != '\0');
+    pc_eval_free(lev);
+    pc_policy_set_unref(loop);
+    pc_eval_free(ev);
+    pc_policy_set_unref(ps);
+}
+
 static void test_budgets(void **st)
 {
     (void)st;
@@ -201,6 +241,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_with_native_input),
+        cmocka_unit_test(test_rule_handle),
         cmocka_unit_test(test_budgets),
         cmocka_unit_test(test_builtin_registration_and_strict),
         cmocka_unit_test(test_shared_between_threads),

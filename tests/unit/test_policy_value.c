@@ -91,6 +91,46 @@ static void test_sets_and_objects(void **st)
     assert_non_null(pc_value_object_get_str(o, "a", 1));
     assert_null(pc_value_object_get_str(o, "c", 1));
     assert_true(pc_value_equal(o, J("{\"b\":3,\"a\":1}")));
+    /* keys put in order: the same object without sorting */
+    pc_obuf so;
+    pc_obuf_init(&so, A);
+    pc_obuf_put_str(&so, "a", pc_value_int(A, 1));
+    pc_obuf_put_str(&so, "b", pc_value_int(A, 3));
+    const pc_value *sorted = pc_obuf_object_sorted(&so);
+    assert_non_null(sorted);
+    assert_true(pc_value_equal(sorted, o));
+    assert_int_equal(pc_value_object_get_str(sorted, "b", 1)->u.i, 3);
+#ifndef NDEBUG
+    /* out of order or duplicate: refused in debug builds (callers fail closed) */
+    pc_obuf bad;
+    pc_obuf_init(&bad, A);
+    pc_obuf_put_str(&bad, "b", pc_value_int(A, 2));
+    pc_obuf_put_str(&bad, "a", pc_value_int(A, 1));
+    assert_null(pc_obuf_object_sorted(&bad));
+    pc_obuf_init(&bad, A);
+    pc_obuf_put_str(&bad, "a", pc_value_int(A, 2));
+    pc_obuf_put_str(&bad, "a", pc_value_int(A, 1));
+    assert_null(pc_obuf_object_sorted(&bad));
+#endif
+    /* reserved room: filled exactly it builds, one entry more is refused */
+    pc_obuf rb;
+    pc_obuf_init_cap(&rb, A, 2);
+    pc_obuf_put_reserved(&rb, pc_value_cstring(A, "a"), pc_value_int(A, 1));
+    pc_obuf_put_reserved(&rb, pc_value_cstring(A, "b"), pc_value_int(A, 3));
+    assert_true(pc_value_equal(pc_obuf_object_sorted(&rb), o));
+    pc_obuf_init_cap(&rb, A, 1);
+    pc_obuf_put_reserved(&rb, pc_value_cstring(A, "a"), pc_value_int(A, 1));
+    pc_obuf_put_reserved(&rb, pc_value_cstring(A, "b"), pc_value_int(A, 3));
+    assert_null(pc_obuf_object_sorted(&rb));
+    pc_obuf_init_cap(&rb, A, 1);
+    pc_obuf_put_reserved(&rb, pc_value_cstring(A, "a"), NULL);
+    assert_null(pc_obuf_object_sorted(&rb));
+    /* borrowed strings: not copied, same value as a copied one */
+    static const char text[] = "borrowed";
+    const pc_value *bs = pc_value_cstring_borrow(A, text);
+    assert_ptr_equal(bs->u.s, text);
+    assert_true(pc_value_equal(bs, pc_value_cstring(A, "borrowed")));
+    assert_int_equal(pc_value_cstring_borrow(A, "")->len, 0);
     /* non-string keys print as their JSON text */
     pc_kv kv = {pc_value_int(A, 1), pc_value_bool(true)};
     assert_string_equal(S(pc_value_object(A, &kv, 1)), "{\"1\":true}");
