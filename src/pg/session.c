@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "decision/decision.h"
+#include "net/session.h"
 #include "net/tls.h"
 #include "pg/pg_int.h"
 #include "pg/proto.h"
@@ -307,19 +308,6 @@ static const char *state_name(state_t st)
     return (size_t)st < PC_ARRAY_LEN(names) ? names[st] : "?";
 }
 
-static uint64_t next_session_id(void)
-{
-    static atomic_uint_fast64_t seq;
-    static atomic_uint_fast64_t base;
-    uint64_t b = atomic_load(&base);
-    if (!b) {
-        uint64_t want = (pc_now_wall_ns() / 1000000000ull) << 24;
-        uint64_t zero = 0;
-        atomic_compare_exchange_strong(&base, &zero, want);
-        b = atomic_load(&base);
-    }
-    return b + atomic_fetch_add(&seq, 1) + 1;
-}
 
 /* ---------- output ---------- */
 
@@ -1017,22 +1005,6 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 /* ---------- startup and client authentication ---------- */
 
-static SSL_CTX *server_tls_ctx(const pc_config_t *cfg)
-{
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    static SSL_CTX *ctx;
-    static bool tried;
-    if (!cfg || !cfg->tls.cert || !cfg->tls.key) return NULL;
-    pthread_mutex_lock(&mu);
-    if (!tried) {
-        tried = true;
-        char err[256];
-        ctx = pc_tls_server_ctx(cfg->tls.cert, cfg->tls.key, err, sizeof err);
-        if (!ctx) pc_log_error("client tls disabled", PC_LSTR("error", err));
-    }
-    pthread_mutex_unlock(&mu);
-    return ctx;
-}
 
 static void send_auth(session_t *s, uint32_t code, const void *data, size_t len)
 {
@@ -1057,7 +1029,7 @@ static void handle_startup(session_t *s, const pc_pg_msg_t *m)
     case PC_PG_STARTUP_SSL: {
         SSL_CTX *ctx = s->listener->tls == PC_LISTENER_TLS_DISABLED || s->client.tls
                            ? NULL
-                           : server_tls_ctx(pc_worker_ctx(s->w)->cfg);
+                           : pc_net_server_tls_ctx(pc_worker_ctx(s->w)->cfg);
         if (s->client.rest_after != 0) {
             /* Bytes after SSLRequest would be taken as plaintext that
              * seemed to come through TLS (CVE-2021-23214 class). */
@@ -2450,7 +2422,7 @@ static void on_accept(pc_worker_t *w, uv_tcp_t *client, pc_snapshot_t *snap,
     }
     s->w = w;
     s->pw = pg_worker(w);
-    s->id = next_session_id();
+    s->id = pc_net_session_id();
     s->start_ns = pc_now_mono_ns();
     s->snap = pc_snapshot_ref(snap);
     s->listener = listener;
@@ -2485,14 +2457,7 @@ static void on_accept(pc_worker_t *w, uv_tcp_t *client, pc_snapshot_t *snap,
     pc_metric_add(s->m_active, 1);
     pc_metric_add(s->m_opened, 1);
 
-    struct sockaddr_storage peer;
-    int plen = sizeof peer;
-    if (uv_tcp_getpeername(client, (struct sockaddr *)&peer, &plen) == 0) {
-        if (peer.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&peer, s->client_ip, sizeof s->client_ip);
-        else
-            uv_ip4_name((struct sockaddr_in *)&peer, s->client_ip, sizeof s->client_ip);
-    }
+    pc_net_peer_ip(client, s->client_ip, sizeof s->client_ip);
     if (!s->resource || s->resource->technology != PC_TECH_POSTGRES) {
         pc_log_error("pg listener has no postgres resource", PC_LSTR("listener", listener->name));
     }

@@ -18,6 +18,7 @@
 #include "core/metrics.h"
 #include "decision/decision.h"
 #include "http/http1.h"
+#include "net/session.h"
 #include "net/tls.h"
 #include "s3/request.h"
 #include "s3/s3_int.h"
@@ -162,19 +163,6 @@ static _Thread_local uint8_t tl_plain_buf[READ_BUF_SIZE];
 
 /* ---------- small helpers ---------- */
 
-static uint64_t next_session_id(void)
-{
-    static atomic_uint_fast64_t seq;
-    static atomic_uint_fast64_t base;
-    uint64_t b = atomic_load(&base);
-    if (!b) {
-        uint64_t want = (pc_now_wall_ns() / 1000000000ull) << 24 | (1ull << 23);
-        uint64_t zero = 0;
-        atomic_compare_exchange_strong(&base, &zero, want);
-        b = atomic_load(&base);
-    }
-    return b + atomic_fetch_add(&seq, 1) + 1;
-}
 
 /*
  * Request ids only need to be unique and unguessable enough not to collide:
@@ -1591,22 +1579,6 @@ static void update_reading(session_t *s)
     }
 }
 
-static SSL_CTX *server_tls_ctx(const pc_config_t *cfg)
-{
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    static SSL_CTX *ctx;
-    static bool tried;
-    if (!cfg || !cfg->tls.cert || !cfg->tls.key) return NULL;
-    pthread_mutex_lock(&mu);
-    if (!tried) {
-        tried = true;
-        char err[256];
-        ctx = pc_tls_server_ctx(cfg->tls.cert, cfg->tls.key, err, sizeof err);
-        if (!ctx) pc_log_error("s3 client tls disabled", PC_LSTR("error", err));
-    }
-    pthread_mutex_unlock(&mu);
-    return ctx;
-}
 
 static void on_peer_eof(session_t *s, ssize_t why)
 {
@@ -1693,7 +1665,7 @@ static void on_accept(pc_worker_t *w, uv_tcp_t *client, pc_snapshot_t *snap,
     }
     s->w = w;
     s->sw = s3_worker(w);
-    s->id = next_session_id();
+    s->id = pc_net_session_id();
     s->start_ns = pc_now_mono_ns();
     s->snap = pc_snapshot_ref(snap);
     s->listener = listener;
@@ -1721,19 +1693,12 @@ static void on_accept(pc_worker_t *w, uv_tcp_t *client, pc_snapshot_t *snap,
                                     "Client connections accepted", labels),
                   1);
 
-    struct sockaddr_storage peer;
-    int plen = sizeof peer;
-    if (uv_tcp_getpeername(client, (struct sockaddr *)&peer, &plen) == 0) {
-        if (peer.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&peer, s->client_ip, sizeof s->client_ip);
-        else
-            uv_ip4_name((struct sockaddr_in *)&peer, s->client_ip, sizeof s->client_ip);
-    }
+    pc_net_peer_ip(client, s->client_ip, sizeof s->client_ip);
     bind_resource(s);
 
     s->state = CS_HEAD;
     if (listener->tls != PC_LISTENER_TLS_DISABLED) {
-        SSL_CTX *ctx = server_tls_ctx(pc_worker_ctx(w)->cfg);
+        SSL_CTX *ctx = pc_net_server_tls_ctx(pc_worker_ctx(w)->cfg);
         if (!ctx && listener->tls == PC_LISTENER_TLS_REQUIRED) {
             pc_log_error("s3 listener requires tls but the connector has no tls.cert/key",
                          PC_LSTR("listener", listener->name));

@@ -1,0 +1,31 @@
+/*
+ * What every protocol module's client session needs the same way: one id
+ * space for sessions of all protocols (the decision engine and the audit log
+ * key per-session state by id, so a PostgreSQL and an S3 session must never
+ * share one), the peer's address as text, and the process-wide server TLS
+ * context built from the connector's tls.cert/key.
+ */
+#ifndef PC_NET_SESSION_H
+#define PC_NET_SESSION_H
+
+#include "core/common.h"
+#include "core/config.h"
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+/** A new session id, unique in this process and, thanks to the start-time
+ *  prefix, across restarts of the instance. Any thread. */
+uint64_t pc_net_session_id(void);
+
+/** The peer address of tcp as text ("" when unknown) into out. */
+void pc_net_peer_ip(uv_tcp_t *tcp, char *out, size_t cap);
+
+/**
+ * The server TLS context of cfg's tls.cert/key, loaded once (NULL when none is
+ * configured, or when loading failed: that is logged once and client TLS is
+ * then refused). Any thread; the context lives until the process exits.
+ */
+SSL_CTX *pc_net_server_tls_ctx(const pc_config_t *cfg);
+
+#endif
