@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 uint64_t pc_net_session_id(void)
 {
@@ -18,6 +19,38 @@ uint64_t pc_net_session_id(void)
         b = atomic_load(&base);
     }
     return b + atomic_fetch_add(&seq, 1) + 1;
+}
+
+void pc_net_conn_open(pc_net_conns_t *l, pc_net_conn_t *c, void *session, const char *listener)
+{
+    c->session = session;
+    c->prev = NULL;
+    c->next = l->head;
+    if (c->next) c->next->prev = c;
+    l->head = c;
+    l->count++;
+    char labels[200];
+    snprintf(labels, sizeof labels, "listener=\"%s\"", listener);
+    c->m_active =
+        pc_metric_gauge("portcullis_connections_active", "Open client connections", labels);
+    c->m_closed = pc_metric_counter("portcullis_connections_closed_total",
+                                    "Client connections closed", labels);
+    pc_metric_add(c->m_active, 1);
+    pc_metric_add(pc_metric_counter("portcullis_connections_opened_total",
+                                    "Client connections accepted", labels),
+                  1);
+}
+
+void pc_net_conn_gone(pc_net_conns_t *l, pc_net_conn_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->head = c->next;
+    if (c->next) c->next->prev = c->prev;
+    l->count--;
+    if (c->m_active) pc_metric_add(c->m_active, -1);
+    if (c->m_closed) pc_metric_add(c->m_closed, 1);
 }
 
 void pc_net_peer_ip(uv_tcp_t *tcp, char *out, size_t cap)

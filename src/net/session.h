@@ -10,9 +10,34 @@
 
 #include "core/common.h"
 #include "core/config.h"
+#include "core/metrics.h"
 
 #include <openssl/ssl.h>
 #include <uv.h>
+
+/*
+ * A client connection as the worker keeps it, whatever its protocol: a node of
+ * the worker's list of open sessions (drain, terminate_all and the session
+ * count walk it) and its listener's connection metrics
+ * (portcullis_connections_active / _opened_total / _closed_total). A protocol
+ * module embeds one in its session and keeps one pc_net_conns_t per worker;
+ * both are touched on that worker's thread only.
+ */
+typedef struct pc_net_conn {
+    struct pc_net_conn *prev, *next;
+    void *session; /* the protocol module's session owning this node */
+    pc_metric_t *m_active, *m_closed;
+} pc_net_conn_t;
+
+typedef struct pc_net_conns {
+    pc_net_conn_t *head;
+    size_t count;
+} pc_net_conns_t;
+
+/** Link c (owned by session) into l and count it as open on listener. */
+void pc_net_conn_open(pc_net_conns_t *l, pc_net_conn_t *c, void *session, const char *listener);
+/** Unlink c from l and count it as closed; once, after its last handle closed. */
+void pc_net_conn_gone(pc_net_conns_t *l, pc_net_conn_t *c);
 
 /** A new session id, unique in this process and, thanks to the start-time
  *  prefix, across restarts of the instance. Any thread. */

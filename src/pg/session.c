@@ -114,12 +114,12 @@ typedef struct side {
 } side_t;
 
 typedef struct pg_worker {
-    session_t *head;
-    size_t count;
+    pc_net_conns_t conns;
 } pg_worker_t;
 
 struct session {
-    session_t *prev, *next; /* worker's session list */
+    pc_net_conn_t conn;  /* the worker's list and the connection metrics */
+    session_t *pool_next; /* the thread's pool of released sessions */
     pc_worker_t *w;
     pg_worker_t *pw;
     state_t state;
@@ -178,7 +178,7 @@ struct session {
     int64_t result_rows_seen;
     int64_t result_rows_sent;
 
-    pc_metric_t *m_active, *m_opened, *m_closed, *m_queries;
+    pc_metric_t *m_queries;
 };
 
 static void session_close(session_t *s);
@@ -249,7 +249,7 @@ static session_t *session_alloc(void)
 {
     session_t *s = tl_sessions;
     if (s) {
-        tl_sessions = s->next;
+        tl_sessions = s->pool_next;
         tl_n_sessions--;
     } else {
         s = malloc(sizeof *s);
@@ -262,7 +262,7 @@ static session_t *session_alloc(void)
 static void session_release(session_t *s)
 {
     if (tl_n_sessions < POOL_KEEP) {
-        s->next = tl_sessions;
+        s->pool_next = tl_sessions;
         tl_sessions = s;
         tl_n_sessions++;
         return;
@@ -688,7 +688,7 @@ static void worker_thread_end(void *arg)
     tl_n_wreqs = 0;
     while (tl_sessions) {
         session_t *s = tl_sessions;
-        tl_sessions = s->next;
+        tl_sessions = s->pool_next;
         free(s);
     }
     tl_n_sessions = 0;
@@ -716,15 +716,7 @@ static pg_worker_t *pg_worker(pc_worker_t *w)
 static void handle_gone(session_t *s)
 {
     if (--s->open_handles > 0) return;
-    pg_worker_t *pw = s->pw;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        pw->head = s->next;
-    if (s->next) s->next->prev = s->prev;
-    pw->count--;
-    if (s->m_active) pc_metric_add(s->m_active, -1);
-    if (s->m_closed) pc_metric_add(s->m_closed, 1);
+    pc_net_conn_gone(&s->pw->conns, &s->conn);
     pc_snapshot_unref(s->snap);
     session_release(s);
 }
@@ -2439,23 +2431,11 @@ static void on_accept(pc_worker_t *w, uv_tcp_t *client, pc_snapshot_t *snap,
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     s->open_handles = 2; /* timer + client */
-    s->next = s->pw->head;
-    if (s->next) s->next->prev = s;
-    s->pw->head = s;
-    s->pw->count++;
-
+    pc_net_conn_open(&s->pw->conns, &s->conn, s, listener->name);
     char labels[200];
     snprintf(labels, sizeof labels, "listener=\"%s\"", listener->name);
-    s->m_active =
-        pc_metric_gauge("portcullis_connections_active", "Open client connections", labels);
-    s->m_opened = pc_metric_counter("portcullis_connections_opened_total",
-                                    "Client connections accepted", labels);
-    s->m_closed = pc_metric_counter("portcullis_connections_closed_total",
-                                    "Client connections closed", labels);
     s->m_queries = pc_metric_counter("portcullis_queries_total",
                                      "Queries (simple Query and extended Execute)", labels);
-    pc_metric_add(s->m_active, 1);
-    pc_metric_add(s->m_opened, 1);
 
     pc_net_peer_ip(client, s->client_ip, sizeof s->client_ip);
     if (!s->resource || s->resource->technology != PC_TECH_POSTGRES) {
@@ -2468,7 +2448,8 @@ static void on_accept(pc_worker_t *w, uv_tcp_t *client, pc_snapshot_t *snap,
 static void terminate_all(pc_worker_t *w)
 {
     pg_worker_t *pw = pg_worker(w);
-    for (session_t *s = pw->head; s; s = s->next) {
+    for (pc_net_conn_t *c = pw->conns.head; c; c = c->next) {
+        session_t *s = c->session;
         if (s->state == ST_CLOSING) continue;
         fatal_and_close(s, "57P01", "terminating connection due to administrator command");
     }
@@ -2476,7 +2457,7 @@ static void terminate_all(pc_worker_t *w)
 
 static size_t active_sessions(pc_worker_t *w)
 {
-    return pg_worker(w)->count;
+    return pg_worker(w)->conns.count;
 }
 
 const pc_proto_t pc_pg_proto = {

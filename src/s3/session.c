@@ -56,8 +56,7 @@ typedef enum { UPB_NONE, UPB_LENGTH, UPB_CHUNKED } upbody_t;
 typedef enum { V_NONE, V_HASH, V_AWS_CHUNKED } verify_t;
 
 typedef struct s3_worker {
-    struct session *head;
-    size_t count;
+    pc_net_conns_t conns;
     pc__s3_upool_t *pool;
     bool stopping;             /* worker_stop ran: the last session frees this */
     pc_sigv4_key_cache_t keys; /* derived signing keys: verification and upstream signing */
@@ -144,7 +143,7 @@ typedef struct session {
     size_t up_in_len, up_in_cap;
     bool resp_chunked_out; /* re-chunk the response body to the client */
 
-    pc_metric_t *m_active, *m_closed;
+    pc_net_conn_t conn; /* the worker's list and the connection metrics */
 } session_t;
 
 static void session_close(session_t *s);
@@ -401,17 +400,10 @@ static void handle_gone(session_t *s)
 {
     if (--s->open_handles > 0) return;
     s3_worker_t *sw = s->sw;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        sw->head = s->next;
-    if (s->next) s->next->prev = s->prev;
-    sw->count--;
-    if (s->m_active) pc_metric_add(s->m_active, -1);
-    if (s->m_closed) pc_metric_add(s->m_closed, 1);
+    pc_net_conn_gone(&sw->conns, &s->conn);
     pc_snapshot_unref(s->snap);
     free(s);
-    if (sw->stopping && !sw->head) free(sw);
+    if (sw->stopping && !sw->conns.head) free(sw);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -1675,23 +1667,9 @@ static void on_accept(pc_worker_t *w, uv_tcp_t *client, pc_snapshot_t *snap,
     uv_timer_init(pc_worker_loop(w), &s->timer);
     s->timer.data = s;
     s->open_handles = 2;
-    s->next = s->sw->head;
-    if (s->next) s->next->prev = s;
-    s->sw->head = s;
-    s->sw->count++;
+    pc_net_conn_open(&s->sw->conns, &s->conn, s, listener->name);
     pc_http1_init(&s->req_parser, false);
     uv_tcp_nodelay(client, 1);
-
-    char labels[200];
-    snprintf(labels, sizeof labels, "listener=\"%s\"", listener->name);
-    s->m_active =
-        pc_metric_gauge("portcullis_connections_active", "Open client connections", labels);
-    s->m_closed = pc_metric_counter("portcullis_connections_closed_total",
-                                    "Client connections closed", labels);
-    pc_metric_add(s->m_active, 1);
-    pc_metric_add(pc_metric_counter("portcullis_connections_opened_total",
-                                    "Client connections accepted", labels),
-                  1);
 
     pc_net_peer_ip(client, s->client_ip, sizeof s->client_ip);
     bind_resource(s);
@@ -1724,7 +1702,8 @@ static void on_accept(pc_worker_t *w, uv_tcp_t *client, pc_snapshot_t *snap,
 static void terminate_all(pc_worker_t *w)
 {
     s3_worker_t *sw = s3_worker(w);
-    for (session_t *s = sw->head; s; s = s->next) {
+    for (pc_net_conn_t *c = sw->conns.head; c; c = c->next) {
+        session_t *s = c->session;
         if (s->state == CS_CLOSING) continue;
         if (!s->error) s->error = strdup("terminated at shutdown");
         session_close(s);
@@ -1740,14 +1719,15 @@ static size_t active_sessions(pc_worker_t *w)
 {
     s3_worker_t *sw = s3_worker(w);
     if (pc_worker_draining(w)) {
-        for (session_t *s = sw->head; s; s = s->next) {
+        for (pc_net_conn_t *c = sw->conns.head; c; c = c->next) {
+            session_t *s = c->session;
             /* No request and no byte of the next one (a partial head would be in `in`). */
             if (s->state == CS_HEAD && !s->req_active && s->in_len == 0) session_close(s);
         }
     }
     size_t n = 0;
-    for (session_t *s = sw->head; s; s = s->next)
-        if (s->state != CS_CLOSING) n++;
+    for (pc_net_conn_t *c = sw->conns.head; c; c = c->next)
+        if (((session_t *)c->session)->state != CS_CLOSING) n++;
     return n;
 }
 
@@ -1763,7 +1743,8 @@ static void worker_stop(pc_worker_t *w)
     if (!sw) return;
     *slot = NULL;
     sw->stopping = true;
-    for (session_t *s = sw->head; s; s = s->next) {
+    for (pc_net_conn_t *c = sw->conns.head; c; c = c->next) {
+        session_t *s = c->session;
         if (s->state != CS_CLOSING) {
             s->client_gone = true;
             session_close(s);
@@ -1773,7 +1754,7 @@ static void worker_stop(pc_worker_t *w)
     pc__s3_upool_close(sw->pool);
     sw->pool = NULL;
     pc_sigv4_key_cache_wipe(&sw->keys);
-    if (!sw->head) free(sw);
+    if (!sw->conns.head) free(sw);
 }
 
 const pc_proto_t pc_s3_proto = {
