@@ -53,6 +53,14 @@ void pc_net_conn_gone(pc_net_conns_t *l, pc_net_conn_t *c)
     if (c->m_closed) pc_metric_add(c->m_closed, 1);
 }
 
+size_t pc_net_write_now(uv_stream_t *stream, const uint8_t *data, size_t n)
+{
+    if (uv_stream_get_write_queue_size(stream) != 0) return 0;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
+    int w = uv_try_write(stream, &b, 1);
+    return w > 0 ? (size_t)w : 0;
+}
+
 void pc_net_peer_ip(uv_tcp_t *tcp, char *out, size_t cap)
 {
     struct sockaddr_storage peer;

@@ -43,6 +43,15 @@ void pc_net_conn_gone(pc_net_conns_t *l, pc_net_conn_t *c);
  *  prefix, across restarts of the instance. Any thread. */
 uint64_t pc_net_session_id(void);
 
+/**
+ * Write what the kernel takes now when nothing is queued on stream, and return
+ * how many bytes went out (0 when something is queued or on any error: the
+ * caller then queues the rest with uv_write, which reports errors). A uv_write
+ * that completes at once still re-arms the socket in epoll and defers its
+ * callback to another loop pass; this skips both for the common small write.
+ */
+size_t pc_net_write_now(uv_stream_t *stream, const uint8_t *data, size_t n);
+
 /** The peer address of tcp as text ("" when unknown) into out. */
 void pc_net_peer_ip(uv_tcp_t *tcp, char *out, size_t cap);
 

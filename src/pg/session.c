@@ -352,17 +352,9 @@ static void on_write(uv_write_t *req, int status)
 static void write_raw(side_t *sd, uint8_t *data, size_t len, size_t cap)
 {
     session_t *s = sd->s;
-    /* Write at once when nothing is queued: a uv_write that completes
-     * synchronously still defers its callback to another loop iteration and
-     * re-arms the socket in epoll (one epoll_ctl per write). Only a remainder
-     * the kernel would not take goes through uv_write (errors included: it
-     * reports them through on_write, as before). */
-    size_t done = 0;
-    if (uv_stream_get_write_queue_size((const uv_stream_t *)sd->tcp) == 0) {
-        uv_buf_t tb = uv_buf_init((char *)data, (unsigned)len);
-        int n = uv_try_write((uv_stream_t *)sd->tcp, &tb, 1);
-        if (n > 0) done = (size_t)n;
-    }
+    /* Only a remainder the kernel would not take goes through uv_write
+     * (errors included: it reports them through on_write). */
+    size_t done = pc_net_write_now((uv_stream_t *)sd->tcp, data, len);
     if (done == len) {
         chunk_put(data, cap);
         return;

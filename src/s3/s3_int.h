@@ -115,14 +115,6 @@ bool pc__s3_up_write(pc__s3_up_t *u, const void *p, size_t n) PC_WUR;
 /** Bytes queued to the server and not yet written to the socket. */
 size_t pc__s3_up_queued(const pc__s3_up_t *u);
 
-/**
- * Write what the kernel takes now when nothing is queued on stream, and return
- * how many bytes went out (0 when something is queued or on any error: the
- * caller then queues the rest with uv_write, which reports errors). A uv_write
- * that completes at once still re-arms the socket in epoll and defers its
- * callback to another loop pass; this skips both for the common small write.
- */
-size_t pc__s3_write_now(uv_stream_t *stream, const uint8_t *data, size_t n);
 /** Pause / resume reading from the server (backpressure). */
 void pc__s3_up_set_reading(pc__s3_up_t *u, bool on);
 /**

@@ -242,7 +242,7 @@ static void on_client_write(uv_write_t *req, int status)
 
 static void client_write_raw(session_t *s, uint8_t *data, size_t len)
 {
-    size_t done = pc__s3_write_now((uv_stream_t *)s->tcp, data, len);
+    size_t done = pc_net_write_now((uv_stream_t *)s->tcp, data, len);
     if (done == len) {
         free(data);
         return;

@@ -12,6 +12,7 @@
 #include "s3/s3_int.h"
 
 #include "core/log.h"
+#include "net/session.h"
 #include "net/tls.h"
 
 #include <pthread.h>
@@ -183,9 +184,9 @@ static void up_on_write(uv_write_t *req, int status)
 
 static bool raw_write(pc__s3_up_t *u, uint8_t *data, size_t n)
 {
-    /* Nothing queued: write at once (see pc__s3_write_now); the callback that
+    /* Nothing queued: write at once (see pc_net_write_now); the callback that
      * resumes a paused body only matters for bytes that had to queue. */
-    size_t done = pc__s3_write_now((uv_stream_t *)&u->tcp, data, n);
+    size_t done = pc_net_write_now((uv_stream_t *)&u->tcp, data, n);
     if (done == n) {
         free(data);
         return true;
@@ -240,14 +241,6 @@ bool pc__s3_up_write(pc__s3_up_t *u, const void *p, size_t n)
     }
     if (!ok) up_close(u); /* the owner learns it from the false return */
     return ok;
-}
-
-size_t pc__s3_write_now(uv_stream_t *stream, const uint8_t *data, size_t n)
-{
-    if (uv_stream_get_write_queue_size(stream) != 0) return 0;
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
-    int w = uv_try_write(stream, &b, 1);
-    return w > 0 ? (size_t)w : 0;
 }
 
 size_t pc__s3_up_queued(const pc__s3_up_t *u)
