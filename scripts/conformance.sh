@@ -6,9 +6,13 @@ set -euo pipefail
 bin=${1:?usage: conformance.sh PATH/TO/portcullis}
 root=$(git rev-parse --show-toplevel)
 # shared/ sits beside the checkout (CI); a worktree one level deeper also works;
-# PC_SHARED_DIR overrides both.
+# so does a clone made elsewhere (e.g. under mktemp -d) of a local checkout that
+# has it beside it (the clone's origin); PC_SHARED_DIR overrides all.
+origin=$(git -C "$root" config --get remote.origin.url 2>/dev/null || true)
+case "$origin" in /*) ;; *) origin="" ;; esac
 shared=""
-for d in "${PC_SHARED_DIR:-}" "$root/../shared" "$root/../../shared"; do
+for d in "${PC_SHARED_DIR:-}" "$root/../shared" "$root/../../shared" \
+         ${origin:+"$origin/../shared"} ${origin:+"$origin/../../shared"}; do
     if [ -n "$d" ] && [ -f "$d/rego-compliance/run.py" ]; then
         shared="$d/rego-compliance"
         break
